@@ -1,0 +1,97 @@
+"""TOML configs, validated: unknown sections or keys, wrong types and impossible values are
+refused with a ``ConfigError`` naming the key and what is allowed.
+
+A job declares its sections as dataclasses; ``section(Schema, raw, "name")`` checks ``raw``
+against the dataclass fields (and their annotated types) and fills the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from pathlib import Path
+
+from mft_jax.errors import ConfigError
+from mft_jax.model import TwoLayer
+
+
+def load_toml(path: str | Path, allowed_sections: typing.Iterable[str]) -> dict:
+    """The config file as a dict of sections; unknown sections raise ``ConfigError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{str(path)!r} is not valid TOML: {error}") from None
+    allowed = sorted(allowed_sections)
+    for name, value in raw.items():
+        if name not in allowed:
+            raise ConfigError(f"unknown config section [{name}]; allowed: {', '.join(f'[{a}]' for a in allowed)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"config entry {name!r} must be a [section], got a {type(value).__name__}")
+    return raw
+
+
+def _matches(value, annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if annotation is typing.Any:
+        return True
+    return isinstance(value, annotation)
+
+
+def section(schema: type, raw: dict | None, name: str):
+    """Instantiate dataclass ``schema`` from the TOML section ``[name]`` with type checks."""
+    raw = dict(raw or {})
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in [{name}]; allowed: {', '.join(fields)}")
+    for key, value in raw.items():
+        if not _matches(value, hints[key]):
+            raise ConfigError(f"[{name}] {key} = {value!r} has the wrong type; expected {hints[key]}")
+    missing = [k for k, f in fields.items() if k not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"[{name}] is missing required key(s) {missing}")
+    return schema(**raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: the prior of THEORY.md section 2."""
+
+    activation: str = "erf"
+    sa2: float = 1.0
+    sw2: float = 1.0
+    beta: float = 1.0
+    scaling: str = "mean_field"
+
+    def build(self) -> TwoLayer:
+        return TwoLayer(self.activation, self.sa2, self.sw2, self.beta, self.scaling)
+
+
+def model_from(raw: dict) -> TwoLayer:
+    """The ``TwoLayer`` prior of a config's ``[model]`` section."""
+    return section(ModelConfig, raw.get("model"), "model").build()
+
+
+def data_from(raw: dict):
+    """The ``Dataset`` of a config's ``[task]`` section (``mft_jax.tasks.make_data``)."""
+    from mft_jax.tasks import make_data
+
+    task = dict(raw.get("task") or {})
+    if "name" not in task:
+        raise ConfigError("[task] needs a `name`")
+    return make_data(task.pop("name"), **task)

@@ -1,0 +1,124 @@
+"""Files every job shares: run metadata, neuron clouds and backgrounds.
+
+Output-directory contract (the CLI jobs write and read these):
+
+- ``neurons.npz``: ``w`` (M, d), ``weight`` (M,) summing to 1, optional ``a`` (M, C): a ``NeuronLaw``.
+- ``background.npz``: ``x`` (P, d), ``q`` (P,), ``y`` (P, C), ``residual`` (P, C): the data and
+  the residual ``r = y - f`` the background imposes on one neuron (THEORY.md section 4).
+- ``*.json``: results plus ``meta`` (config, seed, package versions, git commit, time).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from mft_jax.data import Dataset, make_dataset
+from mft_jax.errors import ConfigError
+from mft_jax.neurons import NeuronLaw
+
+PACKAGES = ("mft_jax", "jax", "jaxlib", "flax", "optax", "blackjax", "ott-jax", "numpy")
+
+
+def git_commit() -> str | None:
+    """The commit of the mft_jax checkout (``+dirty`` if modified), or None outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def run_metadata(config: dict | None = None, seed: int | None = None) -> dict:
+    """What reproduces a result: the config, the seed, package versions, the git commit, the time."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    import jax
+
+    return {
+        "config": config,
+        "seed": seed,
+        "versions": versions,
+        "git_commit": git_commit(),
+        "devices": [str(device) for device in jax.devices()],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def write_json(path: str | os.PathLike, payload: dict) -> None:
+    """Write ``payload`` (numpy/jax arrays converted to lists) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(payload), indent=2, allow_nan=True) + "\n")
+    os.replace(tmp, path)
+
+
+def save_npz(path: str | os.PathLike, **arrays) -> None:
+    """``np.savez`` written atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
+    os.replace(tmp, path)
+
+
+def save_neurons(path: str | os.PathLike, law: NeuronLaw) -> None:
+    save_npz(path, w=law.w, weight=law.weights(), log_weight=law.log_weight, a=law.a)
+
+
+def load_neurons(path: str | os.PathLike) -> NeuronLaw:
+    """A ``NeuronLaw`` from ``neurons.npz`` (a file or the directory holding it)."""
+    path = Path(path)
+    path = path / "neurons.npz" if path.is_dir() else path
+    if not path.exists():
+        raise ConfigError(f"no neuron file at {str(path)!r}; expected a solve/train/foreground output")
+    archive = np.load(path)
+    if "w" not in archive.files or "weight" not in archive.files:
+        raise ConfigError(f"{str(path)!r} must hold arrays w and weight, it holds {archive.files}")
+    weight = archive["weight"]
+    log_weight = archive["log_weight"] if "log_weight" in archive.files else np.log(np.maximum(weight, 1e-300))
+    return NeuronLaw(archive["w"], log_weight, archive["a"] if "a" in archive.files else None)
+
+
+def save_background(path: str | os.PathLike, data: Dataset, residual) -> None:
+    save_npz(path, x=data.x, q=data.q, y=data.y, residual=residual)
+
+
+def load_background(path: str | os.PathLike) -> tuple[Dataset, np.ndarray]:
+    """``(data, residual)`` from ``background.npz`` (a file or the directory holding it)."""
+    path = Path(path)
+    path = path / "background.npz" if path.is_dir() else path
+    if not path.exists():
+        raise ConfigError(f"no background at {str(path)!r}; pass the output directory of `mft-jax solve` or `mft-jax train`")
+    archive = np.load(path)
+    missing = {"x", "q", "y", "residual"} - set(archive.files)
+    if missing:
+        raise ConfigError(f"{str(path)!r} lacks arrays {sorted(missing)}")
+    data = make_dataset(archive["x"], archive["y"], archive["q"], name=str(path))
+    residual = archive["residual"]
+    if residual.shape != data.y.shape or not np.isfinite(residual).all():
+        raise ConfigError(f"{str(path)!r}: residual must be finite with the shape of y {data.y.shape}, got {residual.shape}")
+    return data, residual

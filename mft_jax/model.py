@@ -1,0 +1,87 @@
+"""The two-layer prior and the single-neuron quantities of THEORY.md sections 2-4.
+
+``f(x) = (1/N) sum_i a_i phi(w_i . x)`` (mean-field scaling; ``1/sqrt(N)`` for standard),
+prior ``a ~ N(0, sa2 I_C)``, ``w ~ N(0, sw2 I_d)``, posterior tempered at inverse temperature
+``beta``. With ``c = beta^2 sa2 / 2`` and a residual ``r`` on a dataset:
+
+    S(w)    = sum_mu q_mu r_mu phi(w . x_mu)                       overlap, in R^C
+    rho(w)  ~ exp(-|w|^2 / (2 sw2) + c |S(w)|^2)                   single-neuron law
+    a | w   ~ Normal(beta sa2 S(w), sa2 I_C)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from mft_jax.activations import Activation, get_activation
+from mft_jax.data import Dataset
+from mft_jax.errors import ConfigError
+
+SCALINGS = ("mean_field", "standard")
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoLayer:
+    """Prior of a two-layer network: activation, ``sa2``, ``sw2``, ``beta`` and the width scaling."""
+
+    activation: Activation | str = "erf"
+    sa2: float = 1.0
+    sw2: float = 1.0
+    beta: float = 1.0
+    scaling: str = "mean_field"
+
+    def __post_init__(self):
+        object.__setattr__(self, "activation", get_activation(self.activation))
+        for name in ("sa2", "sw2", "beta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"model {name} must be a finite number > 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"model scaling must be one of {SCALINGS}, got {self.scaling!r}")
+
+    @property
+    def temperature(self) -> float:
+        """``T = 1 / beta``."""
+        return 1.0 / self.beta
+
+    @property
+    def coupling(self) -> float:
+        """``c = beta^2 sa2 / 2``, the strength of ``c |S(w)|^2`` in the single-neuron law."""
+        return 0.5 * self.beta**2 * self.sa2
+
+    def replace(self, **changes) -> "TwoLayer":
+        return dataclasses.replace(self, **changes)
+
+    def features(self, w: jax.Array, x: jax.Array) -> jax.Array:
+        """``phi(w_i . x_mu)``: (M, P) for neurons ``w`` (M, d) and points ``x`` (P, d)."""
+        return self.activation(w @ x.T)
+
+    def overlap(self, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
+        """``S(w) = sum_mu q_mu r_mu phi(w . x_mu)``: (M, C)."""
+        return self.features(w, data.x) @ (data.q[:, None] * residual)
+
+    def log_prior_w(self, w: jax.Array) -> jax.Array:
+        """``-|w|^2 / (2 sw2)`` (unnormalised), per neuron."""
+        return -0.5 * jnp.sum(w * w, axis=-1) / self.sw2
+
+    def log_tilt(self, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
+        """``c |S(w)|^2``: the log of ``rho / prior`` up to a constant."""
+        overlap = self.overlap(w, data, residual)
+        return self.coupling * jnp.sum(overlap * overlap, axis=-1)
+
+    def log_density(self, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
+        """Unnormalised ``log rho(w) = -|w|^2/(2 sw2) + c |S(w)|^2``, per neuron."""
+        return self.log_prior_w(w) + self.log_tilt(w, data, residual)
+
+    def readout_mean(self, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
+        """``E[a | w] = beta sa2 S(w)``: (M, C)."""
+        return self.beta * self.sa2 * self.overlap(w, data, residual)
+
+    def potential(self, a: jax.Array, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
+        """Single-neuron potential ``V(a, w) = - sum_mu q_mu r_mu . a phi(w . x_mu)`` (THEORY.md section 4)."""
+        return -jnp.sum(a * self.overlap(w, data, residual), axis=-1)

@@ -1,0 +1,189 @@
+"""Tasks: a law of inputs and a target function, turned into ``Dataset``s three ways.
+
+A distribution task becomes a *population* (Gauss-Hermite quadrature, Gaussian inputs in low
+d), a fixed Monte-Carlo sample of ``samples`` points, or a finite training set of ``n_train``
+points; all three are ``Dataset``s (THEORY.md section 2). Trainers draw fresh minibatches
+from ``Task.sample``.
+
+Add your own task in a few lines::
+
+    register_task("sign", lambda d=3: Task("sign", d, 1, lambda x: jnp.sign(x[:, :1])))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mft_jax.data import Dataset, gauss_hermite_normal, make_dataset
+from mft_jax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Inputs ``x ~ N(0, I_d)`` (or a finite ``table`` of inputs) and a target ``y = target(x)`` in R^C."""
+
+    name: str
+    input_dim: int
+    output_dim: int
+    target: Callable[[jax.Array], jax.Array]
+    table: np.ndarray | None = None  # finite input set (e.g. modular addition); None: Gaussian inputs
+
+    def sample(self, key: jax.Array, n: int) -> Dataset:
+        """``n`` i.i.d. points with weights ``1/n`` (the Monte-Carlo sample / a fresh minibatch)."""
+        if self.table is None:
+            x = jax.random.normal(key, (n, self.input_dim))
+        else:
+            x = jnp.asarray(self.table)[jax.random.randint(key, (n,), 0, len(self.table))]
+        return Dataset(x, jnp.full((n,), 1.0 / n, x.dtype), self.target(x))
+
+    def population(self, quadrature: int | None = None) -> Dataset:
+        """The whole input law: the finite table, or a Gauss-Hermite rule with ``quadrature`` nodes per dim."""
+        if self.table is not None:
+            x, q = self.table, None
+        else:
+            if quadrature is None:
+                raise ConfigError(f"task {self.name!r} has Gaussian inputs: give `quadrature` (nodes per dimension)")
+            x, q = gauss_hermite_normal(quadrature, self.input_dim)
+        return make_dataset(x, np.asarray(self.target(jnp.asarray(x))), q, name=self.name)
+
+    def training_set(self, key: jax.Array, n_train: int) -> Dataset:
+        """``n_train`` distinct points (without replacement for a finite table), weights ``1/n_train``."""
+        if n_train < 1:
+            raise ConfigError(f"n_train must be >= 1, got {n_train}")
+        if self.table is None:
+            return self.sample(key, n_train)
+        if n_train > len(self.table):
+            raise ConfigError(f"n_train = {n_train} exceeds the {len(self.table)} inputs of task {self.name!r}")
+        x = jnp.asarray(self.table)[jax.random.permutation(key, len(self.table))[:n_train]]
+        return Dataset(x, jnp.full((n_train,), 1.0 / n_train, x.dtype), self.target(x))
+
+
+def hermite3(z):
+    """Probabilists' Hermite polynomial ``H3(z) = z^3 - 3 z``."""
+    return z**3 - 3.0 * z
+
+
+def continuous_xor() -> Task:
+    """``x ~ N(0, I_2)``, ``y = x1 x2``: the seed's clover-leaf task."""
+    return Task("continuous_xor", 2, 1, lambda x: x[:, :1] * x[:, 1:2])
+
+
+def linear_teacher(teacher=(1.0,)) -> Task:
+    """``x ~ N(0, I_d)``, ``y = v . x`` with ``v = teacher`` (d = len(teacher))."""
+    v = np.asarray(teacher, dtype=float).reshape(-1)
+    if v.size == 0 or not np.isfinite(v).all():
+        raise ConfigError(f"linear_teacher: teacher must be a non-empty list of finite numbers, got {teacher!r}")
+    return Task("linear_teacher", v.size, 1, lambda x: x @ jnp.asarray(v, x.dtype)[:, None])
+
+
+def teacher_student(d: int = 8, eps: float = -0.3, teacher=None) -> Task:
+    """Rubin, Seroussi & Ringel's erf setting: ``y = H1(w*.x) + eps H3(w*.x)``, ``|w*| = 1``, ``x ~ N(0, I_d)``.
+
+    ``teacher`` is the direction ``w*`` (normalised here); default the first basis vector.
+    """
+    if d < 1:
+        raise ConfigError(f"teacher_student: d must be >= 1, got {d}")
+    w_star = np.eye(d)[0] if teacher is None else np.asarray(teacher, dtype=float).reshape(-1)
+    if w_star.shape != (d,) or not np.isfinite(w_star).all() or not np.linalg.norm(w_star) > 0:
+        raise ConfigError(f"teacher_student: teacher must be a nonzero finite vector of length d = {d}, got {teacher!r}")
+    w_star = w_star / np.linalg.norm(w_star)
+
+    def target(x):
+        z = x @ jnp.asarray(w_star, x.dtype)
+        return (z + eps * hermite3(z))[:, None]
+
+    return Task("teacher_student", d, 1, target)
+
+
+def modular_addition(modulus: int = 11) -> Task:
+    """Two-hot inputs ``e_n (+) e_m`` in R^(2P), targets ``delta_{p,(n+m) mod P} - 1/P`` in R^P."""
+    if modulus < 2:
+        raise ConfigError(f"modular_addition: modulus must be >= 2, got {modulus}")
+    n, m = np.divmod(np.arange(modulus * modulus), modulus)
+    table = np.concatenate([np.eye(modulus)[n], np.eye(modulus)[m]], axis=1)
+
+    def target(x):
+        total = jnp.argmax(x[:, :modulus], axis=1) + jnp.argmax(x[:, modulus:], axis=1)
+        return jax.nn.one_hot(total % modulus, modulus, dtype=x.dtype) - 1.0 / modulus
+
+    return Task("modular_addition", 2 * modulus, modulus, target, table)
+
+
+_TASKS: dict[str, Callable[..., Task]] = {}
+
+
+def register_task(name: str, factory: Callable[..., Task]) -> None:
+    """Make ``factory(**options) -> Task`` available to configs as ``[task] name = ...``."""
+    _TASKS[name] = factory
+
+
+for _factory in (continuous_xor, linear_teacher, teacher_student, modular_addition):
+    register_task(_factory.__name__, _factory)
+
+
+def available_tasks() -> list[str]:
+    return sorted([*_TASKS, "npz"])
+
+
+def get_task(name: str, **options) -> Task:
+    """The registered task ``name`` built with ``options``; unknown names or options raise ``ConfigError``."""
+    if name not in _TASKS:
+        raise ConfigError(f"unknown task {name!r}; allowed: {', '.join(available_tasks())}")
+    factory = _TASKS[name]
+    allowed = list(inspect.signature(factory).parameters)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"task {name!r} has no option(s) {unknown}; allowed: quadrature | samples | n_train, seed"
+            + "".join(f", {a}" for a in allowed)
+        )
+    return factory(**options)
+
+
+def load_npz(path: str) -> Dataset:
+    """A user dataset from an ``.npz`` with keys ``x`` (P, d), ``y`` (P,) or (P, C), optional ``q``."""
+    try:
+        archive = np.load(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"task npz: cannot read {path!r}: {error}") from None
+    keys = set(archive.files)
+    if not {"x", "y"} <= keys or keys - {"x", "y", "q"}:
+        raise ConfigError(f"task npz: {path!r} must hold arrays x, y and optionally q; it holds {sorted(keys)}")
+    return make_dataset(archive["x"], archive["y"], archive["q"] if "q" in keys else None, name=path)
+
+
+def make_data(name: str, *, quadrature=None, samples=None, n_train=None, seed: int = 0, path=None, **options) -> Dataset:
+    """The ``Dataset`` a ``[task]`` config section describes.
+
+    Exactly one of ``quadrature`` (population by Gauss-Hermite), ``samples`` (fixed Monte-Carlo
+    sample) or ``n_train`` (training set) for Gaussian-input tasks; finite-table tasks use the
+    whole table unless ``n_train`` picks a subset; ``npz`` reads ``path``.
+    """
+    if name == "npz":
+        if path is None or options or quadrature or samples or n_train:
+            raise ConfigError("task npz takes only `path` (an .npz with x, y and optional q)")
+        return load_npz(path)
+    if path is not None:
+        raise ConfigError(f"`path` is only for task 'npz', not {name!r}")
+    task = get_task(name, **options)
+    sizes = {k: v for k, v in (("quadrature", quadrature), ("samples", samples), ("n_train", n_train)) if v is not None}
+    for key, value in sizes.items():
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"task {key} must be a positive integer, got {value!r}")
+    if task.table is not None:
+        if set(sizes) - {"n_train"}:
+            raise ConfigError(f"task {name!r} has a finite input table: use n_train (a subset) or nothing (all of it)")
+        return task.training_set(jax.random.key(seed), n_train) if sizes else task.population()
+    if len(sizes) != 1:
+        raise ConfigError(f"task {name!r}: give exactly one of quadrature, samples, n_train (got {sorted(sizes) or 'none'})")
+    if "quadrature" in sizes:
+        return task.population(quadrature)
+    key = jax.random.key(seed)
+    dataset = task.sample(key, sizes.get("samples") or sizes["n_train"])
+    return make_dataset(dataset.x, dataset.y, dataset.q, name=name)
