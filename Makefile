@@ -10,10 +10,11 @@ export PYTHONUNBUFFERED := 1
 .PHONY: demo test test-slow figures benchmarks clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "setting up $(VENV) (pinned versions from constraints.txt; log in $(VENV)/install.log)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+	@( $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c constraints.txt -e '.[test]' ) > $(VENV)/install.log 2>&1 \
+	  || { tail -40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python benchmarks/demo.py
