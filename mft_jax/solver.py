@@ -309,7 +309,8 @@ def solve(
 
 def _finish(stage: _Stage, model, data, sampler, history, tol, throw) -> Solution:
     residual = jnp.asarray(stage.residual, data.y.dtype)
-    diagnostics = {k: float(v) for k, v in stage.state.diagnostics.items()} if hasattr(stage.state, "diagnostics") else {}
+    raw = getattr(stage.state, "diagnostics", {})
+    diagnostics = {k: float(v) if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number) else v for k, v in raw.items()}
     diagnostics["change"] = stage.change
     warnings = [w for w in (_sampler_warning(sampler, stage, diagnostics),) if w]
     diagnostics["warnings"] = warnings
