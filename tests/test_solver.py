@@ -155,3 +155,12 @@ def test_branches_report_free_energies():
     lower = min(branches.gp.free_energy, branches.feature.free_energy)
     assert getattr(branches, branches.stable).free_energy == lower
     assert "free energy per neuron" in branches.message
+
+
+def test_sampler_warnings_in_words():
+    data, model = clover(quadrature=6)
+    cramped = solve(data, model, grid_sampler(24, 1.0), key=jax.random.key(0))  # box of +-1 prior sd
+    assert "boundary of the grid" in cramped.message and "grid_extent" in cramped.message
+    starved = solve(data, model, importance_sampler(150), key=jax.random.key(0))  # ESS < 100 of 150 draws
+    assert starved.diagnostics["ess"] < 100
+    assert "effective sample size" in starved.message and "num_samples" in starved.message
