@@ -15,13 +15,14 @@ and the prediction is kernel ridge regression in the theory's weighted conventio
 
 ``(w . x, w . x')`` is Gaussian with covariance ``[[q11, q12], [q12, q22]]``, ``q = sw2 x . x'``.
 Closed forms (THEORY.md section 5) are used for the registered ``erf``, ``relu``, ``square`` and
-``linear``; every other activation goes through a tensor Gauss-Hermite rule on the Cholesky factor
-of that covariance (``nodes`` per dimension, default 64, so 4096 evaluations of ``phi`` per pair).
-Accuracy of the generic rule: exact for polynomial ``phi`` of degree < ``nodes`` and exponentially
-convergent for smooth ``phi`` (erf: ~1e-12 at 64 nodes in float64); for activations with kinks
-(relu, ramp, hardtanh) the error decays only like ``1/nodes`` (relu at 64 nodes: ~4e-3 relative for
-typical pairs, ~1.6e-2 of the (small) kernel value for strongly anti-correlated pairs), so raise
-``nodes`` when that matters.
+``linear``; every other activation goes through a tensor Gauss-Hermite rule on the symmetric square
+root of that covariance (``nodes`` per dimension, default 64, so 4096 evaluations of ``phi`` per pair).
+Accuracy of the generic rule (measured against the closed forms in float64, see tests/test_gp.py):
+exact for polynomial ``phi`` of degree < ``nodes``; exponentially convergent for smooth ``phi``
+as long as ``phi`` varies on the scale of the Gaussian (erf at 64 nodes: < 1e-15 for
+``sw2 |x|^2 <= 1``, ~1e-8 at ``sw2 |x|^2 = 4``); for activations with kinks (relu, ramp,
+hardtanh) the error decays only like ``1 / nodes`` (relu at 64 nodes: ~4e-3 of ``K(x, x)``), so
+raise ``nodes`` when that matters. Cost: ``nodes^2`` evaluations of ``phi`` per pair.
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ def _closed_form(activation: Activation):
 
 
 def gauss_hermite_kernel(activation, sw2: float, x1: jax.Array, x2: jax.Array, nodes: int = DEFAULT_NODES) -> jax.Array:
-    """``E[phi(z1) phi(z2)]`` for every pair by tensor Gauss-Hermite on the Cholesky factor.
+    """``E[phi(z1) phi(z2)]`` for every pair by tensor Gauss-Hermite on the symmetric square root.
 
-    ``z1 = L11 u``, ``z2 = L21 u + L22 v`` with ``u, v ~ N(0, 1)``, ``L11 = sqrt(q11)``,
-    ``L21 = q12 / L11``, ``L22 = sqrt(q22 - L21^2)``; ``nodes`` points per dimension (see the module
-    docstring for the accuracy). Rows of ``x1`` are processed in batches to bound memory.
+    ``(z1, z2) = Sigma^(1/2) (u, v)`` with ``u, v ~ N(0, 1)`` on ``nodes`` x ``nodes`` Gauss-Hermite
+    nodes and ``Sigma = [[q11, q12], [q12, q22]]``; ``Sigma^(1/2) = (Sigma + s I) / t``, ``s = sqrt(det)``,
+    ``t = sqrt(tr + 2 s)``. The symmetric root (unlike a Cholesky factor) makes the rule symmetric
+    under ``x <-> x'``, so the kernel matrix is exactly symmetric. Accuracy: module docstring.
+    Rows of ``x1`` are processed in batches to bound memory.
     """
     activation = get_activation(activation)
     if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 1:
@@ -101,21 +104,21 @@ def gauss_hermite_kernel(activation, sw2: float, x1: jax.Array, x2: jax.Array, n
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _gauss_hermite_kernel(activation, nodes, sw2, x1, x2):
     abscissae, weights = np.polynomial.hermite_e.hermegauss(nodes)
-    abscissae = jnp.asarray(abscissae, x1.dtype)
+    u = jnp.asarray(abscissae, x1.dtype)
     weights = jnp.asarray(weights / weights.sum(), x1.dtype)
     q11, q22, q12 = _second_moments(sw2, x1, x2)
 
     def row(args):
         q11_i, q12_i = args  # scalar, (P2,)
-        l11 = jnp.sqrt(q11_i)
-        l21 = jnp.where(l11 > 0, q12_i / jnp.where(l11 > 0, l11, 1.0), 0.0)
-        l22 = jnp.sqrt(jnp.maximum(q22 - l21 * l21, 0.0))
-        first = activation(l11 * abscissae)  # (n,)
-        second = activation(l21[:, None, None] * abscissae[None, :, None] + l22[:, None, None] * abscissae[None, None, :])
-        inner = second @ weights  # (P2, n): E_v[phi(z2) | u]
-        return inner @ (weights * first)
+        root_det = jnp.sqrt(jnp.maximum(q11_i * q22 - q12_i * q12_i, 0.0))
+        trace = jnp.sqrt(q11_i + q22 + 2.0 * root_det)
+        scale = jnp.where(trace > 0, 1.0 / jnp.where(trace > 0, trace, 1.0), 0.0)
+        a, b, c = (q11_i + root_det) * scale, q12_i * scale, (q22 + root_det) * scale  # Sigma^(1/2) = [[a, b], [b, c]]
+        z1 = a[:, None, None] * u[None, :, None] + b[:, None, None] * u[None, None, :]
+        z2 = b[:, None, None] * u[None, :, None] + c[:, None, None] * u[None, None, :]
+        return (activation(z1) * activation(z2)) @ weights @ weights
 
-    batch = max(1, min(x1.shape[0], 2**22 // max(1, x2.shape[0] * nodes * nodes)))
+    batch = max(1, min(x1.shape[0], 2**21 // max(1, x2.shape[0] * nodes * nodes)))
     return jax.lax.map(row, (q11, q12), batch_size=batch)
 
 
