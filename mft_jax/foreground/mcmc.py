@@ -124,8 +124,9 @@ def _diagnostics(settings: _Settings, acceptance, step_size, ess) -> dict:
 def mcmc_sampler(
     num_chains: int = 4096,
     num_steps: int = 100,
-    num_warmup: int = 50,
     step_size: float | None = None,
+    *,
+    num_warmup: int = 50,
     target_acceptance: float = 0.574,
     adaptation_rate: float = 1.0,
 ) -> Sampler:
