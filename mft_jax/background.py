@@ -113,11 +113,8 @@ def solve_residual(
     root_q = jnp.sqrt(data.q)[:, None]
     rhs = root_q * data.y
     if method == "dense":
-        gram = kernel(model, law, data.x, chunk=chunk)
-        system = jnp.eye(data.num_points, dtype=gram.dtype) + gain * root_q * gram * root_q.T
-        g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), rhs)
-        matvec = functools.partial(jnp.matmul, gram)
-    elif method == "cg":
+        return residual_from_kernel(model, data, kernel(model, law, data.x, chunk=chunk))
+    if method == "cg":
         tol = 10 * jnp.finfo(rhs.dtype).eps if tol is None else tol
         if law.w.shape[0] * data.num_points <= feature_cache:
             weighted = jnp.sqrt(law.weights())[:, None] * model.features(law.w, data.x)  # K = weighted^T weighted
@@ -134,6 +131,16 @@ def solve_residual(
     else:
         raise ValueError(f"method must be 'auto', 'dense' or 'cg', got {method!r}")
     return data.y - gain * matvec(root_q * g)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax.Array:
+    """``r = (I + beta sa2 K Q)^(-1) y`` for a dense kernel ``K`` (P, P) on the data (Cholesky of the symmetric form)."""
+    gain = model.beta * model.sa2
+    root_q = jnp.sqrt(data.q)[:, None]
+    system = jnp.eye(data.num_points, dtype=gram.dtype) + gain * root_q * gram * root_q.T
+    g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), root_q * data.y)
+    return data.y - gain * gram @ (root_q * g)
 
 
 def loss(data: Dataset, residual: jax.Array) -> jax.Array:
