@@ -40,9 +40,8 @@ def grid_posterior_moments(width, points):
     ])
 
 
-def curvature_bound(width, points, mass=0.999):
+def curvature_bound(points, mass=0.999):
     """Largest Hessian eigenvalue of U + T |theta|^2 / 2 (N = 1) over the region holding ``mass`` of the posterior."""
-    assert width == 1
     axis = np.linspace(-6.0, 6.0, points)
     a, w = np.meshgrid(axis, axis, indexing="ij")
     sxx, sxy = np.sum(Q * X * X), np.sum(Q * X * Y)
@@ -72,7 +71,7 @@ def test_langevin_samples_the_exact_posterior(width):
     # ULA bias: for a Gaussian of curvature k the variance is off by a factor 1 / (1 - h k / 2); k_max bounds the
     # curvature where 99.9% of the posterior lives. Computed at N = 1; at N = 2 the Hessian of N L is
     # (1/N) Gram(w_i x) sum q x^2, whose top eigenvalue (w1^2 + w2^2)/2 sum q x^2 is of the same size.
-    bias_budget = 0.5 * step_size * curvature_bound(1, 301) * np.sqrt(exact[0] * exact[1])
+    bias_budget = 0.5 * step_size * curvature_bound(301) * np.sqrt(exact[0] * exact[1])
     # 4 standard errors each for 3 statistics: false-failure rate < 3 * 6.3e-5.
     np.testing.assert_array_less(np.abs(estimate - exact), 4 * standard_error + bias_budget)
 

@@ -60,7 +60,7 @@ def test_resumed_run_ends_in_the_state_of_the_uninterrupted_run(tmp_path, full_r
 
 
 def test_huge_step_size_stops_on_nan_naming_the_step_and_keeps_the_checkpoint(tmp_path, capsys):
-    config = write(tmp_path, 'width = 16\nsteps = 400\noptimizer = "sgd"\nlearning_rate = 1e30\nchunk = 1\ncheckpoint_every = 1\n',
+    config = write(tmp_path, 'width = 16\nsteps = 400\nstep_size = 1e4\nchunk = 1\ncheckpoint_every = 1\n',
                    model='[model]\nactivation = "relu"\n')
     out = tmp_path / "run"
     assert main(["train", config, "--out", str(out)]) == 1

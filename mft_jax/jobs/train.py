@@ -112,8 +112,6 @@ def run(args) -> int:
     else:
         source = task_from(raw)
         eval_data = data if config.eval == "task" else source.sample(jax.random.fold_in(key, EVAL_STREAM), config.eval)
-    if source.input_dim != data.input_dim:
-        raise ConfigError(f"[task] dataset has d = {data.input_dim} inputs but the task law {source.input_dim}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

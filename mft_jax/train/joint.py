@@ -150,7 +150,7 @@ def train(
     params, opt_state = jax.jit(jax.vmap(init_seed))(seed_keys)
     (params, _, _), history = run_loop(
         step, (params, opt_state, seed_keys), num_steps, chunk=chunk, out_dir=out_dir,
-        checkpoint_every=checkpoint_every, resume=resume, progress=progress, description=f"train ({num_seeds} seeds)",
+        checkpoint_every=checkpoint_every, resume=resume, progress=progress, description=f"train: {num_seeds} seed(s)",
     )
     history = {"step": history["step"], "loss": np.asarray(history.get("loss", np.zeros((0, num_seeds)))).reshape(-1, num_seeds)}
     return TrainResult(params, history)
