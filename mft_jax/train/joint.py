@@ -112,26 +112,21 @@ def train(
     Full batch on a ``Dataset``; fresh minibatches of ``batch_size`` from a ``Task``. Runs through
     ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
     """
-    for name, value in (("width", width), ("num_seeds", num_seeds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    if isinstance(data, Task):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"training on a task (infinite data) needs batch_size, a positive integer; got {batch_size!r}")
-        input_dim, output_dim = data.input_dim, data.output_dim
-    elif isinstance(data, Dataset):
-        if batch_size is not None:
-            raise ConfigError("batch_size is for infinite-data runs on a Task; a Dataset trains full batch")
-        input_dim, output_dim = data.input_dim, data.output_dim
-    else:
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+        raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")
+    if not isinstance(data, (Task, Dataset)):
         raise ConfigError(f"data must be a Dataset or a Task, got {type(data).__name__}")
+    if isinstance(data, Task) and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"training on a task (infinite data) needs batch_size, a positive integer; got {batch_size!r}")
+    if isinstance(data, Dataset) and batch_size is not None:
+        raise ConfigError("batch_size is for infinite-data runs on a Task; a Dataset trains full batch")
 
     def batch_at(batch_key, t):
         return data.sample(jax.random.fold_in(batch_key, t), batch_size) if isinstance(data, Task) else data
 
     def init_seed(seed_key):
         init_key, noise_key, _ = jax.random.split(seed_key, 3)
-        params = init_network(init_key, model, width, input_dim, output_dim)
+        params = init_network(init_key, model, width, data.input_dim, data.output_dim)  # validates width
         return params, optimizer(noise_key).init(params)
 
     def step_seed(params, opt_state, seed_key, t):
