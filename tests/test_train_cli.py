@@ -98,7 +98,8 @@ def test_resume_without_checkpoint_exits_2(tmp_path, capsys):
 def test_infinite_data_run_measures_on_fresh_samples(tmp_path):
     section = 'width = 16\nsteps = 20\noptimizer = "adam"\nlearning_rate = 0.01\nweight_decay = "prior"\nbatch_size = 32\neval = 50\nchunk = 10\n'
     out = tmp_path / "run"
-    assert main(["train", write(tmp_path, section), "--out", str(out)]) == 0
+    task = '[task]\nname = "continuous_xor"\n'  # a law, no dataset: minibatches and the eval sample come from it
+    assert main(["train", write(tmp_path, section, task=task), "--out", str(out)]) == 0
     data, residual = load_background(out)
     assert data.num_points == 50 and residual.shape == (50, 1)
     assert json.loads((out / "train.json").read_text())["eval"] == "50 fresh samples"

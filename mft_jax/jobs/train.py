@@ -10,7 +10,8 @@ background is measured), [model] (the prior, THEORY.md section 2), [train]:
     batch_size                    absent: full batch on the [task] Dataset; set: fresh minibatches
                                   from the task law every step (infinite data)
     eval = "task"                 where the final loss and the background are measured: the [task]
-                                  Dataset, or an integer n: a fresh Monte-Carlo sample of n points
+                                  Dataset, or (batch_size runs) an integer n: a fresh sample of n
+                                  points, and then [task] needs no quadrature / samples / n_train
     chunk = 100, checkpoint_every = 1000
 
 Writes to --out: network.npz (a (S, N, C), w (S, N, d)); neurons.npz (all S N neurons, equal
@@ -100,7 +101,6 @@ def run(args) -> int:
     raw = load_toml(args.config, ("task", "model", "train"))
     model = model_from(raw)
     config = section(TrainConfig, raw.get("train"), "train")
-    data = data_from(raw)
     if config.optimizer == "langevin":
         optimizer = langevin_optimizer(model, config.step_size)
     else:
@@ -108,10 +108,10 @@ def run(args) -> int:
         optimizer = optax_optimizer(config.optimizer, config.learning_rate, decay)
     key = jax.random.key(config.seed)
     if config.batch_size is None:
-        source = eval_data = data
+        source = eval_data = data_from(raw)
     else:
         source = task_from(raw)
-        eval_data = data if config.eval == "task" else source.sample(jax.random.fold_in(key, EVAL_STREAM), config.eval)
+        eval_data = data_from(raw) if config.eval == "task" else source.sample(jax.random.fold_in(key, EVAL_STREAM), config.eval)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
