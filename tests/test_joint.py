@@ -20,17 +20,19 @@ X, Q, Y = np.array([0.5, 1.0]), np.array([0.5, 0.5]), np.array([0.5, 1.5])
 BETA = 4.0
 
 
-def grid_posterior_moments(width, points):
-    """E[a^2], E[w^2], E[a w] per neuron under p ~ exp(-beta N L - |a|^2/2 - |w|^2/2), linear phi, d = C = 1, sa2 = sw2 = 1.
+def grid_posterior_moments(width, points, scaling="mean_field"):
+    """E[a^2], E[w^2], E[a w] per neuron under p ~ exp(-beta U - |a|^2/2 - |w|^2/2), linear phi, d = C = 1, sa2 = sw2 = 1;
+    U = N L with f = (1/N) sum a_i w_i x (mean-field) or U = L with f = N^-1/2 sum a_i w_i x (standard).
 
     Trapezoid rule on [-6, 6]^(2N): spectrally accurate for this smooth, Gaussian-decaying integrand.
     """
     axis = np.linspace(-6.0, 6.0, points)
     grids = np.meshgrid(*([axis] * (2 * width)), indexing="ij", sparse=True)
     a, w = grids[:width], grids[width:]
-    u = sum(ai * wi for ai, wi in zip(a, w)) / width  # f(x) = u x
+    mean_field = scaling == "mean_field"
+    u = sum(ai * wi for ai, wi in zip(a, w)) / (width if mean_field else np.sqrt(width))  # f(x) = u x
     loss_value = 0.5 * sum(q * (u * x - y) ** 2 for x, q, y in zip(X, Q, Y))
-    log_p = -BETA * width * loss_value - 0.5 * sum(t * t for t in grids)
+    log_p = -BETA * (width if mean_field else 1.0) * loss_value - 0.5 * sum(t * t for t in grids)
     p = np.exp(log_p - log_p.max())
     p /= p.sum()
     return np.array([
@@ -56,10 +58,14 @@ def curvature_bound(points, mass=0.999):
     return float(top.ravel()[inside].max())
 
 
-@pytest.mark.parametrize("width", [1, pytest.param(2, marks=pytest.mark.slow)])  # N = 2: ~35 s on 2 cores
-def test_langevin_samples_the_exact_posterior(width):
-    exact = grid_posterior_moments(width, points=301 if width == 1 else 41)
-    model = TwoLayer("linear", sa2=1.0, sw2=1.0, beta=BETA)
+@pytest.mark.parametrize("width, scaling", [
+    (1, "mean_field"),
+    pytest.param(2, "mean_field", marks=pytest.mark.slow),  # ~20 s on 2 cores each
+    pytest.param(2, "standard", marks=pytest.mark.slow),  # U = L: the NNGP-parametrised posterior
+])
+def test_langevin_samples_the_exact_posterior(width, scaling):
+    exact = grid_posterior_moments(width, 301 if width == 1 else 41, scaling)
+    model = TwoLayer("linear", sa2=1.0, sw2=1.0, beta=BETA, scaling=scaling)
     data = make_dataset(X[:, None], Y, Q)
     chains, step_size, steps = 2048, 4e-3, 10_000  # time 40 = 10 prior relaxation times sa2 / T: burn-in error ~ e^-10
     result = train(jax.random.key(width), model, width, data, langevin_optimizer(model, step_size), steps,
