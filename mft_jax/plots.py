@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
-from matplotlib import colors
+from matplotlib import colors, ticker
 from matplotlib.figure import Figure
 
 from mft_jax.compare import fit_power_law
@@ -105,6 +105,8 @@ def neuron_density(
         points = _display_points(neuron_law, dims, max_neurons, seed=0)
         ax.scatter(points[:, 0], points[:, 1], s=4, c="white", edgecolors="black", linewidths=0.3, label=f"network neurons (N = {neuron_law.num_particles})")
         ax.legend(loc="upper right", fontsize="small")
+    ax.set_xlim(x_edges[0], x_edges[-1])  # the density's extent; neurons outside it are cut
+    ax.set_ylim(y_edges[0], y_edges[-1])
     ax.set_xlabel(rf"$w_{{{dims[0] + 1}}}$")
     ax.set_ylabel(rf"$w_{{{dims[1] + 1}}}$")
     ax.set_aspect("equal")
@@ -158,6 +160,8 @@ def distance_vs_width(
                 label=rf"fit $\propto N^{{{power.exponent:.2f} \pm {power.exponent_stderr:.2f}}}$")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(widths, [f"{width:g}" for width in widths])  # the widths measured, no crowded minor labels
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize="small")
