@@ -21,13 +21,11 @@ All metrics are returned in the units of ``z`` (square roots of the squared form
 from __future__ import annotations
 
 import functools
-import math
 from typing import Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ott.geometry import pointcloud
 from ott.tools import sinkhorn_divergence
 from ott.tools import sliced
 
@@ -120,7 +118,7 @@ def sinkhorn_distance(
     law1: NeuronLaw, law2: NeuronLaw, *, epsilon: float, space: str = "w", threshold: float = 1e-3,
     max_iterations: int = 2000, with_convergence: bool = False,
 ):
-    """``sqrt(S_eps)``: ``S_eps = OT_eps(mu, nu) - (OT_eps(mu, mu) + OT_eps(nu, nu)) / 2``, cost ``|z - z'|^2``.
+    """``sqrt(S_eps)``: ``S_eps = OT_eps(mu, nu) - (OT_eps(mu, mu) + OT_eps(nu, nu)) / 2``, cost ``|z - z'|^2`` (ott-jax ``sinkdiv``).
 
     ``epsilon`` is absolute, in units of ``|z|^2`` (take it small against the spread of the
     laws; ``S_eps -> W2^2`` as ``eps -> 0``). Sinkhorn (ott-jax, ``PointCloud`` geometry) stops
