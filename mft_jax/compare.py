@@ -197,12 +197,14 @@ class NoiseFloor(NamedTuple):
 
 def noise_floor(
     law: NeuronLaw, metric: Callable[[NeuronLaw, NeuronLaw], jax.Array], *, key: jax.Array, n: int, repeats: int = 10,
-    against_law: bool = False,
+    reference: NeuronLaw | None = None,
 ) -> NoiseFloor:
     """What a perfect match shows at sample size ``n``: ``metric`` between two i.i.d. size-``n`` samples of ``law``.
 
-    With ``against_law=True`` it is ``metric(law, sample)`` instead: the floor for comparing an
-    exact (theory) law with ``n`` neurons. Samples are drawn from the weighted law with
+    With a ``reference`` law it is ``metric(reference, sample)`` instead: with ``reference=law``
+    the floor for comparing an exact (theory) law with ``n`` neurons; with ``reference`` a
+    reduced copy of ``law`` (``reduce_particles``) the floor of comparing that copy with ``n``
+    exact samples of the full law. Samples are drawn from the weighted law with
     replacement (``resample``), so an equal-weight law of M particles gives a bootstrap floor,
     faithful for ``n`` well below M. ``metric`` takes two laws (bind its options and key with
     ``functools.partial``). The repeats are a Python loop over the jitted ``metric`` on
@@ -214,8 +216,8 @@ def noise_floor(
     values = []
     for repeat_key in jax.random.split(key, repeats):
         first, second = jax.random.split(repeat_key)
-        reference = law if against_law else _resample(first, law, n)
-        values.append(metric(reference, _resample(second, law, n)))
+        first_law = _resample(first, law, n) if reference is None else reference
+        values.append(metric(first_law, _resample(second, law, n)))
     values = jnp.stack(values)
     return NoiseFloor(jnp.mean(values), jnp.std(values, ddof=1), values)
 
@@ -390,8 +392,9 @@ def compare_laws(
     Both laws are canonicalised under ``symmetry`` and the theory law is capped with
     ``reduce_particles(max_particles, tail_mass)``. Defaults, stated in the output: MMD
     bandwidth ``h`` = the theory's RMS radius (``spread``), Sinkhorn ``epsilon = 0.05 h^2``.
-    Noise floors are ``noise_floor(theory, ..., n=empirical.num_particles, against_law=True)``:
-    the distance of ``n`` exact samples of the theory from the theory. ``functions`` adds
+    Noise floors are ``noise_floor(theory, ..., n=empirical.num_particles, reference=capped theory)``:
+    the distance of ``n`` exact samples of the full theory law from the (capped) theory law that
+    the empirical law is compared with -- what a perfect network of that width would show. ``functions`` adds
     ``moments`` of both laws with standard errors and their z-score.
     """
     reduce_key, projection_key, floor_key = jax.random.split(key, 3)
@@ -419,7 +422,7 @@ def compare_laws(
                      "noise_floor_repeats": repeats, "noise_floor_n": n},
     }
     for floor_key_i, (name, metric) in zip(jax.random.split(floor_key, len(metrics)), metrics.items()):
-        floor = noise_floor(theory, metric, key=floor_key_i, n=n, repeats=repeats, against_law=True)
+        floor = noise_floor(full_theory, metric, key=floor_key_i, n=n, repeats=repeats, reference=theory)
         result[name] = {"distance": float(metric(theory, empirical)), "noise_floor": float(floor.mean), "noise_floor_std": float(floor.std)}
     result["sinkhorn"]["converged"] = bool(sinkhorn(theory, empirical)[1])
     if functions:

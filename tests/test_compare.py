@@ -178,7 +178,7 @@ def test_noise_floor_against_the_law_is_one_sample():
     # metric(law, size-n sample of law): E[MMD_V^2] = (1 - E k(X, X')) / n, half the two-sample value.
     law = _gaussian_law(jax.random.PRNGKey(13), 2000, [0.0, 0.0])
     bandwidth, n = 1.5, 100
-    floor = compare.noise_floor(law, functools.partial(compare.mmd, bandwidth=bandwidth), key=jax.random.PRNGKey(14), n=n, repeats=REPEATS, against_law=True)
+    floor = compare.noise_floor(law, functools.partial(compare.mmd, bandwidth=bandwidth), key=jax.random.PRNGKey(14), n=n, repeats=REPEATS, reference=law)
     same = bandwidth**2 / (bandwidth**2 + 2)
     # The law itself is a 2000-point cloud: its own E k(X, X') includes the 1/2000 diagonal.
     _assert_mean_matches(np.asarray(floor.values, np.float64) ** 2, (1 - same) * (1 / n - 1 / 2000))
