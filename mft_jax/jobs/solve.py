@@ -21,6 +21,7 @@ from mft_jax.errors import ConfigError
 from mft_jax.foreground import Sampler
 from mft_jax.foreground.grid import grid_sampler
 from mft_jax.foreground.importance import importance_sampler
+from mft_jax.foreground.mcmc import mcmc_sampler
 from mft_jax.solver import solve
 
 SECTIONS = ("task", "model", "solver")
@@ -55,12 +56,6 @@ def make_sampler(config: SolverConfig) -> Sampler:
     if config.sampler == "importance":
         return importance_sampler(config.num_samples)
     if config.sampler == "mcmc":
-        try:
-            from mft_jax.foreground.mcmc import mcmc_sampler
-        except ModuleNotFoundError as error:
-            if error.name != "mft_jax.foreground.mcmc":
-                raise
-            raise ConfigError("[solver] sampler = 'mcmc' needs mft_jax.foreground.mcmc, which this installation lacks") from None
         return mcmc_sampler(config.num_chains, config.mcmc_steps, config.step_size)
     raise ConfigError(f"[solver] sampler = {config.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
 
