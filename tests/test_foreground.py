@@ -1,5 +1,5 @@
 """The foreground trainer: exact Gaussian law for a linear neuron, gradient descent at T = 0,
-unbiased minibatches, exact resume."""
+unbiased minibatches (exact resume: tests/test_foreground_cli.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -112,17 +112,6 @@ def test_bad_arguments_are_config_errors():
             train_foreground(jax.random.key(0), model, data, residual, **{**common, **change})
     with pytest.raises(ConfigError, match="shape of y"):
         train_foreground(jax.random.key(0), model, data, residual[:3], **common)
-
-
-def test_resumed_training_equals_uninterrupted(tmp_path):
-    model = TwoLayer("erf", beta=3.0)
-    data, residual, _ = linear_background(jax.random.key(8), u_norm=0.5, num_points=12)
-    common = dict(num_neurons=32, step_size=0.05, batch_size=6, chunk=5, checkpoint_every=5, progress=False)
-    full = train_foreground(jax.random.key(9), model, data, residual, steps=30, **common)
-    train_foreground(jax.random.key(9), model, data, residual, steps=15, out_dir=tmp_path, **common)
-    resumed = train_foreground(jax.random.key(9), model, data, residual, steps=30, out_dir=tmp_path, resume=True, **common)
-    np.testing.assert_array_equal(np.asarray(resumed.w), np.asarray(full.w))  # bit-for-bit
-    np.testing.assert_array_equal(np.asarray(resumed.a), np.asarray(full.a))
 
 
 def test_network_loss_of_the_neurons(x64):
