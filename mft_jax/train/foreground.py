@@ -139,6 +139,40 @@ def foreground_step(model: TwoLayer, batches, transform: optax.GradientTransform
     return step
 
 
+def init_foreground(
+    key: jax.Array,
+    model: TwoLayer,
+    data: Dataset | Task,
+    residual: Residual,
+    *,
+    num_neurons: int,
+    step_size: float,
+    temperature: float | None = None,
+    batch_size: int | None = None,
+    mesh: Mesh | None = None,
+):
+    """``(step, state)`` of the foreground run (arguments as ``train_foreground``): prior neurons sharded on ``mesh``.
+
+    ``run_loop(step, state, steps)`` trains them; ``train_foreground`` does exactly that.
+    """
+    temperature = model.temperature if temperature is None else temperature
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0 or not np.isfinite(temperature):
+        raise ConfigError(f"temperature must be a finite number >= 0 (0: gradient descent), got {temperature!r}")
+    if not (isinstance(step_size, (int, float)) and not isinstance(step_size, bool) and np.isfinite(step_size) and step_size > 0):
+        raise ConfigError(f"step_size must be a finite number > 0, got {step_size!r}")
+    mesh = neuron_mesh() if mesh is None else mesh
+    num_neurons = check_num_neurons(num_neurons, mesh)
+    if isinstance(data, Dataset):
+        data = replicate(data, mesh)
+    batches = _background_batches(data, residual, batch_size)
+    dtype = data.x.dtype if isinstance(data, Dataset) else jnp.result_type(float)
+
+    init_key, noise_key, batch_key = jax.random.split(key, 3)
+    neurons = shard_neurons(init_neurons(init_key, model, num_neurons, data.input_dim, data.output_dim, dtype), mesh)
+    transform = langevin(float(step_size), float(temperature), {"a": model.sa2, "w": model.sw2}, noise_key)
+    return foreground_step(model, batches, transform, mesh), ForegroundState(neurons, transform.init(neurons), batch_key)
+
+
 def train_foreground(
     key: jax.Array,
     model: TwoLayer,
@@ -165,24 +199,10 @@ def train_foreground(
     ``out_dir`` the run checkpoints every ``checkpoint_every`` steps and ``resume=True`` continues
     it exactly; NaN/inf stops it with ``NonFiniteError`` naming the step.
     """
-    temperature = model.temperature if temperature is None else temperature
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0 or not np.isfinite(temperature):
-        raise ConfigError(f"temperature must be a finite number >= 0 (0: gradient descent), got {temperature!r}")
-    if not (isinstance(step_size, (int, float)) and not isinstance(step_size, bool) and np.isfinite(step_size) and step_size > 0):
-        raise ConfigError(f"step_size must be a finite number > 0, got {step_size!r}")
-    mesh = neuron_mesh() if mesh is None else mesh
-    num_neurons = check_num_neurons(num_neurons, mesh)
-    batches = _background_batches(data, residual, batch_size)
-    if isinstance(data, Dataset):
-        data = replicate(data, mesh)
-    input_dim, output_dim = data.input_dim, data.output_dim
-    dtype = data.x.dtype if isinstance(data, Dataset) else jnp.result_type(float)
-
-    init_key, noise_key, batch_key = jax.random.split(key, 3)
-    neurons = shard_neurons(init_neurons(init_key, model, num_neurons, input_dim, output_dim, dtype), mesh)
-    transform = langevin(float(step_size), float(temperature), {"a": model.sa2, "w": model.sw2}, noise_key)
-    state = ForegroundState(neurons, transform.init(neurons), batch_key)
-    step = foreground_step(model, batches, transform, mesh)
+    step, state = init_foreground(
+        key, model, data, residual, num_neurons=num_neurons, step_size=step_size,
+        temperature=temperature, batch_size=batch_size, mesh=mesh,
+    )
     state, _ = run_loop(
         step, state, steps, chunk=chunk, out_dir=out_dir, checkpoint_every=checkpoint_every,
         resume=resume, progress=progress, description="foreground",
