@@ -124,3 +124,16 @@ def test_bad_values_exit_2(tmp_path, background, capsys):
     path.write_text(CONFIG.format(num_neurons='"many"', steps=10, step_size=0.1))
     assert foreground(path, "--background", background, "--out", tmp_path / "out") == 2
     assert "wrong type" in capsys.readouterr().err
+
+
+def test_gp_background_uses_the_task_data(tmp_path):
+    from mft_jax.gp import gp_loss
+    from mft_jax.model import TwoLayer
+    from mft_jax.tasks import continuous_xor
+
+    path = config(tmp_path, extra="\n[task]\nname = 'continuous_xor'\nquadrature = 4\n")
+    assert foreground(path, "--background", "gp", "--out", tmp_path / "out") == 0
+    results = json.loads((tmp_path / "out" / "foreground.json").read_text())
+    assert results["background"]["source"] == "gp" and results["background"]["num_points"] == 16
+    expected = float(gp_loss(continuous_xor().population(4), TwoLayer("erf", beta=2.0)))
+    np.testing.assert_allclose(results["background"]["loss"], expected, rtol=1e-5)  # float32 round-off
