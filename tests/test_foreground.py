@@ -121,3 +121,38 @@ def test_network_loss_of_the_neurons(x64):
     law = NeuronLaw.from_samples(jnp.array([[1.0, 1.0], [2.0, 0.0]]), jnp.array([[1.0], [-1.0]]))
     # f(x1) = (1*1 - 1*2)/2 = -0.5, f(x2) = (1*2 - 1*0)/2 = 1: L = 0.5 (0.25 * 1.5^2 + 0.75 * 2^2) = 1.78125
     np.testing.assert_allclose(float(network_loss(model, law, data)), 1.78125, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_foreground_reproduces_the_solver_law_on_the_clover_and_the_gp_background_does_not():
+    # Clover (continuous XOR, 12^2 Gauss-Hermite points), ramp neurons, c = beta^2 sa2 / 2 = 400: the fixed point
+    # learns features (loss 0.41 vs 0.5 for r = y), so its rho(w) differs from the law the GP residual induces.
+    from mft_jax.foreground.grid import grid_sampler
+    from mft_jax.gp import gp_residual
+    from mft_jax.solver import solve
+
+    data = continuous_xor().population(12)
+    model = TwoLayer("ramp", sa2=2.0, sw2=2.0, beta=20.0)
+    solution = solve(data, model, grid_sampler(128), key=jax.random.key(0))  # grid 96 -> 128 moves E|w|^2 by < 1e-3
+    assert solution.converged
+
+    def statistics(w):
+        """Per neuron: w_1^2, w_2^2 and the data-kernel diagonal sum_mu q_mu phi(w . x_mu)^2."""
+        features = model.features(w, data.x)
+        return np.stack([w[:, 0] ** 2, w[:, 1] ** 2, np.asarray(features**2 @ data.q)], axis=1)
+
+    exact = np.asarray(solution.law.expectation(statistics(solution.law.w)))
+    num_neurons = 16384
+    # Relaxation rate h T / s2 = 0.05 * 0.05 / 2 per step for a and w: 6000 steps = 7.5 e-folds from the prior.
+    common = dict(num_neurons=num_neurons, steps=6000, step_size=0.05, chunk=1000, progress=False)
+    matched = statistics(np.asarray(train_foreground(jax.random.key(1), model, data, solution.residual, **common).w))
+    standard_error = matched.std(0) / np.sqrt(num_neurons)
+    # 4 standard errors on 3 statistics: false-failure rate < 3 * 6.3e-5 = 2e-4; the step-size bias (h = 0.1 and
+    # 0.05 agreed within errors on this problem) and the grid's quadrature error are below the statistical error.
+    np.testing.assert_array_less(np.abs(matched.mean(0) - exact), 4 * standard_error)
+
+    gp = statistics(np.asarray(train_foreground(jax.random.key(1), model, data, gp_residual(data, model), **common).w))
+    squared_norm = gp[:, 0] + gp[:, 1]
+    # The GP background under-tilts the neurons: E|w|^2 falls short of the fixed point's by many standard errors.
+    gap = (exact[0] + exact[1]) - squared_norm.mean()
+    assert gap > 5 * squared_norm.std() / np.sqrt(num_neurons)
