@@ -118,13 +118,34 @@ def _background_batches(data: Dataset | Task, residual: Residual, batch_size: in
     return lambda key: minibatch(key, data, fixed, batch_size)
 
 
+NEURON_BLOCK = 64  # neurons per vmapped block: a block's (block, P) features stay in cache (10x faster on CPU at P = 4096)
+
+
+def neuron_gradients(model: TwoLayer, mesh: Mesh | None = None, block: int = NEURON_BLOCK):
+    """``(a, w, data, r) -> (V, (dV/da, dV/dw))`` per neuron: ``vmap(value_and_grad(V))`` over blocks of neurons.
+
+    ``lax.map`` walks the neuron axis ``block`` neurons at a time (each block one vmapped call), so
+    the (block, P) intermediates fit in cache instead of streaming (M, P) arrays through memory;
+    with a ``mesh`` each device walks its own shard (``shard_map``), the data replicated.
+    """
+    one = jax.value_and_grad(lambda a, w, data, r: neuron_potential(model, a, w, data, r), argnums=(0, 1))
+
+    def blocks(a, w, data, residual):
+        return jax.lax.map(lambda neuron: one(*neuron, data, residual), (a, w), batch_size=block)
+
+    if mesh is None:
+        return blocks
+    neurons, whole = PartitionSpec(NEURON_AXIS), PartitionSpec()
+    return jax.shard_map(blocks, mesh=mesh, in_specs=(neurons, neurons, whole, whole), out_specs=(neurons, (neurons, neurons)))
+
+
 def foreground_step(model: TwoLayer, batches, transform: optax.GradientTransformation, mesh: Mesh | None = None):
-    """The pure ``step(state, t) -> (state, metrics)`` of ``run_loop``: one vmapped ``transform`` step of every neuron.
+    """The pure ``step(state, t) -> (state, metrics)`` of ``run_loop``: one ``transform`` step of every neuron.
 
     The minibatch of step ``t`` comes from ``fold_in(batch_key, t)``; the metric ``potential`` is the
     mean of ``V`` over the neurons on that batch, before the step.
     """
-    per_neuron = jax.vmap(jax.value_and_grad(lambda a, w, data, r: neuron_potential(model, a, w, data, r), argnums=(0, 1)), in_axes=(0, 0, None, None))
+    per_neuron = neuron_gradients(model, mesh)
     sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec(NEURON_AXIS))
 
     def step(state: ForegroundState, t):
