@@ -1,0 +1,188 @@
+"""Throughput of the vmapped foreground trainer vs a per-neuron NumPy loop and PyTorch torch.func.vmap.
+
+The same algorithm in all three: M independent tanh neurons on the clover task (continuous XOR,
+P fixed data points, residual r = y: the untrained background), full-batch Langevin at T = 1/beta,
+
+    a <- a + h (S(w) - T a / sa2) + sqrt(2 h T) xi,        S(w) = sum_mu q_mu r_mu phi(w . x_mu)
+    w <- w + h (sum_mu q_mu (r_mu . a) phi'(w . x_mu) x_mu - T w / sw2) + sqrt(2 h T) xi'
+
+Reported: neuron-sample updates per second (neurons x steps / s) and the ratios; the FLOP rate
+of one update (4 M P (d + C) matmul FLOPs + 4 M P elementwise, tanh counted as one) as a fraction
+of the machine's measured float32 matmul peak in the same run. JAX times the marginal cost of
+trainer's jitted step (``init_foreground``, scanned as ``run_loop`` does) after compiling it;
+the NumPy loop times a few neurons and scales (it is linear in neurons and steps).
+
+    .venv/bin/python benchmarks/neuron_throughput.py [--neurons 4096 --points 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mft_jax.model import TwoLayer
+from mft_jax.tasks import continuous_xor
+from mft_jax.train.foreground import init_foreground
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 FLOP/s of a ``size``-square matmul (best of ``repeats``)."""
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    product = jax.jit(lambda a: a @ a)
+    product(a).block_until_ready()
+    best = min(_timed(lambda: product(a).block_until_ready()) for _ in range(repeats))
+    return 2.0 * size**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def flops_per_step(neurons: int, points: int, dim: int, outputs: int) -> float:
+    """Matmuls ``W X^T``, ``phi (q r)``, ``a (q r)^T`` and ``(...) X``: 4 M P (d + C); elementwise tanh, 1 - t^2, products: 4 M P."""
+    return 4.0 * neurons * points * (dim + outputs) + 4.0 * neurons * points
+
+
+def jax_rate(model, data, residual, neurons, h, steps, repeats=3) -> float:
+    """Neuron updates per second of the foreground trainer's step (``init_foreground``) in a jitted ``lax.scan``.
+
+    This is the chunk ``run_loop`` runs inside ``train_foreground``; compiled once, then timed.
+    """
+    step, state = init_foreground(jax.random.key(1), model, data, residual, num_neurons=neurons, step_size=h)
+    run = jax.jit(lambda state: jax.lax.scan(step, state, jnp.arange(steps))[0])
+    jax.block_until_ready(run(state))  # compile
+    best = min(_timed(lambda: jax.block_until_ready(run(state))) for _ in range(repeats))
+    return neurons * steps / best
+
+
+def numpy_loop_rate(model, data, residual, neurons, steps, h, temperature, repeats=3) -> float:
+    """A per-neuron Python loop in NumPy: ``neurons`` neurons x ``steps`` steps, one neuron at a time (best of ``repeats``)."""
+    return max(_numpy_loop_rate(model, data, residual, neurons, steps, h, temperature) for _ in range(repeats))
+
+
+def _numpy_loop_rate(model, data, residual, neurons, steps, h, temperature) -> float:
+    x, qr = np.asarray(data.x), np.asarray(data.q)[:, None] * np.asarray(residual)
+    rng = np.random.default_rng(0)
+    noise = np.sqrt(2 * h * temperature)
+    start = time.perf_counter()
+    for _ in range(neurons):
+        a = np.sqrt(model.sa2) * rng.standard_normal(qr.shape[1]).astype(np.float32)
+        w = np.sqrt(model.sw2) * rng.standard_normal(x.shape[1]).astype(np.float32)
+        for _ in range(steps):
+            features = np.tanh(x @ w)
+            overlap = features @ qr
+            grad_w = -x.T @ ((qr @ a) * (1.0 - features * features))
+            a = a + h * (overlap - temperature * a / model.sa2) + noise * rng.standard_normal(a.shape).astype(np.float32)
+            w = w - h * (grad_w + temperature * w / model.sw2) + noise * rng.standard_normal(w.shape).astype(np.float32)
+    return neurons * steps / (time.perf_counter() - start)
+
+
+def torch_rate(model, data, residual, neurons, steps, h, temperature, repeats=3) -> float | None:
+    """The same step with ``torch.func.vmap(torch.func.grad(V))`` over the neuron axis (eager, CPU)."""
+    try:
+        import torch
+        from torch.func import grad, vmap
+    except ImportError:
+        return None
+    x = torch.as_tensor(np.asarray(data.x))
+    qr = torch.as_tensor(np.asarray(data.q)[:, None] * np.asarray(residual))
+
+    def potential(a, w):  # w @ x.T: 2x faster under vmap here than x @ w (measured), so torch gets the faster form
+        return -(torch.tanh(w @ x.T) @ qr) @ a
+
+    per_neuron = vmap(grad(potential, argnums=(0, 1)))
+    generator = torch.Generator().manual_seed(0)
+    a = float(np.sqrt(model.sa2)) * torch.randn(neurons, qr.shape[1], generator=generator)
+    w = float(np.sqrt(model.sw2)) * torch.randn(neurons, x.shape[1], generator=generator)
+    noise = float(np.sqrt(2 * h * temperature))
+
+    def run(a, w):
+        for _ in range(steps):
+            grad_a, grad_w = per_neuron(a, w)
+            a = a - h * (grad_a + temperature * a / model.sa2) + noise * torch.randn(a.shape, generator=generator)
+            w = w - h * (grad_w + temperature * w / model.sw2) + noise * torch.randn(w.shape, generator=generator)
+        return a, w
+
+    run(a, w)  # warm-up
+    best = min(_timed(lambda: run(a, w)) for _ in range(repeats))
+    return neurons * steps / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--neurons", type=int, default=4096)
+    parser.add_argument("--points", type=int, default=4096)
+    parser.add_argument("--loop-neurons", type=int, default=8, help="neurons the NumPy loop times (then scaled)")
+    parser.add_argument("--out", default=str(ROOT / "results" / "neuron_throughput.json"))
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    model = TwoLayer("tanh", sa2=1.0, sw2=1.0, beta=10.0)
+    h, temperature = 0.01, model.temperature
+    data = continuous_xor().sample(jax.random.key(0), args.points)
+    residual = data.y  # untrained background: r = y - 0
+    flops = flops_per_step(args.neurons, args.points, data.input_dim, data.output_dim)
+
+    peak = matmul_peak()
+    rates = {"jax_vmap": jax_rate(model, data, residual, args.neurons, h, steps=50)}
+    rates["numpy_loop"] = numpy_loop_rate(model, data, residual, args.loop_neurons, 50, h, temperature)
+    rates["torch_func_vmap"] = torch_rate(model, data, residual, args.neurons, 20, h, temperature)
+    load_after = os.getloadavg()
+
+    jax_flop_rate = rates["jax_vmap"] / args.neurons * flops
+    results = {
+        "setup": {
+            "task": "continuous_xor (clover)", "activation": "tanh", "neurons": args.neurons, "points_per_step": args.points,
+            "step_size": h, "temperature": temperature, "algorithm": "full-batch Langevin, float32",
+            "numpy_loop": f"{args.loop_neurons} neurons x 50 steps timed (best of 3), rate scales linearly in neurons",
+            "timing": "best of 3 for every method; JAX excludes compilation",
+        },
+        "neuron_updates_per_second": rates,
+        "ratio_jax_over_numpy_loop": rates["jax_vmap"] / rates["numpy_loop"],
+        "ratio_jax_over_torch": None if rates["torch_func_vmap"] is None else rates["jax_vmap"] / rates["torch_func_vmap"],
+        "flops_per_step": flops,
+        "matmul_peak_flops": peak,
+        "jax_flop_rate": jax_flop_rate,
+        "fraction_of_peak": jax_flop_rate / peak,
+        "machine": {
+            "cpu_count": os.cpu_count(), "platform": platform.platform(), "devices": [str(d) for d in jax.devices()],
+            "load_average_before": load_before, "load_average_after": load_after,
+            "note": "load average above the core count means other processes shared the CPU while this ran",
+        },
+        "versions": {"jax": jax.__version__, "numpy": np.__version__},
+    }
+    try:
+        import torch
+
+        results["versions"]["torch"] = torch.__version__
+        results["machine"]["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        print("PyTorch is not installed: skipping the torch.func.vmap comparison (pip install torch to run it)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"neuron-sample updates per second (M = {args.neurons}, P = {args.points}, tanh clover, Langevin):")
+    for name, rate in rates.items():
+        print(f"  {name:16s} {'skipped' if rate is None else f'{rate:.3g}'}")
+    print(f"  jax / numpy loop: {results['ratio_jax_over_numpy_loop']:.3g}x")
+    if results["ratio_jax_over_torch"] is not None:
+        print(f"  jax / torch.func.vmap: {results['ratio_jax_over_torch']:.3g}x")
+    print(f"  FLOP rate {jax_flop_rate / 1e9:.3g} GFLOP/s = {100 * results['fraction_of_peak']:.3g}% of the measured matmul peak {peak / 1e9:.3g} GFLOP/s")
+    print(f"  load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} cores -> {out}")
+
+
+if __name__ == "__main__":
+    main()
