@@ -28,11 +28,6 @@ chunk = 10
 """
 
 
-@pytest.fixture(autouse=True)
-def only_the_foreground_job(monkeypatch):
-    monkeypatch.setattr(cli, "JOBS", {"foreground": cli.JOBS["foreground"]})  # jobs of other branches need not exist here
-
-
 @pytest.fixture
 def background(tmp_path):
     x = np.asarray(jax.random.normal(jax.random.key(0), (20, 2)))
