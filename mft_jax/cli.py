@@ -1,4 +1,4 @@
-"""``mft-jax``: solve / train / foreground / compare over TOML configs.
+"""``mft-jax``: solve / train / foreground over TOML configs, and compare their outputs.
 
 Exit codes: 0 success; 1 a run that finished without its answer (no fixed point within the
 budget, NaN stopped a run); 2 bad input (config, data, arguments); 3 a non-normalizable
@@ -17,7 +17,9 @@ JOBS = {
     "solve": "solve the mean-field fixed point K = B(F(K)) for a config",
     "train": "train finite-width networks (Langevin / optax) for a config",
     "foreground": "train independent single neurons against a fixed background",
+    "compare": "distances between two neuron laws, next to their noise floors",
 }
+CONFIG_JOBS = ("solve", "train", "foreground")  # jobs driven by a TOML config and --out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in JOBS.items():
         job = importlib.import_module(f"mft_jax.jobs.{name}")
         sub = commands.add_parser(name, help=help_text, description=job.__doc__)
-        sub.add_argument("config", help="TOML config file")
-        sub.add_argument("--out", required=True, help="output directory")
+        if name in CONFIG_JOBS:
+            sub.add_argument("config", help="TOML config file")
+            sub.add_argument("--out", required=True, help="output directory")
         job.add_arguments(sub)
     return parser
 

@@ -23,7 +23,7 @@ class NeuronLaw(NamedTuple):
     @classmethod
     def from_samples(cls, w: jax.Array, a: jax.Array | None = None) -> "NeuronLaw":
         """Equally weighted particles, e.g. the neurons of a trained network or MCMC samples."""
-        return cls(w, jnp.zeros(w.shape[0], w.dtype), a)
+        return cls(w, jnp.zeros(w.shape[0], jax.dtypes.canonicalize_dtype(w.dtype)), a)
 
     @property
     def num_particles(self) -> int:
