@@ -29,6 +29,7 @@ figures: $(STAMP)
 	$(BIN)/python benchmarks/figures.py
 
 benchmarks: $(STAMP)
+	-$(BIN)/pip install -q torch==2.13.0 || echo "torch 2.13.0 not installable here: neuron_throughput skips the PyTorch comparison"
 	$(BIN)/python benchmarks/solver_speed.py
 	$(BIN)/python benchmarks/neuron_throughput.py
 

@@ -1,13 +1,14 @@
 """Throughput of the vmapped foreground trainer vs a per-neuron NumPy loop and PyTorch torch.func.vmap.
 
-The same algorithm in all three: M independent tanh neurons on the clover task (continuous XOR,
+The same algorithm in all three: M independent neurons (ramp, the clover config's activation, or
+``--activation tanh``) on the clover task (continuous XOR,
 P fixed data points, residual r = y: the untrained background), full-batch Langevin at T = 1/beta,
 
     a <- a + h (S(w) - T a / sa2) + sqrt(2 h T) xi,        S(w) = sum_mu q_mu r_mu phi(w . x_mu)
     w <- w + h (sum_mu q_mu (r_mu . a) phi'(w . x_mu) x_mu - T w / sw2) + sqrt(2 h T) xi'
 
 Reported: neuron-sample updates per second (neurons x steps / s) and the ratios; the FLOP rate
-of one update (4 M P (d + C) matmul FLOPs + 4 M P elementwise, tanh counted as one) as a fraction
+of one update (4 M P (d + C) matmul FLOPs + 4 M P elementwise, phi counted as one) as a fraction
 of the machine's measured float32 matmul peak in the same run. JAX times the marginal cost of
 trainer's jitted step (``init_foreground``, scanned as ``run_loop`` does) after compiling it;
 the NumPy loop times a few neurons and scales (it is linear in neurons and steps).
@@ -29,6 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.model import TwoLayer
+
+# phi and phi' for the per-neuron NumPy loop; torch gets phi and differentiates it itself.
+NUMPY_ACTIVATIONS = {
+    "ramp": (lambda z: np.clip(z, 0.0, 1.0), lambda z: ((z > 0) & (z < 1)).astype(z.dtype)),
+    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
+}
 from mft_jax.tasks import continuous_xor
 from mft_jax.train.foreground import init_foreground
 
@@ -51,7 +58,7 @@ def _timed(fn) -> float:
 
 
 def flops_per_step(neurons: int, points: int, dim: int, outputs: int) -> float:
-    """Matmuls ``W X^T``, ``phi (q r)``, ``a (q r)^T`` and ``(...) X``: 4 M P (d + C); elementwise tanh, 1 - t^2, products: 4 M P."""
+    """Matmuls ``W X^T``, ``phi (q r)``, ``a (q r)^T`` and ``(...) X``: 4 M P (d + C); elementwise phi, phi', products: 4 M P."""
     return 4.0 * neurons * points * (dim + outputs) + 4.0 * neurons * points
 
 
@@ -74,6 +81,7 @@ def numpy_loop_rate(model, data, residual, neurons, steps, h, temperature, repea
 
 def _numpy_loop_rate(model, data, residual, neurons, steps, h, temperature) -> float:
     x, qr = np.asarray(data.x), np.asarray(data.q)[:, None] * np.asarray(residual)
+    phi, phi_prime = NUMPY_ACTIVATIONS[model.activation.name]
     rng = np.random.default_rng(0)
     noise = np.sqrt(2 * h * temperature)
     start = time.perf_counter()
@@ -81,9 +89,9 @@ def _numpy_loop_rate(model, data, residual, neurons, steps, h, temperature) -> f
         a = np.sqrt(model.sa2) * rng.standard_normal(qr.shape[1]).astype(np.float32)
         w = np.sqrt(model.sw2) * rng.standard_normal(x.shape[1]).astype(np.float32)
         for _ in range(steps):
-            features = np.tanh(x @ w)
-            overlap = features @ qr
-            grad_w = -x.T @ ((qr @ a) * (1.0 - features * features))
+            preactivation = x @ w
+            overlap = phi(preactivation) @ qr
+            grad_w = -x.T @ ((qr @ a) * phi_prime(preactivation))
             a = a + h * (overlap - temperature * a / model.sa2) + noise * rng.standard_normal(a.shape).astype(np.float32)
             w = w - h * (grad_w + temperature * w / model.sw2) + noise * rng.standard_normal(w.shape).astype(np.float32)
     return neurons * steps / (time.perf_counter() - start)
@@ -100,7 +108,9 @@ def torch_rate(model, data, residual, neurons, steps, h, temperature, repeats=3)
     qr = torch.as_tensor(np.asarray(data.q)[:, None] * np.asarray(residual))
 
     def potential(a, w):  # w @ x.T: 2x faster under vmap here than x @ w (measured), so torch gets the faster form
-        return -(torch.tanh(w @ x.T) @ qr) @ a
+        preactivation = w @ x.T
+        features = torch.clamp(preactivation, 0.0, 1.0) if model.activation.name == "ramp" else torch.tanh(preactivation)
+        return -(features @ qr) @ a
 
     per_neuron = vmap(grad(potential, argnums=(0, 1)))
     generator = torch.Generator().manual_seed(0)
@@ -124,12 +134,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=4096)
     parser.add_argument("--points", type=int, default=4096)
+    parser.add_argument("--activation", default="ramp", choices=sorted(NUMPY_ACTIVATIONS))
     parser.add_argument("--loop-neurons", type=int, default=8, help="neurons the NumPy loop times (then scaled)")
     parser.add_argument("--out", default=str(ROOT / "results" / "neuron_throughput.json"))
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    model = TwoLayer("tanh", sa2=1.0, sw2=1.0, beta=10.0)
+    model = TwoLayer(args.activation, sa2=1.0, sw2=1.0, beta=10.0)
     h, temperature = 0.01, model.temperature
     data = continuous_xor().sample(jax.random.key(0), args.points)
     residual = data.y  # untrained background: r = y - 0
@@ -144,7 +155,7 @@ def main() -> None:
     jax_flop_rate = rates["jax_vmap"] / args.neurons * flops
     results = {
         "setup": {
-            "task": "continuous_xor (clover)", "activation": "tanh", "neurons": args.neurons, "points_per_step": args.points,
+            "task": "continuous_xor (clover)", "activation": args.activation, "neurons": args.neurons, "points_per_step": args.points,
             "step_size": h, "temperature": temperature, "algorithm": "full-batch Langevin, float32",
             "numpy_loop": f"{args.loop_neurons} neurons x 50 steps timed (best of 3), rate scales linearly in neurons",
             "timing": "best of 3 for every method; JAX excludes compilation",
@@ -174,7 +185,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
 
-    print(f"neuron-sample updates per second (M = {args.neurons}, P = {args.points}, tanh clover, Langevin):")
+    print(f"neuron-sample updates per second (M = {args.neurons}, P = {args.points}, {args.activation} clover, Langevin):")
     for name, rate in rates.items():
         print(f"  {name:16s} {'skipped' if rate is None else f'{rate:.3g}'}")
     print(f"  jax / numpy loop: {results['ratio_jax_over_numpy_loop']:.3g}x")
