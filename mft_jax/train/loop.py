@@ -75,8 +75,8 @@ def run_loop(
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """Run ``state <- step(state, t)`` for ``t = 0 .. num_steps - 1``; returns ``(state, history)``.
 
-    ``history`` holds each scalar metric recorded once per chunk (its value at the chunk's last
-    step) with the global ``step`` it belongs to. With ``out_dir`` a checkpoint is written every
+    ``history`` holds each metric (a scalar, or an array such as one value per seed) recorded
+    once per chunk (its value at the chunk's last step) with the global ``step`` it belongs to. With ``out_dir`` a checkpoint is written every
     ``checkpoint_every`` steps (rounded up to whole chunks) and at the end; ``resume=True`` starts
     from it. If the state or a metric turns NaN/inf the run stops with ``NonFiniteError`` naming
     the first bad step, and the checkpoint on disk is the last good one.
@@ -116,9 +116,9 @@ def run_loop(
             state, t = new_state, t + size
             history["step"].append(t)
             for name, values in metrics.items():
-                history.setdefault(name, []).append(float(np.asarray(values)[-1]))
+                history.setdefault(name, []).append(np.asarray(values)[-1].tolist())  # a scalar, or e.g. one value per seed
             bar.update(size)
-            bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items() if k != "step"}, refresh=False)
+            bar.set_postfix({k: f"{np.mean(v[-1]):.4g}" for k, v in history.items() if k != "step"}, refresh=False)
             if out_dir is not None and (t - last_saved >= checkpoint_every or t == num_steps):
                 save_checkpoint(out_dir, state, t, history)
                 last_saved = t
