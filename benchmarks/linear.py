@@ -60,7 +60,8 @@ class LinearBenchmark:
     grid_size: int = 96
     grid_extent: float = 8.0
     num_samples: int = 200_000
-    continuation: int = 12
+    continuation: int = 32
+    beta_start: float = 0.2
     num_seeds: int = 8
     burn_in: int = 6000
     steps: int = 12000
@@ -114,7 +115,7 @@ def law_covariance(law) -> np.ndarray:
     return np.asarray(law.expectation(w[:, :, None] * w[:, None, :]), dtype=float)
 
 
-def solver_point(data, model, sampler, key, continuation: int) -> dict:
+def solver_point(data, model, sampler, key, continuation: int, beta_start: float) -> dict:
     """Solve from the GP start; if that start is past the edge, record the refusal and use continuation."""
     record = {"gp_start_refused": None}
     start = time.perf_counter()
@@ -122,7 +123,8 @@ def solver_point(data, model, sampler, key, continuation: int) -> dict:
         solution = solve(data, model, sampler, key=key, init="gp", tol=1e-6, max_iter=400)
     except NonNormalizableError as error:
         record["gp_start_refused"] = str(error)
-        solution = solve(data, model, sampler, key=key, init="gp", tol=1e-6, max_iter=400, continuation=continuation)
+        solution = solve(data, model, sampler, key=key, init="gp", tol=1e-6, max_iter=400, continuation=continuation,
+                         beta_start=min(beta_start, model.beta))
     record.update(
         seconds=time.perf_counter() - start, loss=solution.loss, converged=solution.converged,
         iterations=solution.iterations, covariance=law_covariance(solution.law),
@@ -182,8 +184,8 @@ def main(argv=None) -> dict:
     for index, beta in enumerate(bench.betas):
         model = base.replace(beta=float(beta))
         exact = exact_solution(model, v)
-        grid = solver_point(data, model, grid_sampler(bench.grid_size, bench.grid_extent), jax.random.fold_in(key, index), bench.continuation)
-        importance = solver_point(data, model, importance_sampler(bench.num_samples), jax.random.fold_in(key, 1000 + index), bench.continuation)
+        grid = solver_point(data, model, grid_sampler(bench.grid_size, bench.grid_extent), jax.random.fold_in(key, index), bench.continuation, bench.beta_start)
+        importance = solver_point(data, model, importance_sampler(bench.num_samples), jax.random.fold_in(key, 1000 + index), bench.continuation, bench.beta_start)
         feature_refused = feature_start_check(data, model, key)
         sweep.append({"beta": float(beta), "exact": exact, "grid": grid, "importance": importance, "feature_start_refused": feature_refused})
         print(f"beta = {beta:8.3g}: g* = {exact['g']:.4f}, loss exact {exact['loss']:.6g}, grid {grid['loss']:.6g}, "
