@@ -13,7 +13,8 @@ gradients on the symmetric form
     (I + beta sa2 Q^1/2 K Q^1/2) g = Q^1/2 y,    r = y - beta sa2 K Q^1/2 g
 
 (no division by ``q``: quadrature weights may underflow to 0). Small P gets the dense
-Cholesky solve of the same system.
+Cholesky solve of the same system. Transposed products are written as ``einsum`` over the
+particle axis (XLA:CPU would otherwise copy the M x P transpose: ~10x slower).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from mft_jax.data import Dataset
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 
-DENSE_LIMIT = 4096  # P up to which `solve_residual(method="auto")` forms the P x P matrix
+DENSE_LIMIT = 512  # P up to which `solve_residual(method="auto")` forms the P x P matrix (O(M P^2) vs CG's O(iters M P C))
 CHUNK = 1024  # particles per streamed chunk: memory O(CHUNK * P)
+FEATURE_CACHE = 2**25  # CG keeps the M x P features in memory up to this many entries (128 MiB float32)
 
 
 def _chunked(law: NeuronLaw, chunk: int):
@@ -52,7 +54,7 @@ def kernel(model: TwoLayer, law: NeuronLaw, x: jax.Array, x2: jax.Array | None =
 
     def add_chunk(total, particles):
         w_c, weight_c = particles
-        return total + model.features(w_c, x).T @ (weight_c[:, None] * model.features(w_c, x2)), None
+        return total + jnp.einsum("mp,mq->pq", model.features(w_c, x), weight_c[:, None] * model.features(w_c, x2)), None
 
     total, _ = jax.lax.scan(add_chunk, jnp.zeros((x.shape[0], x2.shape[0]), w.dtype), (w, weight))
     return total
@@ -66,7 +68,7 @@ def kernel_matvec(model: TwoLayer, law: NeuronLaw, x: jax.Array, v: jax.Array, *
     def add_chunk(total, particles):
         w_c, weight_c = particles
         features = model.features(w_c, x)
-        return total + features.T @ (weight_c[:, None] * (features @ v)), None
+        return total + jnp.einsum("mp,mc->pc", features, weight_c[:, None] * (features @ v)), None
 
     total, _ = jax.lax.scan(add_chunk, jnp.zeros_like(v), (w, weight))
     return total
@@ -80,7 +82,7 @@ def predict(model: TwoLayer, law: NeuronLaw, data: Dataset, residual: jax.Array,
     def add_chunk(total, particles):
         w_c, weight_c = particles
         overlap = model.overlap(w_c, data, residual)
-        return total + model.features(w_c, x_new).T @ (weight_c[:, None] * overlap), None
+        return total + jnp.einsum("mp,mc->pc", model.features(w_c, x_new), weight_c[:, None] * overlap), None
 
     total, _ = jax.lax.scan(add_chunk, jnp.zeros((x_new.shape[0], residual.shape[1]), w.dtype), (w, weight))
     return model.beta * model.sa2 * total
@@ -100,7 +102,8 @@ def solve_residual(
     """The residual ``r = (I + beta sa2 K Q)^(-1) y`` the law imposes on the data: (P, C).
 
     ``method``: ``"dense"`` (Cholesky of the P x P symmetric form), ``"cg"`` (conjugate
-    gradients, matrix-free, relative tolerance ``tol``, default 10 x machine epsilon), or
+    gradients, relative tolerance ``tol``, default 10 x machine epsilon; features kept in memory
+    when M P <= ``FEATURE_CACHE``, else streamed), or
     ``"auto"`` (dense for P <= ``DENSE_LIMIT``).
     """
     if method == "auto":
@@ -109,19 +112,34 @@ def solve_residual(
     root_q = jnp.sqrt(data.q)[:, None]
     rhs = root_q * data.y
     if method == "dense":
-        gram = kernel(model, law, data.x, chunk=chunk)
-        system = jnp.eye(data.num_points, dtype=gram.dtype) + gain * root_q * gram * root_q.T
-        g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), rhs)
-    elif method == "cg":
+        return residual_from_kernel(model, data, kernel(model, law, data.x, chunk=chunk))
+    if method == "cg":
         tol = 10 * jnp.finfo(rhs.dtype).eps if tol is None else tol
+        if law.w.shape[0] * data.num_points <= FEATURE_CACHE:
+            weighted = jnp.sqrt(law.weights())[:, None] * model.features(law.w, data.x)  # K = weighted^T weighted
+
+            def matvec(v):
+                return jnp.einsum("mp,mc->pc", weighted, weighted @ v)
+        else:
+            matvec = functools.partial(kernel_matvec, model, law, data.x, chunk=chunk)
 
         def system(g):
-            return g + gain * root_q * kernel_matvec(model, law, data.x, root_q * g, chunk=chunk)
+            return g + gain * root_q * matvec(root_q * g)
 
         g, _ = jax.scipy.sparse.linalg.cg(system, rhs, tol=tol, maxiter=max_iter)
     else:
         raise ValueError(f"method must be 'auto', 'dense' or 'cg', got {method!r}")
-    return data.y - gain * kernel_matvec(model, law, data.x, root_q * g, chunk=chunk)
+    return data.y - gain * matvec(root_q * g)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax.Array:
+    """``r = (I + beta sa2 K Q)^(-1) y`` for a dense kernel ``K`` (P, P) on the data (Cholesky of the symmetric form)."""
+    gain = model.beta * model.sa2
+    root_q = jnp.sqrt(data.q)[:, None]
+    system = jnp.eye(data.num_points, dtype=gram.dtype) + gain * root_q * gram * root_q.T
+    g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), root_q * data.y)
+    return data.y - gain * gram @ (root_q * g)
 
 
 def loss(data: Dataset, residual: jax.Array) -> jax.Array:

@@ -7,7 +7,7 @@ Along a ray ``w = t u`` (``|u| = 1``) the activation's growth k decides (``Activ
   ``phi_inf(z) = lim phi(T z)/T``; the exponent is ``(2 c sw2 |S_inf(u)|^2 - 1) t^2/(2 sw2)``, so
   rho is non-normalizable iff ``max_u 2 c sw2 |S_inf(u)|^2 >= 1``. For ``linear`` the maximum is
   the top eigenvalue of ``M^T M``, ``M = sum_mu q_mu r_mu x_mu^T``; otherwise it is searched over
-  random unit directions refined by projected (power-iteration) gradient steps;
+  random unit directions refined by projected gradient steps of shrinking length (a lower bound);
 - k = 2 (square): ``c |S(t u)|^2 ~ t^4 |S_inf(u)|^2`` beats ``t^2`` unless ``S_inf`` vanishes;
 - unknown growth: ``log rho`` is probed along random rays at growing radii.
 
@@ -29,7 +29,7 @@ from mft_jax.model import TwoLayer
 
 NUM_DIRECTIONS = 512
 NUM_REFINE = 8  # best directions refined by gradient steps
-REFINE_STEPS = 30
+REFINE_STEPS = 40
 SCALE = 1e4  # T in phi_inf(z) = phi(T z) / T^k (exact for relu, linear, square)
 VANISHING = 1e-6  # |S_inf| below this (relative to sum q |y| |x|^2) counts as zero for k = 2
 PROBE_RADII = (4.0, 16.0, 64.0, 256.0)  # in units of sqrt(sw2), for unknown growth
@@ -43,7 +43,7 @@ def _asymptotic_overlap(model: TwoLayer, growth: int, u: jax.Array, data: Datase
 
 @functools.partial(jax.jit, static_argnames=("model", "growth"))
 def _max_asymptotic_overlap(key, model: TwoLayer, growth: int, data: Dataset, residual: jax.Array):
-    """``max_{|u|=1} |S_inf(u)|^2`` (a lower bound: random search + power-iteration steps) and its ``u``."""
+    """``max_{|u|=1} |S_inf(u)|^2`` (a lower bound: random search + projected gradient ascent) and its ``u``."""
 
     def strength(u):
         overlap = _asymptotic_overlap(model, growth, u, data, residual)
@@ -55,16 +55,19 @@ def _max_asymptotic_overlap(key, model: TwoLayer, growth: int, data: Dataset, re
     u = u[jnp.argsort(-values)[:NUM_REFINE]]
     gradient = jax.vmap(jax.grad(lambda v: strength(v[None])[0]))
 
-    def refine(best, _):
+    def refine(best, angle):
         u_best, value_best = best
         step = gradient(u_best)
+        step = step - jnp.sum(step * u_best, axis=1, keepdims=True) * u_best  # tangent to the sphere
         step_norm = jnp.linalg.norm(step, axis=1, keepdims=True)
-        u_new = jnp.where(step_norm > 0, step / jnp.where(step_norm > 0, step_norm, 1.0), u_best)
+        u_new = u_best + angle * step / jnp.where(step_norm > 0, step_norm, 1.0)
+        u_new = u_new / jnp.linalg.norm(u_new, axis=1, keepdims=True)
         value_new = strength(u_new)
         better = value_new > value_best
         return (jnp.where(better[:, None], u_new, u_best), jnp.where(better, value_new, value_best)), None
 
-    (u, values), _ = jax.lax.scan(refine, (u, strength(u)), None, length=REFINE_STEPS)
+    angles = 0.2 * 0.75 ** jnp.arange(REFINE_STEPS, dtype=u.dtype)  # shrinking steps (radians): 0.2 down to 2e-6
+    (u, values), _ = jax.lax.scan(refine, (u, strength(u)), angles)
     best = jnp.argmax(values)
     return values[best], u[best]
 
