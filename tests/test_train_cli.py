@@ -1,0 +1,105 @@
+"""`mft-jax train`: outputs honour the io contract, resume is exact, NaN exits 1, bad configs exit 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mft_jax.cli import main
+from mft_jax.io import load_background, load_neurons
+from mft_jax.train.loop import load_checkpoint
+
+TASK = '[task]\nname = "continuous_xor"\nquadrature = 6\n'
+MODEL = '[model]\nactivation = "ramp"\nbeta = 50.0\n'
+
+
+def write(tmp_path, train_section, task=TASK, model=MODEL, name="config.toml"):
+    path = tmp_path / name
+    path.write_text(task + model + "[train]\n" + train_section)
+    return str(path)
+
+
+LANGEVIN = 'width = 16\nsteps = 40\noptimizer = "langevin"\nstep_size = 0.05\nnum_seeds = 3\nchunk = 10\ncheckpoint_every = 10\n'
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """One uninterrupted Langevin run of 3 seeds, shared by the tests that read it."""
+    tmp_path = tmp_path_factory.mktemp("full")
+    out = tmp_path / "run"
+    assert main(["train", write(tmp_path, LANGEVIN), "--out", str(out)]) == 0
+    return out
+
+
+def test_outputs_follow_the_io_contract(full_run):
+    out = full_run
+    network = np.load(out / "network.npz")
+    assert network["a"].shape == (3, 16, 1) and network["w"].shape == (3, 16, 2)
+    law = load_neurons(out)
+    np.testing.assert_allclose(law.w, network["w"].reshape(48, 2))
+    np.testing.assert_allclose(np.exp(law.log_weight - law.log_weight.max()), 1.0)  # equal weights
+    data, residual = load_background(out)
+    assert data.num_points == 36 and residual.shape == (36, 1)
+    # The background is seed 0's network: r = y - (1/N) sum_i a_i ramp(w_i . x).
+    f = np.clip(data.x @ network["w"][0].T, 0.0, 1.0) @ network["a"][0] / 16
+    np.testing.assert_allclose(residual, np.asarray(data.y) - f, rtol=1e-5, atol=1e-6)  # float32 arithmetic
+    report = json.loads((out / "train.json").read_text())
+    assert np.asarray(report["loss_curve"]["loss_per_seed"]).shape == (4, 3)
+    assert report["loss_curve"]["step"] == [10, 20, 30, 40]
+    assert len(report["final_loss_per_seed"]) == 3 and report["meta"]["config"]["train"]["width"] == 16
+
+
+def test_resumed_run_ends_in_the_state_of_the_uninterrupted_run(tmp_path, full_run):
+    full, part = full_run, tmp_path / "part"
+    shorter = LANGEVIN.replace("steps = 40", "steps = 20")
+    assert main(["train", write(tmp_path, shorter, name="short.toml"), "--out", str(part)]) == 0
+    assert main(["train", write(tmp_path, LANGEVIN), "--out", str(part), "--resume"]) == 0
+    for name in ("a", "w"):  # bit-for-bit: the noise of step t is fold_in(key, t) whatever the chunking
+        np.testing.assert_array_equal(np.load(part / "network.npz")[name], np.load(full / "network.npz")[name])
+    assert json.loads((part / "train.json").read_text())["loss_curve"] == json.loads((full / "train.json").read_text())["loss_curve"]
+
+
+def test_huge_step_size_stops_on_nan_naming_the_step_and_keeps_the_checkpoint(tmp_path, capsys):
+    config = write(tmp_path, 'width = 16\nsteps = 400\nstep_size = 1e4\nchunk = 1\ncheckpoint_every = 1\n',
+                   model='[model]\nactivation = "relu"\n')
+    out = tmp_path / "run"
+    assert main(["train", config, "--out", str(out)]) == 1
+    message = capsys.readouterr().err
+    assert "NaN/inf at step" in message and "last good checkpoint" in message
+    step = int(message.split("NaN/inf at step ")[1].split(";")[0])
+    archive = np.load(out / "checkpoint.npz")
+    assert int(archive["step"]) == step  # checkpointed every step: the last good one is the step before the bad
+    assert all(np.isfinite(archive[k]).all() for k in archive.files if k.startswith("leaf_") and archive[k].dtype.kind == "f")
+    assert not (out / "network.npz").exists()
+
+
+@pytest.mark.parametrize("train_section, named", [
+    ('width = 16\nsteps = 5\nstep_size = 0.1\nlearning = 3\n', "learning"),  # unknown key
+    ('width = 16\nsteps = 5\noptimizer = "rmsprop"\nlearning_rate = 0.1\n', "rmsprop"),
+    ('width = 0\nsteps = 5\nstep_size = 0.1\n', "width"),
+    ('width = 16\nsteps = -1\nstep_size = 0.1\n', "steps"),
+    ('width = 16\nsteps = 5\n', "step_size"),  # Langevin needs its step size
+    ('width = 16\nsteps = 5\nstep_size = 0.1\nlearning_rate = 0.1\n', "learning_rate"),  # not a Langevin key
+    ('width = 16\nsteps = 5\noptimizer = "adam"\nlearning_rate = 0.1\nweight_decay = "l2"\n', "weight_decay"),
+    ('width = 16.5\nsteps = 5\nstep_size = 0.1\n', "width"),
+    ('width = 16\nsteps = 5\nstep_size = 0.1\neval = 100\n', "eval"),  # eval samples need batch_size
+    ('width = 16\nsteps = 5\nstep_size = 0.1\nbatch_size = 0\n', "batch_size"),
+])
+def test_bad_configs_exit_2_naming_the_key(tmp_path, capsys, train_section, named):
+    assert main(["train", write(tmp_path, train_section), "--out", str(tmp_path / "run")]) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_resume_without_checkpoint_exits_2(tmp_path, capsys):
+    assert main(["train", write(tmp_path, LANGEVIN), "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_infinite_data_run_measures_on_fresh_samples(tmp_path):
+    section = 'width = 16\nsteps = 20\noptimizer = "adam"\nlearning_rate = 0.01\nweight_decay = "prior"\nbatch_size = 32\neval = 50\nchunk = 10\n'
+    out = tmp_path / "run"
+    task = '[task]\nname = "continuous_xor"\n'  # a law, no dataset: minibatches and the eval sample come from it
+    assert main(["train", write(tmp_path, section, task=task), "--out", str(out)]) == 0
+    data, residual = load_background(out)
+    assert data.num_points == 50 and residual.shape == (50, 1)
+    assert json.loads((out / "train.json").read_text())["eval"] == "50 fresh samples"
