@@ -252,8 +252,11 @@ def make_figures(results: dict, outdir="figures") -> list:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     ax = axes[0]
     ax.plot(fractions, [p["gp_test_loss"] for p in sweep], "k--o", label="GP (NNGP kernel)")
+    from mft_jax.plots import order_parameter_curve
+
     for i, c in enumerate(couplings):
-        ax.plot(fractions, [p["theory"][i]["test_loss"] for p in sweep], "-s", color=f"C{i}", label=f"metastable MF, c = {c:g}")
+        order_parameter_curve(fractions, [p["theory"][i]["test_loss"] for p in sweep], xlabel="training fraction",
+                              ylabel="test loss (held-out pairs)", label=f"metastable MF, c = {c:g}", ax=ax)
     nets = [p for p in sweep if p["networks"]]
     if nets:
         ax.plot([p["fraction"] for p in nets], [p["networks"]["test_loss_mean_predictor"] for p in nets],
@@ -263,7 +266,8 @@ def make_figures(results: dict, outdir="figures") -> list:
     ax.legend(fontsize=7)
     ax = axes[1]
     for i, c in enumerate(couplings):
-        ax.plot(fractions, [p["theory"][i]["top_mode_fraction"] for p in sweep], "-s", color=f"C{i}", label=f"metastable MF, c = {c:g}")
+        order_parameter_curve(fractions, [p["theory"][i]["top_mode_fraction"] for p in sweep], xlabel="training fraction",
+                              ylabel="|w|$^2$ fraction in the top Fourier mode", label=f"metastable MF, c = {c:g}", ax=ax)
     if nets:
         ax.errorbar([p["fraction"] for p in nets], [p["networks"]["top_mode_fraction"] for p in nets], [p["networks"]["top_mode_fraction_se"] for p in nets],
                     fmt="^", color="C3", ms=8, label="Langevin networks")

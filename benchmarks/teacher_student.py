@@ -275,15 +275,17 @@ def make_figures(results: dict, outdir="figures") -> list:
     ax.legend(fontsize=7)
 
     ax = axes[1]
-    ax.plot(u, [p["gp"]["q"]["mean_abs"] for p in sweep], "o-", label="theory, GP start")
-    ax.plot(u, [p["feature"]["q"]["mean_abs"] for p in sweep], "x--", label="theory, feature start")
+    from mft_jax.plots import order_parameter_curve
+
+    order_parameter_curve(u, [p["gp"]["q"]["mean_abs"] for p in sweep], xlabel="u", ylabel="E|q|, q = w.w*", label="theory, GP start", ax=ax)
+    order_parameter_curve(u, [p["feature"]["q"]["mean_abs"] for p in sweep], xlabel="u", ylabel="E|q|, q = w.w*", label="theory, feature start",
+                          critical=results["large_d"]["their_limit"]["u_c"], critical_label=r"d$\to\infty$ jump, residual $\epsilon H_3$", ax=ax)
     ax.axhline(results["prior_mean_abs_q"], color="gray", lw=0.8, label="prior")
     for width in sorted({p["width"] for p in results["networks"]}):
         points = [p for p in results["networks"] if p["width"] == width]
         ax.errorbar([p["u"] for p in points], [p["mean_abs"] for p in points], [p["mean_abs_se"] for p in points], fmt="^", label=f"Langevin networks N = {width}")
-    for label, saddle in results["large_d"].items():
-        ax.axvline(saddle["u_c"], ls="--", lw=0.8, color="C3" if label == "their_limit" else "C4", label=f"d$\\to\\infty$ jump ({label})")
-    ax.set(xscale="log", xlabel="u", ylabel="E|q|, q = w.w*", title=f"order parameter, d = {results['d']}")
+    ax.axvline(results["paper_u_c"], color="r", ls=":", label=f"paper $u_c$ = {results['paper_u_c']}")
+    ax.set(xscale="log", title=f"order parameter, d = {results['d']}")
     ax.legend(fontsize=6)
 
     ax = axes[2]
