@@ -271,7 +271,8 @@ def make_figures(results: dict, outdir="figures") -> list:
     ax.plot(u, f_ft - f_gp, "o-", label=r"$F_{feature} - F_{GP}$")
     ax.axhline(0, color="k", lw=0.6)
     ax.axvline(results["paper_u_c"], color="r", ls=":", label=f"paper $u_c$ = {results['paper_u_c']}")
-    ax.set(xscale="log", xlabel="u = $n^2\\sigma_a^2/(\\sigma^4 d N)$", ylabel="free-energy difference per neuron", title="two starts of the solver")
+    ax.set(xscale="log", xlabel="u = $n^2\\sigma_a^2/(\\sigma^4 d N)$", ylabel="free-energy difference per neuron",
+           title="two starts: " + ("one fixed point (difference = solver noise)" if not results["crossing"]["u_with_two_branches"] else "two branches"))
     ax.legend(fontsize=7)
 
     ax = axes[1]
