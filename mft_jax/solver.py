@@ -318,9 +318,10 @@ def solve(
 
 def _finish(stage: _Stage, model, data, sampler, history, tol, throw) -> Solution:
     residual = jnp.asarray(stage.residual, data.y.dtype)
-    diagnostics = {k: float(v) for k, v in stage.state.diagnostics.items()} if hasattr(stage.state, "diagnostics") else {}
+    raw = getattr(stage.state, "diagnostics", {})
+    diagnostics = {k: float(v) if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number) else v for k, v in raw.items()}
     diagnostics["change"] = stage.change
-    warnings = [w for w in (grid_containment_warning(diagnostics), _ess_warning(sampler, stage, diagnostics)) if w]
+    warnings = [w for w in (_sampler_warning(sampler, stage, diagnostics),) if w]
     diagnostics["warnings"] = warnings
     log_partition = diagnostics.get("log_partition")
     energy = free_energy(model, data, residual, log_partition) if log_partition is not None else None
@@ -344,10 +345,13 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw) -> Solutio
     return solution
 
 
-def _ess_warning(sampler, stage, diagnostics):
-    if sampler.name != "importance" or "ess" not in diagnostics:
-        return None
-    return importance_warning(diagnostics, stage.law.num_particles)
+def _sampler_warning(sampler, stage, diagnostics):
+    """The grid's containment/resolution or the importance sampler's ESS, in words (None if fine)."""
+    if sampler.name == "grid":
+        return grid_containment_warning(diagnostics)
+    if sampler.name == "importance" and "ess" in diagnostics:
+        return importance_warning(diagnostics, stage.law.num_particles)
+    return None
 
 
 class Branches(NamedTuple):

@@ -95,12 +95,12 @@ def test_anderson_and_damping_reach_the_same_fixed_point():
 
 
 def test_continuation_reaches_the_same_fixed_point():
-    data, model = clover()
-    sampler = grid_sampler(48, 6.0)
+    data, model = clover(quadrature=8)
+    sampler = grid_sampler(40, 6.0)
     direct = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6)
-    staged = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6, continuation=4)
+    staged = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6, continuation=3)
     assert staged.converged
-    assert len(set(staged.history["beta"])) == 4 and staged.history["beta"][-1] == model.beta
+    assert len(set(staged.history["beta"])) == 3 and staged.history["beta"][-1] == model.beta
     assert qnorm(data, direct.residual - staged.residual) <= 1e-4 * qnorm(data, direct.residual)  # 2 x tol/(1-L), L <~ 0.9
 
 
@@ -155,3 +155,12 @@ def test_branches_report_free_energies():
     lower = min(branches.gp.free_energy, branches.feature.free_energy)
     assert getattr(branches, branches.stable).free_energy == lower
     assert "free energy per neuron" in branches.message
+
+
+def test_sampler_warnings_in_words():
+    data, model = clover(quadrature=6)
+    cramped = solve(data, model, grid_sampler(24, 1.0), key=jax.random.key(0))  # box of +-1 prior sd
+    assert "boundary of the grid" in cramped.message and "grid_extent" in cramped.message
+    starved = solve(data, model, importance_sampler(150), key=jax.random.key(0))  # ESS < 100 of 150 draws
+    assert starved.diagnostics["ess"] < 100
+    assert "effective sample size" in starved.message and "num_samples" in starved.message

@@ -7,8 +7,9 @@ sqrt(sw2)``, cell volume ``h^d``. The law is the quadrature
 
 (the uniform rule: spectrally accurate for laws that decay inside the box). Diagnostics:
 ``log_partition = log E_prior[exp(c |S(w)|^2)]`` by the same quadrature, and
-``boundary_mass``, the weight on the outermost layer of nodes: a law that is not contained in
-the grid puts mass there (``grid_containment_warning`` says so in words).
+``boundary_mass``, the weight on the outermost layer of nodes (a law that is not contained in
+the grid puts mass there), and ``ess``, the effective number of nodes the law sits on (a law
+narrower than the spacing is not resolved); ``grid_containment_warning`` says either in words.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mft_jax.neurons import NeuronLaw
 
 MAX_GRID_DIM = 3
 BOUNDARY_MASS_LIMIT = 1e-4  # above this the grid truncates the law noticeably
+MIN_NODES = 50  # a law on fewer effective nodes (Kish ESS of the weights) is not resolved
 
 
 class GridState(NamedTuple):
@@ -57,7 +59,7 @@ def grid_sampler(grid_size: int = 64, grid_extent: float = 6.0) -> Sampler:
         edge = np.any((nodes == axis[0]) | (nodes == axis[-1]), axis=1)
         dtype = data.x.dtype
         log_cell = dim * math.log(axis[1] - axis[0])
-        return GridState(jnp.asarray(nodes, dtype), jnp.asarray(log_cell, dtype), jnp.asarray(edge), _diagnostics(jnp.zeros(()), jnp.zeros(())))
+        return GridState(jnp.asarray(nodes, dtype), jnp.asarray(log_cell, dtype), jnp.asarray(edge), _diagnostics(jnp.zeros(()), jnp.zeros(()), jnp.asarray(float(len(nodes)))))
 
     def update(state: GridState, model, data, residual):
         log_weight = model.log_density(state.w, data, residual) + state.log_cell
@@ -65,18 +67,24 @@ def grid_sampler(grid_size: int = 64, grid_extent: float = 6.0) -> Sampler:
         dim = state.w.shape[1]
         log_partition = jax.nn.logsumexp(log_weight) - 0.5 * dim * jnp.log(2 * jnp.pi * model.sw2)
         boundary_mass = jnp.sum(jnp.where(state.on_boundary, law.weights(), 0.0))
-        return law, state._replace(diagnostics=_diagnostics(log_partition, boundary_mass))
+        return law, state._replace(diagnostics=_diagnostics(log_partition, boundary_mass, law.effective_sample_size()))
 
     return Sampler("grid", init, update)
 
 
-def _diagnostics(log_partition, boundary_mass) -> dict:
-    return {"log_partition": log_partition, "boundary_mass": boundary_mass}
+def _diagnostics(log_partition, boundary_mass, ess) -> dict:
+    return {"log_partition": log_partition, "boundary_mass": boundary_mass, "ess": ess}
 
 
 def grid_containment_warning(diagnostics: dict) -> str | None:
-    """Words for a law that leaks out of the grid, or None when it is contained."""
+    """Words for a law that leaks out of the grid or sits on too few nodes, or None when it is resolved."""
     mass = float(diagnostics.get("boundary_mass", 0.0))
+    ess = float(diagnostics.get("ess", np.inf))
+    if ess < MIN_NODES:
+        return (
+            f"the neuron law sits on {ess:.1f} grid nodes (effective number, < {MIN_NODES}): it is narrower than the "
+            "grid spacing and not resolved; raise grid_size (or use sampler 'mcmc')"
+        )
     if mass <= BOUNDARY_MASS_LIMIT:
         return None
     return (
