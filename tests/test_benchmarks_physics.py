@@ -114,3 +114,20 @@ def test_quick_run(tmp_path, module):
         assert any(p["grid"]["gp_start_refused"] for p in results["sweep"])  # beta = 2 > 1/(sqrt 5 - 1)
     if module is modular_addition:
         assert "run away" in results["sweep"][0]["theory"][0]["refusal"]
+
+
+def test_square_activation_refused_then_metastable():
+    """phi = z^2: the solver refuses (quartic tilt); with normalizability='metastable' the prior-started
+    importance law converges and stays in the well (ESS close to the number of draws at this weak coupling)."""
+    from mft_jax.errors import ConfigError, NonNormalizableError
+    from mft_jax.foreground.importance import importance_sampler
+    from mft_jax.solver import solve
+
+    data = make_data("modular_addition", modulus=3)
+    model = modular_addition.model_at(TwoLayer("square", 1.0, 1.0, 1.0), 1.0, 5.0)
+    with pytest.raises(NonNormalizableError, match="run away"):
+        solve(data, model, importance_sampler(512), key=jax.random.key(0))
+    solution = solve(data, model, importance_sampler(512), key=jax.random.key(0), normalizability="metastable", tol=1e-4)
+    assert solution.converged and solution.diagnostics["ess"] > 0.5 * 512
+    with pytest.raises(ConfigError, match="normalizability"):
+        solve(data, model, importance_sampler(512), key=jax.random.key(0), normalizability="ignore")
