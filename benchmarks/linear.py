@@ -144,7 +144,15 @@ def feature_start_check(data, model, key) -> str | None:
     return None
 
 
-def network_point(key, data, model, bench: LinearBenchmark, width: int) -> dict:
+def along_across(covariance, v):
+    """Variance of w along the teacher direction v and the mean variance across it: ``(u^T C u, (tr C - u^T C u)/(d - 1))``."""
+    covariance = np.asarray(covariance, dtype=float)
+    unit = np.asarray(v, dtype=float) / np.linalg.norm(v)
+    along = np.einsum("i,...ij,j->...", unit, covariance, unit)
+    return along, (np.trace(covariance, axis1=-2, axis2=-1) - along) / (unit.size - 1)
+
+
+def network_point(key, data, model, bench: LinearBenchmark, width: int, v: np.ndarray) -> dict:
     """Langevin networks at one width: loss and Cov(w) over neurons, time-averaged after the burn-in,
     mean and standard error over the independent seeds."""
     params = prior_networks(key, model, width, bench.num_seeds, data.input_dim, data.output_dim)
@@ -155,8 +163,11 @@ def network_point(key, data, model, bench: LinearBenchmark, width: int) -> dict:
     covariance = history["ww"][kept].mean(axis=0)  # (S, d, d)
     loss = history["loss"][kept].mean(axis=0)  # (S,)
     seeds = bench.num_seeds
+    along, across = along_across(covariance, v)  # per seed
     return {
         "width": width, "records": int(kept.sum()),
+        "var_along": float(along.mean()), "var_along_se": float(along.std(ddof=1) / math.sqrt(seeds)),
+        "var_across": float(across.mean()), "var_across_se": float(across.std(ddof=1) / math.sqrt(seeds)),
         "loss": float(loss.mean()), "loss_se": float(loss.std(ddof=1) / math.sqrt(seeds)),
         "covariance": covariance.mean(axis=0), "covariance_se": covariance.std(axis=0, ddof=1) / math.sqrt(seeds),
     }
@@ -198,7 +209,7 @@ def main(argv=None) -> dict:
         exact = exact_solution(model, v)
         for width in bench.widths:
             start = time.perf_counter()
-            point = network_point(jax.random.fold_in(key, 5000 + 100 * index + width), data, model, bench, int(width))
+            point = network_point(jax.random.fold_in(key, 5000 + 100 * index + width), data, model, bench, int(width), v)
             point.update(beta=float(beta), seconds=time.perf_counter() - start, exact_loss=exact["loss"], exact_covariance=exact["covariance"])
             networks.append(point)
             print(f"networks beta = {beta:g}, N = {width}: loss {point['loss']:.5g} +- {point['loss_se']:.2g} "
@@ -225,11 +236,8 @@ def _jsonable(results: dict) -> dict:
 
 
 def _along(covariance, v):
-    """Variance of w along the teacher direction and across it (d = 2: the orthogonal direction)."""
-    covariance = np.asarray(covariance, dtype=float)
-    unit = np.asarray(v, dtype=float) / np.linalg.norm(v)
-    across = np.array([-unit[1], unit[0]]) if unit.size == 2 else None
-    return float(unit @ covariance @ unit), (float(across @ covariance @ across) if across is not None else float("nan"))
+    along, across = along_across(covariance, v)
+    return float(along), float(across)
 
 
 def print_table(results: dict) -> None:
@@ -249,11 +257,9 @@ def print_table(results: dict) -> None:
               f"{var_exact:11.5g} {var_grid:8.5g} {var_is:8.5g}  {gp} / {feature}")
     print(f"\n{'beta':>6} {'N':>6} {'loss net':>10} {'+-':>8} {'loss exact':>10} {'var_v net':>10} {'+-':>7} {'var_v exact':>11} {'var_perp net':>12} {'+-':>7} {'exact':>6}")
     for point in results["networks"]:
-        var_v, var_perp = _along(point["covariance"], v)
-        se_v, se_perp = _along(point["covariance_se"], v)  # an approximation: s.e. of the projected entries
         exact_v, exact_perp = _along(point["exact_covariance"], v)
         print(f"{point['beta']:6.3g} {point['width']:6d} {point['loss']:10.5g} {point['loss_se']:8.2g} {point['exact_loss']:10.5g} "
-              f"{var_v:10.4g} {abs(se_v):7.2g} {exact_v:11.4g} {var_perp:12.4g} {abs(se_perp):7.2g} {exact_perp:6.3g}")
+              f"{point['var_along']:10.4g} {point['var_along_se']:7.2g} {exact_v:11.4g} {point['var_across']:12.4g} {point['var_across_se']:7.2g} {exact_perp:6.3g}")
 
 
 def make_figures(results: dict, outdir="figures") -> list:
@@ -302,8 +308,8 @@ def make_figures(results: dict, outdir="figures") -> list:
         err = np.array([abs(p["loss"] / p["exact_loss"] - 1) for p in points])
         se = np.array([p["loss_se"] / p["exact_loss"] for p in points])
         ax.errorbar(widths, err, se, fmt="o-", label=rf"loss, $\beta$ = {beta:g}")
-        var = np.array([_along(p["covariance"], v)[0] / _along(p["exact_covariance"], v)[0] - 1 for p in points])
-        var_se = np.array([abs(_along(p["covariance_se"], v)[0]) / _along(p["exact_covariance"], v)[0] for p in points])
+        var = np.array([p["var_along"] / _along(p["exact_covariance"], v)[0] - 1 for p in points])
+        var_se = np.array([p["var_along_se"] / _along(p["exact_covariance"], v)[0] for p in points])
         ax.errorbar(widths, np.abs(var), var_se, fmt="s--", label=rf"Var$(w\cdot\hat v)$, $\beta$ = {beta:g}")
     ax.plot(widths, 1.0 / widths, "k:", lw=0.8, label="1/N")
     ax.set(xscale="log", yscale="log", xlabel="width N", ylabel="|network / exact - 1|", title="Langevin networks vs theory")
