@@ -159,13 +159,14 @@ class _Stage(NamedTuple):
     stop_reason: str
 
 
-def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key):
+def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key, check=True):
     """Iterate ``r <- G(r)`` at one beta; appends to ``history``; returns a ``_Stage``."""
     dtype = data.y.dtype
     q = np.asarray(data.q, dtype=float)
     root_q = np.sqrt(q)
     r = np.asarray(residual, dtype=float)
-    check_normalizable(model, data, jnp.asarray(r, dtype), key=key)
+    if check:
+        check_normalizable(model, data, jnp.asarray(r, dtype), key=key)
 
     def evaluate(point, state):
         law, state, image = fixed_point_map(sampler, model, state, data, jnp.asarray(point, dtype))
@@ -188,6 +189,8 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
         return change
 
     def normalizable(point):
+        if not check:
+            return True
         try:
             check_normalizable(model, data, jnp.asarray(point, dtype), key=key)
             return True
@@ -261,6 +264,7 @@ def solve(
     continuation: int = 0,
     beta_start: float | None = None,
     stochastic: bool | None = None,
+    normalizability: str = "check",
     throw: bool = False,
     progress: bool = False,
 ) -> Solution:
@@ -270,7 +274,10 @@ def solve(
     (``r = y``: the strongly tilted law of an untrained background) or a residual array (P, C).
     ``damping`` in (0, 1]; ``anderson`` = memory m (0: plain damped iteration); ``tol``: relative
     change ``|G(r) - r|_q / |G(r)|_q``; ``max_iter`` per continuation stage; ``stochastic``: treat the
-    sampler as noisy (default: any sampler other than grid / importance). Non-convergence gives
+    sampler as noisy (default: any sampler other than grid / importance). ``normalizability``:
+    ``"check"`` (default) refuses a non-normalizable ``rho``; ``"metastable"`` skips the check and
+    solves for the law the sampler sees (importance draws from the prior or MCMC chains started there
+    never reach the runaway tail): the metastable state in the well around the origin. Non-convergence gives
     ``converged=False`` and a hint, or ``NoFixedPointError`` with ``throw=True``;
     a non-normalizable law at the start or along the way raises ``NonNormalizableError``.
     """
@@ -282,6 +289,8 @@ def solve(
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ConfigError(f"tol must be a number > 0, got {tol!r}")
     stochastic = sampler.name not in DETERMINISTIC_SAMPLERS if stochastic is None else stochastic
+    if normalizability not in ("check", "metastable"):
+        raise ConfigError(f"normalizability must be 'check' or 'metastable', got {normalizability!r}")
     if continuation >= 2:
         start = model.beta / 50 if beta_start is None else beta_start
         if not (isinstance(start, (int, float)) and 0 < start <= model.beta):
@@ -301,7 +310,7 @@ def solve(
             stage = _iterate(
                 sampler, stage_model, data, state, residual, damping=damping, anderson=anderson,
                 tol=tol if last else max(tol, STAGE_TOL), max_iter=max_iter, stochastic=stochastic,
-                history=history, bar=bar, key=check_key,
+                history=history, bar=bar, key=check_key, check=normalizability == "check",
             )
             residual, state = stage.residual, stage.state
     return _finish(stage, model, data, sampler, history, tol, throw)

@@ -1,0 +1,133 @@
+"""The physics benchmarks: helper logic (fast) and a --quick smoke run of each script (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import linear  # noqa: E402
+import modular_addition  # noqa: E402
+import teacher_student  # noqa: E402
+from mft_jax.model import TwoLayer  # noqa: E402
+from mft_jax.tasks import make_data  # noqa: E402
+
+
+@pytest.mark.parametrize("beta", [0.1, 1.0, 7.0])
+def test_linear_closed_form_is_a_fixed_point(x64, beta):
+    """The scalar lambda closes the loop u -> Sigma -> r -> E[r x] written with matrices (no scalar formula)."""
+    model = TwoLayer("linear", sa2=0.7, sw2=1.3, beta=beta)
+    v = np.array([2.0, 1.0])
+    exact = linear.exact_solution(model, v)
+    u = exact["lambda"] * v
+    sigma = np.linalg.inv(np.eye(2) / model.sw2 - 2 * model.coupling * np.outer(u, u))
+    # r(x) = v.x - beta sa2 x^T Sigma u (THEORY.md f = beta sa2 K q r with K = x^T Sigma x'), E[x x^T] = I:
+    image = v - model.beta * model.sa2 * sigma @ u
+    np.testing.assert_allclose(image, u, rtol=1e-10)  # bisection to machine precision; 1e-10 leaves room for inv()
+    np.testing.assert_allclose(exact["covariance"], sigma, rtol=1e-12)
+    np.testing.assert_allclose(exact["loss"], 0.5 * u @ u, rtol=1e-12)
+    assert exact["g"] < 1
+
+
+def test_linear_edge_limit(x64):
+    """g* increases to g_inf < 1 as beta -> inf; the gap is O(1/beta) (lambda ~ (1 - g)/(beta sa2 sw2))."""
+    v2 = 5.0
+    g_inf = linear.g_infinity(1.0, 1.0, v2)
+    np.testing.assert_allclose(g_inf, v2 * (1 - g_inf) ** 2, rtol=1e-12)  # the defining equation
+    values = [linear.exact_solution(TwoLayer("linear", 1.0, 1.0, beta), np.array([2.0, 1.0]))["g"] for beta in (1.0, 10.0, 1e3, 1e6)]
+    assert np.all(np.diff(values) > 0) and values[-1] < 1
+    assert abs(values[-1] - g_inf) < 10 / 1e6  # O(1/beta) with an O(1) constant (<= 10 here)
+
+
+def test_teacher_student_mapping():
+    """c = u d / 2 and beta sa2 = gp_strength for every u (their conventions, module docstring)."""
+    base = TwoLayer("erf", 1.0, 0.25, 1.0)
+    for u in (3.0, 30.2, 500.0):
+        model = teacher_student.model_at(base, u, 4, 100.0)
+        np.testing.assert_allclose([model.coupling, model.beta * model.sa2], [u * 4 / 2, 100.0], rtol=1e-12)
+
+
+def _erf(x):
+    return np.asarray(jax.scipy.special.erf(jnp.asarray(x, dtype=jnp.float32)), dtype=float)
+
+
+def test_erf_hermite_overlap_closed_form():
+    """E[H3(z) erf(k z)] = -(4/sqrt(pi)) k^3 / (1 + 2k^2)^(3/2), the d -> inf saddle's overlap, by Gauss-Hermite."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(120)
+    weights = weights / weights.sum()
+    for k in (0.3, 1.0, 2.5):
+        quadrature = np.sum(weights * (nodes**3 - 3 * nodes) * _erf(k * nodes))
+        closed = -(4 / math.sqrt(math.pi)) * k**3 / (1 + 2 * k**2) ** 1.5
+        np.testing.assert_allclose(quadrature, closed, atol=2e-6)  # float32 erf (~1e-7 relative) summed over nodes
+
+
+def test_large_d_saddle_is_a_first_order_jump():
+    """At u_c the best q > 0 ties with q = 0 (phi = 0); just below the spinodal there is no q > 0 stationary point."""
+    saddle = teacher_student.large_d_saddle(1.0, -0.3)
+    q = np.linspace(1e-3, 6.0, 20000)
+    k = q / math.sqrt(3.0)
+    overlap = 0.3 * (4 / math.sqrt(math.pi)) * k**3 / (1 + 2 * k**2) ** 1.5
+    phi = lambda u: -q**2 / 2 + 0.5 * u * overlap**2
+    assert abs(phi(saddle["u_c"]).max()) < 1e-3  # tie within the 6000-point grid used by large_d_saddle
+    assert phi(1.01 * saddle["u_c"]).max() > 0 > phi(0.99 * saddle["u_c"])[q > 0.5].max()
+    assert saddle["u_spinodal"] < saddle["u_c"]
+    assert np.all(np.diff(phi(0.98 * saddle["u_spinodal"])) < 0)  # monotone decreasing: only q = 0
+
+
+def test_top_mode_fraction():
+    """A pure Fourier mode in both halves scores 1; a sum of two equal modes 1/2; mode k and P-k are one mode."""
+    modulus = 7
+    n = np.arange(modulus)
+    pure = np.cos(2 * np.pi * 2 * n / modulus + 0.3)
+    two = np.cos(2 * np.pi * 1 * n / modulus) + np.cos(2 * np.pi * 3 * n / modulus)
+    w = jnp.asarray(np.stack([np.concatenate([pure, pure]), np.concatenate([two, pure])]))
+    np.testing.assert_allclose(modular_addition.top_mode_fraction(w, modulus), [1.0, 0.75], atol=1e-5)  # float32 FFT
+
+
+def test_held_out_is_the_complement():
+    full = make_data("modular_addition", modulus=5)
+    train = make_data("modular_addition", modulus=5, n_train=11, seed=3)
+    x_test, y_test = modular_addition.held_out(full, train)
+    assert x_test.shape[0] == 25 - 11 and y_test.shape == (14, 5)
+    rows = {tuple(r) for r in np.asarray(train.x).astype(int)}
+    assert not any(tuple(r) in rows for r in np.asarray(x_test).astype(int))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", [linear, teacher_student, modular_addition])
+def test_quick_run(tmp_path, module):
+    results = module.main(["--quick", "--results", str(tmp_path), "--figures", str(tmp_path)])
+    saved = json.loads((tmp_path / f"{module.NAME}.json").read_text())
+    assert saved["meta"]["config"] and (tmp_path / f"{module.NAME}.png").stat().st_size > 10_000
+    if module is linear:
+        for point in results["sweep"]:  # grid quadrature of a Gaussian: float32-level agreement
+            np.testing.assert_allclose(point["grid"]["loss"], point["exact"]["loss"], rtol=1e-4)
+        assert any(p["grid"]["gp_start_refused"] for p in results["sweep"])  # beta = 2 > 1/(sqrt 5 - 1)
+    if module is modular_addition:
+        assert "run away" in results["sweep"][0]["theory"][0]["refusal"]
+
+
+def test_square_activation_refused_then_metastable():
+    """phi = z^2: the solver refuses (quartic tilt); with normalizability='metastable' the prior-started
+    importance law converges and stays in the well (ESS close to the number of draws at this weak coupling)."""
+    from mft_jax.errors import ConfigError, NonNormalizableError
+    from mft_jax.foreground.importance import importance_sampler
+    from mft_jax.solver import solve
+
+    data = make_data("modular_addition", modulus=3)
+    model = modular_addition.model_at(TwoLayer("square", 1.0, 1.0, 1.0), 1.0, 5.0)
+    with pytest.raises(NonNormalizableError, match="run away"):
+        solve(data, model, importance_sampler(512), key=jax.random.key(0))
+    solution = solve(data, model, importance_sampler(512), key=jax.random.key(0), normalizability="metastable", tol=1e-4)
+    assert solution.converged and solution.diagnostics["ess"] > 0.5 * 512
+    with pytest.raises(ConfigError, match="normalizability"):
+        solve(data, model, importance_sampler(512), key=jax.random.key(0), normalizability="ignore")
