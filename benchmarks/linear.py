@@ -45,7 +45,7 @@ from mft_jax.foreground.importance import importance_sampler  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
 from mft_jax.normalizability import runaway_strength  # noqa: E402
 from mft_jax.solver import solve  # noqa: E402
-from physics_networks import langevin_networks, prior_networks  # noqa: E402
+from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
 
 NAME = "linear"
 
@@ -155,10 +155,9 @@ def along_across(covariance, v):
 def network_point(key, data, model, bench: LinearBenchmark, width: int, v: np.ndarray) -> dict:
     """Langevin networks at one width: loss and Cov(w) over neurons, time-averaged after the burn-in,
     mean and standard error over the independent seeds."""
-    params = prior_networks(key, model, width, bench.num_seeds, data.input_dim, data.output_dim)
     second_moment = lambda p: {"ww": p["w"].T @ p["w"] / p["w"].shape[0]}  # E_neurons[w w^T] of one network
-    _, history = langevin_networks(jax.random.fold_in(key, 1), model, data, params, steps=bench.steps,
-                                   step_size=bench.step_size, record_every=bench.record_every, observables=second_moment)
+    history = train(key, model, width, data, langevin_optimizer(model, bench.step_size), bench.steps, num_seeds=bench.num_seeds,
+                    chunk=bench.record_every, observables=second_moment, progress=False).history
     kept = history["step"] > bench.burn_in
     covariance = history["ww"][kept].mean(axis=0)  # (S, d, d)
     loss = history["loss"][kept].mean(axis=0)  # (S,)

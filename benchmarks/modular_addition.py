@@ -49,7 +49,8 @@ from mft_jax.gp import gp_predict, nngp_kernel  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
 from mft_jax.solver import gp_background, solve  # noqa: E402
 from mft_jax.tasks import make_data  # noqa: E402
-from physics_networks import langevin_networks, network_output, prior_networks  # noqa: E402
+from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
+from mft_jax.train.network import predict  # noqa: E402
 
 NAME = "modular_addition"
 
@@ -92,9 +93,9 @@ def top_mode_fraction(w: jax.Array, modulus: int) -> jax.Array:
     return jnp.mean(jnp.max(paired, axis=-1) / jnp.sum(power, axis=-1), axis=1)
 
 
-def held_out(full, train):
-    """The pairs of the full table that are not in ``train`` (rows of the two-hot table)."""
-    seen = {tuple(np.asarray(row).round().astype(int)) for row in np.asarray(train.x)}
+def held_out(full, train_set):
+    """The pairs of the full table that are not in ``train_set`` (rows of the two-hot table)."""
+    seen = {tuple(np.asarray(row).round().astype(int)) for row in np.asarray(train_set.x)}
     mask = np.array([tuple(row) not in seen for row in np.asarray(full.x).round().astype(int)])
     return full.x[mask], full.y[mask]
 
@@ -120,16 +121,16 @@ def kernel_check(full, model, key, num_samples) -> dict:
     }
 
 
-def theory_point(train, x_test, y_test, model, bench, key, modulus) -> dict:
+def theory_point(train_set, x_test, y_test, model, bench, key, modulus) -> dict:
     """Solver refusal (words), then the metastable law: train/test loss, ESS, Fourier concentration."""
     record = {}
     try:
-        solve(train, model, importance_sampler(256), key=key, max_iter=1)
+        solve(train_set, model, importance_sampler(256), key=key, max_iter=1)
         record["refusal"] = None
     except NonNormalizableError as error:
         record["refusal"] = str(error)
     start = time.perf_counter()
-    solution = solve(train, model, importance_sampler(bench.num_samples), key=key, normalizability="metastable",
+    solution = solve(train_set, model, importance_sampler(bench.num_samples), key=key, normalizability="metastable",
                      tol=bench.tol, max_iter=bench.max_iter)
     fraction = top_mode_fraction(solution.law.w, modulus)
     record.update(
@@ -141,17 +142,16 @@ def theory_point(train, x_test, y_test, model, bench, key, modulus) -> dict:
     return record
 
 
-def network_point(key, train, x_test, y_test, model, bench, modulus) -> dict:
+def network_point(key, train_set, x_test, y_test, model, bench, modulus) -> dict:
     """Langevin networks from the prior, after burn-in: the test loss of each network (finite-N posterior
     fluctuations of f included, ~ sa2 K / N), the test loss of the posterior-mean predictor (time and seed
     average of f: the quantity the N -> inf theory predicts) and the Fourier concentration."""
-    params = prior_networks(key, model, bench.width, bench.num_seeds, train.input_dim, train.output_dim)
     observe = lambda p: {
-        "output": network_output(p, model, x_test),
+        "output": predict(p, model, x_test),
         "top_mode_fraction": jnp.mean(top_mode_fraction(p["w"], modulus)),
     }
-    _, history = langevin_networks(jax.random.fold_in(key, 1), model, train, params, steps=bench.steps,
-                                   step_size=bench.step_size, record_every=bench.record_every, observables=observe)
+    history = train(key, model, bench.width, train_set, langevin_optimizer(model, bench.step_size), bench.steps,
+                    num_seeds=bench.num_seeds, chunk=bench.record_every, observables=observe, progress=False).history
     kept = history["step"] > bench.burn_in
     outputs = history["output"][kept]  # (K, S, n_test, P)
     per_network = 0.5 * np.mean(np.sum((outputs - np.asarray(y_test)) ** 2, axis=-1), axis=-1).mean(axis=0)  # (S,)
@@ -191,13 +191,13 @@ def main(argv=None) -> dict:
     sweep = []
     for index, fraction in enumerate(bench.train_fractions):
         n_train = max(1, round(fraction * modulus**2))
-        train = make_data("modular_addition", modulus=modulus, n_train=n_train, seed=bench.seed + index)
-        x_test, y_test = held_out(full, train)
+        train_set = make_data("modular_addition", modulus=modulus, n_train=n_train, seed=bench.seed + index)
+        x_test, y_test = held_out(full, train_set)
         gp_model = model_at(base, bench.couplings[0], bench.gp_strength)  # the GP depends on beta sa2 only
         point = {"fraction": fraction, "n_train": n_train, "n_test": int(x_test.shape[0]),
-                 "gp_test_loss": test_loss(gp_predict(train, gp_model, x_test), y_test), "theory": [], "networks": None}
+                 "gp_test_loss": test_loss(gp_predict(train_set, gp_model, x_test), y_test), "theory": [], "networks": None}
         for c in bench.couplings:
-            record = theory_point(train, x_test, y_test, model_at(base, float(c), bench.gp_strength), bench, jax.random.fold_in(key, 100 + index), modulus)
+            record = theory_point(train_set, x_test, y_test, model_at(base, float(c), bench.gp_strength), bench, jax.random.fold_in(key, 100 + index), modulus)
             record["c"] = float(c)
             point["theory"].append(record)
             print(f"fraction {fraction:.2f} (n_train {n_train}), c = {c:g}: GP test {point['gp_test_loss']:.4f}, metastable MF test "
@@ -206,7 +206,7 @@ def main(argv=None) -> dict:
         if fraction in bench.network_fractions:
             model = model_at(base, bench.network_coupling, bench.gp_strength)
             start = time.perf_counter()
-            point["networks"] = network_point(jax.random.fold_in(key, 500 + index), train, x_test, y_test, model, bench, modulus)
+            point["networks"] = network_point(jax.random.fold_in(key, 500 + index), train_set, x_test, y_test, model, bench, modulus)
             point["networks"]["c"] = bench.network_coupling
             print(f"networks N = {bench.width}, c = {bench.network_coupling:g}: test {point['networks']['test_loss']:.4f} +- "
                   f"{point['networks']['test_loss_se']:.2g} (posterior-mean predictor {point['networks']['test_loss_mean_predictor']:.4f}), top-mode fraction {point['networks']['top_mode_fraction']:.3f} "

@@ -52,7 +52,7 @@ from mft_jax.io import run_metadata, write_json  # noqa: E402
 from mft_jax.neurons import NeuronLaw  # noqa: E402
 from mft_jax.solver import solve_branches  # noqa: E402
 from mft_jax.tasks import hermite3  # noqa: E402
-from physics_networks import langevin_networks, prior_networks  # noqa: E402
+from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
 
 NAME = "teacher_student"
 PAPER_U_C = 30.2  # Rubin, Seroussi & Ringel (ICLR 2024), large d
@@ -112,10 +112,9 @@ def large_d_saddle(sigma_w2: float, a3: float, u_values=None) -> dict:
 
 def network_point(key, data, model, bench, width: int) -> dict:
     """Langevin networks from the prior: law of q over all neurons of all seeds at the end, loss after burn-in."""
-    params = prior_networks(key, model, width, bench.num_seeds, data.input_dim, data.output_dim)
     observe = lambda p: {"mean_abs_q": jnp.mean(jnp.abs(p["w"][:, 0]))}
-    params, history = langevin_networks(jax.random.fold_in(key, 1), model, data, params, steps=bench.steps,
-                                        step_size=bench.step_size, record_every=bench.record_every, observables=observe)
+    params, history = train(key, model, width, data, langevin_optimizer(model, bench.step_size), bench.steps,
+                            num_seeds=bench.num_seeds, chunk=bench.record_every, observables=observe, progress=False)
     kept = history["step"] > bench.burn_in
     q_values = np.asarray(params["w"][..., 0]).reshape(-1)
     density, _ = np.histogram(q_values, Q_BINS, density=True)

@@ -106,11 +106,15 @@ def train(
     checkpoint_every: int = 1000,
     resume: bool = False,
     progress: bool = True,
+    observables: Callable[[dict], dict] | None = None,
 ) -> TrainResult:
     """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
 
     Full batch on a ``Dataset``; fresh minibatches of ``batch_size`` from a ``Task``. Runs through
     ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
+    ``history`` records, once per ``chunk`` steps, the loss of each seed and each array of
+    ``observables(params_of_one_network) -> dict`` (shapes (records, seeds, ...)): the time series a
+    caller averages after its burn-in.
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")
@@ -139,7 +143,8 @@ def train(
     def step(state, t):
         params, opt_state, seed_keys = state
         params, opt_state, losses = jax.vmap(step_seed, in_axes=(0, 0, 0, None))(params, opt_state, seed_keys, t)
-        return (params, opt_state, seed_keys), {"loss": losses}
+        recorded = jax.vmap(observables)(params) if observables else {}
+        return (params, opt_state, seed_keys), {"loss": losses, **recorded}
 
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(num_seeds))
     params, opt_state = jax.jit(jax.vmap(init_seed))(seed_keys)
@@ -147,5 +152,5 @@ def train(
         step, (params, opt_state, seed_keys), num_steps, chunk=chunk, out_dir=out_dir,
         checkpoint_every=checkpoint_every, resume=resume, progress=progress, description=f"train: {num_seeds} seed(s)",
     )
-    history = {"step": history["step"], "loss": np.asarray(history.get("loss", np.zeros((0, num_seeds)))).reshape(-1, num_seeds)}
+    history = {**history, "loss": np.asarray(history.get("loss", np.zeros((0, num_seeds)))).reshape(-1, num_seeds)}
     return TrainResult(params, history)
