@@ -24,7 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mft-jax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in JOBS.items():
-        job = importlib.import_module(f"mft_jax.jobs.{name}")
+        try:
+            job = importlib.import_module(f"mft_jax.jobs.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"mft_jax.jobs.{name}":
+                raise
+            continue  # this job is not part of the checkout (yet): not offered
         sub = commands.add_parser(name, help=help_text, description=job.__doc__)
         sub.add_argument("config", help="TOML config file")
         sub.add_argument("--out", required=True, help="output directory")

@@ -1,0 +1,1 @@
+"""Empirical side: finite-width networks and single-neuron (foreground) trainers."""
