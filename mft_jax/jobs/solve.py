@@ -1,0 +1,106 @@
+"""``mft-jax solve CONFIG --out DIR``: the mean-field fixed point of a TOML config.
+
+Sections: ``[task]`` (``config.data_from``), ``[model]`` (``config.model_from``) and ``[solver]``
+(``SolverConfig``). Writes ``DIR/solution.json`` (converged, iterations, loss, free energy,
+history, diagnostics, resolved config, meta), ``DIR/neurons.npz`` (the neuron law) and
+``DIR/background.npz`` (data and fixed-point residual). Exit 0 converged, 1 not converged
+(with a hint), 2 bad config, 3 non-normalizable law.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import jax
+
+from mft_jax import io
+from mft_jax.config import ModelConfig, data_from, load_toml, model_from, section
+from mft_jax.errors import ConfigError
+from mft_jax.foreground import Sampler
+from mft_jax.foreground.grid import grid_sampler
+from mft_jax.foreground.importance import importance_sampler
+from mft_jax.solver import solve
+
+SECTIONS = ("task", "model", "solver")
+SAMPLERS = ("grid", "importance", "mcmc")
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverConfig:
+    """``[solver]``: the sampler of the neuron law and the fixed-point iteration (``mft_jax.solver.solve``)."""
+
+    sampler: str = "grid"
+    grid_size: int = 64  # grid: nodes per axis
+    grid_extent: float = 6.0  # grid: half-width in units of sqrt(sw2)
+    num_samples: int = 100_000  # importance: fixed prior draws
+    num_chains: int = 1024  # mcmc
+    mcmc_steps: int = 100  # mcmc: steps per fixed-point iteration
+    step_size: float = 0.1  # mcmc
+    init: str = "gp"  # gp | feature
+    tol: float = 1e-5
+    max_iter: int = 300
+    damping: float = 0.5
+    anderson: int = 5
+    continuation: int = 0
+    beta_start: float | None = None
+    seed: int = 0
+
+
+def make_sampler(config: SolverConfig) -> Sampler:
+    """The ``Sampler`` a ``[solver]`` section names."""
+    if config.sampler == "grid":
+        return grid_sampler(config.grid_size, config.grid_extent)
+    if config.sampler == "importance":
+        return importance_sampler(config.num_samples)
+    if config.sampler == "mcmc":
+        try:
+            from mft_jax.foreground.mcmc import mcmc_sampler
+        except ModuleNotFoundError as error:
+            if error.name != "mft_jax.foreground.mcmc":
+                raise
+            raise ConfigError("[solver] sampler = 'mcmc' needs mft_jax.foreground.mcmc, which this installation lacks") from None
+        return mcmc_sampler(config.num_chains, config.mcmc_steps, config.step_size)
+    raise ConfigError(f"[solver] sampler = {config.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    raw = load_toml(args.config, SECTIONS)
+    config = section(SolverConfig, raw.get("solver"), "solver")
+    model = model_from(raw)
+    data = data_from(raw)
+    sampler = make_sampler(config)
+    solution = solve(
+        data, model, sampler, key=jax.random.key(config.seed), init=config.init, damping=config.damping,
+        anderson=config.anderson, tol=config.tol, max_iter=config.max_iter, continuation=config.continuation,
+        beta_start=config.beta_start, progress=not args.no_progress,
+    )
+    resolved = {
+        "task": dict(raw.get("task") or {}),
+        "model": dataclasses.asdict(section(ModelConfig, raw.get("model"), "model")),
+        "solver": dataclasses.asdict(config),
+    }
+    out = Path(args.out)
+    io.write_json(out / "solution.json", {
+        "converged": solution.converged,
+        "iterations": solution.iterations,
+        "loss": solution.loss,
+        "free_energy": solution.free_energy,
+        "message": solution.message,
+        "history": solution.history,
+        "diagnostics": solution.diagnostics,
+        "config": resolved,
+        "meta": io.run_metadata(resolved, config.seed),
+    })
+    io.save_neurons(out / "neurons.npz", solution.law)
+    io.save_background(out / "background.npz", data, solution.residual)
+    print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {out}")
+    if not solution.converged:
+        print(f"mft-jax solve: {solution.message}", file=sys.stderr)
+        return 1
+    return 0

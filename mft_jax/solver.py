@@ -1,0 +1,366 @@
+"""The mean-field fixed point ``K = B(F(K))`` of a wide two-layer network (THEORY.md section 3).
+
+Design: the single-neuron law depends on the background kernel only through the residual
+``r = y - f`` on the data (P x C), so the iteration variable is ``r``, not the P x P kernel:
+
+    G(r) = (I + beta sa2 K[rho_r] Q)^(-1) y,    rho_r(w) ~ exp(-|w|^2/(2 sw2) + c |S_r(w)|^2)
+
+and the fixed point is ``r = G(r)``. This is the kernel restricted to what a neuron feels;
+the ``Solution`` still gives the kernel (dense on demand, or as an operator via
+``Solution.background()``). Each evaluation of ``G`` is one jitted call (sampler update F,
+then the residual solve B); the outer loop runs on the host so it can show progress, stop
+early, check normalizability and safeguard Anderson steps.
+
+Iteration (``r_{k+1}`` from ``r_k``, ``g_k = G(r_k) - r_k``):
+
+- damped: ``r_{k+1} = r_k + damping g_k``;
+- Anderson (type II, memory m): ``r_{k+1} = r_k + damping g_k - (dR + damping dG) gamma`` with
+  ``gamma`` the Tikhonov-regularised least-squares fit of ``g_k`` by the last m differences
+  ``dG`` (in the q-weighted norm). A step that increases ``|g|_q`` or makes ``rho`` non-normalizable
+  is rejected: the memory is cleared and a damped step is taken instead.
+- stochastic samplers (MCMC): damped only; stops when the change is below ``tol`` or stops
+  decreasing (the sampler's noise floor), and says which.
+
+Convergence: ``|G(r) - r|_q <= tol |G(r)|_q`` with ``|v|_q^2 = sum_mu q_mu |v_mu|^2``, the norm in
+which F sees the residual.
+
+Continuation: ``continuation = n >= 2`` solves at ``n`` inverse temperatures geometrically
+spaced from ``beta_start`` (default ``beta / 50``, near the GP limit) to ``model.beta``, each
+stage warm-started from the last; intermediate stages stop at ``max(tol, 1e-3)``.
+
+Free energy per neuron at the fixed point (THEORY.md section 3):
+
+    I = beta sum_mu q_mu (r_mu . y_mu - |r_mu|^2 / 2) - log E_prior[exp(c |S(w)|^2)]
+
+(equal to ``beta L(f_rho) + KL(rho(a, w) || prior)``); the log-normaliser comes from the
+sampler (``log_partition``: grid quadrature, or the log-mean-exp of the importance tilts).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from mft_jax.background import Background, kernel, predict, solve_residual
+from mft_jax.data import Dataset
+from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
+from mft_jax.foreground import Sampler
+from mft_jax.foreground.grid import grid_containment_warning
+from mft_jax.foreground.importance import importance_warning
+from mft_jax.model import TwoLayer
+from mft_jax.neurons import NeuronLaw
+from mft_jax.normalizability import check_normalizable
+
+DETERMINISTIC_SAMPLERS = ("grid", "importance")
+STAGE_TOL = 1e-3  # intermediate continuation stages stop here (or at tol if looser)
+NOISE_WINDOW = 10  # stochastic samplers: iterations compared to detect the noise floor
+NOISE_PLATEAU = 0.8  # ... the change has stopped falling if it fell by less than this factor
+BACKTRACK = 6  # halvings of a damped step that makes rho non-normalizable
+
+
+class Solution(NamedTuple):
+    """The fixed point: residual (P, C), the neuron law, the loss and free energy, how it went.
+
+    ``history``: per iteration ``change`` (relative, see the module docstring), ``loss``, ``beta``
+    and ``step`` (``anderson`` / ``damped`` / ``restart``). ``diagnostics``: the sampler's (ESS,
+    boundary mass, log partition), the final change, warnings in words.
+    """
+
+    residual: jax.Array
+    law: NeuronLaw
+    model: TwoLayer
+    data: Dataset
+    loss: float
+    free_energy: float | None
+    converged: bool
+    iterations: int
+    history: dict
+    diagnostics: dict
+    message: str
+
+    def background(self) -> Background:
+        """The fixed-point kernel as an operator (``matvec``) or dense matrix (``kernel()``)."""
+        return Background(self.model, self.law, self.data)
+
+    def kernel(self, x: jax.Array | None = None, x2: jax.Array | None = None) -> jax.Array:
+        """Dense ``K(x, x2) = E_rho[phi(w.x) phi(w.x2)]`` (default: the data points)."""
+        x = self.data.x if x is None else x
+        return kernel(self.model, self.law, x, x2)
+
+    def predict(self, x: jax.Array) -> jax.Array:
+        """``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at new inputs (n, d)."""
+        return predict(self.model, self.law, self.data, self.residual, x)
+
+
+@functools.partial(jax.jit, static_argnames=("sampler", "model"))
+def fixed_point_map(sampler: Sampler, model: TwoLayer, state: Any, data: Dataset, residual: jax.Array):
+    """One ``G``: ``law = F(r)`` by the sampler, then ``(law, state, B(law))`` with B the residual solve."""
+    law, state = sampler.update(state, model, data, residual)
+    return law, state, solve_residual(model, law, data)
+
+
+def gp_background(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax.Array) -> Background:
+    """The NNGP background: the kernel of the prior law (the sampler's law at residual 0)."""
+    state = sampler.init(key, model, data)
+    law, _ = sampler.update(state, model, data, jnp.zeros_like(data.y))
+    return Background(model, law, data)
+
+
+def free_energy(model: TwoLayer, data: Dataset, residual: jax.Array, log_partition: float) -> float:
+    """``I = beta sum_mu q_mu (r_mu . y_mu - |r_mu|^2/2) - log E_prior[exp(c |S(w)|^2)]``."""
+    r, y, q = (np.asarray(a, dtype=float) for a in (residual, data.y, data.q))
+    return float(model.beta * np.sum(q[:, None] * (r * y - 0.5 * r * r)) - log_partition)
+
+
+def _qnorm(data_q: np.ndarray, v: np.ndarray) -> float:
+    return math.sqrt(float(np.sum(data_q[:, None] * v * v)))
+
+
+def _initial_residual(init, data: Dataset, model: TwoLayer, sampler: Sampler, state):
+    if isinstance(init, str):
+        if init == "gp":
+            _, state, residual = fixed_point_map(sampler, model, state, data, jnp.zeros_like(data.y))
+            return residual, state
+        if init == "feature":
+            return data.y, state
+        raise ConfigError(f"init must be 'gp', 'feature' or a residual array of shape {data.y.shape}, got {init!r}")
+    residual = np.asarray(init)
+    if residual.shape != data.y.shape or not np.issubdtype(residual.dtype, np.number) or not np.isfinite(residual).all():
+        raise ConfigError(f"init residual must be a finite array of shape {data.y.shape} (P, C), got shape {residual.shape}")
+    return jnp.asarray(residual, data.y.dtype), state
+
+
+def _anderson_step(r, g, past_r, past_g, damping, root_q):
+    """Type-II Anderson mixing from the last m iterates (host-side, m tiny): ``r + damping g - (dR + damping dG) gamma``."""
+    d_r = np.stack([b - a for a, b in zip(past_r[:-1], past_r[1:])], axis=-1).reshape(r.size, -1)
+    d_g = np.stack([b - a for a, b in zip(past_g[:-1], past_g[1:])], axis=-1).reshape(r.size, -1)
+    row_weight = np.repeat(root_q, r.shape[1])  # sqrt(q_mu) for each entry of the flattened (P, C) residual
+    weighted = row_weight[:, None] * d_g
+    target = row_weight * g.reshape(-1)
+    gram = weighted.T @ weighted
+    regulariser = 1e-10 * max(np.trace(gram), 1e-300)  # Tikhonov: keeps gamma bounded for collinear differences
+    gamma = np.linalg.solve(gram + regulariser * np.eye(gram.shape[0]), weighted.T @ target)
+    return r + damping * g - ((d_r + damping * d_g) @ gamma).reshape(r.shape)
+
+
+class _Stage(NamedTuple):
+    residual: np.ndarray
+    law: NeuronLaw
+    state: Any
+    converged: bool
+    change: float
+    stop_reason: str
+
+
+def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key):
+    """Iterate ``r <- G(r)`` at one beta; appends to ``history``; returns a ``_Stage``."""
+    dtype = data.y.dtype
+    q = np.asarray(data.q, dtype=float)
+    root_q = np.sqrt(q)
+    r = np.asarray(residual, dtype=float)
+    check_normalizable(model, data, jnp.asarray(r, dtype), key=key)
+
+    def evaluate(point, state):
+        law, state, image = fixed_point_map(sampler, model, state, data, jnp.asarray(point, dtype))
+        image = np.asarray(image, dtype=float)
+        if not np.isfinite(image).all():
+            raise NonFiniteError(
+                f"the fixed-point map returned NaN/inf at beta = {model.beta:g} (iteration {len(history['change'])}): "
+                "the neuron law or the residual solve broke down; check the sampler diagnostics, lower beta or use continuation"
+            )
+        return law, state, image - point
+
+    def record(point, step, kind):
+        change = _qnorm(q, step) / max(_qnorm(q, point + step), 1e-300)
+        history["change"].append(change)
+        history["loss"].append(0.5 * float(np.sum(q[:, None] * (point + step) ** 2)))
+        history["beta"].append(model.beta)
+        history["step"].append(kind)
+        bar.update(1)
+        bar.set_postfix(beta=f"{model.beta:.3g}", change=f"{change:.2e}")
+        return change
+
+    def normalizable(point):
+        try:
+            check_normalizable(model, data, jnp.asarray(point, dtype), key=key)
+            return True
+        except NonNormalizableError:
+            return False
+
+    law, state, g = evaluate(r, state)
+    change = record(r, g, "start")
+    past_r, past_g = collections.deque(maxlen=anderson + 1), collections.deque(maxlen=anderson + 1)
+    past_r.append(r)
+    past_g.append(g)
+    for _ in range(max_iter):
+        if change <= tol:
+            return _Stage(r, law, state, True, change, f"relative change {change:.3g} <= tol {tol:g}")
+        if stochastic and len(history["change"]) >= 2 * NOISE_WINDOW:
+            recent = np.median(history["change"][-NOISE_WINDOW:])
+            earlier = np.median(history["change"][-2 * NOISE_WINDOW : -NOISE_WINDOW])
+            if recent > NOISE_PLATEAU * earlier:
+                reason = (f"stopped at the sampler's noise floor: the relative change stalled at {recent:.3g} "
+                          f"(median of the last {NOISE_WINDOW} iterations, tol {tol:g})")
+                return _Stage(r, law, state, True, change, reason)
+        kind = "damped"
+        if anderson and not stochastic and len(past_r) >= 2:
+            candidate = _anderson_step(r, g, list(past_r), list(past_g), damping, root_q)
+            kind = "anderson" if normalizable(candidate) else "restart"
+        if kind != "anderson":
+            candidate = _backtracked_step(r, g, damping, normalizable, model)
+        new_law, new_state, new_g = evaluate(candidate, state)
+        if kind == "anderson" and _qnorm(q, new_g) > _qnorm(q, g):
+            kind = "restart"  # safeguard: the extrapolation made things worse
+            candidate = _backtracked_step(r, g, damping, normalizable, model)
+            new_law, new_state, new_g = evaluate(candidate, state)
+        if kind == "restart":
+            past_r.clear()
+            past_g.clear()
+            past_r.append(r)
+            past_g.append(g)
+        r, law, state, g = candidate, new_law, new_state, new_g
+        past_r.append(r)
+        past_g.append(g)
+        change = record(r, g, kind)
+    converged = change <= tol
+    return _Stage(r, law, state, converged, change, f"relative change {change:.3g} {'<=' if converged else '>'} tol {tol:g} after max_iter = {max_iter}")
+
+
+def _backtracked_step(r, g, damping, normalizable, model):
+    """``r + damping g``, halving the step while it makes ``rho`` non-normalizable."""
+    step = damping
+    for _ in range(BACKTRACK):
+        candidate = r + step * g
+        if normalizable(candidate):
+            return candidate
+        step /= 2
+    raise NonNormalizableError(
+        f"every damped step from the current residual (down to {step:.3g} x) makes the neuron law non-normalizable at "
+        f"beta = {model.beta:g}: the iteration is driven into the runaway region; lower beta or sa2"
+    )
+
+
+def solve(
+    data: Dataset,
+    model: TwoLayer,
+    sampler: Sampler,
+    *,
+    key: jax.Array,
+    init: str | jax.Array = "gp",
+    damping: float = 0.5,
+    anderson: int = 5,
+    tol: float = 1e-5,
+    max_iter: int = 300,
+    continuation: int = 0,
+    beta_start: float | None = None,
+    stochastic: bool | None = None,
+    throw: bool = False,
+    progress: bool = False,
+) -> Solution:
+    """Solve ``r = G(r)`` (module docstring) and return the ``Solution``.
+
+    ``init``: ``"gp"`` (the residual of the prior kernel: kernel ridge regression), ``"feature"``
+    (``r = y``: the strongly tilted law of an untrained background) or a residual array (P, C).
+    ``damping`` in (0, 1]; ``anderson`` = memory m (0: plain damped iteration); ``tol``: relative
+    change ``|G(r) - r|_q / |G(r)|_q``; ``max_iter`` per continuation stage; ``stochastic``: treat the
+    sampler as noisy (default: any sampler other than grid / importance). Non-convergence gives
+    ``converged=False`` and a hint, or ``NoFixedPointError`` with ``throw=True``;
+    a non-normalizable law at the start or along the way raises ``NonNormalizableError``.
+    """
+    if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
+        raise ConfigError(f"damping must be in (0, 1], got {damping!r}")
+    for name, value, low in (("anderson", anderson, 0), ("max_iter", max_iter, 1), ("continuation", continuation, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ConfigError(f"tol must be a number > 0, got {tol!r}")
+    stochastic = sampler.name not in DETERMINISTIC_SAMPLERS if stochastic is None else stochastic
+    if continuation >= 2:
+        start = model.beta / 50 if beta_start is None else beta_start
+        if not (isinstance(start, (int, float)) and 0 < start <= model.beta):
+            raise ConfigError(f"beta_start must be in (0, beta = {model.beta:g}], got {beta_start!r}")
+        betas = list(np.geomspace(start, model.beta, continuation))
+    else:
+        betas = [model.beta]
+    sampler_key, check_key = jax.random.split(key)
+    history = {"change": [], "loss": [], "beta": [], "step": []}
+    stage_model = model.replace(beta=float(betas[0]))
+    state = sampler.init(sampler_key, stage_model, data)
+    residual, state = _initial_residual(init, data, stage_model, sampler, state)
+    with tqdm(total=max_iter * len(betas), disable=not progress, desc=f"solve ({sampler.name})", leave=False) as bar:
+        for index, beta in enumerate(betas):
+            last = index == len(betas) - 1
+            stage_model = model.replace(beta=float(beta))
+            stage = _iterate(
+                sampler, stage_model, data, state, residual, damping=damping, anderson=anderson,
+                tol=tol if last else max(tol, STAGE_TOL), max_iter=max_iter, stochastic=stochastic,
+                history=history, bar=bar, key=check_key,
+            )
+            residual, state = stage.residual, stage.state
+    return _finish(stage, model, data, sampler, history, tol, throw)
+
+
+def _finish(stage: _Stage, model, data, sampler, history, tol, throw) -> Solution:
+    residual = jnp.asarray(stage.residual, data.y.dtype)
+    diagnostics = {k: float(v) for k, v in stage.state.diagnostics.items()} if hasattr(stage.state, "diagnostics") else {}
+    diagnostics["change"] = stage.change
+    warnings = [w for w in (grid_containment_warning(diagnostics), _ess_warning(sampler, stage, diagnostics)) if w]
+    diagnostics["warnings"] = warnings
+    log_partition = diagnostics.get("log_partition")
+    energy = free_energy(model, data, residual, log_partition) if log_partition is not None else None
+    if energy is None:
+        warnings.append(f"sampler {sampler.name!r} gives no log E_prior[exp(c |S|^2)]: free energy not computed")
+    if stage.converged:
+        message = f"converged: {stage.stop_reason}"
+    else:
+        message = (
+            f"no fixed point found: {stage.stop_reason}. Hint: more damping (smaller `damping`, e.g. 0.2), "
+            "continuation in beta (e.g. continuation = 5), or a larger max_iter"
+        )
+    if warnings:
+        message += ". Warning: " + "; ".join(warnings)
+    solution = Solution(
+        residual, stage.law, model, data, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)),
+        energy, bool(stage.converged), len(history["change"]) - 1, history, diagnostics, message,
+    )
+    if throw and not stage.converged:
+        raise NoFixedPointError(message)
+    return solution
+
+
+def _ess_warning(sampler, stage, diagnostics):
+    if sampler.name != "importance" or "ess" not in diagnostics:
+        return None
+    return importance_warning(diagnostics, stage.law.num_particles)
+
+
+class Branches(NamedTuple):
+    """Two solutions of the same equations, from the GP side and from a feature-learning start."""
+
+    gp: Solution
+    feature: Solution
+    stable: str  # "gp" or "feature": the lower free energy
+    message: str
+
+
+def solve_branches(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax.Array, feature_init="feature", **options) -> Branches:
+    """Solve from ``init="gp"`` and from ``feature_init`` (``"feature"`` or a residual); the lower free energy is stable."""
+    gp = solve(data, model, sampler, key=key, init="gp", **options)
+    feature = solve(data, model, sampler, key=key, init=feature_init, **options)
+    if gp.free_energy is None or feature.free_energy is None:
+        return Branches(gp, feature, "gp", "free energies unavailable for this sampler: stability not decided")
+    distance = _qnorm(np.asarray(data.q, dtype=float), np.asarray(gp.residual - feature.residual, dtype=float))
+    same = distance <= 10 * options.get("tol", 1e-5) * max(_qnorm(np.asarray(data.q, dtype=float), np.asarray(gp.residual, dtype=float)), 1e-300)
+    stable = "gp" if gp.free_energy <= feature.free_energy else "feature"
+    message = (
+        f"free energy per neuron: GP branch {gp.free_energy:.6g}, feature branch {feature.free_energy:.6g}; "
+        + ("both starts reach the same fixed point" if same else f"two fixed points; the {stable} branch is stable (lower)")
+    )
+    return Branches(gp, feature, stable, message)
