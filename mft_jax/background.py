@@ -135,6 +135,16 @@ def solve_residual(
     return data.y - gain * matvec(root_q * g)
 
 
+@functools.partial(jax.jit, static_argnames=("model",))
+def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax.Array:
+    """``r = (I + beta sa2 K Q)^(-1) y`` for a dense kernel ``K`` (P, P) on the data (Cholesky of the symmetric form)."""
+    gain = model.beta * model.sa2
+    root_q = jnp.sqrt(data.q)[:, None]
+    system = jnp.eye(data.num_points, dtype=gram.dtype) + gain * root_q * gram * root_q.T
+    g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), root_q * data.y)
+    return data.y - gain * gram @ (root_q * g)
+
+
 def loss(data: Dataset, residual: jax.Array) -> jax.Array:
     """``L = 1/2 sum_mu q_mu |r_mu|^2``."""
     return 0.5 * jnp.sum(data.q[:, None] * residual * residual)

@@ -1,0 +1,174 @@
+"""MCMC single-neuron sampler: blackjax MALA chains targeting rho(w), vmapped over chains.
+
+Target (THEORY.md section 3): ``log rho(w) = -|w|^2/(2 sw2) + c |S(w)|^2`` = ``TwoLayer.log_density``.
+``init`` draws ``num_chains`` positions from the prior ``N(0, sw2 I_d)``; each ``update`` warm-starts
+the chains from their last positions, runs ``num_warmup`` MALA steps while adapting the shared step
+size, then ``num_steps`` MALA steps at a fixed step size, and returns the final positions as an
+equally weighted ``NeuronLaw`` (the chains are independent, so their final positions are
+``num_chains`` independent draws once the chains have mixed).
+
+Step-size rule during warm-up (stochastic approximation on the log step size, one shared ``h`` for
+all chains): ``log h <- log h + adaptation_rate * (mean acceptance over chains - target_acceptance)``.
+Sampling steps keep ``h`` fixed, so they are an exact MALA kernel for ``rho``.
+
+Diagnostics (``state.diagnostics``): ``acceptance_rate`` (mean over chains and sampling steps),
+``step_size``, and ``ess`` = the smallest blackjax (Geyer) effective sample size of the traces of
+four summary statistics (``w_1``, ``|w|^2``, ``S_1(w)`` and ``log rho(w)``; the signed ones see
+hopping between the mirror-image lobes of ``rho``) over chains x sampling steps;
+``autocorrelation_time = num_chains num_steps / ess`` in steps. The returned law is only as good
+as ``num_steps`` (plus warm-up) is long compared with the autocorrelation time, and ``mixed``
+reports ``num_warmup + num_steps >= 20 autocorrelation_time``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, NamedTuple
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mft_jax.data import Dataset
+from mft_jax.errors import ConfigError, NonFiniteError
+from mft_jax.foreground import Sampler
+from mft_jax.model import TwoLayer
+from mft_jax.neurons import NeuronLaw
+
+MIXING_FACTOR = 20  # chains count as mixed when their run is >= this many autocorrelation times
+
+
+class MCMCState(NamedTuple):
+    """Chain positions (num_chains, d), the PRNG key for the next update, the adapted step size, diagnostics."""
+
+    position: jax.Array
+    key: jax.Array
+    step_size: jax.Array
+    diagnostics: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    num_chains: int
+    num_steps: int
+    num_warmup: int
+    step_size: float | None
+    target_acceptance: float
+    adaptation_rate: float
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"mcmc {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
+        raise ConfigError(f"mcmc {name} must be a number in ({low}, {high}), got {value!r}")
+    return float(value)
+
+
+def _log_density_fn(model: TwoLayer, data: Dataset, residual: jax.Array):
+    """``w (d,) -> log rho(w)`` (unnormalised), the scalar function blackjax differentiates."""
+    return lambda w: model.log_density(w[None, :], data, residual)[0]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _run_chains(settings: _Settings, model: TwoLayer, data, residual, position, key, step_size):
+    """Warm-up (adapting ``step_size``) then sampling; returns positions, key, step size and traces."""
+    log_density = _log_density_fn(model, data, residual)
+    kernel = blackjax.mala.build_kernel()
+    chains = jax.vmap(lambda w: blackjax.mala.init(w, log_density))(position)
+    step = jax.vmap(lambda k, state, h: kernel(k, state, log_density, h), in_axes=(0, 0, None))
+
+    def warmup_step(carry, key):
+        chains, log_h = carry
+        chains, info = step(jax.random.split(key, settings.num_chains), chains, jnp.exp(log_h))
+        acceptance = jnp.mean(info.acceptance_rate)
+        log_h = log_h + settings.adaptation_rate * (acceptance - settings.target_acceptance)
+        return (chains, log_h), None
+
+    def sampling_step(chains, key):
+        chains, info = step(jax.random.split(key, settings.num_chains), chains, h)
+        overlap = model.overlap(chains.position, data, residual)
+        trace = jnp.stack(
+            [chains.position[:, 0], jnp.sum(chains.position**2, -1), overlap[:, 0], chains.logdensity], axis=-1
+        )  # (num_chains, 4) summary statistics
+        return chains, (trace, jnp.mean(info.acceptance_rate))
+
+    key, warmup_key, sampling_key = jax.random.split(key, 3)
+    (chains, log_h), _ = jax.lax.scan(
+        warmup_step, (chains, jnp.log(step_size)), jax.random.split(warmup_key, settings.num_warmup)
+    )
+    h = jnp.exp(log_h)
+    chains, (trace, acceptance) = jax.lax.scan(sampling_step, chains, jax.random.split(sampling_key, settings.num_steps))
+    ess = blackjax.diagnostics.effective_sample_size(trace, chain_axis=1, sample_axis=0)  # (4,)
+    return chains.position, chains.logdensity, key, h, jnp.mean(acceptance), jnp.min(ess)
+
+
+def _diagnostics(settings: _Settings, acceptance, step_size, ess) -> dict:
+    autocorrelation_time = settings.num_chains * settings.num_steps / ess
+    return {
+        "acceptance_rate": acceptance,
+        "step_size": step_size,
+        "ess": ess,
+        "autocorrelation_time": autocorrelation_time,
+        "mixed": (settings.num_warmup + settings.num_steps >= MIXING_FACTOR * autocorrelation_time).astype(ess.dtype),
+    }
+
+
+def mcmc_sampler(
+    num_chains: int = 4096,
+    num_steps: int = 100,
+    num_warmup: int = 50,
+    step_size: float | None = None,
+    target_acceptance: float = 0.574,
+    adaptation_rate: float = 1.0,
+) -> Sampler:
+    """A ``Sampler`` of ``rho(w)`` by ``num_chains`` independent blackjax MALA chains.
+
+    ``step_size``: the initial MALA step ``h`` (proposal ``w + h grad log rho + sqrt(2 h) xi``);
+    default ``0.5 sw2 d^(-1/3)`` (MALA's optimal scaling in dimension d). ``num_warmup`` steps of
+    each update adapt ``h`` toward ``target_acceptance`` (0.574 is MALA's asymptotic optimum) with
+    gain ``adaptation_rate`` (0 switches adaptation off); ``num_steps`` further steps at fixed
+    ``h`` are the sampling run. ``update`` raises ``NonFiniteError`` if a chain reaches a
+    non-finite ``log rho`` (a runaway chain: the law may be non-normalizable, or ``h`` too large).
+    """
+    settings = _Settings(
+        num_chains=_check_int("num_chains", num_chains, 2),
+        num_steps=_check_int("num_steps", num_steps, 4),  # Geyer's ESS needs a few samples per chain
+        num_warmup=_check_int("num_warmup", num_warmup, 0),
+        step_size=None if step_size is None else _check_float("step_size", step_size, 0.0, math.inf),
+        target_acceptance=_check_float("target_acceptance", target_acceptance, 0.0, 1.0),
+        adaptation_rate=0.0 if adaptation_rate == 0 else _check_float("adaptation_rate", adaptation_rate, 0.0, math.inf),
+    )
+
+    def init(key: jax.Array, model: TwoLayer, data: Dataset) -> MCMCState:
+        prior_key, key = jax.random.split(key)
+        position = math.sqrt(model.sw2) * jax.random.normal(prior_key, (settings.num_chains, data.input_dim), data.x.dtype)
+        h = settings.step_size if settings.step_size is not None else 0.5 * model.sw2 * data.input_dim ** (-1 / 3)
+        h = jnp.asarray(h, data.x.dtype)
+        zero = jnp.zeros((), data.x.dtype)
+        diagnostics = _diagnostics(settings, zero, h, jnp.asarray(1.0, data.x.dtype))  # filled in by update
+        return MCMCState(position, key, h, diagnostics)
+
+    def update(state: MCMCState, model: TwoLayer, data: Dataset, residual: jax.Array):
+        position, log_density, key, h, acceptance, ess = _run_chains(
+            settings, model, data, residual, state.position, state.key, state.step_size
+        )
+        diagnostics = _diagnostics(settings, acceptance, h, ess)
+        if not isinstance(log_density, jax.core.Tracer):
+            runaway = int(jnp.sum(~jnp.isfinite(log_density)))
+            if runaway:
+                raise NonFiniteError(
+                    f"mcmc: {runaway} of {settings.num_chains} chains reached a non-finite log rho(w) "
+                    f"(step size {float(h):.3g}); the single-neuron law may be non-normalizable "
+                    "(unbounded activation, large coupling) or the step size too large"
+                )
+        return NeuronLaw.from_samples(position), MCMCState(position, key, h, diagnostics)
+
+    return Sampler("mcmc", init, update)
