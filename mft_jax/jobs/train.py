@@ -1,0 +1,140 @@
+"""Train finite-width two-layer networks (many seeds, vmapped) by Langevin, SGD or Adam.
+
+Config sections: [task] (the Dataset: full-batch training set / quadrature, and where the
+background is measured), [model] (the prior, THEORY.md section 2), [train]:
+
+    width, steps                  network width N, number of steps
+    optimizer = "langevin"        Langevin at T = 1/beta (the tempered posterior); needs step_size
+              | "sgd" | "adam"    T = 0; needs learning_rate; weight_decay = number | "prior" (T/sa2, T/sw2)
+    num_seeds = 1, seed = 0       independent networks in one vmapped run; PRNG seed
+    batch_size                    absent: full batch on the [task] Dataset; set: fresh minibatches
+                                  from the task law every step (infinite data)
+    eval = "task"                 where the final loss and the background are measured: the [task]
+                                  Dataset, or an integer n: a fresh Monte-Carlo sample of n points
+    chunk = 100, checkpoint_every = 1000
+
+Writes to --out: network.npz (a (S, N, C), w (S, N, d)); neurons.npz (all S N neurons, equal
+weights, with a); background.npz (the eval Dataset and the residual r = y - f of the network of
+seed 0: a background is one network); train.json (loss curve per seed, final loss per seed on the
+eval Dataset, config, meta); checkpoint.npz (for --resume). Exit 1 on NaN (the last good checkpoint
+is kept), 2 on a bad config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from mft_jax.config import data_from, load_toml, model_from, section
+from mft_jax.errors import ConfigError
+from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
+from mft_jax.tasks import get_task
+from mft_jax.train.joint import OPTIMIZERS, langevin_optimizer, optax_optimizer, prior_weight_decay, train
+from mft_jax.train.network import loss, network_law, residual
+
+DATASET_KEYS = ("name", "quadrature", "samples", "n_train", "seed", "path")
+EVAL_STREAM = 2**31 - 1  # fold_in index of the eval sample; seeds use 0 .. num_seeds - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: see the module docstring."""
+
+    width: int
+    steps: int
+    optimizer: str = "langevin"
+    step_size: float | None = None
+    learning_rate: float | None = None
+    weight_decay: float | str | None = None
+    num_seeds: int = 1
+    batch_size: int | None = None
+    seed: int = 0
+    eval: str | int = "task"
+    chunk: int = 100
+    checkpoint_every: int = 1000
+
+    def __post_init__(self):
+        for name in ("width", "num_seeds", "chunk", "checkpoint_every", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"[train] {name} must be >= 1, got {value!r}")
+        if self.steps < 0:
+            raise ConfigError(f"[train] steps must be >= 0, got {self.steps!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"[train] optimizer = {self.optimizer!r} is unknown; allowed: {', '.join(OPTIMIZERS)}")
+        langevin = self.optimizer == "langevin"
+        needed, forbidden = (("step_size", ("learning_rate", "weight_decay")) if langevin else ("learning_rate", ("step_size",)))
+        if getattr(self, needed) is None or not getattr(self, needed) > 0:
+            raise ConfigError(f"[train] optimizer = {self.optimizer!r} needs {needed} > 0, got {getattr(self, needed)!r}")
+        for name in forbidden:
+            if getattr(self, name) is not None:
+                why = "the prior fixes the decay T/s2 and beta the noise" if langevin else "step_size is Langevin's; use learning_rate"
+                raise ConfigError(f"[train] {name} is not used by optimizer = {self.optimizer!r} ({why}); remove it")
+        if isinstance(self.weight_decay, str) and self.weight_decay != "prior":
+            raise ConfigError(f"[train] weight_decay must be a number >= 0 or \"prior\", got {self.weight_decay!r}")
+        if isinstance(self.weight_decay, (int, float)) and self.weight_decay < 0:
+            raise ConfigError(f"[train] weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.eval != "task" and not (isinstance(self.eval, int) and self.eval >= 1):
+            raise ConfigError(f"[train] eval must be \"task\" (the [task] Dataset) or a positive number of fresh samples, got {self.eval!r}")
+        if self.eval != "task" and self.batch_size is None:
+            raise ConfigError("[train] eval = n (fresh samples) is for infinite-data runs (batch_size set); full-batch runs measure on the [task] Dataset")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz (bit-for-bit the uninterrupted run)")
+
+
+def task_from(raw: dict):
+    """The ``Task`` (law of the data) behind the ``[task]`` section, for fresh minibatches."""
+    options = {k: v for k, v in (raw.get("task") or {}).items() if k not in DATASET_KEYS}
+    name = (raw.get("task") or {}).get("name")
+    if name == "npz":
+        raise ConfigError("[train] batch_size needs a task law to sample from; task 'npz' is a fixed dataset: remove batch_size")
+    return get_task(name, **options)
+
+
+def run(args) -> int:
+    raw = load_toml(args.config, ("task", "model", "train"))
+    model = model_from(raw)
+    config = section(TrainConfig, raw.get("train"), "train")
+    data = data_from(raw)
+    if config.optimizer == "langevin":
+        optimizer = langevin_optimizer(model, config.step_size)
+    else:
+        decay = prior_weight_decay(model) if config.weight_decay == "prior" else (config.weight_decay or 0.0)
+        optimizer = optax_optimizer(config.optimizer, config.learning_rate, decay)
+    key = jax.random.key(config.seed)
+    if config.batch_size is None:
+        source = eval_data = data
+    else:
+        source = task_from(raw)
+        eval_data = data if config.eval == "task" else source.sample(jax.random.fold_in(key, EVAL_STREAM), config.eval)
+    if source.input_dim != data.input_dim:
+        raise ConfigError(f"[task] dataset has d = {data.input_dim} inputs but the task law {source.input_dim}")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = train(
+        key, model, config.width, source, optimizer, config.steps, num_seeds=config.num_seeds,
+        batch_size=config.batch_size, chunk=config.chunk, out_dir=out, checkpoint_every=config.checkpoint_every,
+        resume=args.resume,
+    )
+    params = result.params
+    final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(params, model, eval_data))
+    seed0 = jax.tree.map(lambda leaf: leaf[0], params)
+    save_npz(out / "network.npz", a=params["a"], w=params["w"])
+    save_neurons(out / "neurons.npz", network_law(params))
+    save_background(out / "background.npz", eval_data, residual(seed0, model, eval_data))
+    write_json(out / "train.json", {
+        "loss_curve": {"step": result.history["step"], "loss_per_seed": result.history["loss"]},
+        "final_loss_per_seed": final_loss,
+        "final_loss_mean": float(final_loss.mean()),
+        "eval": "the [task] dataset" if config.eval == "task" else f"{config.eval} fresh samples",
+        "meta": run_metadata(raw, config.seed),
+    })
+    print(f"trained {config.num_seeds} network(s) of width {config.width} for {config.steps} steps; "
+          f"final loss (mean over seeds) {final_loss.mean():.6g}; wrote {out}")
+    return 0

@@ -1,0 +1,156 @@
+"""Training whole networks, many seeds at once: Langevin (the tempered posterior) or optax (T = 0).
+
+Every update descends the *energy* ``U`` plus a weight decay:
+
+- mean-field scaling: ``U = N L``. Its gradient per neuron is O(1) in the width
+  (``grad_{a_i} N L = -sum_mu q_mu r_mu phi(w_i . x_mu)``), so one step size serves every N.
+- standard scaling: ``U = L`` (per-neuron gradients O(N^-1/2): the lazy / kernel regime).
+
+Langevin (``langevin_optimizer``), THEORY.md section 2, with ``T = 1/beta`` and ``s2 = sa2 | sw2``:
+``theta <- theta - h (grad U + T theta / s2) + sqrt(2 h T) xi``; stationary law (h -> 0)
+``exp(-beta U - |a|^2/(2 sa2) - |w|^2/(2 sw2))``. For mean-field scaling this is the posterior
+``exp(-beta N L - prior)`` of THEORY.md. For standard scaling it is ``exp(-beta L - prior)``, the
+Bayesian network in the NNGP parametrisation: as N -> infinity, Gaussian-process regression with
+kernel ``sa2 K_prior`` and noise variance ``T / q_mu`` at point mu, i.e. the ``c -> 0`` limit of the
+mean-field equations at the same beta (``f = sa2 K Q (T + sa2 K Q)^-1 y``).
+
+SGD / Adam (``optax_optimizer``): descend ``U + sum_theta lambda_theta |theta|^2 / 2`` (coupled L2
+decay). ``weight_decay="prior"`` sets ``lambda_a = T/sa2``, ``lambda_w = T/sw2``: the minimiser is
+then the MAP point of the tempered posterior (Langevin at T -> 0 with the same prior).
+
+Data: a ``Dataset`` (full batch: a training set or a quadrature of the population), or a ``Task``
+with ``batch_size`` (infinite data: step t of seed s uses the fresh minibatch
+``task.sample(fold_in(batch_key_s, t), batch_size)``; for Langevin this adds gradient noise, i.e.
+stochastic-gradient Langevin). Seeds run in one ``vmap``; seed s draws all its randomness from
+``fold_in(key, s)``, so adding seeds leaves the earlier ones unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mft_jax.data import Dataset
+from mft_jax.errors import ConfigError
+from mft_jax.model import TwoLayer
+from mft_jax.tasks import Task
+from mft_jax.train.langevin import langevin
+from mft_jax.train.loop import run_loop
+from mft_jax.train.network import init_network, loss
+
+Optimizer = Callable[[jax.Array], optax.GradientTransformation]
+"""``key -> transform``: the key feeds the Langevin noise of one seed (sgd / adam ignore it)."""
+
+OPTIMIZERS = ("langevin", "sgd", "adam")
+
+
+class TrainResult(NamedTuple):
+    """``params`` with a leading seed axis (``a`` (S, N, C), ``w`` (S, N, d)); ``history``: ``step`` (R,),
+    ``loss`` (R, S), the loss L of each seed at the step (on its minibatch for infinite-data runs)."""
+
+    params: dict
+    history: dict
+
+
+def energy(params: dict, model: TwoLayer, data: Dataset) -> jax.Array:
+    """``U = N L`` (mean-field scaling) or ``U = L`` (standard scaling)."""
+    return _energy_and_loss(params, model, data)[0]
+
+
+def _energy_and_loss(params, model, data):
+    value = loss(params, model, data)
+    return (params["a"].shape[0] if model.scaling == "mean_field" else 1.0) * value, value
+
+
+def langevin_optimizer(model: TwoLayer, step_size: float) -> Optimizer:
+    """Langevin at ``T = 1/beta`` with decay ``T/sa2`` on ``a`` and ``T/sw2`` on ``w`` (the prior)."""
+    return lambda key: langevin(step_size, model.temperature, {"a": model.sa2, "w": model.sw2}, key)
+
+
+def prior_weight_decay(model: TwoLayer) -> dict:
+    """``{"a": T/sa2, "w": T/sw2}``: the decay whose minimiser of ``U + decay`` is the posterior's MAP point."""
+    return {"a": model.temperature / model.sa2, "w": model.temperature / model.sw2}
+
+
+def optax_optimizer(name: str, learning_rate: float, weight_decay: float | dict = 0.0) -> Optimizer:
+    """``sgd`` or ``adam`` on ``U + sum lambda |theta|^2 / 2``; ``weight_decay`` is a number or ``{"a": .., "w": ..}``."""
+    if name not in ("sgd", "adam"):
+        raise ConfigError(f"optax optimizer must be 'sgd' or 'adam', got {name!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ConfigError(f"learning_rate must be a number > 0, got {learning_rate!r}")
+    decay = weight_decay if isinstance(weight_decay, dict) else {"a": weight_decay, "w": weight_decay}
+    if set(decay) != {"a", "w"} or not all(isinstance(v, (int, float)) and v >= 0 for v in decay.values()):
+        raise ConfigError(f"weight_decay must be a number >= 0 or {{'a': .., 'w': ..}} of them, got {weight_decay!r}")
+    descent = optax.sgd(learning_rate) if name == "sgd" else optax.adam(learning_rate)
+    masks = {"a": {"a": True, "w": False}, "w": {"a": False, "w": True}}
+    transform = optax.chain(*(optax.add_decayed_weights(float(decay[k]), mask=masks[k]) for k in ("a", "w")), descent)
+    return lambda key: transform
+
+
+def train(
+    key: jax.Array,
+    model: TwoLayer,
+    width: int,
+    data: Dataset | Task,
+    optimizer: Optimizer,
+    num_steps: int,
+    *,
+    num_seeds: int = 1,
+    batch_size: int | None = None,
+    chunk: int = 100,
+    out_dir=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
+
+    Full batch on a ``Dataset``; fresh minibatches of ``batch_size`` from a ``Task``. Runs through
+    ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
+    """
+    for name, value in (("width", width), ("num_seeds", num_seeds)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(data, Task):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"training on a task (infinite data) needs batch_size, a positive integer; got {batch_size!r}")
+        input_dim, output_dim = data.input_dim, data.output_dim
+    elif isinstance(data, Dataset):
+        if batch_size is not None:
+            raise ConfigError("batch_size is for infinite-data runs on a Task; a Dataset trains full batch")
+        input_dim, output_dim = data.input_dim, data.output_dim
+    else:
+        raise ConfigError(f"data must be a Dataset or a Task, got {type(data).__name__}")
+
+    def batch_at(batch_key, t):
+        return data.sample(jax.random.fold_in(batch_key, t), batch_size) if isinstance(data, Task) else data
+
+    def init_seed(seed_key):
+        init_key, noise_key, _ = jax.random.split(seed_key, 3)
+        params = init_network(init_key, model, width, input_dim, output_dim)
+        return params, optimizer(noise_key).init(params)
+
+    def step_seed(params, opt_state, seed_key, t):
+        _, noise_key, batch_key = jax.random.split(seed_key, 3)
+        batch = batch_at(batch_key, t)
+        (_, value), grads = jax.value_and_grad(_energy_and_loss, has_aux=True)(params, model, batch)
+        updates, opt_state = optimizer(noise_key).update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    def step(state, t):
+        params, opt_state, seed_keys = state
+        params, opt_state, losses = jax.vmap(step_seed, in_axes=(0, 0, 0, None))(params, opt_state, seed_keys, t)
+        return (params, opt_state, seed_keys), {"loss": losses}
+
+    seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(num_seeds))
+    params, opt_state = jax.jit(jax.vmap(init_seed))(seed_keys)
+    (params, _, _), history = run_loop(
+        step, (params, opt_state, seed_keys), num_steps, chunk=chunk, out_dir=out_dir,
+        checkpoint_every=checkpoint_every, resume=resume, progress=progress, description=f"train ({num_seeds} seeds)",
+    )
+    history = {"step": history["step"], "loss": np.asarray(history.get("loss", np.zeros((0, num_seeds)))).reshape(-1, num_seeds)}
+    return TrainResult(params, history)

@@ -1,0 +1,160 @@
+"""Whole-network training: Langevin samples the exact posterior, mean-field gradients are O(1) per
+neuron, SGD/Adam learn the clover task, vmapped seeds are independent networks."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mft_jax.data import make_dataset
+from mft_jax.errors import ConfigError
+from mft_jax.model import TwoLayer
+from mft_jax.tasks import continuous_xor, make_data
+from mft_jax.train.joint import energy, langevin_optimizer, optax_optimizer, prior_weight_decay, train
+from mft_jax.train.network import init_network, loss
+
+# A tiny regression problem whose posterior is non-Gaussian (a ridge around a w x ~ y) but integrable on a grid.
+X, Q, Y = np.array([0.5, 1.0]), np.array([0.5, 0.5]), np.array([0.5, 1.5])
+BETA = 4.0
+
+
+def grid_posterior_moments(width, points):
+    """E[a^2], E[w^2], E[a w] per neuron under p ~ exp(-beta N L - |a|^2/2 - |w|^2/2), linear phi, d = C = 1, sa2 = sw2 = 1.
+
+    Trapezoid rule on [-6, 6]^(2N): spectrally accurate for this smooth, Gaussian-decaying integrand.
+    """
+    axis = np.linspace(-6.0, 6.0, points)
+    grids = np.meshgrid(*([axis] * (2 * width)), indexing="ij", sparse=True)
+    a, w = grids[:width], grids[width:]
+    u = sum(ai * wi for ai, wi in zip(a, w)) / width  # f(x) = u x
+    loss_value = 0.5 * sum(q * (u * x - y) ** 2 for x, q, y in zip(X, Q, Y))
+    log_p = -BETA * width * loss_value - 0.5 * sum(t * t for t in grids)
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+    return np.array([
+        np.mean([np.sum(p * a[i] ** 2) for i in range(width)]),
+        np.mean([np.sum(p * w[i] ** 2) for i in range(width)]),
+        np.mean([np.sum(p * a[i] * w[i]) for i in range(width)]),
+    ])
+
+
+def curvature_bound(width, points, mass=0.999):
+    """Largest Hessian eigenvalue of U + T |theta|^2 / 2 (N = 1) over the region holding ``mass`` of the posterior."""
+    assert width == 1
+    axis = np.linspace(-6.0, 6.0, points)
+    a, w = np.meshgrid(axis, axis, indexing="ij")
+    sxx, sxy = np.sum(Q * X * X), np.sum(Q * X * Y)
+    u = a * w
+    log_p = -BETA * 0.5 * (sxx * u * u - 2 * sxy * u) - 0.5 * (a * a + w * w)
+    p = np.exp(log_p - log_p.max()).ravel()
+    p /= p.sum()
+    haa, hww, haw = sxx * w * w, sxx * a * a, sxx * 2 * u - sxy
+    top = 0.5 * (haa + hww) + np.sqrt(0.25 * (haa - hww) ** 2 + haw**2) + 1.0 / BETA
+    order = np.argsort(-p)
+    inside = order[: np.searchsorted(np.cumsum(p[order]), mass) + 1]
+    return float(top.ravel()[inside].max())
+
+
+@pytest.mark.parametrize("width", [1, pytest.param(2, marks=pytest.mark.slow)])  # N = 2: ~35 s on 2 cores
+def test_langevin_samples_the_exact_posterior(width):
+    exact = grid_posterior_moments(width, points=301 if width == 1 else 41)
+    model = TwoLayer("linear", sa2=1.0, sw2=1.0, beta=BETA)
+    data = make_dataset(X[:, None], Y, Q)
+    chains, step_size, steps = 4096, 4e-3, 10_000  # time 40 = 10 prior relaxation times sa2 / T: burn-in error ~ e^-10
+    result = train(jax.random.key(width), model, width, data, langevin_optimizer(model, step_size), steps,
+                   num_seeds=chains, chunk=5000, progress=False)
+    a, w = np.asarray(result.params["a"][..., 0], float), np.asarray(result.params["w"][..., 0], float)
+    per_chain = np.stack([np.mean(a * a, 1), np.mean(w * w, 1), np.mean(a * w, 1)])  # independent chains
+    estimate = per_chain.mean(1)
+    standard_error = per_chain.std(1) / np.sqrt(chains)
+    # ULA bias: for a Gaussian of curvature k the variance is off by a factor 1 / (1 - h k / 2); k_max bounds the
+    # curvature where 99.9% of the posterior lives. Computed at N = 1; at N = 2 the Hessian of N L is
+    # (1/N) Gram(w_i x) sum q x^2, whose top eigenvalue (w1^2 + w2^2)/2 sum q x^2 is of the same size.
+    bias_budget = 0.5 * step_size * curvature_bound(1, 301) * np.sqrt(exact[0] * exact[1])
+    # 4 standard errors each for 3 statistics: false-failure rate < 3 * 6.3e-5.
+    np.testing.assert_array_less(np.abs(estimate - exact), 4 * standard_error + bias_budget)
+
+
+def test_grid_moments_are_converged():
+    # The reference itself: refining the grid changes it far below the Monte-Carlo errors (~1e-2).
+    np.testing.assert_allclose(grid_posterior_moments(1, 301), grid_posterior_moments(1, 601), atol=1e-8)
+
+
+def clover(quadrature=12):
+    return make_data("continuous_xor", quadrature=quadrature)
+
+
+def test_mean_field_gradient_per_neuron_is_order_one():
+    # At the prior, grad_{a_i} U = -(n_N / N^p) sum_mu q_mu r_mu phi(w_i . x_mu) with r = y - f, readout
+    # f = n_N^-1 sum_j a_j phi_j (n_N = N mean-field, sqrt(N) standard) and U = N L (mean-field) or L (standard).
+    # Averaging over the prior (E a = 0): E[(sum q r phi_i)^2] = E[S_y(w)^2] + sa2 [(N - 1) E[k(w, w')^2] + E[k(w, w)^2]] / n_N^2
+    # with k(w, w') = sum_mu q_mu phi(w . x_mu) phi(w' . x_mu): O(1) for mean-field, so grad U is O(1) per neuron;
+    # for standard scaling grad U is that O(1) number times N^-1/2.
+    data = clover(16)
+    model = TwoLayer("ramp")
+    reference_w = init_network(jax.random.key(99), model, 40_000, 2)["w"]
+    features = np.asarray(model.features(reference_w, data.x), float)  # (M, P)
+    q, y = np.asarray(data.q, float), np.asarray(data.y[:, 0], float)
+    overlap_y = features @ (q * y)
+    k_off = np.sum(features[:20_000] * features[20_000:] * q, axis=1)
+    k_diag = features**2 @ q
+    gradient = jax.jit(jax.vmap(jax.grad(energy), in_axes=(0, None, None)), static_argnums=1)
+    # Mean-field: neurons of one network share f only at O(1/N), so each neuron counts as one sample. Standard
+    # scaling: f is O(1) and shared by a network's neurons, so each network (seed) counts as one sample.
+    for scaling, width, seeds in (("mean_field", 64, 64), ("mean_field", 4096, 1), ("standard", 64, 64)):
+        model = TwoLayer("ramp", scaling=scaling)
+        norm = width if scaling == "mean_field" else np.sqrt(width)
+        terms = [overlap_y**2, model.sa2 * (width - 1) * k_off**2 / norm**2, model.sa2 * k_diag**2 / norm**2]
+        reference = sum(t.mean() for t in terms)
+        reference_error = np.sqrt(sum(t.var() / t.size for t in terms))
+        params = jax.vmap(lambda k: init_network(k, model, width, 2))(jax.random.split(jax.random.key(width), seeds))
+        per_neuron = np.asarray(gradient(params, model, data)["a"][..., 0], float)  # (seeds, N)
+        squared = per_neuron**2 * (1.0 if scaling == "mean_field" else width)
+        samples = squared.ravel() if scaling == "mean_field" else squared.mean(1)
+        standard_error = np.hypot(samples.std() / np.sqrt(samples.size), reference_error)
+        # 4 combined standard errors: false-failure rate < 1e-4 per check (3 checks).
+        assert abs(samples.mean() - reference) < 4 * standard_error, (scaling, width, samples.mean(), reference)
+
+
+@pytest.mark.parametrize("name, learning_rate", [("sgd", 0.5), ("adam", 0.02)])
+def test_optax_training_learns_the_clover_and_seeds_are_independent(name, learning_rate):
+    model = TwoLayer("ramp", sa2=1.0, sw2=1.0, beta=50.0)
+    data = clover()
+    optimizer = optax_optimizer(name, learning_rate, prior_weight_decay(model))
+    result = train(jax.random.key(0), model, 128, data, optimizer, 400, num_seeds=3, chunk=100, progress=False)
+    initial = train(jax.random.key(0), model, 128, data, optimizer, 0, num_seeds=3, progress=False).params  # 0 steps: the prior draw
+    initial_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(initial, model, data))
+    final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(result.params, model, data))
+    # E y^2 / 2 = 1/2 is the loss of f = 0; every seed must learn at least half of the target's variance.
+    assert (final_loss < 0.5 * initial_loss).all() and (final_loss < 0.25).all(), (initial_loss, final_loss)
+    assert result.history["loss"].shape == (4, 3) and np.all(np.diff(result.history["loss"], axis=0) < 0)
+    # Different seeds are different networks: their hidden weights are uncorrelated draws, far apart.
+    w = np.asarray(result.params["w"])
+    assert np.abs(w[0] - w[1]).mean() > 0.3
+    # Adding seeds does not change the others: seed 0 alone is seed 0 of the vmapped run.
+    alone = train(jax.random.key(0), model, 128, data, optimizer, 400, num_seeds=1, chunk=100, progress=False)
+    np.testing.assert_allclose(alone.params["w"][0], result.params["w"][0], rtol=1e-4, atol=1e-5)  # float32 vmap reassociation
+
+
+def test_infinite_data_minibatches_reduce_the_population_loss():
+    model = TwoLayer("ramp")
+    population = clover(16)
+    result = train(jax.random.key(1), model, 128, continuous_xor(), optax_optimizer("adam", 0.02), 300,
+                   num_seeds=2, batch_size=64, chunk=100, progress=False)
+    final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(result.params, model, population))
+    assert (final_loss < 0.25).all(), final_loss  # half of L(f = 0) = 1/2 on fresh data never seen twice
+
+
+def test_bad_arguments_are_config_errors():
+    model = TwoLayer("ramp")
+    data = clover(4)
+    with pytest.raises(ConfigError, match="width"):
+        train(jax.random.key(0), model, 0, data, optax_optimizer("sgd", 0.1), 1)
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(jax.random.key(0), model, 4, continuous_xor(), optax_optimizer("sgd", 0.1), 1)
+    with pytest.raises(ConfigError, match="rmsprop"):
+        optax_optimizer("rmsprop", 0.1)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        optax_optimizer("adam", -1.0)
