@@ -1,0 +1,45 @@
+"""The neuron axis sharded over all devices.
+
+Single neurons against a fixed background are independent, so the foreground trainer splits
+its particle axis (axis 0 of ``a`` (M, C) and ``w`` (M, d)) over a one-axis ``Mesh`` of every
+device and replicates the background data. ``M`` must be a multiple of the device count.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mft_jax.errors import ConfigError
+
+NEURON_AXIS = "neurons"
+
+
+def neuron_mesh(devices=None) -> Mesh:
+    """A one-dimensional mesh named ``"neurons"`` over ``devices`` (default: ``jax.devices()``)."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), (NEURON_AXIS,))
+
+
+def check_num_neurons(num_neurons: int, mesh: Mesh) -> int:
+    """``num_neurons`` if it is a positive multiple of the mesh size, else a ``ConfigError`` saying which is."""
+    devices = mesh.devices.size
+    if isinstance(num_neurons, bool) or not isinstance(num_neurons, (int, np.integer)) or num_neurons < 1:
+        raise ConfigError(f"num_neurons must be a positive integer, got {num_neurons!r}")
+    if num_neurons % devices:
+        lower, upper = (num_neurons // devices) * devices, -(-num_neurons // devices) * devices
+        nearest = f"{lower} or {upper}" if lower else f"{upper}"
+        raise ConfigError(
+            f"num_neurons = {num_neurons} must be a multiple of the {devices} devices the neuron axis is sharded over; use {nearest}"
+        )
+    return int(num_neurons)
+
+
+def shard_neurons(tree, mesh: Mesh):
+    """Put every leaf of ``tree`` on ``mesh`` with its leading (neuron) axis split over the devices."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(NEURON_AXIS)))
+
+
+def replicate(tree, mesh: Mesh):
+    """Put every leaf of ``tree`` (the background data, PRNG keys) whole on each device of ``mesh``."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))

@@ -1,0 +1,126 @@
+"""`mft-jax foreground`: outputs, exact resume after a kill, NaN stop with the step named, bad configs -> exit 2."""
+
+import json
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from mft_jax import cli
+from mft_jax.data import make_dataset
+from mft_jax.io import load_neurons, save_background
+from mft_jax.train.loop import load_checkpoint
+
+CONFIG = """
+[model]
+activation = "erf"
+beta = 2.0
+
+[foreground]
+num_neurons = {num_neurons}
+steps = {steps}
+step_size = {step_size}
+batch_size = 8
+seed = 3
+checkpoint_every = 10
+chunk = 10
+"""
+
+
+@pytest.fixture(autouse=True)
+def only_the_foreground_job(monkeypatch):
+    monkeypatch.setattr(cli, "JOBS", {"foreground": cli.JOBS["foreground"]})  # jobs of other branches need not exist here
+
+
+@pytest.fixture
+def background(tmp_path):
+    x = np.asarray(jax.random.normal(jax.random.key(0), (20, 2)))
+    data = make_dataset(x, x[:, :1] * x[:, 1:])
+    save_background(tmp_path / "bg" / "background.npz", data, 0.8 * np.asarray(data.y))
+    return tmp_path / "bg"
+
+
+def config(tmp_path, name="fg.toml", num_neurons=16, steps=30, step_size=0.05, extra=""):
+    path = tmp_path / name
+    path.write_text(CONFIG.format(num_neurons=num_neurons, steps=steps, step_size=step_size) + extra)
+    return path
+
+
+def foreground(*args):
+    return cli.main(["foreground", *map(str, args), "--no-progress"])
+
+
+def test_writes_neurons_and_results(tmp_path, background):
+    assert foreground(config(tmp_path), "--background", background, "--out", tmp_path / "out") == 0
+    law = load_neurons(tmp_path / "out")
+    assert law.w.shape == (16, 2) and law.a.shape == (16, 1)
+    np.testing.assert_allclose(law.log_weight, 0.0)  # equal weights: the solver's format
+    results = json.loads((tmp_path / "out" / "foreground.json").read_text())
+    # background loss 1/2 sum q |r|^2 with r = 0.8 y, y = x1 x2 on the 20 points
+    x = np.asarray(jax.random.normal(jax.random.key(0), (20, 2)))
+    np.testing.assert_allclose(results["background"]["loss"], 0.5 * np.mean((0.8 * x[:, 0] * x[:, 1]) ** 2), rtol=1e-5)
+    assert np.isfinite(results["mean_potential"]) and np.isfinite(results["network_loss"])
+    assert results["temperature"] == 0.5 and results["meta"]["config"]["foreground"]["seed"] == 3
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, background):
+    assert foreground(config(tmp_path), "--background", background, "--out", tmp_path / "full") == 0
+    # "Kill" at step 20: a run of the same config that stopped there left its checkpoint.
+    assert foreground(config(tmp_path, "short.toml", steps=20), "--background", background, "--out", tmp_path / "resumed") == 0
+    assert load_checkpoint(tmp_path / "resumed", _template())[1] == 20
+    assert foreground(config(tmp_path), "--background", background, "--out", tmp_path / "resumed", "--resume") == 0
+    full, resumed = load_neurons(tmp_path / "full"), load_neurons(tmp_path / "resumed")
+    np.testing.assert_array_equal(resumed.w, full.w)  # bit-for-bit
+    np.testing.assert_array_equal(resumed.a, full.a)
+
+
+def _template():
+    """The state structure of a 16-neuron run on 2-d data with one output (for reading the checkpoint's step)."""
+    from mft_jax.train.foreground import ForegroundState
+    from mft_jax.train.langevin import LangevinState
+
+    key = jax.random.key(0)
+    neurons = {"a": np.zeros((16, 1), np.float32), "w": np.zeros((16, 2), np.float32)}
+    return ForegroundState(neurons, LangevinState(key, np.zeros((), np.int32)), key)
+
+
+def test_nan_stops_with_the_step_named_and_checkpoint_kept(tmp_path, background, capsys):
+    # h = 50: the weight decay alone maps theta -> (1 - h T / s2) theta = -24 theta, which overflows float32 in ~30 steps.
+    code = foreground(config(tmp_path, steps=200, step_size=50.0), "--background", background, "--out", tmp_path / "out")
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "NaN/inf at step" in error and "last good checkpoint" in error
+    bad_step = int(re.search(r"NaN/inf at step (\d+)", error).group(1))
+    assert load_checkpoint(tmp_path / "out", _template())[1] <= bad_step  # the kept checkpoint precedes the NaN
+
+
+@pytest.mark.parametrize(
+    "extra, background_arg, message",
+    [
+        ("unknown = 1\n", None, "unknown key"),
+        ("[extra]\n", None, "unknown config section"),
+        ("[task]\nname = 'continuous_xor'\nquadrature = 4\n", None, r"\[task\] is only for --background gp"),
+        ("", "missing", "no background"),
+        ("", "gp", "needs a \\[task\\]"),
+    ],
+)
+def test_bad_configs_exit_2(tmp_path, background, capsys, extra, background_arg, message):
+    path = config(tmp_path, extra=extra)
+    source = background if background_arg is None else (tmp_path / background_arg if background_arg == "missing" else background_arg)
+    assert foreground(path, "--background", source, "--out", tmp_path / "out") == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_bad_values_exit_2(tmp_path, background, capsys):
+    for values, message in [
+        (dict(num_neurons=0), "num_neurons"),
+        (dict(step_size=-1.0), "step_size"),
+        (dict(steps=-5), "num_steps"),
+    ]:
+        assert foreground(config(tmp_path, **values), "--background", background, "--out", tmp_path / "out") == 2
+        assert message in capsys.readouterr().err
+    path = tmp_path / "typed.toml"
+    path.write_text(CONFIG.format(num_neurons='"many"', steps=10, step_size=0.1))
+    assert foreground(path, "--background", background, "--out", tmp_path / "out") == 2
+    assert "wrong type" in capsys.readouterr().err
