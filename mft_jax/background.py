@@ -88,7 +88,7 @@ def predict(model: TwoLayer, law: NeuronLaw, data: Dataset, residual: jax.Array,
     return model.beta * model.sa2 * total
 
 
-@functools.partial(jax.jit, static_argnames=("model", "method", "chunk", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("model", "method", "chunk", "max_iter", "feature_cache"))
 def solve_residual(
     model: TwoLayer,
     law: NeuronLaw,
@@ -98,12 +98,13 @@ def solve_residual(
     chunk: int = CHUNK,
     tol: float | None = None,
     max_iter: int = 1000,
+    feature_cache: int = FEATURE_CACHE,
 ) -> jax.Array:
     """The residual ``r = (I + beta sa2 K Q)^(-1) y`` the law imposes on the data: (P, C).
 
     ``method``: ``"dense"`` (Cholesky of the P x P symmetric form), ``"cg"`` (conjugate
     gradients, relative tolerance ``tol``, default 10 x machine epsilon; features kept in memory
-    when M P <= ``FEATURE_CACHE``, else streamed), or
+    when M P <= ``feature_cache``, else streamed in chunks), or
     ``"auto"`` (dense for P <= ``DENSE_LIMIT``).
     """
     if method == "auto":
@@ -118,7 +119,7 @@ def solve_residual(
         matvec = functools.partial(jnp.matmul, gram)
     elif method == "cg":
         tol = 10 * jnp.finfo(rhs.dtype).eps if tol is None else tol
-        if law.w.shape[0] * data.num_points <= FEATURE_CACHE:
+        if law.w.shape[0] * data.num_points <= feature_cache:
             weighted = jnp.sqrt(law.weights())[:, None] * model.features(law.w, data.x)  # K = weighted^T weighted
 
             def matvec(v):

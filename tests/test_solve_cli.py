@@ -1,0 +1,89 @@
+"""``mft-jax solve``: files written, exit codes, errors in words."""
+
+import json
+
+import numpy as np
+
+from mft_jax.cli import main
+
+TINY = """
+[task]
+name = "continuous_xor"
+quadrature = 6
+
+[model]
+activation = "ramp"
+beta = 5.0
+
+[solver]
+sampler = "{sampler}"
+grid_size = 24
+num_samples = 2000
+tol = 1e-5
+{extra}
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_solve_writes_solution_neurons_and_background(tmp_path):
+    out = tmp_path / "run"
+    assert main(["solve", write(tmp_path, TINY.format(sampler="grid", extra="")), "--out", str(out), "--no-progress"]) == 0
+    solution = json.loads((out / "solution.json").read_text())
+    assert solution["converged"] is True
+    for key in ("iterations", "loss", "free_energy", "history", "diagnostics", "config", "meta"):
+        assert key in solution
+    assert solution["config"]["solver"]["grid_size"] == 24 and solution["config"]["model"]["beta"] == 5.0
+    assert len(solution["history"]["change"]) == solution["iterations"] + 1
+    neurons = np.load(out / "neurons.npz")
+    assert neurons["w"].shape == (24 * 24, 2)
+    np.testing.assert_allclose(neurons["weight"].sum(), 1.0, rtol=1e-5)  # float32 softmax
+    background = np.load(out / "background.npz")
+    assert background["x"].shape == (36, 2) and background["residual"].shape == (36, 1)
+    np.testing.assert_allclose(0.5 * np.sum(background["q"][:, None] * background["residual"] ** 2), solution["loss"], rtol=1e-5)
+
+
+def test_importance_sampler_runs(tmp_path):
+    out = tmp_path / "run"
+    assert main(["solve", write(tmp_path, TINY.format(sampler="importance", extra="")), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "solution.json").read_text())["diagnostics"]["ess"] > 100
+
+
+def test_unknown_key_exits_2_naming_it(tmp_path, capsys):
+    code = main(["solve", write(tmp_path, TINY.format(sampler="grid", extra="gridsize = 3")), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "gridsize" in capsys.readouterr().err
+
+
+def test_unknown_sampler_exits_2(tmp_path, capsys):
+    assert main(["solve", write(tmp_path, TINY.format(sampler="metropolis", extra="")), "--out", str(tmp_path / "o")]) == 2
+    assert "grid, importance, mcmc" in capsys.readouterr().err
+
+
+def test_non_normalizable_exits_3_in_words(tmp_path, capsys):
+    text = """
+[task]
+name = "linear_teacher"
+teacher = [3.0]
+quadrature = 3
+
+[model]
+activation = "linear"
+beta = 100.0
+
+[solver]
+grid_size = 16
+"""
+    assert main(["solve", write(tmp_path, text), "--out", str(tmp_path / "o"), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert ">= 1 along u" in err and "weights run away" in err
+
+
+def test_not_converged_exits_1_with_hint(tmp_path, capsys):
+    text = TINY.format(sampler="grid", extra="max_iter = 1\nanderson = 0\ndamping = 0.1")
+    assert main(["solve", write(tmp_path, text), "--out", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert "Hint" in capsys.readouterr().err
