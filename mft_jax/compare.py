@@ -60,6 +60,9 @@ def resample(key: jax.Array, law: NeuronLaw, n: int) -> NeuronLaw:
     return NeuronLaw.from_samples(law.w[index], None if law.a is None else law.a[index])
 
 
+_resample = jax.jit(resample, static_argnums=2)
+
+
 def reduce_particles(key: jax.Array, law: NeuronLaw, max_particles: int, tail_mass: float = 1e-6) -> tuple[NeuronLaw, float]:
     """A law of at most ``max_particles`` particles for the O(M^2) metrics, and the mass it dropped.
 
@@ -204,17 +207,18 @@ def noise_floor(
     exact (theory) law with ``n`` neurons. Samples are drawn from the weighted law with
     replacement (``resample``), so an equal-weight law of M particles gives a bootstrap floor,
     faithful for ``n`` well below M. ``metric`` takes two laws (bind its options and key with
-    ``functools.partial``) and must be traceable; repeats run under ``lax.map``.
+    ``functools.partial``). The repeats are a Python loop over the jitted ``metric`` on
+    fixed shapes, so its compilation is shared with the comparison it accompanies (on CPU,
+    compiling an ott-jax Sinkhorn costs more than running it).
     """
     if n < 1 or repeats < 2:
         raise ConfigError(f"noise_floor needs n >= 1 and repeats >= 2; got n={n}, repeats={repeats}")
-
-    def one_repeat(repeat_key):
+    values = []
+    for repeat_key in jax.random.split(key, repeats):
         first, second = jax.random.split(repeat_key)
-        reference = law if against_law else resample(first, law, n)
-        return metric(reference, resample(second, law, n))
-
-    values = jax.lax.map(jax.jit(one_repeat), jax.random.split(key, repeats))
+        reference = law if against_law else _resample(first, law, n)
+        values.append(metric(reference, _resample(second, law, n)))
+    values = jnp.stack(values)
     return NoiseFloor(jnp.mean(values), jnp.std(values, ddof=1), values)
 
 
@@ -400,9 +404,10 @@ def compare_laws(
     length = spread(theory, space)
     bandwidth = length if bandwidth is None else float(bandwidth)
     epsilon = 0.05 * length**2 if epsilon is None else float(epsilon)
+    sinkhorn = functools.partial(sinkhorn_distance, epsilon=epsilon, space=space, with_convergence=True)
     metrics = {
         "sliced_wasserstein": functools.partial(sliced_wasserstein, key=projection_key, num_projections=num_projections, space=space),
-        "sinkhorn": functools.partial(sinkhorn_distance, epsilon=epsilon, space=space),
+        "sinkhorn": lambda law1, law2: sinkhorn(law1, law2)[0],
         "energy": functools.partial(energy_distance, space=space),
         "mmd": functools.partial(mmd, bandwidth=bandwidth, space=space),
     }
@@ -418,8 +423,7 @@ def compare_laws(
     for floor_key_i, (name, metric) in zip(jax.random.split(floor_key, len(metrics)), metrics.items()):
         floor = noise_floor(theory, metric, key=floor_key_i, n=n, repeats=repeats, against_law=True)
         result[name] = {"distance": float(metric(theory, empirical)), "noise_floor": float(floor.mean), "noise_floor_std": float(floor.std)}
-    _, converged = sinkhorn_distance(theory, empirical, epsilon=epsilon, space=space, with_convergence=True)
-    result["sinkhorn"]["converged"] = bool(converged)
+    result["sinkhorn"]["converged"] = bool(sinkhorn(theory, empirical)[1])
     if functions:
         theory_moments = moments(full_theory, functions, space=space, quadrature=theory_is_quadrature)
         empirical_moments = moments(empirical, functions, space=space)
