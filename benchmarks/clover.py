@@ -120,7 +120,9 @@ def stage(name: str, timings: dict):
     except Exception as error:  # noqa: BLE001 - any failure is reported with its stage
         raise StageError(name, error) from error
     finally:
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        timings[name] = timings.get(name, 0.0) + elapsed
+        print(f"  [{name}] {elapsed:.0f} s", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- config
@@ -150,6 +152,8 @@ def load_config(path: str | Path) -> dict:
         "foreground": dataclasses.asdict(section(ForegroundConfig, raw.get("foreground"), "foreground")),
         "compare": dataclasses.asdict(section(CompareConfig, raw.get("compare"), "compare")),
     }
+    model_from(config)  # the prior's own checks (activation name, positive variances) before any work
+    data_from(config)  # the task's checks (name, options, sizes); cheap for quadrature data
     networks = config["networks"]
     widths = _positive_ints(networks["widths"], "[networks] widths")
     seeds = _positive_ints(networks["seeds"], "[networks] seeds")
