@@ -9,7 +9,13 @@ activation, ``sa2 = sw2 = 1``, ``beta = 50`` (``configs/clover.toml``). Four sta
    Sinkhorn, energy distance) next to the noise floor, and the measured vs predicted loss;
    the exponent of distance vs N (log-log fit with its standard error);
 3. foreground: M independent neurons trained (Langevin, same T) against the largest network's
-   background ``r = y - f_net`` -> distance to that network's own neurons and to theory;
+   background ``r = y - f_net`` -> distance to that network's own neurons (M of them, drawn
+   without replacement, so both clouds have size M and share one floor) and to theory.
+   The background is ``y - f_net`` averaged over ``snapshots`` times in the network's last
+   ``average_steps`` steps (``background = "average"``), not one frozen snapshot: at finite N
+   the network function fluctuates by O(N^-1/2), and the single-neuron law
+   ``exp(c |S(w)|^2)`` with ``c = beta^2 sa2 / 2 = 1250`` amplifies a frozen fluctuation into a
+   visible reweighting of the four leaves (``background = "snapshot"`` shows it);
 4. the wrong background: M neurons trained against the GP (NNGP kernel ridge) residual ->
    distance to the GP background's neurons (the prior) and to theory.
 
@@ -56,6 +62,7 @@ CONFIG = ROOT / "configs" / "clover_benchmark.toml"
 QUICK_CONFIG = ROOT / "configs" / "clover_quick.toml"
 SECTIONS = ("benchmark", "task", "model", "solver", "networks", "foreground", "compare")
 METRICS = ("sliced_wasserstein", "sinkhorn", "energy")
+BACKGROUNDS = ("average", "snapshot")
 METRIC_LABELS = {"sliced_wasserstein": "sliced W2", "sinkhorn": "Sinkhorn", "energy": "energy"}
 
 
@@ -84,10 +91,13 @@ class NetworksConfig:
 class ForegroundConfig:
     """``[foreground]``: M independent neurons, Langevin at T = 1/beta against a fixed background."""
 
-    num_neurons: int = 4096
+    num_neurons: int = 2048
     steps: int = 3000
     step_size: float = 0.1
     chunk: int = 100
+    background: str = "average"  # the network's residual: "average" over its last steps, or the final "snapshot"
+    average_steps: int = 1000  # "average": the last average_steps of training ...
+    snapshots: int = 10  # ... sampled at this many evenly spaced times
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +122,7 @@ class StageError(RuntimeError):
 @contextlib.contextmanager
 def stage(name: str, timings: dict):
     """Time a stage into ``timings[name]`` and re-raise its failure as ``StageError(name)``."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         yield
     except StageError:
@@ -120,9 +130,10 @@ def stage(name: str, timings: dict):
     except Exception as error:  # noqa: BLE001 - any failure is reported with its stage
         raise StageError(name, error) from error
     finally:
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         timings[name] = timings.get(name, 0.0) + elapsed
-        print(f"  [{name}] {elapsed:.0f} s", file=sys.stderr, flush=True)
+        timings[f"{name}_cpu"] = timings.get(f"{name}_cpu", 0.0) + cpu
+        print(f"  [{name}] {elapsed:.0f} s wall, {cpu:.0f} s cpu", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- config
@@ -164,6 +175,14 @@ def load_config(path: str | Path) -> dict:
     for name, key in (("networks", "steps"), ("foreground", "steps"), ("foreground", "num_neurons"), ("compare", "repeats"),
                       ("compare", "theory_draws"), ("compare", "prior_samples"), ("compare", "num_projections")):
         _positive_ints([config[name][key]], f"[{name}] {key}")
+    if config["foreground"]["num_neurons"] > max(widths):
+        raise ConfigError(f"[foreground] num_neurons = {config['foreground']['num_neurons']} must be <= the largest width {max(widths)} "
+                          "(the background network's neurons are subsampled to M for a floor at one n)")
+    if config["foreground"]["background"] not in BACKGROUNDS:
+        raise ConfigError(f"[foreground] background = {config['foreground']['background']!r}; allowed: {', '.join(BACKGROUNDS)}")
+    _positive_ints([config["foreground"]["snapshots"]], "[foreground] snapshots")
+    if not 0 < config["foreground"]["average_steps"] < networks["steps"]:
+        raise ConfigError(f"[foreground] average_steps must be in (0, [networks] steps = {networks['steps']}), got {config['foreground']['average_steps']!r}")
     if config["compare"]["repeats"] < 2:
         raise ConfigError(f"[compare] repeats must be >= 2 (a spread needs two), got {config['compare']['repeats']}")
     return config
@@ -215,6 +234,16 @@ class Distances:
         return {name: _entry([float(metric(cloud1, cloud2))], *floors[name]) for name, metric in self.metrics.items()}
 
 
+def subsample(key: jax.Array, law: NeuronLaw, n: int) -> NeuronLaw:
+    """``n`` of the equally weighted particles of ``law``, drawn without replacement (a size-n sample of the same law)."""
+    if n > law.num_particles:
+        raise ConfigError(f"cannot take {n} of {law.num_particles} neurons")
+    if n == law.num_particles:
+        return law
+    index = jax.random.choice(key, law.num_particles, shape=(n,), replace=False)
+    return NeuronLaw.from_samples(law.w[index], None if law.a is None else law.a[index])
+
+
 def _entry(values: list[float], floor: float, floor_std: float) -> dict:
     distance = float(np.mean(values))
     return {"distance": distance, "values": values, "noise_floor": floor, "noise_floor_std": floor_std,
@@ -252,6 +281,35 @@ def exponent_fits(widths: list[int], summaries: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------- the pipeline
+
+
+def train_with_snapshots(key, model, width, data, optimizer, steps: int, boundaries: list[int], *, num_seeds: int, chunk: int, progress: bool):
+    """``train`` for ``steps`` steps, stopping at each of ``boundaries`` (< steps) on the way: ``(result, [params at each])``.
+
+    The run is resumed from its checkpoint after each stop (``run_loop``'s exact resume), so the
+    final state is that of one uninterrupted run of ``steps`` steps.
+    """
+    import tempfile
+
+    if not boundaries:
+        return train(key, model, width, data, optimizer, steps, num_seeds=num_seeds, chunk=chunk, progress=progress), []
+    snapshots = []
+    with tempfile.TemporaryDirectory() as out_dir:
+        for index, stop in enumerate([*boundaries, steps]):
+            result = train(key, model, width, data, optimizer, stop, num_seeds=num_seeds, chunk=chunk, out_dir=out_dir,
+                           checkpoint_every=steps, resume=index > 0, progress=progress)
+            if stop != steps:
+                snapshots.append(result.params)
+    return result, snapshots + [result.params]
+
+
+def batch_means_error(samples: np.ndarray, blocks: int = 5) -> float:
+    """Standard error of the mean of a (time, seed) series from ``blocks`` contiguous block means per seed."""
+    usable = samples.shape[0] // blocks * blocks
+    if usable == 0:
+        return float("nan")
+    means = samples[-usable:].reshape(blocks, usable // blocks, -1).mean(axis=1).reshape(-1)
+    return float(means.std(ddof=1) / math.sqrt(means.size))
 
 
 def _cloud(law: NeuronLaw, digits: int = 4) -> list:
@@ -300,10 +358,16 @@ def run_benchmark(config: dict, *, progress: bool = False) -> dict:
     distances = Distances(theory, cmp, compare_key)
     results["networks"] = []
     largest = None
+    background_width = max(nets["widths"])
     for width, num_seeds in zip(nets["widths"], nets["seeds"]):
         with stage("train", timings):
-            trained = train(jax.random.fold_in(network_key, width), model, width, data, langevin_optimizer(model, nets["step_size"]),
-                            nets["steps"], num_seeds=num_seeds, chunk=nets["chunk"], progress=progress)
+            boundaries = []
+            if width == background_width and fg["background"] == "average":
+                spacing = fg["average_steps"] / fg["snapshots"]
+                boundaries = [int(round(nets["steps"] - fg["average_steps"] + k * spacing)) for k in range(1, fg["snapshots"])]
+            trained, snapshots = train_with_snapshots(
+                jax.random.fold_in(network_key, width), model, width, data, langevin_optimizer(model, nets["step_size"]),
+                nets["steps"], boundaries, num_seeds=num_seeds, chunk=nets["chunk"], progress=progress)
             steps = np.asarray(trained.history["step"])
             losses = np.asarray(trained.history["loss"])  # (R, S): the loss at the end of each chunk
             tail = steps > nets["average_from"] * nets["steps"]
@@ -317,23 +381,27 @@ def run_benchmark(config: dict, *, progress: bool = False) -> dict:
         tail_means = np.array([entry["mean_loss"] for entry in seeds])
         record = {
             "width": width, "num_seeds": num_seeds,
-            # error of the time-and-seed-averaged loss: the spread of the chunk-end samples in the tail over all seeds
+            # the time-and-seed-averaged loss; its error from batch means (5 blocks per seed: the loss is correlated over ~500 steps)
             "loss": float(tail_means.mean()),
-            "loss_error": float(losses[tail].std(ddof=1) / math.sqrt(losses[tail].size)) if losses[tail].size > 1 else float("nan"),
+            "loss_error": batch_means_error(losses[tail]),
             "final_loss": [entry["final_loss"] for entry in seeds],
             "loss_trace": {"step": steps.tolist(), "loss": losses.T.tolist()},
             "distances_per_seed": per_seed,
             "summary": width_summary(per_seed),
         }
         results["networks"].append(record)
-        largest = (width, seeds[0])
+        if width == background_width:
+            largest = (width, seeds[0])
+            # the background a neuron of this network feels: y - f_net of seed 0, time-averaged over the snapshots
+            residuals = [network.residual(jax.tree.map(lambda p: p[0], params), model, data) for params in snapshots] or [
+                network.residual(seeds[0]["params"], model, data)]
+            background_residual = jnp.mean(jnp.stack(residuals), axis=0)
     results["fits"] = exponent_fits(nets["widths"], [r["summary"] for r in results["networks"]])
     width, net = largest
     results["clouds"] = {"network": _cloud(net["law"]), "network_width": width}
 
     with stage("foreground", timings):
-        net_residual = network.residual(net["params"], model, data)
-        foreground = train_foreground(foreground_key, model, data, net_residual, num_neurons=fg["num_neurons"], steps=fg["steps"],
+        foreground = train_foreground(foreground_key, model, data, background_residual, num_neurons=fg["num_neurons"], steps=fg["steps"],
                                       step_size=fg["step_size"], chunk=fg["chunk"], progress=progress)
         gp_foreground = train_foreground(gp_key, model, data, gp_residual(data, model), num_neurons=fg["num_neurons"],
                                          steps=fg["steps"], step_size=fg["step_size"], chunk=fg["chunk"], progress=progress)
@@ -342,11 +410,12 @@ def run_benchmark(config: dict, *, progress: bool = False) -> dict:
         gp_neurons = compare.resample(jax.random.fold_in(prior_key, 1), prior_pool, fg["num_neurons"])
         net_law = net["law"]
         results["foreground"] = {
-            "num_neurons": fg["num_neurons"], "background_width": width,
+            "num_neurons": fg["num_neurons"], "background_width": width, "background": fg["background"],
+            "background_snapshots": len(residuals), "background_residual_loss": float(0.5 * jnp.sum(data.q[:, None] * background_residual**2)),
             "loss": float(network_loss(model, foreground, data)), "background_loss": net["final_loss"],
             "to_theory": distances.to_law("theory", theory, foreground),
-            "to_background": (distances.between(foreground, net_law, "theory", theory)
-                              if net_law.num_particles == foreground.num_particles else None),
+            "to_background": distances.between(foreground, subsample(jax.random.fold_in(prior_key, 2), net_law, foreground.num_particles),
+                                               "theory", theory),
         }
         results["gp_foreground"] = {
             "num_neurons": fg["num_neurons"],
@@ -385,7 +454,7 @@ def table(results: dict) -> str:
         lines.append(f"fit {METRIC_LABELS[name]:>10}: distance ~ N^({fit['exponent']:.3f} ± {fit['exponent_stderr']:.3f}), "
                      f"floor ~ N^({fit['floor_exponent']:.3f} ± {fit['floor_exponent_stderr']:.3f})")
     fg, gp = results["foreground"], results["gp_foreground"]
-    rows = [(f"foreground (M={fg['num_neurons']}) vs network N={fg['background_width']} neurons", fg["to_background"]),
+    rows = [(f"foreground (M={fg['num_neurons']}) vs its background (N={fg['background_width']})", fg["to_background"]),
             ("foreground vs theory", fg["to_theory"]),
             ("GP-background foreground vs GP neurons (prior)", gp["to_background"]),
             ("GP-background foreground vs theory", gp["to_theory"])]
@@ -395,7 +464,9 @@ def table(results: dict) -> str:
             lines.append(f"{label:48} " + " ".join(f"{_fmt(entry[m]):>26}" for m in METRICS))
     lines.append(f"losses: foreground network {fg['loss']:.5f} vs its background network {fg['background_loss']:.5f}; "
                  f"GP-background foreground {gp['loss']:.5f} vs GP {gp['background_loss']:.5f}")
-    lines.append("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings"].items()))
+    timings = results["timings"]
+    lines.append("timings, wall (cpu) s: " + ", ".join(f"{k} {v:.0f} ({timings.get(k + '_cpu', float('nan')):.0f})"
+                                                      for k, v in timings.items() if not k.endswith("_cpu")))
     return "\n".join(lines)
 
 
