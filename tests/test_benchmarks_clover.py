@@ -52,6 +52,10 @@ def test_shipped_configs_are_valid(config_name):
         ("[networks]\nwidths = [64, -1]\nseeds = [1, 1]\n", "widths"),
         ("[networks]\naverage_from = 1.5\n", "average_from"),
         ("[compare]\nrepeats = 1\n", "repeats"),
+        ("[foreground]\nbackground = 'mean'\n", "background"),
+        ("[foreground]\naverage_steps = 5000\n", "average_steps"),
+        ("[foreground]\nnum_neurons = 8192\n", "num_neurons"),
+        ("[model]\nactivation = 'no_such_activation'\n", "no_such_activation"),
         ("[plots]\nx = 1\n", "[plots]"),
         ("[benchmark]\ntheory = 'configs/nowhere.toml'\n", "nowhere.toml"),
     ],
@@ -114,6 +118,46 @@ def test_theory_density_round_trip():
     back = clover._law_from_density(density)
     np.testing.assert_allclose(np.asarray(back.w), w, atol=1e-6)  # axis stored to 6 decimals
     np.testing.assert_allclose(np.asarray(back.weights()), np.asarray(law.weights()), rtol=1e-3)  # weights stored to 4 digits
+
+
+def test_batch_means_error():
+    # 2 seeds x 10 times, 5 blocks of 2: block means are 0,1,2,3,4 (seed 0) and 10..14 (seed 1)
+    samples = np.stack([np.repeat(np.arange(5.0), 2), 10 + np.repeat(np.arange(5.0), 2)], axis=1)
+    means = np.concatenate([np.arange(5.0), 10 + np.arange(5.0)])
+    assert clover.batch_means_error(samples) == pytest.approx(means.std(ddof=1) / math.sqrt(10), rel=1e-12)
+
+
+def test_subsample_draws_distinct_neurons():
+    import jax
+    import jax.numpy as jnp
+
+    from mft_jax.neurons import NeuronLaw
+
+    law = NeuronLaw.from_samples(jnp.arange(20.0).reshape(10, 2), jnp.arange(10.0)[:, None])
+    part = clover.subsample(jax.random.key(0), law, 6)
+    rows = {tuple(map(float, row)) for row in np.asarray(part.w)}
+    assert len(rows) == 6 and rows <= {tuple(map(float, row)) for row in np.asarray(law.w)}
+    np.testing.assert_array_equal(np.asarray(part.a)[:, 0] * 2, np.asarray(part.w)[:, 0])  # a stays with its w
+    with pytest.raises(ConfigError, match="cannot take 11"):
+        clover.subsample(jax.random.key(0), law, 11)
+
+
+def test_training_in_segments_is_the_uninterrupted_run():
+    import jax
+
+    from mft_jax import TwoLayer, make_data
+    from mft_jax.train.joint import langevin_optimizer
+
+    data = make_data("continuous_xor", quadrature=4)
+    model = TwoLayer("ramp", 1.0, 1.0, 5.0)
+    args = (jax.random.key(3), model, 8, data, langevin_optimizer(model, 0.05), 30)
+    whole, none = clover.train_with_snapshots(*args, [], num_seeds=2, chunk=7, progress=False)
+    parts, snapshots = clover.train_with_snapshots(*args, [12], num_seeds=2, chunk=7, progress=False)
+    assert none == [] and len(snapshots) == 2
+    for name in ("a", "w"):  # exact resume: same arithmetic, bit for bit up to XLA's fusion choices
+        np.testing.assert_allclose(np.asarray(parts.params[name]), np.asarray(whole.params[name]), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(snapshots[-1][name]), np.asarray(parts.params[name]))
+        assert not np.allclose(np.asarray(snapshots[0][name]), np.asarray(snapshots[1][name]))  # distinct times
 
 
 # ----------------------------------------------------------------------------- figures
