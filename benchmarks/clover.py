@@ -487,9 +487,16 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
     paths = []
     cloud = lambda key: NeuronLaw.from_samples(jnp.asarray(clouds[key]))  # noqa: E731
     if results["theory"].get("density"):
+        import matplotlib.pyplot as plt
+
+        law = _law_from_density(results["theory"]["density"])
+        figure, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
+        plots.neuron_density(law, ax=axes[0], title=r"theory: $\rho(w)$ at the fixed point")
+        plots.neuron_density(law, neurons=cloud("network"), ax=axes[1],
+                             title="with the neurons of a Langevin network")
         path = outdir / f"{name}_density.png"
-        plots.neuron_density(_law_from_density(results["theory"]["density"]), neurons=cloud("network"), path=path,
-                             title=r"theory $\rho(w)$ and a Langevin network's neurons")
+        figure.savefig(path, dpi=150)
+        plt.close(figure)
         paths.append(path)
     path = outdir / f"{name}_foreground.png"
     plots.foreground_vs_background(cloud("network"), cloud("foreground"), path=path,
