@@ -244,6 +244,21 @@ def subsample(key: jax.Array, law: NeuronLaw, n: int) -> NeuronLaw:
     return NeuronLaw.from_samples(law.w[index], None if law.a is None else law.a[index])
 
 
+SUMMARY_MOMENTS = {
+    "E|w|^2": lambda w: jnp.sum(w * w, axis=-1),
+    "P(++)": lambda w: ((w[:, 0] > 0) & (w[:, 1] > 0)).astype(w.dtype),  # the mass of each leaf (quadrant of w);
+    "P(+-)": lambda w: ((w[:, 0] > 0) & (w[:, 1] < 0)).astype(w.dtype),  # the clover's symmetries make them equal
+    "P(-+)": lambda w: ((w[:, 0] < 0) & (w[:, 1] > 0)).astype(w.dtype),  # in theory (1/4 each up to the grid's
+    "P(--)": lambda w: ((w[:, 0] < 0) & (w[:, 1] < 0)).astype(w.dtype),  # zero-coordinate nodes)
+}
+
+
+def summary_moments(law: NeuronLaw, *, quadrature: bool = False) -> dict:
+    """``E|w|^2`` and the four leaf masses with standard errors (0 for the grid law: quadrature), JSON-ready."""
+    values = compare.moments(law, SUMMARY_MOMENTS, quadrature=quadrature)
+    return {name: {"mean": float(m.mean), "stderr": float(m.stderr)} for name, m in values.items()}
+
+
 def _entry(values: list[float], floor: float, floor_std: float) -> dict:
     distance = float(np.mean(values))
     return {"distance": distance, "values": values, "noise_floor": floor, "noise_floor_std": floor_std,
@@ -351,6 +366,7 @@ def run_benchmark(config: dict, *, progress: bool = False) -> dict:
             "loss": float(solution.loss), "free_energy": solution.free_energy, "converged": bool(solution.converged),
             "iterations": int(solution.iterations), "message": solution.message, "diagnostics": solution.diagnostics,
             "num_particles": theory.num_particles, "spread": compare.spread(theory),
+            "moments": summary_moments(theory, quadrature=config["solver"]["sampler"] == "grid"),
             "density": _theory_density(theory, config["solver"]["grid_size"]) if config["solver"]["sampler"] == "grid" else {},
             "gp_loss": float(gp_loss(data, model)),
         }
@@ -387,6 +403,7 @@ def run_benchmark(config: dict, *, progress: bool = False) -> dict:
             "final_loss": [entry["final_loss"] for entry in seeds],
             "loss_trace": {"step": steps.tolist(), "loss": losses.T.tolist()},
             "distances_per_seed": per_seed,
+            "moments": [summary_moments(entry["law"]) for entry in seeds],
             "summary": width_summary(per_seed),
         }
         results["networks"].append(record)
@@ -414,6 +431,7 @@ def run_benchmark(config: dict, *, progress: bool = False) -> dict:
             "background_snapshots": len(residuals), "background_residual_loss": float(0.5 * jnp.sum(data.q[:, None] * background_residual**2)),
             "loss": float(network_loss(model, foreground, data)), "background_loss": net["final_loss"],
             "to_theory": distances.to_law("theory", theory, foreground),
+            "moments": summary_moments(foreground),
             "to_background": distances.between(foreground, subsample(jax.random.fold_in(prior_key, 2), net_law, foreground.num_particles),
                                                "theory", theory),
         }
@@ -421,6 +439,7 @@ def run_benchmark(config: dict, *, progress: bool = False) -> dict:
             "num_neurons": fg["num_neurons"],
             "loss": float(network_loss(model, gp_foreground, data)), "background_loss": results["theory"]["gp_loss"],
             "to_theory": distances.to_law("theory", theory, gp_foreground),
+            "moments": summary_moments(gp_foreground),
             "to_background": distances.to_law("prior", prior_pool, gp_foreground),
         }
         results["clouds"].update(foreground=_cloud(foreground), gp_foreground=_cloud(gp_foreground), gp_background=_cloud(gp_neurons))
@@ -462,6 +481,12 @@ def table(results: dict) -> str:
     for label, entry in rows:
         if entry is not None:
             lines.append(f"{label:48} " + " ".join(f"{_fmt(entry[m]):>26}" for m in METRICS))
+    lines.append("moments (± standard error): " + "  ".join(f"{name:>14}" for name in SUMMARY_MOMENTS))
+    moment_rows = [("theory (grid quadrature)", theory["moments"]),
+                   *[(f"network N={r['width']} (seed 0)", r["moments"][0]) for r in results["networks"]],
+                   ("foreground", fg["moments"]), ("GP-background foreground", gp["moments"])]
+    for label, values in moment_rows:
+        lines.append(f"{label:27}" + "  ".join(f"{values[n]['mean']:7.4f}±{values[n]['stderr']:.4f}" for n in SUMMARY_MOMENTS))
     lines.append(f"losses: foreground network {fg['loss']:.5f} vs its background network {fg['background_loss']:.5f}; "
                  f"GP-background foreground {gp['loss']:.5f} vs GP {gp['background_loss']:.5f}")
     timings = results["timings"]

@@ -34,7 +34,7 @@ def test_config_inherits_the_theory_config_and_overrides_key_by_key():
     assert config["solver"]["sampler"] == "grid"
     # overridden by the demo config
     assert config["task"]["quadrature"] == 16
-    assert config["solver"]["grid_size"] == 112
+    assert config["solver"]["grid_size"] == 144
     assert config["networks"]["widths"] == [512] and config["foreground"]["num_neurons"] == 512
 
 
