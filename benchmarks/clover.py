@@ -526,12 +526,12 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
     path = outdir / f"{name}_foreground.png"
     plots.foreground_vs_background(cloud("network"), cloud("foreground"), path=path,
                                    labels=(f"background: network neurons (N = {clouds['network_width']})", "foreground: independent neurons"),
-                                   title="foreground reproduces its background")
+                                   title="foreground (independent neurons) vs its background")
     paths.append(path)
     path = outdir / f"{name}_foreground_gp.png"
     plots.foreground_vs_background(cloud("gp_background"), cloud("gp_foreground"), path=path,
                                    labels=("background: GP (prior neurons)", "foreground: trained on the GP residual"),
-                                   title="the wrong (GP) background")
+                                   title="foreground on the wrong (GP) background")
     paths.append(path)
     if len(results["networks"]) >= 2:
         import matplotlib.pyplot as plt
