@@ -26,7 +26,8 @@ which F sees the residual.
 
 Continuation: ``continuation = n >= 2`` solves at ``n`` inverse temperatures geometrically
 spaced from ``beta_start`` (default ``beta / 50``, near the GP limit) to ``model.beta``, each
-stage warm-started from the last; intermediate stages stop at ``max(tol, 1e-3)``.
+stage warm-started from the last (rescaled by ``beta_prev / beta`` where the plain warm start would be
+non-normalizable); intermediate stages stop at ``max(tol, 1e-3)``.
 
 Free energy per neuron at the fixed point (THEORY.md section 3):
 
@@ -307,6 +308,8 @@ def solve(
         for index, beta in enumerate(betas):
             last = index == len(betas) - 1
             stage_model = model.replace(beta=float(beta))
+            if index and normalizability == "check":
+                residual = _warm_start(stage_model, data, residual, betas[index - 1], check_key)
             stage = _iterate(
                 sampler, stage_model, data, state, residual, damping=damping, anderson=anderson,
                 tol=tol if last else max(tol, STAGE_TOL), max_iter=max_iter, stochastic=stochastic,
@@ -314,6 +317,20 @@ def solve(
             )
             residual, state = stage.residual, stage.state
     return _finish(stage, model, data, sampler, history, tol, throw)
+
+
+def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, key) -> np.ndarray:
+    """The previous stage's residual, or ``(previous_beta / beta) r`` if that is non-normalizable at ``beta``.
+
+    ``c |S_r(w)|^2`` scales like ``beta^2 |r|^2``, so the rescaled residual gives the new stage exactly
+    the tilt the previous (normalizable) fixed point had: a start that always exists. At large beta the
+    fixed-point residual itself falls like ``1/beta``, so it is also the better predictor there.
+    """
+    try:
+        check_normalizable(model, data, jnp.asarray(residual, data.y.dtype), key=key)
+        return residual
+    except NonNormalizableError:
+        return np.asarray(residual) * (previous_beta / model.beta)
 
 
 def _finish(stage: _Stage, model, data, sampler, history, tol, throw) -> Solution:

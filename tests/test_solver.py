@@ -45,6 +45,19 @@ def test_linear_teacher_exact(x64):
     np.testing.assert_allclose((w - mean).T @ (weight[:, None] * (w - mean)), covariance, rtol=1e-6)
 
 
+def test_continuation_rescales_a_warm_start_that_would_run_away(x64):
+    # v = (2, 1), beta = 2: each stage's fixed point has 2 c sw2 |u|^2 = g* ~ 0.59, so a plain warm start at
+    # the next beta (ratio 50^(1/5) = 2.2) has g = 2.2^2 g* > 1 and would be refused; rescaled by
+    # beta_prev / beta it starts at the previous stage's g* and the iteration reaches the exact fixed point.
+    teacher = np.array([2.0, 1.0])
+    data = make_data("linear_teacher", quadrature=3, teacher=tuple(teacher))
+    model = TwoLayer("linear", 1.0, 1.0, 2.0)
+    solution = solve(data, model, grid_sampler(64, 10.0), key=jax.random.key(0), continuation=6, tol=1e-10)
+    assert solution.converged, solution.message
+    lam = linear_lambda(2.0, 1.0, 1.0, teacher @ teacher)
+    np.testing.assert_allclose(solution.loss, lam**2 * (teacher @ teacher) / 2, rtol=1e-6)  # as in the exact test above
+
+
 def test_non_normalizable_start_is_reported(x64):
     data = make_data("linear_teacher", quadrature=3, teacher=TEACHER)
     model = TwoLayer("linear", 1.0, 1.0, 2.0)  # r = y: 2 c sw2 |u|^2 = beta^2 |v|^2 = 5 >= 1
