@@ -4,7 +4,8 @@ Output-directory contract (the CLI jobs write and read these):
 
 - ``neurons.npz``: ``w`` (M, d), ``weight`` (M,) summing to 1, optional ``a`` (M, C): a ``NeuronLaw``.
 - ``background.npz``: ``x`` (P, d), ``q`` (P,), ``y`` (P, C), ``residual`` (P, C): the data and
-  the residual ``r = y - f`` the background imposes on one neuron (THEORY.md section 4).
+  the residual ``r = y - f`` the background imposes on one neuron (THEORY.md section 4), and
+  ``model``: the prior (activation, sa2, sw2, beta, scaling) that residual belongs to.
 - ``*.json``: results plus ``meta`` (config, seed, package versions, git commit, time).
 """
 
@@ -103,16 +104,31 @@ def load_neurons(path: str | os.PathLike) -> NeuronLaw:
     return NeuronLaw(archive["w"], log_weight, archive["a"] if "a" in archive.files else None)
 
 
-def save_background(path: str | os.PathLike, data: Dataset, residual) -> None:
-    save_npz(path, x=data.x, q=data.q, y=data.y, residual=residual)
+def save_background(path: str | os.PathLike, data: Dataset, residual, model=None) -> None:
+    """Write the data and residual, and the ``TwoLayer`` model the residual belongs to (as JSON)."""
+    recorded = None if model is None else json.dumps(
+        {"activation": model.activation.name, "sa2": model.sa2, "sw2": model.sw2, "beta": model.beta, "scaling": model.scaling}
+    )
+    save_npz(path, x=data.x, q=data.q, y=data.y, residual=residual, model=recorded)
 
 
-def load_background(path: str | os.PathLike) -> tuple[Dataset, np.ndarray]:
-    """``(data, residual)`` from ``background.npz`` (a file or the directory holding it)."""
+def load_background_model(path: str | os.PathLike) -> dict | None:
+    """The model (``TwoLayer`` keyword arguments) a ``background.npz`` was made with, or None if it records none."""
+    archive = np.load(_background_file(path))
+    return json.loads(str(archive["model"])) if "model" in archive.files else None
+
+
+def _background_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     path = path / "background.npz" if path.is_dir() else path
     if not path.exists():
         raise ConfigError(f"no background at {str(path)!r}; pass the output directory of `mft-jax solve` or `mft-jax train`")
+    return path
+
+
+def load_background(path: str | os.PathLike) -> tuple[Dataset, np.ndarray]:
+    """``(data, residual)`` from ``background.npz`` (a file or the directory holding it)."""
+    path = _background_file(path)
     archive = np.load(path)
     missing = {"x", "q", "y", "residual"} - set(archive.files)
     if missing:

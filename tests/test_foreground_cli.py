@@ -132,3 +132,21 @@ def test_gp_background_uses_the_task_data(tmp_path):
     assert results["background"]["source"] == "gp" and results["background"]["num_points"] == 16
     expected = float(gp_loss(continuous_xor().population(4), TwoLayer("erf", beta=2.0)))
     np.testing.assert_allclose(results["background"]["loss"], expected, rtol=1e-5)  # float32 round-off
+
+
+def test_the_background_model_is_used_and_a_different_model_refused(tmp_path, capsys):
+    from mft_jax.model import TwoLayer
+
+    x = np.asarray(jax.random.normal(jax.random.key(0), (20, 2)))
+    data = make_dataset(x, x[:, :1] * x[:, 1:])
+    recorded = TwoLayer("ramp", sa2=1.5, sw2=0.5, beta=4.0)
+    save_background(tmp_path / "bg" / "background.npz", data, 0.8 * np.asarray(data.y), recorded)
+    no_model = config(tmp_path, "no_model.toml")
+    no_model.write_text(no_model.read_text().split("[foreground]")[1].join(["[foreground]", ""]))
+    assert foreground(no_model, "--background", tmp_path / "bg", "--out", tmp_path / "out") == 0
+    used = json.loads((tmp_path / "out" / "foreground.json").read_text())["model"]
+    assert used == {"activation": "ramp", "sa2": 1.5, "sw2": 0.5, "beta": 4.0, "scaling": "mean_field"}
+    # CONFIG's [model] (erf, beta = 2) is not the background's: refused, naming what differs.
+    assert foreground(config(tmp_path), "--background", tmp_path / "bg", "--out", tmp_path / "o2") == 2
+    err = capsys.readouterr().err
+    assert "[model] differs from the model of the background" in err and "beta = 2.0 (background: 4.0)" in err

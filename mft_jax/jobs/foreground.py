@@ -4,7 +4,9 @@
 
 The background is ``DIR/background.npz`` (the output of ``mft-jax train`` or ``mft-jax solve``)
 or ``gp``: the Gaussian-process residual ``(I + beta sa2 K Q)^(-1) y`` of the NNGP kernel on the
-data of the config's ``[task]``. Sections: ``[model]``, ``[foreground]`` (num_neurons, steps,
+data of the config's ``[task]``. Sections: ``[model]`` (optional with a DIR background: the
+model recorded in its background.npz is used, and a ``[model]`` that differs from it is refused,
+since a foreground must feel its background's own model), ``[foreground]`` (num_neurons, steps,
 step_size, temperature (default 1/beta; 0: gradient descent), batch_size (default: full batch),
 seed, checkpoint_every, chunk) and, for ``gp`` only, ``[task]``. Writes ``neurons.npz`` and
 ``foreground.json`` (the background's source and loss, the neurons' mean potential and the loss
@@ -22,7 +24,9 @@ import jax.numpy as jnp
 
 from mft_jax.config import data_from, load_toml, model_from, section
 from mft_jax.errors import ConfigError
-from mft_jax.io import load_background, run_metadata, save_neurons, write_json
+from mft_jax.gp import gp_residual
+from mft_jax.io import load_background, load_background_model, run_metadata, save_neurons, write_json
+from mft_jax.model import TwoLayer
 from mft_jax.train.foreground import network_loss, train_foreground
 
 SECTIONS = ("model", "foreground", "task")
@@ -53,10 +57,6 @@ def background_from(source: str, raw: dict, model):
     if source == "gp":
         if "task" not in raw:
             raise ConfigError("--background gp needs a [task] section: the data the Gaussian-process background lives on")
-        try:
-            from mft_jax.gp import gp_residual
-        except ImportError:
-            raise ConfigError("--background gp needs mft_jax.gp (the NNGP background), which this checkout lacks") from None
         data = data_from(raw)
         return data, gp_residual(data, model)
     if "task" in raw:
@@ -64,9 +64,28 @@ def background_from(source: str, raw: dict, model):
     return load_background(source)
 
 
+def model_for(source: str, raw: dict) -> TwoLayer:
+    """The ``[model]``, checked against the model a DIR background recorded (or that model if ``[model]`` is absent)."""
+    recorded = None if source == "gp" else load_background_model(source)
+    if "model" not in raw:
+        if recorded is None:
+            raise ConfigError(f"[model] is required: the background {source!r} records no model")
+        return TwoLayer(**recorded)
+    model = model_from(raw)
+    if recorded is not None:
+        mine = {"activation": model.activation.name, "sa2": model.sa2, "sw2": model.sw2, "beta": model.beta, "scaling": model.scaling}
+        differences = [f"{k} = {mine[k]!r} (background: {v!r})" for k, v in recorded.items() if mine[k] != v]
+        if differences:
+            raise ConfigError(
+                f"[model] differs from the model of the background {source!r}: {', '.join(differences)}; "
+                "a foreground must feel its background's own model (drop [model] to use the background's)"
+            )
+    return model
+
+
 def run(args: argparse.Namespace) -> int:
     raw = load_toml(args.config, SECTIONS)
-    model = model_from(raw)
+    model = model_for(args.background, raw)
     settings = section(ForegroundConfig, raw.get("foreground"), "foreground")
     data, residual = background_from(args.background, raw, model)
     residual = jnp.asarray(residual, data.y.dtype)
@@ -86,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             "num_points": data.num_points,
             "loss": float(background_loss),
         },
+        "model": {"activation": model.activation.name, "sa2": model.sa2, "sw2": model.sw2, "beta": model.beta, "scaling": model.scaling},
         "num_neurons": law.num_particles,
         "temperature": model.temperature if settings.temperature is None else settings.temperature,
         "mean_potential": float(jnp.mean(model.potential(law.a, law.w, data, residual))),

@@ -93,7 +93,7 @@ def run(args) -> int:
         "meta": io.run_metadata(resolved, config.seed),
     })
     io.save_neurons(out / "neurons.npz", solution.law)
-    io.save_background(out / "background.npz", data, solution.residual)
+    io.save_background(out / "background.npz", data, solution.residual, model)
     print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {out}")
     if not solution.converged:
         print(f"mft-jax solve: {solution.message}", file=sys.stderr)

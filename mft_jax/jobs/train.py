@@ -125,7 +125,7 @@ def run(args) -> int:
     seed0 = jax.tree.map(lambda leaf: leaf[0], params)
     save_npz(out / "network.npz", a=params["a"], w=params["w"])
     save_neurons(out / "neurons.npz", network_law(params))
-    save_background(out / "background.npz", eval_data, residual(seed0, model, eval_data))
+    save_background(out / "background.npz", eval_data, residual(seed0, model, eval_data), model)
     write_json(out / "train.json", {
         "loss_curve": {"step": result.history["step"], "loss_per_seed": result.history["loss"]},
         "final_loss_per_seed": final_loss,
