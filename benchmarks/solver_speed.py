@@ -8,6 +8,7 @@ results/solver_speed.json. The fixed-point map is compiled by a warm-up call bef
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def main() -> None:
         "config": args.config,
         "beta_50": {"anderson": anderson, "damped_0.1": damped, "iteration_ratio": ratio_iterations, "time_ratio": ratio_seconds},
         "beta_200": {"shipped": hot_shipped, "damped_0.5": hot_damped},
-        "note": "wall times on a 2-core machine shared with other jobs; fixed-point map compiled before timing",
+        "note": "wall-clock seconds, fixed-point map compiled before timing",
+        "load_average_1min_at_end": os.getloadavg()[0],  # above the core count: other processes shared the CPU
         "meta": io.run_metadata(raw, config.seed),
     })
     print(f"wrote {args.out}")
