@@ -103,3 +103,31 @@ def test_infinite_data_run_measures_on_fresh_samples(tmp_path):
     data, residual = load_background(out)
     assert data.num_points == 50 and residual.shape == (50, 1)
     assert json.loads((out / "train.json").read_text())["eval"] == "50 fresh samples"
+
+
+def test_a_killed_run_resumes_to_the_state_of_the_uninterrupted_run(tmp_path):
+    """SIGKILL a real `mft-jax train` process after its first checkpoint; `--resume` ends bit-for-bit where
+    an uninterrupted run of the same config ends (the kill may land mid-write: checkpoints are atomic)."""
+    import subprocess
+    import sys
+    import time
+
+    endless = LANGEVIN.replace("steps = 40", "steps = 100000000")  # never finishes by itself
+    part = tmp_path / "part"
+    process = subprocess.Popen([sys.executable, "-m", "mft_jax.cli", "train", write(tmp_path, endless, name="endless.toml"),
+                                "--out", str(part)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (part / "checkpoint.npz").exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    time.sleep(0.5)  # let it run on past the first checkpoint
+    process.kill()
+    process.wait()
+    killed_at = int(np.load(part / "checkpoint.npz")["step"])
+    assert killed_at >= 10 and not (part / "network.npz").exists()  # it really died mid-run
+    target = LANGEVIN.replace("steps = 40", f"steps = {killed_at + 30}")
+    assert main(["train", write(tmp_path, target, name="target.toml"), "--out", str(part), "--resume"]) == 0
+    assert main(["train", write(tmp_path, target, name="target.toml"), "--out", str(tmp_path / "full")]) == 0
+    for name in ("a", "w"):
+        np.testing.assert_array_equal(np.load(part / "network.npz")[name], np.load(tmp_path / "full" / "network.npz")[name])
