@@ -516,8 +516,9 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
 
         law = _law_from_density(results["theory"]["density"])
         figure, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
-        plots.neuron_density(law, ax=axes[0], title=r"theory: $\rho(w)$ at the fixed point")
-        plots.neuron_density(law, neurons=cloud("network"), ax=axes[1],
+        # log colour scale: rho is sharply peaked, and a linear scale hides the tails the neurons populate
+        plots.neuron_density(law, ax=axes[0], log=True, title=r"theory: $\rho(w)$ at the fixed point (log scale)")
+        plots.neuron_density(law, neurons=cloud("network"), ax=axes[1], log=True,
                              title="with the neurons of a Langevin network")
         path = outdir / f"{name}_density.png"
         figure.savefig(path, dpi=150)
