@@ -24,7 +24,6 @@ Run: ``python benchmarks/linear.py [--quick] [--config configs/linear.toml]``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
@@ -32,12 +31,12 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from benchmark_cli import parse  # noqa: E402
 from mft_jax.config import data_from, load_toml, model_from, section  # noqa: E402
 from mft_jax.errors import NonNormalizableError  # noqa: E402
 from mft_jax.foreground.grid import grid_sampler  # noqa: E402
@@ -172,19 +171,9 @@ def network_point(key, data, model, bench: LinearBenchmark, width: int, v: np.nd
     }
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced run (configs/linear_quick.toml)")
-    parser.add_argument("--config", default=None, help="TOML config (default configs/linear.toml)")
-    parser.add_argument("--results", default=str(ROOT / "results"), help="directory for linear.json")
-    parser.add_argument("--figures", default=str(ROOT / "figures"), help="directory for the PNGs")
-    return parser.parse_args(argv)
-
-
 def main(argv=None) -> dict:
-    args = parse(argv)
-    config_path = args.config or str(ROOT / "configs" / ("linear_quick.toml" if args.quick else "linear.toml"))
-    raw = load_toml(config_path, {"task", "model", "benchmark"})
+    args = parse(NAME, __doc__.splitlines()[0], argv)
+    raw = load_toml(args.config, {"task", "model", "benchmark"})
     bench = section(LinearBenchmark, raw.get("benchmark"), "benchmark")
     data, base = data_from(raw), model_from(raw)
     v = np.asarray(raw["task"]["teacher"], dtype=float)

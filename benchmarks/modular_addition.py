@@ -28,7 +28,6 @@ Run: ``python benchmarks/modular_addition.py [--quick] [--config configs/modular
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
@@ -42,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from benchmark_cli import parse  # noqa: E402
 from mft_jax.config import load_toml, model_from, section  # noqa: E402
 from mft_jax.errors import NonNormalizableError  # noqa: E402
 from mft_jax.foreground.importance import importance_sampler  # noqa: E402
@@ -165,19 +165,9 @@ def network_point(key, train_set, x_test, y_test, model, bench, modulus) -> dict
     return out
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced run (configs/modular_addition_quick.toml)")
-    parser.add_argument("--config", default=None, help="TOML config (default configs/modular_addition.toml)")
-    parser.add_argument("--results", default=str(ROOT / "results"), help="directory for modular_addition.json")
-    parser.add_argument("--figures", default=str(ROOT / "figures"), help="directory for the PNGs")
-    return parser.parse_args(argv)
-
-
 def main(argv=None) -> dict:
-    args = parse(argv)
-    config_path = args.config or str(ROOT / "configs" / ("modular_addition_quick.toml" if args.quick else "modular_addition.toml"))
-    raw = load_toml(config_path, {"task", "model", "benchmark"})
+    args = parse(NAME, __doc__.splitlines()[0], argv)
+    raw = load_toml(args.config, {"task", "model", "benchmark"})
     bench = section(ModularBenchmark, raw.get("benchmark"), "benchmark")
     base = model_from(raw)
     modulus = int(raw["task"].get("modulus", 11))

@@ -32,7 +32,6 @@ Run: ``python benchmarks/teacher_student.py [--quick] [--config configs/teacher_
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
@@ -46,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from benchmark_cli import parse  # noqa: E402
 from mft_jax.config import data_from, load_toml, model_from, section  # noqa: E402
 from mft_jax.foreground.importance import importance_sampler  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
@@ -129,19 +129,9 @@ def network_point(key, data, model, bench, width: int) -> dict:
     }
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced run (configs/teacher_student_quick.toml)")
-    parser.add_argument("--config", default=None, help="TOML config (default configs/teacher_student.toml)")
-    parser.add_argument("--results", default=str(ROOT / "results"), help="directory for teacher_student.json")
-    parser.add_argument("--figures", default=str(ROOT / "figures"), help="directory for the PNGs")
-    return parser.parse_args(argv)
-
-
 def main(argv=None) -> dict:
-    args = parse(argv)
-    config_path = args.config or str(ROOT / "configs" / ("teacher_student_quick.toml" if args.quick else "teacher_student.toml"))
-    raw = load_toml(config_path, {"task", "model", "benchmark"})
+    args = parse(NAME, __doc__.splitlines()[0], argv)
+    raw = load_toml(args.config, {"task", "model", "benchmark"})
     bench = section(TeacherStudentBenchmark, raw.get("benchmark"), "benchmark")
     data, base = data_from(raw), model_from(raw)
     d = data.input_dim

@@ -9,7 +9,6 @@ from mft_jax.background import Background, kernel, kernel_matvec, solve_residual
 from mft_jax.foreground.grid import grid_sampler
 from mft_jax.foreground.importance import importance_sampler
 from mft_jax.model import TwoLayer
-from mft_jax.neurons import NeuronLaw
 from mft_jax.solver import gp_background
 from mft_jax.tasks import make_data
 

@@ -1,6 +1,5 @@
 """Datasets, tasks and their input validation."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

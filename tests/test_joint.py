@@ -1,10 +1,8 @@
 """Whole-network training: Langevin samples the exact posterior, mean-field gradients are O(1) per
 neuron, SGD/Adam learn the clover task, vmapped seeds are independent networks."""
 
-import itertools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

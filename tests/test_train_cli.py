@@ -7,7 +7,6 @@ import pytest
 
 from mft_jax.cli import main
 from mft_jax.io import load_background, load_neurons
-from mft_jax.train.loop import load_checkpoint
 
 TASK = '[task]\nname = "continuous_xor"\nquadrature = 6\n'
 MODEL = '[model]\nactivation = "ramp"\nbeta = 50.0\n'
