@@ -37,7 +37,7 @@ NUMPY_ACTIVATIONS = {
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
 }
 from mft_jax.tasks import continuous_xor
-from mft_jax.train.foreground import init_foreground
+from mft_jax.train.foreground import init_foreground, neuron_gradients
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,19 @@ def jax_rate(model, data, residual, neurons, h, steps, repeats=3) -> float:
     jax.block_until_ready(run(state))  # compile
     best = min(_timed(lambda: jax.block_until_ready(run(state))) for _ in range(repeats))
     return neurons * steps / best
+
+
+def block_sweep(model, data, residual, neurons, blocks, repeats=3) -> dict:
+    """Gradient evaluations per second of ``neuron_gradients`` (the step's hot part) for each neuron-block size."""
+    a = jax.random.normal(jax.random.key(2), (neurons, data.output_dim))
+    w = jax.random.normal(jax.random.key(3), (neurons, data.input_dim))
+    rates = {}
+    for block in blocks:
+        gradients = jax.jit(neuron_gradients(model, None, block))
+        jax.block_until_ready(gradients(a, w, data, residual))  # compile
+        best = min(_timed(lambda: jax.block_until_ready(gradients(a, w, data, residual))) for _ in range(repeats))
+        rates[str(block)] = neurons / best
+    return rates
 
 
 def numpy_loop_rate(model, data, residual, neurons, steps, h, temperature, repeats=3) -> float:
@@ -135,6 +148,8 @@ def main() -> None:
     parser.add_argument("--neurons", type=int, default=4096)
     parser.add_argument("--points", type=int, default=4096)
     parser.add_argument("--activation", default="ramp", choices=sorted(NUMPY_ACTIVATIONS))
+    parser.add_argument("--blocks", type=int, nargs="*", default=[16, 64, 256, 1024, 4096],
+                        help="neuron-block sizes of the gradient to sweep (4096 = unblocked at M = 4096)")
     parser.add_argument("--loop-neurons", type=int, default=8, help="neurons the NumPy loop times (then scaled)")
     parser.add_argument("--out", default=str(ROOT / "results" / "neuron_throughput.json"))
     args = parser.parse_args()
@@ -150,6 +165,7 @@ def main() -> None:
     rates = {"jax_vmap": jax_rate(model, data, residual, args.neurons, h, steps=50)}
     rates["numpy_loop"] = numpy_loop_rate(model, data, residual, args.loop_neurons, 50, h, temperature)
     rates["torch_func_vmap"] = torch_rate(model, data, residual, args.neurons, 20, h, temperature)
+    blocks = block_sweep(model, data, residual, args.neurons, args.blocks)
     load_after = os.getloadavg()
 
     jax_flop_rate = rates["jax_vmap"] / args.neurons * flops
@@ -163,6 +179,7 @@ def main() -> None:
         "neuron_updates_per_second": rates,
         "ratio_jax_over_numpy_loop": rates["jax_vmap"] / rates["numpy_loop"],
         "ratio_jax_over_torch": None if rates["torch_func_vmap"] is None else rates["jax_vmap"] / rates["torch_func_vmap"],
+        "gradient_evaluations_per_second_by_block": blocks,
         "flops_per_step": flops,
         "matmul_peak_flops": peak,
         "jax_flop_rate": jax_flop_rate,
@@ -192,6 +209,7 @@ def main() -> None:
     if results["ratio_jax_over_torch"] is not None:
         print(f"  jax / torch.func.vmap: {results['ratio_jax_over_torch']:.3g}x")
     print(f"  FLOP rate {jax_flop_rate / 1e9:.3g} GFLOP/s = {100 * results['fraction_of_peak']:.3g}% of the measured matmul peak {peak / 1e9:.3g} GFLOP/s")
+    print("  gradient evaluations per second by neuron block: " + ", ".join(f"{b}: {r:.3g}" for b, r in blocks.items()))
     print(f"  load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} cores -> {out}")
 
 

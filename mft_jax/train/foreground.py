@@ -118,8 +118,7 @@ def _background_batches(data: Dataset | Task, residual: Residual, batch_size: in
     return lambda key: minibatch(key, data, fixed, batch_size)
 
 
-NEURON_BLOCK = 256  # neurons per vmapped block: its (block, P) intermediates stay in cache. Gradient evaluations/s at
-# M = P = 4096 on the quiet 2-core CPU (ramp): block 16: 1.7e5, 64: 2.3e5, 256: 5.0e5, 1024: 1.4e5, unblocked: 4.8e4.
+NEURON_BLOCK = 256  # neurons per vmapped block: its (block, P) intermediates stay in cache (swept in benchmarks/neuron_throughput.py)
 
 
 def neuron_gradients(model: TwoLayer, mesh: Mesh | None = None, block: int = NEURON_BLOCK):
