@@ -83,6 +83,32 @@ grid_size = 16
     assert ">= 1 along u" in err and "weights run away" in err
 
 
+def test_square_network_is_refused_unless_the_metastable_law_is_asked_for(tmp_path, capsys):
+    text = """
+[task]
+name = "modular_addition"
+modulus = 5
+
+[model]
+activation = "square"
+beta = 2.0
+
+[solver]
+sampler = "importance"
+num_samples = 4096
+max_iter = 50
+{extra}
+"""
+    out = str(tmp_path / "o")
+    assert main(["solve", write(tmp_path, text.format(extra="")), "--out", out, "--no-progress"]) == 3
+    assert "t^4" in capsys.readouterr().err  # the quartic runaway, in words
+    metastable = text.format(extra='normalizability = "metastable"')
+    assert main(["solve", write(tmp_path, metastable), "--out", out, "--no-progress"]) == 0  # converges in the well
+    solution = json.loads((tmp_path / "o" / "solution.json").read_text())
+    assert solution["converged"] and solution["config"]["solver"]["normalizability"] == "metastable"
+    assert solution["diagnostics"]["ess"] > 1000  # the prior draws stay in the well: the estimate is usable
+
+
 def test_not_converged_exits_1_with_hint(tmp_path, capsys):
     text = TINY.format(sampler="grid", extra="max_iter = 1\nanderson = 0\ndamping = 0.1")
     assert main(["solve", write(tmp_path, text), "--out", str(tmp_path / "o"), "--no-progress"]) == 1

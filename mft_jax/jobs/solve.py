@@ -46,6 +46,7 @@ class SolverConfig:
     anderson: int = 5
     continuation: int = 0
     beta_start: float | None = None
+    normalizability: str = "check"  # check | metastable (skip the runaway check: the well at the origin)
     seed: int = 0
 
 
@@ -73,7 +74,7 @@ def run(args) -> int:
     solution = solve(
         data, model, sampler, key=jax.random.key(config.seed), init=config.init, damping=config.damping,
         anderson=config.anderson, tol=config.tol, max_iter=config.max_iter, continuation=config.continuation,
-        beta_start=config.beta_start, progress=not args.no_progress,
+        beta_start=config.beta_start, normalizability=config.normalizability, progress=not args.no_progress,
     )
     resolved = {
         "task": dict(raw.get("task") or {}),
