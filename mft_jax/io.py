@@ -106,9 +106,7 @@ def load_neurons(path: str | os.PathLike) -> NeuronLaw:
 
 def save_background(path: str | os.PathLike, data: Dataset, residual, model=None) -> None:
     """Write the data and residual, and the ``TwoLayer`` model the residual belongs to (as JSON)."""
-    recorded = None if model is None else json.dumps(
-        {"activation": model.activation.name, "sa2": model.sa2, "sw2": model.sw2, "beta": model.beta, "scaling": model.scaling}
-    )
+    recorded = None if model is None else json.dumps(model.settings())
     save_npz(path, x=data.x, q=data.q, y=data.y, residual=residual, model=recorded)
 
 

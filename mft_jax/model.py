@@ -54,6 +54,10 @@ class TwoLayer:
         """``c = beta^2 sa2 / 2``, the strength of ``c |S(w)|^2`` in the single-neuron law."""
         return 0.5 * self.beta**2 * self.sa2
 
+    def settings(self) -> dict:
+        """The keyword arguments that rebuild this prior (the activation by its registered name)."""
+        return {"activation": self.activation.name, "sa2": self.sa2, "sw2": self.sw2, "beta": self.beta, "scaling": self.scaling}
+
     def replace(self, **changes) -> "TwoLayer":
         return dataclasses.replace(self, **changes)
 

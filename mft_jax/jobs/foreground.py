@@ -73,7 +73,7 @@ def model_for(source: str, raw: dict) -> TwoLayer:
         return TwoLayer(**recorded)
     model = model_from(raw)
     if recorded is not None:
-        mine = {"activation": model.activation.name, "sa2": model.sa2, "sw2": model.sw2, "beta": model.beta, "scaling": model.scaling}
+        mine = model.settings()
         differences = [f"{k} = {mine[k]!r} (background: {v!r})" for k, v in recorded.items() if mine[k] != v]
         if differences:
             raise ConfigError(
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             "num_points": data.num_points,
             "loss": float(background_loss),
         },
-        "model": {"activation": model.activation.name, "sa2": model.sa2, "sw2": model.sw2, "beta": model.beta, "scaling": model.scaling},
+        "model": model.settings(),
         "num_neurons": law.num_particles,
         "temperature": model.temperature if settings.temperature is None else settings.temperature,
         "mean_potential": float(jnp.mean(model.potential(law.a, law.w, data, residual))),

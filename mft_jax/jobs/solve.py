@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 
 from mft_jax import io
-from mft_jax.config import ModelConfig, data_from, load_toml, model_from, section
+from mft_jax.config import data_from, load_toml, model_from, section
 from mft_jax.errors import ConfigError
 from mft_jax.foreground import Sampler
 from mft_jax.foreground.grid import grid_sampler
@@ -78,7 +78,7 @@ def run(args) -> int:
     )
     resolved = {
         "task": dict(raw.get("task") or {}),
-        "model": dataclasses.asdict(section(ModelConfig, raw.get("model"), "model")),
+        "model": model.settings(),
         "solver": dataclasses.asdict(config),
     }
     out = Path(args.out)
