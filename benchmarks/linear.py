@@ -1,4 +1,4 @@
-"""Linear network, Gaussian inputs, linear teacher: the one case solved in closed form (THEORY.md section 5).
+"""Linear network, Gaussian inputs, linear teacher: the one case solved in closed form (docs/theory.md section 5).
 
 With ``phi(z) = z``, ``x ~ N(0, I_d)`` and ``y = v . x`` the overlap is ``S(w) = u . w`` with
 ``u = E[r x]``, so the neuron law is Gaussian,

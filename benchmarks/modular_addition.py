@@ -5,14 +5,14 @@ Inputs are two-hot ``x = e_n (+) e_m`` in R^(2P), targets ``y_p = delta_{p,(n+m)
 
 1. Non-normalizability. ``S(w) = sum_mu q_mu r_mu (w.x_mu)^2`` is quadratic in w, so ``c |S(w)|^2`` is
    quartic and beats the prior ``|w|^2/(2 sw2)``: ``rho`` has no finite mass for any nonzero
-   residual (THEORY.md section 3). ``solve`` says so (``NonNormalizableError``, message recorded).
+   residual (docs/theory.md section 3). ``solve`` says so (``NonNormalizableError``, message recorded).
 2. The metastable law in the well around the origin, which Rubin et al. describe: the importance
    sampler draws from the prior and never reaches the runaway tail (beyond the barrier where
    ``c |S|^2`` overtakes the prior); ``solve(..., normalizability="metastable")`` iterates that law.
    A finite network is proper (``exp(-beta N L) <= 1``) and Langevin networks started at the prior
    stay in the same well for the run; they are compared with it.
 3. Checks: the NNGP kernel ``K(x, x') = E_prior[(w.x)^2 (w.x')^2] = sw2^2 [|x|^2 |x'|^2 + 2 (x.x')^2]``
-   (THEORY.md's ``sa2 [K_xx K_x'x' + 2 K_xx'^2]`` with ``K_xx' = sw2 x.x' = sw2 (delta_nn' + delta_mm')`` is
+   (docs/theory.md's ``sa2 [K_xx K_x'x' + 2 K_xx'^2]`` with ``K_xx' = sw2 x.x' = sw2 (delta_nn' + delta_mm')`` is
    the network-output covariance, i.e. ``sa2`` times ours) against ``mft_jax.gp.nngp_kernel`` and the
    importance law at residual 0; the concentration of neurons on single Fourier modes (fraction of
    ``|w|^2`` in the top nonzero Fourier mode of each half, modes k and P-k paired) for theory, networks and

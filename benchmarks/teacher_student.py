@@ -2,7 +2,7 @@
 
 Task: ``x ~ N(0, I_d)``, ``y = H1(w*.x) + eps H3(w*.x)``, ``H3(z) = z^3 - 3 z``, ``|w*| = 1``, eps = -0.3.
 
-Map of their conventions onto THEORY.md section 2 (ours: ``f = (1/N) sum_i a_i phi(w_i.x)``,
+Map of their conventions onto docs/theory.md section 2 (ours: ``f = (1/N) sum_i a_i phi(w_i.x)``,
 ``p ~ exp(-beta N L - sum |a|^2/(2 sa2) - sum |w|^2/(2 sw2))``, ``L = 1/2 sum q (f - y)^2``, ``q = 1/n``):
 
 - theirs: ``f = sum_c a_c erf(w_c.x)``, ``a_c ~ N(0, sigma_a^2/N)``, ``w_c ~ N(0, sigma_w^2/d I)``,

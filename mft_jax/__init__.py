@@ -1,6 +1,6 @@
 """mft_jax: the mean-field theory of wide neural networks, in JAX.
 
-The nouns of THEORY.md as modules: ``data`` (weighted datasets), ``tasks``, ``activations``,
+The nouns of docs/theory.md as modules: ``data`` (weighted datasets), ``tasks``, ``activations``,
 ``model`` (the two-layer prior), ``neurons`` (the law of one neuron as weighted particles),
 ``background`` and ``solver`` (the fixed point ``K = B(F(K))``), ``train`` (finite networks
 and single-neuron trainers), ``compare`` (distances between neuron laws).

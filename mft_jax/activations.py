@@ -1,7 +1,7 @@
 """Elementwise activations ``phi`` with how fast they grow at infinity.
 
 ``growth`` is the degree k with ``|phi(z)| ~ |z|^k`` as ``|z| -> inf`` (0: bounded). It decides
-normalizability of the single-neuron law (THEORY.md section 3): bounded activations always
+normalizability of the single-neuron law (docs/theory.md section 3): bounded activations always
 give a proper law, k = 1 does below a critical coupling, k = 2 needs a vanishing overlap.
 ``None`` means unknown: the solver then probes the growth numerically.
 

@@ -1,4 +1,4 @@
-"""The background: the kernel a neuron law makes and the residual it imposes (THEORY.md section 3).
+"""The background: the kernel a neuron law makes and the residual it imposes (docs/theory.md section 3).
 
     K(x, x') = E_rho[phi(w.x) phi(w.x')]                         B: rho -> K
     r        = (I + beta sa2 K Q)^(-1) y                         residual on the data, Q = diag(q)

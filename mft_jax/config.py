@@ -70,7 +70,7 @@ def section(schema: type, raw: dict | None, name: str):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """``[model]``: the prior of THEORY.md section 2."""
+    """``[model]``: the prior of docs/theory.md section 2."""
 
     activation: str = "erf"
     sa2: float = 1.0

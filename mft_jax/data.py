@@ -1,7 +1,7 @@
 """Weighted datasets: finite training sets and quadrature rules are the same object.
 
 A ``Dataset`` holds points ``x`` (P, d), weights ``q`` (P,) with ``sum q = 1`` and targets
-``y`` (P, C) (THEORY.md section 2). The loss is ``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2``.
+``y`` (P, C) (docs/theory.md section 2). The loss is ``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ class ConfigError(ValueError):
 class NonNormalizableError(ArithmeticError):
     """The single-neuron law ``rho(w) ~ exp(-|w|^2/(2 sw2) + c |S(w)|^2)`` has no finite mass.
 
-    A physical answer (THEORY.md section 3): the coupling ``c |S(w)|^2`` outgrows the prior
+    A physical answer (docs/theory.md section 3): the coupling ``c |S(w)|^2`` outgrows the prior
     along some direction of w, so the weights of the network run away.
     """
 

@@ -1,6 +1,6 @@
 """The Gaussian-process (NNGP) baseline: the small-coupling limit of the mean-field equations.
 
-With ``rho = prior`` (``c |S|^2 -> 0``, THEORY.md section 3) the data kernel is the NNGP kernel
+With ``rho = prior`` (``c |S|^2 -> 0``, docs/theory.md section 3) the data kernel is the NNGP kernel
 
     K(x, x') = E_{w ~ N(0, sw2 I)}[ phi(w . x) phi(w . x') ]
 
@@ -14,7 +14,7 @@ and the prediction is kernel ridge regression in the theory's weighted conventio
 ``TwoLayer.scaling``).
 
 ``(w . x, w . x')`` is Gaussian with covariance ``[[q11, q12], [q12, q22]]``, ``q = sw2 x . x'``.
-Closed forms (THEORY.md section 5) are used for the registered ``erf``, ``relu``, ``square`` and
+Closed forms (docs/theory.md section 5) are used for the registered ``erf``, ``relu``, ``square`` and
 ``linear``; every other activation goes through a tensor Gauss-Hermite rule on the symmetric square
 root of that covariance (``nodes`` per dimension, default 64, so 4096 evaluations of ``phi`` per pair).
 Accuracy of the generic rule (measured against the closed forms in float64, see tests/test_gp.py):

@@ -4,7 +4,7 @@ Output-directory contract (the CLI jobs write and read these):
 
 - ``neurons.npz``: ``w`` (M, d), ``weight`` (M,) summing to 1, optional ``a`` (M, C): a ``NeuronLaw``.
 - ``background.npz``: ``x`` (P, d), ``q`` (P,), ``y`` (P, C), ``residual`` (P, C): the data and
-  the residual ``r = y - f`` the background imposes on one neuron (THEORY.md section 4), and
+  the residual ``r = y - f`` the background imposes on one neuron (docs/theory.md section 4), and
   ``model``: the prior (activation, sa2, sw2, beta, scaling) that residual belongs to.
 - ``*.json``: results plus ``meta`` (config, seed, package versions, git commit, time).
 """

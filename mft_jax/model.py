@@ -1,4 +1,4 @@
-"""The two-layer prior and the single-neuron quantities of THEORY.md sections 2-4.
+"""The two-layer prior and the single-neuron quantities of docs/theory.md sections 2-4.
 
 ``f(x) = (1/N) sum_i a_i phi(w_i . x)`` (mean-field scaling; ``1/sqrt(N)`` for standard),
 prior ``a ~ N(0, sa2 I_C)``, ``w ~ N(0, sw2 I_d)``, posterior tempered at inverse temperature
@@ -87,5 +87,5 @@ class TwoLayer:
         return self.beta * self.sa2 * self.overlap(w, data, residual)
 
     def potential(self, a: jax.Array, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
-        """Single-neuron potential ``V(a, w) = - sum_mu q_mu r_mu . a phi(w . x_mu)`` (THEORY.md section 4)."""
+        """Single-neuron potential ``V(a, w) = - sum_mu q_mu r_mu . a phi(w . x_mu)`` (docs/theory.md section 4)."""
         return -jnp.sum(a * self.overlap(w, data, residual), axis=-1)

@@ -1,4 +1,4 @@
-"""Does ``rho(w) ~ exp(-|w|^2/(2 sw2) + c |S(w)|^2)`` have finite mass? (THEORY.md section 3)
+"""Does ``rho(w) ~ exp(-|w|^2/(2 sw2) + c |S(w)|^2)`` have finite mass? (docs/theory.md section 3)
 
 Along a ray ``w = t u`` (``|u| = 1``) the activation's growth k decides (``Activation.growth``):
 

@@ -1,4 +1,4 @@
-"""The mean-field fixed point ``K = B(F(K))`` of a wide two-layer network (THEORY.md section 3).
+"""The mean-field fixed point ``K = B(F(K))`` of a wide two-layer network (docs/theory.md section 3).
 
 Design: the single-neuron law depends on the background kernel only through the residual
 ``r = y - f`` on the data (P x C), so the iteration variable is ``r``, not the P x P kernel:
@@ -29,7 +29,7 @@ spaced from ``beta_start`` (default ``beta / 50``, near the GP limit) to ``model
 stage warm-started from the last (rescaled by ``beta_prev / beta`` where the plain warm start would be
 non-normalizable); intermediate stages stop at ``max(tol, 1e-3)``.
 
-Free energy per neuron at the fixed point (THEORY.md section 3):
+Free energy per neuron at the fixed point (docs/theory.md section 3):
 
     I = beta sum_mu q_mu (r_mu . y_mu - |r_mu|^2 / 2) - log E_prior[exp(c |S(w)|^2)]
 

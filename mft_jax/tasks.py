@@ -2,7 +2,7 @@
 
 A distribution task becomes a *population* (Gauss-Hermite quadrature, Gaussian inputs in low
 d), a fixed Monte-Carlo sample of ``samples`` points, or a finite training set of ``n_train``
-points; all three are ``Dataset``s (THEORY.md section 2). Trainers draw fresh minibatches
+points; all three are ``Dataset``s (docs/theory.md section 2). Trainers draw fresh minibatches
 from ``Task.sample``.
 
 Add your own task in a few lines::

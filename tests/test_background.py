@@ -82,7 +82,7 @@ def test_prediction_on_the_data_is_target_minus_residual(x64):
 
 
 def test_gp_background_is_the_nngp_kernel(x64):
-    """Grid quadrature of the prior vs the closed form for erf (THEORY.md section 5)."""
+    """Grid quadrature of the prior vs the closed form for erf (docs/theory.md section 5)."""
     data = make_data("continuous_xor", quadrature=4)
     model = TwoLayer("erf", 1.0, 0.7, 3.0)
     background = gp_background(data, model, grid_sampler(96, 9.0), key=jax.random.key(0))

@@ -30,7 +30,7 @@ def test_linear_closed_form_is_a_fixed_point(x64, beta):
     exact = linear.exact_solution(model, v)
     u = exact["lambda"] * v
     sigma = np.linalg.inv(np.eye(2) / model.sw2 - 2 * model.coupling * np.outer(u, u))
-    # r(x) = v.x - beta sa2 x^T Sigma u (THEORY.md f = beta sa2 K q r with K = x^T Sigma x'), E[x x^T] = I:
+    # r(x) = v.x - beta sa2 x^T Sigma u (docs/theory.md f = beta sa2 K q r with K = x^T Sigma x'), E[x x^T] = I:
     image = v - model.beta * model.sa2 * sigma @ u
     np.testing.assert_allclose(image, u, rtol=1e-10)  # bisection to machine precision; 1e-10 leaves room for inv()
     np.testing.assert_allclose(exact["covariance"], sigma, rtol=1e-12)

@@ -27,7 +27,7 @@ def linear_background(key, u_norm, num_points=40, dim=2):
 
 def test_linear_neuron_samples_the_exact_gaussian_law(x64):
     # phi(z) = z, C = 1: V = -a (w . u), so (a, w) is Gaussian with precision
-    # A = [[1/sa2, -beta u^T], [-beta u, I/sw2]] (THEORY.md section 4; normalizable: beta^2 sa2 sw2 |u|^2 = 0.49 < 1).
+    # A = [[1/sa2, -beta u^T], [-beta u, I/sw2]] (docs/theory.md section 4; normalizable: beta^2 sa2 sw2 |u|^2 = 0.49 < 1).
     beta, sa2, sw2, h = 1.0, 1.0, 1.0, 0.05
     model = TwoLayer("linear", sa2, sw2, beta)
     data, residual, u = linear_background(jax.random.key(0), u_norm=0.7)

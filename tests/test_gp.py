@@ -101,7 +101,7 @@ def test_gp_residual_solves_the_ridge_equation(x64):
 
 
 def test_gp_loss_linear_teacher_exact(x64):
-    """Linear phi, Gaussian inputs, y = v.x: the c -> 0 limit of THEORY.md section 5: r = lambda v.x,
+    """Linear phi, Gaussian inputs, y = v.x: the c -> 0 limit of docs/theory.md section 5: r = lambda v.x,
     lambda = 1 / (1 + beta sa2 sw2), loss = lambda^2 |v|^2 / 2 (Gauss-Hermite inputs: exact second moments)."""
     v = np.array([0.7, -1.2])
     data = make_data("linear_teacher", quadrature=6, teacher=list(v))

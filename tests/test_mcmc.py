@@ -16,7 +16,7 @@ K_SIGMA = 5.0  # two-sided 5-sigma per moment: false-failure 5.7e-7 each, < 1e-5
 
 def _linear_problem():
     """Linear phi, Gaussian inputs (exact second moments), y = v.x, residual r = y: rho is Gaussian with
-    precision I/sw2 - 2c u u^T, u = E[r x] = v (THEORY.md section 5); here 2 c sw2 |v|^2 = 0.6."""
+    precision I/sw2 - 2c u u^T, u = E[r x] = v (docs/theory.md section 5); here 2 c sw2 |v|^2 = 0.6."""
     v = np.array([0.6, -0.3])
     data = make_data("linear_teacher", quadrature=4, teacher=list(v))
     sw2 = 1.0

@@ -12,7 +12,7 @@ from mft_jax.tasks import make_data
 
 
 def test_single_neuron_law_terms_follow_theory(x64):
-    # THEORY.md section 3 by hand for one neuron: S = sum q r phi(w.x), log rho = -|w|^2/(2 sw2) + c |S|^2.
+    # docs/theory.md section 3 by hand for one neuron: S = sum q r phi(w.x), log rho = -|w|^2/(2 sw2) + c |S|^2.
     data = make_data("continuous_xor", quadrature=4)
     model = TwoLayer("tanh", sa2=0.7, sw2=1.3, beta=3.0)
     w = jnp.array([[0.4, -1.1]])

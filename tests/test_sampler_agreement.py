@@ -1,4 +1,4 @@
-"""Grid, importance and MCMC laws of the same single neuron agree on its moments (THEORY.md section 3).
+"""Grid, importance and MCMC laws of the same single neuron agree on its moments (docs/theory.md section 3).
 
 Clover task (continuous_xor, y = x1 x2, Gauss-Hermite population), ramp activation, sa2 = sw2 = 1, at the
 FIXED residual r = y and beta = 20 (c = 200): the tilt c |S(w)|^2 pulls the law in along the diagonals

@@ -1,4 +1,4 @@
-"""The fixed-point solver against exact results (THEORY.md sections 3 and 5)."""
+"""The fixed-point solver against exact results (docs/theory.md sections 3 and 5)."""
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,7 @@ TEACHER = (1.0, -0.5)
 
 
 def linear_lambda(beta, sa2, sw2, v2):
-    """Root of ``lambda (1 + beta sa2 sw2 / (1 - 2 c sw2 lambda^2 |v|^2)) = 1`` by bisection (THEORY.md 5)."""
+    """Root of ``lambda (1 + beta sa2 sw2 / (1 - 2 c sw2 lambda^2 |v|^2)) = 1`` by bisection (docs/theory.md 5)."""
     c = 0.5 * beta**2 * sa2
     low, high = 0.0, min(1.0, 1.0 / np.sqrt(2 * c * sw2 * v2))  # the LHS is increasing on [0, high)
     for _ in range(200):

@@ -1,6 +1,6 @@
 """MCMC single-neuron sampler: blackjax MALA chains targeting rho(w), vmapped over chains.
 
-Target (THEORY.md section 3): ``log rho(w) = -|w|^2/(2 sw2) + c |S(w)|^2`` = ``TwoLayer.log_density``.
+Target (docs/theory.md section 3): ``log rho(w) = -|w|^2/(2 sw2) + c |S(w)|^2`` = ``TwoLayer.log_density``.
 ``init`` draws ``num_chains`` positions from the prior ``N(0, sw2 I_d)``; each ``update`` warm-starts
 the chains from their last positions, runs ``num_warmup`` MALA steps while adapting the shared step
 size, then ``num_steps`` MALA steps at a fixed step size, and returns the final positions as an

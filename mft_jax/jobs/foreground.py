@@ -1,4 +1,4 @@
-"""Train independent single neurons against a fixed background (THEORY.md section 4).
+"""Train independent single neurons against a fixed background (docs/theory.md section 4).
 
     mft-jax foreground CONFIG --background DIR|gp --out DIR [--resume]
 

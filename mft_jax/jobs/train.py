@@ -1,7 +1,7 @@
 """Train finite-width two-layer networks (many seeds, vmapped) by Langevin, SGD or Adam.
 
 Config sections: [task] (the Dataset: full-batch training set / quadrature, and where the
-background is measured), [model] (the prior, THEORY.md section 2), [train]:
+background is measured), [model] (the prior, docs/theory.md section 2), [train]:
 
     width, steps                  network width N, number of steps
     optimizer = "langevin"        Langevin at T = 1/beta (the tempered posterior); needs step_size

@@ -1,7 +1,7 @@
 """The foreground experiment: independent single neurons trained against a fixed background.
 
 Against a background with residual ``r`` on data ``(x, q, y)`` one neuron ``(a, w)`` feels
-(THEORY.md section 4)
+(docs/theory.md section 4)
 
     V(a, w) = - sum_mu q_mu r_mu . a phi(w . x_mu)
 

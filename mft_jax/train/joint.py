@@ -6,10 +6,10 @@ Every update descends the *energy* ``U`` plus a weight decay:
   (``grad_{a_i} N L = -sum_mu q_mu r_mu phi(w_i . x_mu)``), so one step size serves every N.
 - standard scaling: ``U = L`` (per-neuron gradients O(N^-1/2): the lazy / kernel regime).
 
-Langevin (``langevin_optimizer``), THEORY.md section 2, with ``T = 1/beta`` and ``s2 = sa2 | sw2``:
+Langevin (``langevin_optimizer``), docs/theory.md section 2, with ``T = 1/beta`` and ``s2 = sa2 | sw2``:
 ``theta <- theta - h (grad U + T theta / s2) + sqrt(2 h T) xi``; stationary law (h -> 0)
 ``exp(-beta U - |a|^2/(2 sa2) - |w|^2/(2 sw2))``. For mean-field scaling this is the posterior
-``exp(-beta N L - prior)`` of THEORY.md. For standard scaling it is ``exp(-beta L - prior)``, the
+``exp(-beta N L - prior)`` of docs/theory.md. For standard scaling it is ``exp(-beta L - prior)``, the
 Bayesian network in the NNGP parametrisation: as N -> infinity, Gaussian-process regression with
 kernel ``sa2 K_prior`` and noise variance ``T / q_mu`` at point mu, i.e. the ``c -> 0`` limit of the
 mean-field equations at the same beta (``f = sa2 K Q (T + sa2 K Q)^-1 y``).

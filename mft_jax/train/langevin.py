@@ -1,4 +1,4 @@
-"""Langevin dynamics as an optax transform (THEORY.md section 2).
+"""Langevin dynamics as an optax transform (docs/theory.md section 2).
 
 Per parameter ``theta`` with prior variance ``s2`` and temperature ``T = 1/beta``:
 

@@ -1,4 +1,4 @@
-"""A finite-width two-layer network (flax) and what the theory reads off it (THEORY.md section 2).
+"""A finite-width two-layer network (flax) and what the theory reads off it (docs/theory.md section 2).
 
     f(x) = (1/N) sum_i a_i phi(w_i . x)        mean-field scaling (1/sqrt(N) for ``scaling="standard"``)
     L    = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2    on a ``Dataset``
