@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-slow figures benchmarks clean
+.PHONY: demo test test-isa test-slow figures benchmarks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up $(VENV) (pinned versions from constraints.txt; log in $(VENV)/install.log)"
@@ -21,6 +21,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The physics and statistical tests once more under another XLA CPU instruction set: float reordering
+# changes as on another machine, and every verdict must stay the same (CI runs this after `make test`).
+ISA_TESTS := tests/test_solver.py tests/test_solver_power.py tests/test_sampler_agreement.py tests/test_mcmc.py \
+	tests/test_foreground.py tests/test_joint.py tests/test_langevin.py tests/test_background.py tests/test_gp.py \
+	tests/test_compare.py tests/test_model_config.py
+test-isa: $(STAMP)
+	XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX" $(BIN)/python -m pytest -q $(wildcard $(ISA_TESTS))
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -46,7 +46,7 @@ def _chunked(law: NeuronLaw, chunk: int):
     return w.reshape(count, chunk, -1), weight.reshape(count, chunk)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+@functools.partial(jax.jit, static_argnames=("chunk",))
 def kernel(model: TwoLayer, law: NeuronLaw, x: jax.Array, x2: jax.Array | None = None, *, chunk: int = CHUNK) -> jax.Array:
     """Dense ``K(x_i, x2_j) = E_rho[phi(w.x_i) phi(w.x2_j)]``: (P, P2). For small P only."""
     x2 = x if x2 is None else x2
@@ -60,7 +60,7 @@ def kernel(model: TwoLayer, law: NeuronLaw, x: jax.Array, x2: jax.Array | None =
     return total
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+@functools.partial(jax.jit, static_argnames=("chunk",))
 def kernel_matvec(model: TwoLayer, law: NeuronLaw, x: jax.Array, v: jax.Array, *, chunk: int = CHUNK) -> jax.Array:
     """``K v = Phi^T (weight * (Phi v))`` for ``v`` (P, C), streamed over particle chunks."""
     w, weight = _chunked(law, chunk)
@@ -74,7 +74,7 @@ def kernel_matvec(model: TwoLayer, law: NeuronLaw, x: jax.Array, v: jax.Array, *
     return total
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+@functools.partial(jax.jit, static_argnames=("chunk",))
 def predict(model: TwoLayer, law: NeuronLaw, data: Dataset, residual: jax.Array, x_new: jax.Array, *, chunk: int = CHUNK) -> jax.Array:
     """``f(x) = beta sa2 E_rho[phi(w.x) S(w)]`` at ``x_new`` (n, d): (n, C), matrix-free."""
     w, weight = _chunked(law, chunk)
@@ -88,7 +88,7 @@ def predict(model: TwoLayer, law: NeuronLaw, data: Dataset, residual: jax.Array,
     return model.beta * model.sa2 * total
 
 
-@functools.partial(jax.jit, static_argnames=("model", "method", "chunk", "max_iter", "feature_cache"))
+@functools.partial(jax.jit, static_argnames=("method", "chunk", "max_iter", "feature_cache"))
 def solve_residual(
     model: TwoLayer,
     law: NeuronLaw,
@@ -133,7 +133,7 @@ def solve_residual(
     return data.y - gain * matvec(root_q * g)
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
+@jax.jit
 def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax.Array:
     """``r = (I + beta sa2 K Q)^(-1) y`` for a dense kernel ``K`` (P, P) on the data (Cholesky of the symmetric form)."""
     gain = model.beta * model.sa2

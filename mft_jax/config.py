@@ -77,9 +77,10 @@ class ModelConfig:
     sw2: float = 1.0
     beta: float = 1.0
     scaling: str = "mean_field"
+    penalty: dict | None = None  # a non-Gaussian weight prior, e.g. {name = "sextic", gamma = 0.01} (mft_jax.priors)
 
     def build(self) -> TwoLayer:
-        return TwoLayer(self.activation, self.sa2, self.sw2, self.beta, self.scaling)
+        return TwoLayer(self.activation, self.sa2, self.sw2, self.beta, self.scaling, self.penalty)
 
 
 def model_from(raw: dict) -> TwoLayer:

@@ -13,36 +13,74 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mft_jax.activations import Activation, get_activation
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
+from mft_jax.priors import make_penalty
 
 SCALINGS = ("mean_field", "standard")
 
 
+def _is_concrete(value) -> bool:
+    """A Python or NumPy number (validated), as opposed to a tracer or a placeholder inside a JAX transform."""
+    return isinstance(value, (int, float, np.number)) or (isinstance(value, np.ndarray) and value.ndim == 0)
+
+
+@jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True)
 class TwoLayer:
-    """Prior of a two-layer network: activation, ``sa2``, ``sw2``, ``beta`` and the width scaling."""
+    """Prior of a two-layer network: activation, ``sa2``, ``sw2``, ``beta``, the width scaling, a weight penalty.
+
+    A JAX pytree: ``sa2``, ``sw2``, ``beta`` (and the numeric leaves of ``penalty``) are traced leaves, so a
+    jitted map that takes the model compiles once for every value of them (a sweep over beta, a
+    ``vmap`` over couplings); ``activation`` and ``scaling`` are static. ``penalty`` is ``None`` or a
+    non-Gaussian term ``Gamma(w)`` of the weight prior (``mft_jax.priors``): the prior density of ``w`` is
+    ``exp(-|w|^2/(2 sw2) - Gamma(w))`` (docs/theory.md section 7).
+    """
 
     activation: Activation | str = "erf"
     sa2: float = 1.0
     sw2: float = 1.0
     beta: float = 1.0
     scaling: str = "mean_field"
+    penalty: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "activation", get_activation(self.activation))
         for name in ("sa2", "sw2", "beta"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            if not _is_concrete(value):
+                continue  # traced (inside jit / vmap): validated when the concrete model was built
+            if isinstance(value, bool) or not math.isfinite(float(value)) or value <= 0:
                 raise ConfigError(f"model {name} must be a finite number > 0, got {value!r}")
             object.__setattr__(self, name, float(value))
         if self.scaling not in SCALINGS:
             raise ConfigError(f"model scaling must be one of {SCALINGS}, got {self.scaling!r}")
+        if isinstance(self.penalty, dict):
+            object.__setattr__(self, "penalty", make_penalty(self.penalty))  # from settings() / a TOML table
+        if self.penalty is not None and not (callable(self.penalty) and isinstance(getattr(self.penalty, "degree", None), int)):
+            raise ConfigError(
+                f"model penalty must be None or a callable Gamma(w) with an integer `degree` (its growth along rays), "
+                f"e.g. mft_jax.priors.sextic(gamma); got {self.penalty!r}"
+            )
+
+    def tree_flatten(self):
+        return (self.sa2, self.sw2, self.beta, self.penalty), (self.activation, self.scaling)
+
+    @classmethod
+    def tree_unflatten(cls, static, leaves):
+        model = object.__new__(cls)  # no validation: leaves may be tracers or placeholders
+        for name, value in zip(("sa2", "sw2", "beta", "penalty"), leaves):
+            object.__setattr__(model, name, value)
+        object.__setattr__(model, "activation", static[0])
+        object.__setattr__(model, "scaling", static[1])
+        return model
 
     @property
     def temperature(self) -> float:
@@ -56,7 +94,10 @@ class TwoLayer:
 
     def settings(self) -> dict:
         """The keyword arguments that rebuild this prior (the activation by its registered name)."""
-        return {"activation": self.activation.name, "sa2": self.sa2, "sw2": self.sw2, "beta": self.beta, "scaling": self.scaling}
+        settings = {"activation": self.activation.name, "sa2": self.sa2, "sw2": self.sw2, "beta": self.beta, "scaling": self.scaling}
+        if self.penalty is not None:
+            settings["penalty"] = self.penalty.settings()
+        return settings
 
     def replace(self, **changes) -> "TwoLayer":
         return dataclasses.replace(self, **changes)
@@ -70,8 +111,9 @@ class TwoLayer:
         return self.features(w, data.x) @ (data.q[:, None] * residual)
 
     def log_prior_w(self, w: jax.Array) -> jax.Array:
-        """``-|w|^2 / (2 sw2)`` (unnormalised), per neuron."""
-        return -0.5 * jnp.sum(w * w, axis=-1) / self.sw2
+        """``-|w|^2 / (2 sw2) - Gamma(w)`` (unnormalised), per neuron."""
+        gaussian = -0.5 * jnp.sum(w * w, axis=-1) / self.sw2
+        return gaussian if self.penalty is None else gaussian - self.penalty(w)
 
     def log_tilt(self, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
         """``c |S(w)|^2``: the log of ``rho / prior`` up to a constant."""

@@ -41,7 +41,7 @@ def _asymptotic_overlap(model: TwoLayer, growth: int, u: jax.Array, data: Datase
     return features @ (data.q[:, None] * residual)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "growth"))
+@functools.partial(jax.jit, static_argnames=("growth",))
 def _max_asymptotic_overlap(key, model: TwoLayer, growth: int, data: Dataset, residual: jax.Array):
     """``max_{|u|=1} |S_inf(u)|^2`` (a lower bound: random search + projected gradient ascent) and its ``u``."""
 
@@ -88,12 +88,25 @@ def runaway_strength(model: TwoLayer, data: Dataset, residual: jax.Array, *, key
     return 2.0 * model.coupling * model.sw2 * float(value), np.asarray(u)
 
 
-def check_normalizable(model: TwoLayer, data: Dataset, residual: jax.Array, *, key=None) -> None:
-    """Raise ``NonNormalizableError`` (in words) if ``rho`` has no finite mass for this residual."""
+def check_normalizable(model: TwoLayer, data: Dataset, residual: jax.Array, *, key=None) -> str:
+    """Raise ``NonNormalizableError`` (in words) if ``rho`` has no finite mass for this residual.
+
+    Returns the reason the law exists, in words. A weight penalty ``Gamma`` of degree ``D`` (``model.penalty``)
+    beats a tilt ``c |S(t u)|^2 ~ t^(2k)`` whenever ``D > 2k``: then the law exists for every residual.
+    """
     growth = model.activation.growth
     if growth == 0:
-        return
+        return f"the activation {model.activation.name!r} is bounded, so c |S(w)|^2 is bounded: the law always exists"
+    penalty = model.penalty
+    if penalty is not None and growth is not None and penalty.degree > 2 * growth:
+        return (
+            f"the weight penalty grows like |w|^{penalty.degree}, faster than the tilt c |S(t u)|^2 ~ t^{2 * growth}: "
+            "the law exists for every residual"
+        )
     advice = "lower beta or sa2 (or start from a smaller residual, e.g. init='gp' with continuation)"
+    if penalty is not None:  # a penalty that does not dominate the tilt: compare the two along rays
+        _probe_rays(jax.random.key(0) if key is None else key, model, data, residual, advice)
+        return "log rho(t u) falls at large radii along every probed ray (penalty and tilt compared numerically)"
     if growth == 1:
         value, u = runaway_strength(model, data, residual, key=key)
         if not value < 1.0:
@@ -101,7 +114,7 @@ def check_normalizable(model: TwoLayer, data: Dataset, residual: jax.Array, *, k
                 f"2 c sw2 |S(u)|^2 = {value:.4g} >= 1 along u = {_format(u)} (c = beta^2 sa2 / 2 = {model.coupling:.4g}): "
                 f"the tilt c |S(w)|^2 outgrows the prior |w|^2/(2 sw2) along u and the weights run away; {advice}"
             )
-        return
+        return f"2 c sw2 max_u |S_inf(u)|^2 = {value:.4g} < 1: the Gaussian prior beats the tilt"
     key = jax.random.key(0) if key is None else key
     if growth == 2:
         value, u = _max_asymptotic_overlap(key, model, 2, data, residual)
@@ -110,10 +123,12 @@ def check_normalizable(model: TwoLayer, data: Dataset, residual: jax.Array, *, k
             raise NonNormalizableError(
                 f"|S(u)| = {math.sqrt(float(value)):.4g} > 0 along u = {_format(u)} for an activation growing like z^2: "
                 f"c |S(t u)|^2 grows like t^4 and beats the prior's t^2/(2 sw2), so the weights run away; "
-                "the law exists only for a residual with vanishing overlap; use a bounded activation"
+                "the law exists only for a residual with vanishing overlap; use a bounded activation or a weight "
+                "penalty of degree > 4 (e.g. mft_jax.priors.sextic)"
             )
-        return
+        return "the overlap vanishes at infinity: the prior alone sets the tails"
     _probe_rays(key, model, data, residual, advice)
+    return "log rho(t u) falls at large radii along every probed ray"
 
 
 def _probe_rays(key, model: TwoLayer, data: Dataset, residual: jax.Array, advice: str) -> None:

@@ -40,6 +40,7 @@ sampler (``log_partition``: grid quadrature, or the log-mean-exp of the importan
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import math
 from typing import Any, NamedTuple
@@ -52,18 +53,24 @@ from tqdm.auto import tqdm
 from mft_jax.background import Background, kernel, predict, solve_residual
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
-from mft_jax.foreground import Sampler
-from mft_jax.foreground.grid import grid_containment_warning
-from mft_jax.foreground.importance import importance_warning
+from mft_jax.foreground import Sampler, info_dict
+from mft_jax.foreground.grid import BOUNDARY_MASS_LIMIT, GridSampler
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.normalizability import check_normalizable
 
-DETERMINISTIC_SAMPLERS = ("grid", "importance")
 STAGE_TOL = 1e-3  # intermediate continuation stages stop here (or at tol if looser)
 NOISE_WINDOW = 10  # stochastic samplers: iterations compared to detect the noise floor
 NOISE_PLATEAU = 0.8  # ... the change has stopped falling if it fell by less than this factor
 BACKTRACK = 6  # halvings of a damped step that makes rho non-normalizable
+STALL_WINDOW = 20  # automatic mode: iterations over which a stage must halve its best change, else it stalled
+STALL_GAIN = 0.5
+AUTO_BETA_START = 1 / 50  # automatic continuation starts at this fraction of beta (near the GP limit)
+AUTO_RATIOS = (2.0, 1.4)  # beta ratio between continuation stages: first escalation, then the gentler one
+AUTO_DAMPING = 0.4  # the second escalation multiplies damping by this
+GRID_REFINEMENTS = 3  # automatic re-grids of an unresolved or leaking grid law
+GRID_TARGET_NODES = 400  # a re-grid aims at this effective number of nodes
+GRID_MAX_ENTRIES = 2**26  # a re-grid keeps nodes x data points below this (256 MiB of float32 features)
 
 
 class Solution(NamedTuple):
@@ -85,6 +92,7 @@ class Solution(NamedTuple):
     history: dict
     diagnostics: dict
     message: str
+    actions: tuple = ()  # what the automatic escalation and grid adaptation did, in words (``solve(auto=...)``)
 
     def background(self) -> Background:
         """The fixed-point kernel as an operator (``matvec``) or dense matrix (``kernel()``)."""
@@ -100,7 +108,7 @@ class Solution(NamedTuple):
         return predict(self.model, self.law, self.data, self.residual, x)
 
 
-@functools.partial(jax.jit, static_argnames=("sampler", "model"))
+@functools.partial(jax.jit, static_argnames=("sampler",))
 def fixed_point_map(sampler: Sampler, model: TwoLayer, state: Any, data: Dataset, residual: jax.Array):
     """One ``G``: ``law = F(r)`` by the sampler, then ``(law, state, B(law))`` with B the residual solve."""
     law, state = sampler.update(state, model, data, residual)
@@ -160,8 +168,13 @@ class _Stage(NamedTuple):
     stop_reason: str
 
 
-def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key, check=True):
-    """Iterate ``r <- G(r)`` at one beta; appends to ``history``; returns a ``_Stage``."""
+def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key,
+             check=True, stall_window=None):
+    """Iterate ``r <- G(r)`` at one beta; appends to ``history``; returns a ``_Stage``.
+
+    ``stall_window = n``: give up early (not converged, reason "stalled") when the best relative change of
+    the last n iterations is not below half the best before them: a cycling or stagnating iteration.
+    """
     dtype = data.y.dtype
     q = np.asarray(data.q, dtype=float)
     root_q = np.sqrt(q)
@@ -199,6 +212,7 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
             return False
 
     law, state, g = evaluate(r, state)
+    first = len(history["change"])
     change = record(r, g, "start")
     past_r, past_g = collections.deque(maxlen=anderson + 1), collections.deque(maxlen=anderson + 1)
     past_r.append(r)
@@ -213,6 +227,13 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
                 reason = (f"stopped at the sampler's noise floor: the relative change stalled at {recent:.3g} "
                           f"(median of the last {NOISE_WINDOW} iterations, tol {tol:g})")
                 return _Stage(r, law, state, True, change, reason)
+        done = len(history["change"]) - first
+        if stall_window and not stochastic and done >= 2 * stall_window:
+            recent, earlier = min(history["change"][-stall_window:]), min(history["change"][first:-stall_window])
+            if recent > STALL_GAIN * earlier:
+                reason = (f"stalled: the best relative change of the last {stall_window} iterations ({recent:.3g}) is not "
+                          f"below {STALL_GAIN:g} x the best before them ({earlier:.3g}); the iteration cycles or stagnates")
+                return _Stage(r, law, state, False, change, reason)
         kind = "damped"
         if anderson and not stochastic and len(past_r) >= 2:
             candidate = _anderson_step(r, g, list(past_r), list(past_g), damping, root_q)
@@ -266,6 +287,8 @@ def solve(
     beta_start: float | None = None,
     stochastic: bool | None = None,
     normalizability: str = "check",
+    auto: bool = True,
+    adapt_grid: bool = True,
     throw: bool = False,
     progress: bool = False,
 ) -> Solution:
@@ -275,12 +298,20 @@ def solve(
     (``r = y``: the strongly tilted law of an untrained background) or a residual array (P, C).
     ``damping`` in (0, 1]; ``anderson`` = memory m (0: plain damped iteration); ``tol``: relative
     change ``|G(r) - r|_q / |G(r)|_q``; ``max_iter`` per continuation stage; ``stochastic``: treat the
-    sampler as noisy (default: any sampler other than grid / importance). ``normalizability``:
+    sampler as noisy (default: ``sampler.stochastic``). ``normalizability``:
     ``"check"`` (default) refuses a non-normalizable ``rho``; ``"metastable"`` skips the check and
     solves for the law the sampler sees (importance draws from the prior or MCMC chains started there
-    never reach the runaway tail): the metastable state in the well around the origin. Non-convergence gives
-    ``converged=False`` and a hint, or ``NoFixedPointError`` with ``throw=True``;
-    a non-normalizable law at the start or along the way raises ``NonNormalizableError``.
+    never reach the runaway tail): the metastable state in the well around the origin.
+
+    ``auto=True`` (default) reaches the fixed point without being told how: if the start is
+    non-normalizable, or the iteration stalls, cycles or runs out of ``max_iter``, it solves again with
+    continuation in beta from ``beta / 50`` (stages a factor 2 apart), then with gentler stages (a factor
+    1.4) and ``damping x 0.4``; each step is recorded in ``Solution.actions``. ``adapt_grid=True``
+    (default; grid sampler only) re-grids a law that the grid does not resolve or contain: the box
+    follows the law's support and the spacing its width, warm-started, at most 3 times. Refused only
+    when the law at the fixed point itself does not exist (``NonNormalizableError``). ``auto=False`` /
+    ``adapt_grid=False`` turn each off. Non-convergence gives ``converged=False`` and a hint, or
+    ``NoFixedPointError`` with ``throw=True``.
     """
     if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
         raise ConfigError(f"damping must be in (0, 1], got {damping!r}")
@@ -289,34 +320,118 @@ def solve(
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ConfigError(f"tol must be a number > 0, got {tol!r}")
-    stochastic = sampler.name not in DETERMINISTIC_SAMPLERS if stochastic is None else stochastic
+    stochastic = sampler.stochastic if stochastic is None else stochastic
     if normalizability not in ("check", "metastable"):
         raise ConfigError(f"normalizability must be 'check' or 'metastable', got {normalizability!r}")
-    if continuation >= 2:
-        start = model.beta / 50 if beta_start is None else beta_start
-        if not (isinstance(start, (int, float)) and 0 < start <= model.beta):
-            raise ConfigError(f"beta_start must be in (0, beta = {model.beta:g}], got {beta_start!r}")
-        betas = list(np.geomspace(start, model.beta, continuation))
-    else:
-        betas = [model.beta]
-    sampler_key, check_key = jax.random.split(key)
+    if beta_start is not None and not (isinstance(beta_start, (int, float)) and 0 < beta_start <= model.beta):
+        raise ConfigError(f"beta_start must be in (0, beta = {model.beta:g}], got {beta_start!r}")
+    start = model.beta * AUTO_BETA_START if beta_start is None else beta_start
+    attempts = [(_betas(model.beta, start, continuation), damping)]
+    if auto:
+        for ratio, factor in zip(AUTO_RATIOS, (1.0, AUTO_DAMPING)):
+            stages = max(continuation, 1 + math.ceil(math.log(model.beta / start) / math.log(ratio) - 1e-9))
+            attempts.append((_betas(model.beta, start, stages), damping * factor))
+    options = dict(init=init, anderson=anderson, tol=tol, max_iter=max_iter, stochastic=stochastic,
+                   check=normalizability == "check", stall_window=STALL_WINDOW if auto else None, progress=progress)
     history = {"change": [], "loss": [], "beta": [], "step": []}
-    stage_model = model.replace(beta=float(betas[0]))
+    actions: list[str] = []
+    regrid = auto and adapt_grid and isinstance(sampler, GridSampler)
+    for level, (betas, attempt_damping) in enumerate(attempts):
+        final = level == len(attempts) - 1
+        try:
+            stage, sampler = _run_stages(data, model, sampler, key, betas, attempt_damping, history, actions,
+                                         regrid=regrid, **options)
+        except NonNormalizableError as error:
+            if final:
+                raise
+            actions.append(f"{_describe(betas, attempt_damping)} was refused ({_first_clause(error)}); next: "
+                           f"{_describe(*attempts[level + 1])}")
+            continue
+        if stage.converged or final or not auto:
+            break
+        actions.append(f"{_describe(betas, attempt_damping)} found no fixed point ({stage.stop_reason}); next: "
+                       f"{_describe(*attempts[level + 1])}")
+    return _finish(stage, model, data, sampler, history, tol, throw, actions)
+
+
+def _betas(beta: float, start: float, stages: int) -> list[float]:
+    """``stages >= 2`` inverse temperatures geometrically spaced from ``start`` to ``beta``; else ``[beta]``."""
+    return [float(b) for b in np.geomspace(start, beta, stages)] if stages >= 2 else [float(beta)]
+
+
+def _describe(betas, damping) -> str:
+    if len(betas) == 1:
+        return f"the direct solve at beta = {betas[0]:g} (damping {damping:g})"
+    return f"continuation from beta = {betas[0]:.3g} in {len(betas)} stages (damping {damping:g})"
+
+
+def _first_clause(error: Exception) -> str:
+    return str(error).split(":")[0]
+
+
+def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, regrid, init, anderson, tol, max_iter,
+                stochastic, check, stall_window, progress) -> tuple[_Stage, Sampler]:
+    """Solve at each beta of ``betas`` in turn, each stage warm-started from the last.
+
+    ``regrid``: after a stage converges on a grid that does not resolve or contain its law, re-grid
+    (``_refined_grid``) and solve that stage again from its residual, at most ``GRID_REFINEMENTS`` times in all.
+    Returns the last stage and the sampler it used.
+    """
+    sampler_key, check_key = jax.random.split(key)
+    stage_model = model.replace(beta=betas[0])
     state = sampler.init(sampler_key, stage_model, data)
     residual, state = _initial_residual(init, data, stage_model, sampler, state)
     with tqdm(total=max_iter * len(betas), disable=not progress, desc=f"solve ({sampler.name})", leave=False) as bar:
         for index, beta in enumerate(betas):
             last = index == len(betas) - 1
-            stage_model = model.replace(beta=float(beta))
-            if index and normalizability == "check":
+            stage_model = model.replace(beta=beta)
+            if index and check:
                 residual = _warm_start(stage_model, data, residual, betas[index - 1], check_key)
-            stage = _iterate(
-                sampler, stage_model, data, state, residual, damping=damping, anderson=anderson,
-                tol=tol if last else max(tol, STAGE_TOL), max_iter=max_iter, stochastic=stochastic,
-                history=history, bar=bar, key=check_key, check=normalizability == "check",
-            )
+            while True:
+                stage = _iterate(
+                    sampler, stage_model, data, state, residual, damping=damping, anderson=anderson,
+                    tol=tol if last else max(tol, STAGE_TOL), max_iter=max_iter, stochastic=stochastic,
+                    history=history, bar=bar, key=check_key, check=check, stall_window=stall_window,
+                )
+                unresolved = sampler.warnings(stage.state.info, stage.law) if regrid and stage.converged else []
+                refinements = sum(action.startswith("re-grid") for action in actions)
+                if not unresolved or refinements >= GRID_REFINEMENTS:
+                    break
+                refined = _refined_grid(sampler, stage.law, stage.state.info, model, data)
+                if refined == sampler:
+                    break
+                actions.append(
+                    f"re-grid at beta = {beta:.3g} ({unresolved[0].split(';')[0]}): grid_size = {refined.grid_size}, "
+                    f"grid_extent = {refined.grid_extent:.3g} sqrt(sw2), spacing {refined.spacing(model):.3g}"
+                )
+                sampler, residual = refined, stage.residual
+                state = sampler.init(sampler_key, stage_model, data)
+            if not stage.converged and not last:
+                return stage._replace(stop_reason=f"stage at beta = {beta:.3g}: {stage.stop_reason}"), sampler
             residual, state = stage.residual, stage.state
-    return _finish(stage, model, data, sampler, history, tol, throw)
+    return stage, sampler
+
+
+def _refined_grid(sampler: GridSampler, law: NeuronLaw, info, model: TwoLayer, data: Dataset) -> GridSampler:
+    """A grid whose box follows the law's support and whose spacing follows its width.
+
+    The box: the largest ``|w_i|`` among nodes of weight > 1e-12 x the largest, plus two old spacings (or 1.5 x
+    the old box when the law leaks out). The spacing: the old one times ``(ess / GRID_TARGET_NODES)^(1/d)``
+    (the effective number of nodes scales like ``spacing^-d``), never more nodes than ``GRID_MAX_ENTRIES / P``.
+    """
+    w, weight = np.asarray(law.w, dtype=float), np.asarray(law.weights(), dtype=float)
+    dim = w.shape[1]
+    scale = math.sqrt(model.sw2)
+    old_half = sampler.grid_extent * scale
+    spacing = 2 * old_half / (sampler.grid_size - 1)
+    if float(info.boundary_mass) > BOUNDARY_MASS_LIMIT:
+        half = 1.5 * old_half
+    else:
+        half = min(old_half, float(np.abs(w[weight > 1e-12 * weight.max()]).max()) + 2 * spacing)
+    spacing = min(spacing * (float(info.ess) / GRID_TARGET_NODES) ** (1 / dim), 2 * half / (sampler.grid_size - 1))
+    max_size = int((GRID_MAX_ENTRIES / data.num_points) ** (1 / dim))
+    size = min(max_size, 1 + math.ceil(2 * half / spacing))
+    return GridSampler(max(size, 3), half / scale)
 
 
 def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, key) -> np.ndarray:
@@ -333,42 +448,41 @@ def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, 
         return np.asarray(residual) * (previous_beta / model.beta)
 
 
-def _finish(stage: _Stage, model, data, sampler, history, tol, throw) -> Solution:
+def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -> Solution:
     residual = jnp.asarray(stage.residual, data.y.dtype)
-    raw = getattr(stage.state, "diagnostics", {})
-    diagnostics = {k: float(v) if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number) else v for k, v in raw.items()}
+    diagnostics = info_dict(stage.state.info)
     diagnostics["change"] = stage.change
-    warnings = [w for w in (_sampler_warning(sampler, stage, diagnostics),) if w]
+    warnings = sampler.warnings(stage.state.info, stage.law)
     diagnostics["warnings"] = warnings
+    diagnostics["actions"] = list(actions)
+    diagnostics["sampler"] = dataclasses.asdict(sampler) | {"name": sampler.name}
     log_partition = diagnostics.get("log_partition")
     energy = free_energy(model, data, residual, log_partition) if log_partition is not None else None
     if energy is None:
         warnings.append(f"sampler {sampler.name!r} gives no log E_prior[exp(c |S|^2)]: free energy not computed")
     if stage.converged:
         message = f"converged: {stage.stop_reason}"
+    elif actions:
+        message = (
+            f"no fixed point found: {stage.stop_reason}, after the automatic escalation (continuation in beta, then "
+            "gentler stages with more damping). Hint: a larger max_iter, a looser tol, or a sampler that resolves the law"
+        )
     else:
         message = (
             f"no fixed point found: {stage.stop_reason}. Hint: more damping (smaller `damping`, e.g. 0.2), "
-            "continuation in beta (e.g. continuation = 5), or a larger max_iter"
+            "continuation in beta (e.g. continuation = 5), or a larger max_iter (or leave auto=True)"
         )
+    if actions:
+        message += ". Automatic steps: " + "; ".join(actions)
     if warnings:
         message += ". Warning: " + "; ".join(warnings)
     solution = Solution(
         residual, stage.law, model, data, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)),
-        energy, bool(stage.converged), len(history["change"]) - 1, history, diagnostics, message,
+        energy, bool(stage.converged), len(history["change"]) - 1, history, diagnostics, message, tuple(actions),
     )
     if throw and not stage.converged:
         raise NoFixedPointError(message)
     return solution
-
-
-def _sampler_warning(sampler, stage, diagnostics):
-    """The grid's containment/resolution or the importance sampler's ESS, in words (None if fine)."""
-    if sampler.name == "grid":
-        return grid_containment_warning(diagnostics)
-    if sampler.name == "importance" and "ess" in diagnostics:
-        return importance_warning(diagnostics, stage.law.num_particles)
-    return None
 
 
 class Branches(NamedTuple):

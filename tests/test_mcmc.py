@@ -33,9 +33,9 @@ def test_mala_chains_sample_the_exact_gaussian_law():
     law, state = sampler.update(state, model, data, data.y)
     w = np.asarray(law.w, dtype=np.float64)
     num = w.shape[0]
-    assert float(state.diagnostics["mixed"]) == 1.0
+    assert float(state.info.mixed) == 1.0
     # Within 0.05 of the target: the warm-up's last steps average the acceptance of 4096 chains (sd ~ 0.01).
-    assert abs(float(state.diagnostics["acceptance_rate"]) - 0.574) < 0.05
+    assert abs(float(state.info.acceptance_rate) - 0.574) < 0.05
     # Final positions of independent chains are independent draws: standard error sd / sqrt(num_chains).
     second = w[:, :, None] * w[:, None, :]
     for (i, j) in ((0, 0), (1, 1), (0, 1)):
@@ -56,8 +56,8 @@ def test_updates_warm_start_and_use_fresh_randomness():
     # Same state in, same law out: the update is a pure function of its state.
     law1_again, _ = sampler.update(state, model, data, data.y)
     np.testing.assert_array_equal(np.asarray(law1.w), np.asarray(law1_again.w))
-    assert set(state2.diagnostics) == {"acceptance_rate", "step_size", "ess", "autocorrelation_time", "mixed"}
-    assert all(np.isfinite(float(v)) for v in state2.diagnostics.values())
+    assert state2.info._fields == ("acceptance_rate", "step_size", "ess", "autocorrelation_time", "mixed")
+    assert all(np.isfinite(float(v)) for v in state2.info)
     np.testing.assert_allclose(law2.weights(), 1.0 / SAMPLER["num_chains"], rtol=1e-5)  # equally weighted samples
 
 

@@ -62,7 +62,7 @@ def test_grid_importance_and_mcmc_laws_agree():
     reference = []
     for size in (121, 181):
         law, state = _law(grid_sampler(grid_size=size, grid_extent=6.0), model, data, residual)
-        assert float(state.diagnostics["boundary_mass"]) < 1e-8  # the law lies inside the box
+        assert float(state.info.boundary_mass) < 1e-8  # the law lies inside the box
         reference.append(np.asarray(law.expectation(_moments(model, data, residual, law.w)), np.float64))
     exact = reference[1]
     grid_change = np.abs(reference[0] - reference[1])
@@ -70,10 +70,10 @@ def test_grid_importance_and_mcmc_laws_agree():
 
     law, state = _law(importance_sampler(num_samples=100_000), model, data, residual, seed=1)
     importance_mean, importance_error = _weighted(law, _moments(model, data, residual, law.w))
-    assert float(state.diagnostics["ess"]) > 10_000
+    assert float(state.info.ess) > 10_000
 
     law, state = _law(mcmc_sampler(num_chains=4096, num_steps=200, num_warmup=150), model, data, residual, seed=2)
-    assert float(state.diagnostics["mixed"]) == 1.0  # 350 steps >= 20 autocorrelation times (~15 steps each)
+    assert float(state.info.mixed) == 1.0  # 350 steps >= 20 autocorrelation times (~15 steps each)
     # Final positions of independent, mixed chains are independent draws: the same formula, equal weights.
     mcmc_mean, mcmc_error = _weighted(law, _moments(model, data, residual, law.w))
 

@@ -11,7 +11,7 @@ Step-size rule during warm-up (stochastic approximation on the log step size, on
 all chains): ``log h <- log h + adaptation_rate * (mean acceptance over chains - target_acceptance)``.
 Sampling steps keep ``h`` fixed, so they are an exact MALA kernel for ``rho``.
 
-Diagnostics (``state.diagnostics``): ``acceptance_rate`` (mean over chains and sampling steps),
+Diagnostics (``state.info``, an ``MCMCInfo``): ``acceptance_rate`` (mean over chains and sampling steps),
 ``step_size``, and ``ess`` = the smallest blackjax (Geyer) effective sample size of the traces of
 four summary statistics (``w_1``, ``|w|^2``, ``S_1(w)`` and ``log rho(w)``; the signed ones see
 hopping between the mirror-image lobes of ``rho``) over chains x sampling steps;
@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import blackjax
 import jax
@@ -41,23 +41,65 @@ from mft_jax.neurons import NeuronLaw
 MIXING_FACTOR = 20  # chains count as mixed when their run is >= this many autocorrelation times
 
 
+class MCMCInfo(NamedTuple):
+    acceptance_rate: jax.Array  # mean over chains and sampling steps
+    step_size: jax.Array  # the adapted MALA step h
+    ess: jax.Array  # smallest Geyer ESS of the four summary traces
+    autocorrelation_time: jax.Array  # num_chains num_steps / ess, in steps
+    mixed: jax.Array  # 1.0 if num_warmup + num_steps >= 20 autocorrelation times
+
+
 class MCMCState(NamedTuple):
-    """Chain positions (num_chains, d), the PRNG key for the next update, the adapted step size, diagnostics."""
+    """Chain positions (num_chains, d), the PRNG key for the next update, the adapted step size, the info record."""
 
     position: jax.Array
     key: jax.Array
     step_size: jax.Array
-    diagnostics: dict[str, Any]
+    info: MCMCInfo
 
 
 @dataclasses.dataclass(frozen=True)
-class _Settings:
+class MCMCSampler(Sampler):
+    """``num_chains`` independent blackjax MALA chains of ``rho(w)`` (see ``mcmc_sampler``)."""
+
     num_chains: int
     num_steps: int
     num_warmup: int
     step_size: float | None
     target_acceptance: float
     adaptation_rate: float
+    name: ClassVar[str] = "mcmc"
+    stochastic: ClassVar[bool] = True
+
+    def init(self, key: jax.Array, model: TwoLayer, data: Dataset) -> MCMCState:
+        prior_key, key = jax.random.split(key)
+        position = math.sqrt(model.sw2) * jax.random.normal(prior_key, (self.num_chains, data.input_dim), data.x.dtype)
+        h = self.step_size if self.step_size is not None else 0.5 * model.sw2 * data.input_dim ** (-1 / 3)
+        h = jnp.asarray(h, data.x.dtype)
+        zero = jnp.zeros((), data.x.dtype)
+        return MCMCState(position, key, h, _info(self, zero, h, jnp.asarray(1.0, data.x.dtype)))  # filled in by update
+
+    def update(self, state: MCMCState, model: TwoLayer, data: Dataset, residual: jax.Array):
+        position, log_density, key, h, acceptance, ess = _run_chains(
+            self, model, data, residual, state.position, state.key, state.step_size
+        )
+        if not isinstance(log_density, jax.core.Tracer):
+            runaway = int(jnp.sum(~jnp.isfinite(log_density)))
+            if runaway:
+                raise NonFiniteError(
+                    f"mcmc: {runaway} of {self.num_chains} chains reached a non-finite log rho(w) "
+                    f"(step size {float(h):.3g}); the single-neuron law may be non-normalizable "
+                    "(unbounded activation, large coupling) or the step size too large"
+                )
+        return NeuronLaw.from_samples(position), MCMCState(position, key, h, _info(self, acceptance, h, ess))
+
+    def warnings(self, info: MCMCInfo, law) -> list[str]:
+        if float(info.mixed) >= 1.0:
+            return []
+        return [
+            f"the MCMC chains ran {self.num_warmup + self.num_steps} steps, fewer than {MIXING_FACTOR} autocorrelation "
+            f"times ({float(info.autocorrelation_time):.3g} steps each): the law may not be mixed; raise num_steps"
+        ]
 
 
 def _check_int(name, value, minimum):
@@ -77,8 +119,8 @@ def _log_density_fn(model: TwoLayer, data: Dataset, residual: jax.Array):
     return lambda w: model.log_density(w[None, :], data, residual)[0]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _run_chains(settings: _Settings, model: TwoLayer, data, residual, position, key, step_size):
+@functools.partial(jax.jit, static_argnums=(0,))
+def _run_chains(settings: MCMCSampler, model: TwoLayer, data, residual, position, key, step_size):
     """Warm-up (adapting ``step_size``) then sampling; returns positions, key, step size and traces."""
     log_density = _log_density_fn(model, data, residual)
     kernel = blackjax.mala.build_kernel()
@@ -110,15 +152,10 @@ def _run_chains(settings: _Settings, model: TwoLayer, data, residual, position, 
     return chains.position, chains.logdensity, key, h, jnp.mean(acceptance), jnp.min(ess)
 
 
-def _diagnostics(settings: _Settings, acceptance, step_size, ess) -> dict:
+def _info(settings: MCMCSampler, acceptance, step_size, ess) -> MCMCInfo:
     autocorrelation_time = settings.num_chains * settings.num_steps / ess
-    return {
-        "acceptance_rate": acceptance,
-        "step_size": step_size,
-        "ess": ess,
-        "autocorrelation_time": autocorrelation_time,
-        "mixed": (settings.num_warmup + settings.num_steps >= MIXING_FACTOR * autocorrelation_time).astype(ess.dtype),
-    }
+    mixed = (settings.num_warmup + settings.num_steps >= MIXING_FACTOR * autocorrelation_time).astype(ess.dtype)
+    return MCMCInfo(acceptance, step_size, ess, autocorrelation_time, mixed)
 
 
 def mcmc_sampler(
@@ -129,7 +166,7 @@ def mcmc_sampler(
     num_warmup: int = 50,
     target_acceptance: float = 0.574,
     adaptation_rate: float = 1.0,
-) -> Sampler:
+) -> MCMCSampler:
     """A ``Sampler`` of ``rho(w)`` by ``num_chains`` independent blackjax MALA chains.
 
     ``step_size``: the initial MALA step ``h`` (proposal ``w + h grad log rho + sqrt(2 h) xi``);
@@ -139,7 +176,7 @@ def mcmc_sampler(
     ``h`` are the sampling run. ``update`` raises ``NonFiniteError`` if a chain reaches a
     non-finite ``log rho`` (a runaway chain: the law may be non-normalizable, or ``h`` too large).
     """
-    settings = _Settings(
+    return MCMCSampler(
         num_chains=_check_int("num_chains", num_chains, 2),
         num_steps=_check_int("num_steps", num_steps, 4),  # Geyer's ESS needs a few samples per chain
         num_warmup=_check_int("num_warmup", num_warmup, 0),
@@ -147,29 +184,3 @@ def mcmc_sampler(
         target_acceptance=_check_float("target_acceptance", target_acceptance, 0.0, 1.0),
         adaptation_rate=0.0 if adaptation_rate == 0 else _check_float("adaptation_rate", adaptation_rate, 0.0, math.inf),
     )
-
-    def init(key: jax.Array, model: TwoLayer, data: Dataset) -> MCMCState:
-        prior_key, key = jax.random.split(key)
-        position = math.sqrt(model.sw2) * jax.random.normal(prior_key, (settings.num_chains, data.input_dim), data.x.dtype)
-        h = settings.step_size if settings.step_size is not None else 0.5 * model.sw2 * data.input_dim ** (-1 / 3)
-        h = jnp.asarray(h, data.x.dtype)
-        zero = jnp.zeros((), data.x.dtype)
-        diagnostics = _diagnostics(settings, zero, h, jnp.asarray(1.0, data.x.dtype))  # filled in by update
-        return MCMCState(position, key, h, diagnostics)
-
-    def update(state: MCMCState, model: TwoLayer, data: Dataset, residual: jax.Array):
-        position, log_density, key, h, acceptance, ess = _run_chains(
-            settings, model, data, residual, state.position, state.key, state.step_size
-        )
-        diagnostics = _diagnostics(settings, acceptance, h, ess)
-        if not isinstance(log_density, jax.core.Tracer):
-            runaway = int(jnp.sum(~jnp.isfinite(log_density)))
-            if runaway:
-                raise NonFiniteError(
-                    f"mcmc: {runaway} of {settings.num_chains} chains reached a non-finite log rho(w) "
-                    f"(step size {float(h):.3g}); the single-neuron law may be non-normalizable "
-                    "(unbounded activation, large coupling) or the step size too large"
-                )
-        return NeuronLaw.from_samples(position), MCMCState(position, key, h, diagnostics)
-
-    return Sampler("mcmc", init, update)

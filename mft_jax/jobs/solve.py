@@ -47,6 +47,8 @@ class SolverConfig:
     continuation: int = 0
     beta_start: float | None = None
     normalizability: str = "check"  # check | metastable (skip the runaway check: the well at the origin)
+    auto: bool = True  # escalate by itself (continuation, damping) when the start is refused or the iteration stalls
+    adapt_grid: bool = True  # re-grid a law the grid does not resolve or contain
     seed: int = 0
 
 
@@ -74,8 +76,11 @@ def run(args) -> int:
     solution = solve(
         data, model, sampler, key=jax.random.key(config.seed), init=config.init, damping=config.damping,
         anderson=config.anderson, tol=config.tol, max_iter=config.max_iter, continuation=config.continuation,
-        beta_start=config.beta_start, normalizability=config.normalizability, progress=not args.no_progress,
+        beta_start=config.beta_start, normalizability=config.normalizability, auto=config.auto,
+        adapt_grid=config.adapt_grid, progress=not args.no_progress,
     )
+    for action in solution.actions:
+        print(f"mft-jax solve: automatic step: {action}")
     resolved = {
         "task": dict(raw.get("task") or {}),
         "model": model.settings(),
@@ -88,6 +93,7 @@ def run(args) -> int:
         "loss": solution.loss,
         "free_energy": solution.free_energy,
         "message": solution.message,
+        "actions": list(solution.actions),
         "history": solution.history,
         "diagnostics": solution.diagnostics,
         "config": resolved,
