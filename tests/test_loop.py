@@ -42,3 +42,49 @@ def test_nan_stops_with_step_named_and_last_good_checkpoint_kept(tmp_path):
     assert step == 30 and np.isfinite(np.asarray(state[0])).all()
     np.testing.assert_allclose(np.asarray(state[0]), 30.0)
     assert history["step"] == [10, 20, 30]
+
+
+def test_resume_mid_chunk_records_the_same_steps(tmp_path):
+    """A run checkpointed at step 25 (chunk 10) resumes into the uninterrupted run's records: steps 10, 20, 30,
+    40 with the same values (before the fix the resumed history read 10, 20, 25, 35, 40)."""
+    full, history = run_loop(noisy_walk, initial(), 40, chunk=10, progress=False)
+    run_loop(noisy_walk, initial(), 25, chunk=10, out_dir=tmp_path, checkpoint_every=10, progress=False)
+    resumed, resumed_history = run_loop(noisy_walk, initial(), 40, chunk=10, out_dir=tmp_path, resume=True, progress=False)
+    assert list(resumed_history["step"]) == list(history["step"]) == [10, 20, 30, 40]
+    np.testing.assert_array_equal(resumed_history["norm"], history["norm"])
+    np.testing.assert_array_equal(np.asarray(resumed[0]), np.asarray(full[0]))
+
+
+def test_resume_refuses_a_changed_run_and_names_the_keys(tmp_path):
+    from mft_jax.errors import ConfigError
+    from mft_jax.train.loop import fingerprint
+
+    run = fingerprint(model={"beta": 2.0, "sa2": 1.0}, step_size=0.01)
+    run_loop(noisy_walk, initial(), 20, chunk=10, out_dir=tmp_path, progress=False, run=run)
+    changed = fingerprint(model={"beta": 2.5, "sa2": 1.0}, step_size=0.02)
+    with pytest.raises(ConfigError, match=r"different run: model\.beta \(2\.0 in the checkpoint, 2\.5 now\); step_size"):
+        run_loop(noisy_walk, initial(), 40, chunk=10, out_dir=tmp_path, resume=True, progress=False, run=changed)
+    # the same run may be extended: more steps than it had
+    _, history = run_loop(noisy_walk, initial(), 40, chunk=10, out_dir=tmp_path, resume=True, progress=False, run=run)
+    assert list(history["step"]) == [10, 20, 30, 40]
+
+
+def test_training_resume_refuses_another_beta_and_step_size(tmp_path):
+    """The trainers fingerprint model, data, optimizer, width, seeds and key: a resume at another beta or step
+    size (a run mixing two posteriors) is refused; the same settings with more steps continue."""
+    from mft_jax.errors import ConfigError
+    from mft_jax.model import TwoLayer
+    from mft_jax.tasks import make_data
+    from mft_jax.train.joint import langevin_optimizer, train
+
+    data = make_data("continuous_xor", quadrature=3)
+    model = TwoLayer("erf", 1.0, 1.0, 2.0)
+    options = dict(chunk=5, out_dir=tmp_path, checkpoint_every=5, progress=False)
+    train(jax.random.key(0), model, 4, data, langevin_optimizer(model, 0.01), 10, **options)
+    hotter = model.replace(beta=2.2)
+    with pytest.raises(ConfigError, match=r"model\.beta \(2\.0 in the checkpoint, 2\.2 now\)"):
+        train(jax.random.key(0), hotter, 4, data, langevin_optimizer(hotter, 0.01), 20, resume=True, **options)
+    with pytest.raises(ConfigError, match=r"optimizer\.step_size \(0\.01 in the checkpoint, 0\.02 now\)"):
+        train(jax.random.key(0), model, 4, data, langevin_optimizer(model, 0.02), 20, resume=True, **options)
+    result = train(jax.random.key(0), model, 4, data, langevin_optimizer(model, 0.01), 20, resume=True, **options)
+    assert list(result.history["step"]) == [5, 10, 15, 20]

@@ -38,8 +38,8 @@ from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.tasks import Task
-from mft_jax.train.langevin import LangevinState, langevin
-from mft_jax.train.loop import run_loop
+from mft_jax.train.langevin import LangevinState, langevin, prior_penalty
+from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import NEURON_AXIS, check_num_neurons, neuron_mesh, replicate, shard_neurons
 
 Residual = jax.Array | np.ndarray | Callable[[Dataset], jax.Array]
@@ -190,7 +190,7 @@ def init_foreground(
 
     init_key, noise_key, batch_key = jax.random.split(key, 3)
     neurons = shard_neurons(init_neurons(init_key, model, num_neurons, data.input_dim, data.output_dim, dtype), mesh)
-    transform = langevin(float(step_size), float(temperature), {"a": model.sa2, "w": model.sw2}, noise_key)
+    transform = langevin(float(step_size), float(temperature), {"a": model.sa2, "w": model.sw2}, noise_key, penalty=prior_penalty(model))
     return foreground_step(model, batches, transform, mesh), ForegroundState(neurons, transform.init(neurons), batch_key)
 
 
@@ -224,8 +224,14 @@ def train_foreground(
         key, model, data, residual, num_neurons=num_neurons, step_size=step_size,
         temperature=temperature, batch_size=batch_size, mesh=mesh,
     )
+    run = fingerprint(
+        trainer="foreground", model=model.settings(), data=data_fingerprint(data),
+        residual=getattr(residual, "__qualname__", type(residual).__name__) if callable(residual) else residual, num_neurons=num_neurons,
+        step_size=step_size, temperature=model.temperature if temperature is None else temperature,
+        batch_size=batch_size, key=key, versions=library_versions(),
+    )
     state, _ = run_loop(
         step, state, steps, chunk=chunk, out_dir=out_dir, checkpoint_every=checkpoint_every,
-        resume=resume, progress=progress, description="foreground",
+        resume=resume, progress=progress, description="foreground", run=run,
     )
     return NeuronLaw.from_samples(state.neurons["w"], state.neurons["a"])

@@ -38,8 +38,8 @@ from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.tasks import Task
-from mft_jax.train.langevin import langevin
-from mft_jax.train.loop import run_loop
+from mft_jax.train.langevin import langevin, prior_penalty
+from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.network import init_network, loss
 
 Optimizer = Callable[[jax.Array], optax.GradientTransformation]
@@ -66,9 +66,16 @@ def _energy_and_loss(params, model, data):
     return (params["a"].shape[0] if model.scaling == "mean_field" else 1.0) * value, value
 
 
+def _described(optimizer: Optimizer, **settings) -> Optimizer:
+    """Attach the settings that define an optimizer (they go into the resume fingerprint)."""
+    optimizer.settings = settings
+    return optimizer
+
+
 def langevin_optimizer(model: TwoLayer, step_size: float) -> Optimizer:
     """Langevin at ``T = 1/beta`` with decay ``T/sa2`` on ``a`` and ``T/sw2`` on ``w`` (the prior)."""
-    return lambda key: langevin(step_size, model.temperature, {"a": model.sa2, "w": model.sw2}, key)
+    transform = lambda key: langevin(step_size, model.temperature, {"a": model.sa2, "w": model.sw2}, key, penalty=prior_penalty(model))  # noqa: E731
+    return _described(transform, name="langevin", step_size=step_size, temperature=model.temperature)
 
 
 def prior_weight_decay(model: TwoLayer) -> dict:
@@ -88,7 +95,7 @@ def optax_optimizer(name: str, learning_rate: float, weight_decay: float | dict 
     descent = optax.sgd(learning_rate) if name == "sgd" else optax.adam(learning_rate)
     masks = {"a": {"a": True, "w": False}, "w": {"a": False, "w": True}}
     transform = optax.chain(*(optax.add_decayed_weights(float(decay[k]), mask=masks[k]) for k in ("a", "w")), descent)
-    return lambda key: transform
+    return _described(lambda key: transform, name=name, learning_rate=learning_rate, weight_decay=decay)
 
 
 def train(
@@ -148,9 +155,15 @@ def train(
 
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(num_seeds))
     params, opt_state = jax.jit(jax.vmap(init_seed))(seed_keys)
+    run = fingerprint(
+        trainer="joint", model=model.settings(), width=width, num_seeds=num_seeds, batch_size=batch_size,
+        data=data_fingerprint(data), optimizer=getattr(optimizer, "settings", repr(optimizer)), key=key,
+        versions=library_versions(),
+    )
     (params, _, _), history = run_loop(
         step, (params, opt_state, seed_keys), num_steps, chunk=chunk, out_dir=out_dir,
         checkpoint_every=checkpoint_every, resume=resume, progress=progress, description=f"train: {num_seeds} seed(s)",
+        run=run,
     )
     history = {**history, "loss": np.asarray(history.get("loss", np.zeros((0, num_seeds)))).reshape(-1, num_seeds)}
     return TrainResult(params, history)

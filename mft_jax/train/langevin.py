@@ -4,7 +4,8 @@ Per parameter ``theta`` with prior variance ``s2`` and temperature ``T = 1/beta`
 
     theta <- theta - h (grad_theta U + T theta / s2) + sqrt(2 h T) xi,     xi ~ N(0, I)
 
-whose stationary law (as h -> 0) is ``exp(-U / T - |theta|^2 / (2 s2))``. With ``U = N L`` this is
+whose stationary law (as h -> 0) is ``exp(-U / T - |theta|^2 / (2 s2))`` (times ``exp(-Gamma(theta))`` with a
+weight penalty, docs/theory.md section 7). With ``U = N L`` this is
 the tempered posterior of the network; with ``U = V(a, w)`` the single-neuron law. The O(h)
 discretisation bias is the caller's budget: pick ``h`` so it sits below the statistical error.
 """
@@ -25,11 +26,16 @@ class LangevinState(NamedTuple):
     count: jax.Array
 
 
-def langevin(step_size: float, temperature: float, prior_variance, key: jax.Array) -> optax.GradientTransformation:
-    """Updates ``-h (g + T theta / s2) + sqrt(2 h T) xi``; ``prior_variance`` is a pytree prefix of the params.
+def langevin(step_size: float, temperature: float, prior_variance, key: jax.Array, penalty: dict | None = None) -> optax.GradientTransformation:
+    """Updates ``-h (g + T theta / s2 + T grad Gamma(theta)) + sqrt(2 h T) xi``; ``prior_variance`` is a pytree prefix of the params.
 
-    The noise of update number ``count`` is drawn from ``fold_in(key, count)``, so a resumed run
-    continues the same noise sequence.
+    ``penalty``: ``{name: Gamma}`` for entries of a dict of params whose prior carries a non-Gaussian
+    term ``exp(-Gamma)`` (``mft_jax.priors``; ``Gamma`` maps a (rows, d) array to one value per row), so the
+    stationary law is ``exp(-U/T - |theta|^2/(2 s2) - sum_rows Gamma)``. A sextic force ``T grad Gamma ~ |theta|^5``
+    makes explicit Euler unstable where ``h T grad Gamma`` is O(1) (prior draws in the tail), so this force is
+    *tamed*, ``F / (1 + h |F|)`` elementwise (tamed unadjusted Langevin, Brosse et al. 2019): equal to ``F`` up
+    to O(h F^2), so the O(h) bias of the scheme is unchanged where the law lives. The noise of update number
+    ``count`` is drawn from ``fold_in(key, count)``, so a resumed run continues the same noise sequence.
     """
     if not step_size > 0:
         raise ConfigError(f"Langevin step_size must be > 0, got {step_size!r}")
@@ -42,6 +48,11 @@ def langevin(step_size: float, temperature: float, prior_variance, key: jax.Arra
     def update(grads, state, params):
         if params is None:
             raise ValueError("langevin needs params (weight decay T theta / s2)")
+        if penalty:
+            grads = dict(grads)
+            for name, gamma in penalty.items():
+                force = temperature * jax.grad(lambda theta: jnp.sum(gamma(theta)))(params[name])
+                grads[name] = grads[name] + force / (1.0 + step_size * jnp.abs(force))  # tamed: see the docstring
         variances = jax.tree.broadcast(prior_variance, params)
         leaves, treedef = jax.tree.flatten(params)
         noise_keys = jax.tree.unflatten(treedef, list(jax.random.split(jax.random.fold_in(state.key, state.count), len(leaves))))
@@ -54,3 +65,8 @@ def langevin(step_size: float, temperature: float, prior_variance, key: jax.Arra
         return updates, LangevinState(state.key, state.count + 1)
 
     return optax.GradientTransformation(init, update)
+
+
+def prior_penalty(model) -> dict | None:
+    """``{"w": Gamma}`` when the model's weight prior carries a penalty (``TwoLayer.penalty``), else None."""
+    return None if model.penalty is None else {"w": model.penalty}

@@ -8,6 +8,7 @@ bit-for-bit the run that was never interrupted (chunking does not change the ari
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,21 +34,84 @@ def _is_key(leaf) -> bool:
     return jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
-def save_checkpoint(directory: str | os.PathLike, state, step: int, history: dict[str, list]) -> Path:
-    """Write ``state`` (any pytree, typed PRNG keys included), the step and the metric history atomically."""
+def fingerprint(**parts) -> dict:
+    """What defines a run, JSON-normalised: arrays become SHA-256 digests of their bytes, numbers plain floats.
+
+    Stored with each checkpoint; ``--resume`` refuses a checkpoint whose fingerprint differs (the number
+    of steps is not part of it: a resume may extend a run).
+    """
+
+    def normal(value):
+        if isinstance(value, dict):
+            return {str(k): normal(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [normal(v) for v in value]
+        if isinstance(value, (jax.Array, np.ndarray)):
+            array = np.asarray(jax.random.key_data(value) if _is_key(value) else value)
+            return f"sha256:{hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]} {array.dtype}{list(array.shape)}"
+        if isinstance(value, (bool, str)) or value is None:
+            return value
+        if isinstance(value, (int, float, np.number)):
+            return float(value)
+        return repr(value)
+
+    return normal(parts)
+
+
+def data_fingerprint(data) -> dict:
+    """A ``Dataset`` by the digests of its arrays; a ``Task`` (infinite data) by its name, table and sizes."""
+    if hasattr(data, "sample"):
+        return {"task": data.name, "input_dim": data.input_dim, "output_dim": data.output_dim, "table": data.table}
+    return {"x": data.x, "q": data.q, "y": data.y}
+
+
+def library_versions() -> dict:
+    """The versions a checkpoint's arithmetic depends on."""
+    import importlib.metadata
+
+    return {name: importlib.metadata.version(name) for name in ("jax", "jaxlib", "mft_jax")}
+
+
+def save_checkpoint(directory: str | os.PathLike, state, step: int, history: dict[str, list], run: dict | None = None) -> Path:
+    """Write ``state`` (any pytree, typed PRNG keys included), the step, the metric history and the run's
+    ``fingerprint`` atomically."""
     leaves = jax.tree.leaves(state)
     arrays = {f"leaf_{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
     path = Path(directory) / CHECKPOINT
-    save_npz(path, step=np.asarray(step), history=np.asarray(json.dumps(history)), **arrays)
+    save_npz(path, step=np.asarray(step), history=np.asarray(json.dumps(history)),
+             fingerprint=np.asarray(json.dumps(run or {})), **arrays)
     return path
 
 
-def load_checkpoint(directory: str | os.PathLike, template) -> tuple[Any, int, dict[str, list]]:
-    """``(state, step, history)`` from a checkpoint, with the structure, dtypes and shardings of ``template``."""
+def _changed(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    """The keys (dotted paths) whose values differ between two fingerprints."""
+    keys = []
+    for key in sorted(set(stored) | set(current)):
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key} ({a!r} in the checkpoint, {b!r} now)")
+    return keys
+
+
+def load_checkpoint(directory: str | os.PathLike, template, run: dict | None = None) -> tuple[Any, int, dict[str, list]]:
+    """``(state, step, history)`` from a checkpoint, with the structure, dtypes and shardings of ``template``.
+
+    ``run``: this run's ``fingerprint``; a checkpoint written by a run with a different one is refused,
+    naming the keys that differ.
+    """
     path = Path(directory) / CHECKPOINT
     if not path.exists():
         raise ConfigError(f"--resume: no checkpoint at {str(path)!r}")
     archive = np.load(path)
+    if run is not None and "fingerprint" in archive.files:
+        changed = _changed(json.loads(str(archive["fingerprint"])), run)
+        if changed:
+            raise ConfigError(
+                f"--resume: {str(path)!r} was written by a different run: {'; '.join(changed)}. A resume continues the "
+                "same run (only the number of steps may grow); use a new output directory for a new run"
+            )
     leaves, treedef = jax.tree.flatten(template)
     if sum(k.startswith("leaf_") for k in archive.files) != len(leaves):
         raise ConfigError(f"--resume: {str(path)!r} does not match this config (different state structure)")
@@ -72,14 +136,18 @@ def run_loop(
     resume: bool = False,
     progress: bool = True,
     description: str = "train",
+    run: dict | None = None,
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """Run ``state <- step(state, t)`` for ``t = 0 .. num_steps - 1``; returns ``(state, history)``.
 
     ``history`` holds each metric (a scalar, or an array such as one value per seed) recorded
-    once per chunk (its value at the chunk's last step) with the global ``step`` it belongs to. With ``out_dir`` a checkpoint is written every
+    once per chunk (its value at the chunk's last step) with the global ``step`` it belongs to; chunks end at
+    multiples of ``chunk`` (a run resumed mid-chunk first completes that chunk), so the recorded steps do
+    not depend on where a run was interrupted. With ``out_dir`` a checkpoint is written every
     ``checkpoint_every`` steps (rounded up to whole chunks) and at the end; ``resume=True`` starts
-    from it. If the state or a metric turns NaN/inf the run stops with ``NonFiniteError`` naming
-    the first bad step, and the checkpoint on disk is the last good one.
+    from it, refusing a checkpoint of a run with another ``run`` fingerprint (``fingerprint``). If the state
+    or a metric turns NaN/inf the run stops with ``NonFiniteError`` naming the first bad step, and the
+    checkpoint on disk is the last good one.
     """
     if num_steps < 0 or chunk < 1 or checkpoint_every < 1:
         raise ConfigError(f"need num_steps >= 0, chunk >= 1, checkpoint_every >= 1; got {num_steps}, {chunk}, {checkpoint_every}")
@@ -88,7 +156,11 @@ def run_loop(
     if resume:
         if out_dir is None:
             raise ConfigError("resume=True needs an out_dir holding a checkpoint")
-        state, start, history = load_checkpoint(out_dir, state)
+        state, start, history = load_checkpoint(out_dir, state, run)
+        if start % chunk and history["step"] and history["step"][-1] == start:
+            # the checkpointed run ended mid-chunk and recorded its last step; the uninterrupted run records
+            # only at chunk ends, so that entry goes (the resumed run records the chunk's end instead)
+            history = {name: values[:-1] for name, values in history.items()}
 
     def scan_chunk(state, steps):
         def body(state, t):
@@ -103,7 +175,7 @@ def run_loop(
     try:
         t = start
         while t < num_steps:
-            size = min(chunk, num_steps - t)
+            size = min(chunk - t % chunk, num_steps - t)  # chunks end at multiples of chunk
             new_state, (metrics, finite) = scan_chunk(state, jnp.arange(t, t + size))
             finite = np.asarray(finite)
             if not finite.all():
@@ -120,11 +192,11 @@ def run_loop(
             bar.update(size)
             bar.set_postfix({k: f"{np.mean(v[-1]):.4g}" for k, v in history.items() if k != "step"}, refresh=False)
             if out_dir is not None and (t - last_saved >= checkpoint_every or t == num_steps):
-                save_checkpoint(out_dir, state, t, history)
+                save_checkpoint(out_dir, state, t, history, run)
                 last_saved = t
     except KeyboardInterrupt:
         if out_dir is not None and t > last_saved:
-            save_checkpoint(out_dir, state, t, history)
+            save_checkpoint(out_dir, state, t, history, run)
         raise
     finally:
         bar.close()
