@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import tempfile
+from pathlib import Path
 
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 
@@ -35,12 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_directory(out: str) -> None:
+    """Make ``out`` and prove it writable before any work starts (a long run must not fail at its end)."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"--out {out!r} is not a writable directory: {error.strerror or error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     job = importlib.import_module(f"mft_jax.jobs.{args.command}")
     try:
+        if args.command in CONFIG_JOBS:
+            check_output_directory(args.out)
         return int(job.run(args) or 0)
+    except OSError as error:  # a filesystem failure the jobs did not foresee: said in words, never a traceback
+        where = f" {error.filename!r}" if error.filename else ""
+        print(f"mft-jax {args.command}: error: cannot read or write{where}: {error.strerror or error}", file=sys.stderr)
+        return 2
     except ConfigError as error:
         print(f"mft-jax {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ import numpy as np
 
 from mft_jax.data import Dataset, gauss_hermite_normal, make_dataset
 from mft_jax.errors import ConfigError
+from mft_jax.resources import require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +183,10 @@ def make_data(name: str, *, quadrature=None, samples=None, n_train=None, seed: i
         return task.training_set(jax.random.key(seed), n_train) if sizes else task.population()
     if len(sizes) != 1:
         raise ConfigError(f"task {name!r}: give exactly one of quadrature, samples, n_train (got {sorted(sizes) or 'none'})")
+    (size_key, size), = sizes.items()
+    points = float(size) ** task.input_dim if size_key == "quadrature" else float(size)
+    require(points * (task.input_dim + task.output_dim + 1) * 8 * 4, f"task {name!r} with {size_key} = {size} "
+            f"({points:.3g} points in d = {task.input_dim})", f"[task] {size_key}")
     if "quadrature" in sizes:
         return task.population(quadrature)
     key = jax.random.key(seed)

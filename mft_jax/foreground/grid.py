@@ -26,6 +26,7 @@ import numpy as np
 from mft_jax.errors import ConfigError
 from mft_jax.foreground import Sampler
 from mft_jax.neurons import NeuronLaw
+from mft_jax.resources import require
 
 MAX_GRID_DIM = 3
 BOUNDARY_MASS_LIMIT = 1e-4  # above this the grid truncates the law noticeably
@@ -74,6 +75,11 @@ class GridSampler(Sampler):
                 f"sampler 'grid' needs input dimension d <= {MAX_GRID_DIM} (grid_size^d nodes), the data has d = {dim}; "
                 "use sampler = 'importance' or 'mcmc'"
             )
+        nodes = float(self.grid_size) ** dim
+        itemsize = np.dtype(data.x.dtype).itemsize
+        require(nodes * (4 * data.num_points * data.output_dim + 3 * data.num_points + 2 * dim) * itemsize,
+                f"the grid sampler's {self.grid_size}^{dim} = {nodes:.3g} nodes x {data.num_points} data points",
+                "[solver] grid_size (or the data size)")
         half = self.grid_extent * math.sqrt(model.sw2)
         axis = np.linspace(-half, half, self.grid_size)
         nodes = np.array(list(itertools.product(axis, repeat=dim)))

@@ -23,6 +23,7 @@ import numpy as np
 from mft_jax.errors import ConfigError
 from mft_jax.foreground import Sampler
 from mft_jax.neurons import NeuronLaw
+from mft_jax.resources import require
 
 MIN_ESS = 100.0  # below this the law is resolved by too few prior draws
 
@@ -51,6 +52,9 @@ class ImportanceSampler(Sampler):
         object.__setattr__(self, "num_samples", int(num_samples))
 
     def init(self, key, model, data) -> ImportanceState:
+        require(float(self.num_samples) * (3 * data.num_points + 2 * data.input_dim) * np.dtype(data.x.dtype).itemsize,
+                f"the importance sampler's {self.num_samples} draws x {data.num_points} data points",
+                "[solver] num_samples (or the data size)")
         w = math.sqrt(model.sw2) * jax.random.normal(key, (self.num_samples, data.input_dim), data.x.dtype)
         zero = jnp.zeros((), data.x.dtype)
         return ImportanceState(w, ImportanceInfo(zero, jnp.asarray(self.num_samples, data.x.dtype)))

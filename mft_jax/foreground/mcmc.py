@@ -37,6 +37,7 @@ from mft_jax.errors import ConfigError, NonFiniteError
 from mft_jax.foreground import Sampler
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
+from mft_jax.resources import require
 
 MIXING_FACTOR = 20  # chains count as mixed when their run is >= this many autocorrelation times
 
@@ -72,6 +73,9 @@ class MCMCSampler(Sampler):
     stochastic: ClassVar[bool] = True
 
     def init(self, key: jax.Array, model: TwoLayer, data: Dataset) -> MCMCState:
+        require(float(self.num_chains) * (4 * data.num_points + 8 * data.input_dim + 4 * self.num_steps) * np.dtype(data.x.dtype).itemsize,
+                f"the MCMC sampler's {self.num_chains} chains x {data.num_points} data points",
+                "[solver] num_chains (or the data size)")
         prior_key, key = jax.random.split(key)
         position = math.sqrt(model.sw2) * jax.random.normal(prior_key, (self.num_chains, data.input_dim), data.x.dtype)
         h = self.step_size if self.step_size is not None else 0.5 * model.sw2 * data.input_dim ** (-1 / 3)

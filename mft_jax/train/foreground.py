@@ -38,6 +38,7 @@ from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.tasks import Task
+from mft_jax.resources import require
 from mft_jax.train.langevin import LangevinState, langevin, prior_penalty
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import NEURON_AXIS, check_num_neurons, neuron_mesh, replicate, shard_neurons
@@ -176,6 +177,11 @@ def init_foreground(
 
     ``run_loop(step, state, steps)`` trains them; ``train_foreground`` does exactly that.
     """
+    if isinstance(num_neurons, (int, np.integer)) and not isinstance(num_neurons, bool) and num_neurons > 0:
+        points = batch_size if batch_size is not None else getattr(data, "num_points", 0)
+        require(8.0 * num_neurons * (data.input_dim + data.output_dim) * 4 + 4.0 * min(num_neurons, NEURON_BLOCK) * points * 4,
+                f"training {num_neurons} foreground neurons on {points} points per step",
+                "[foreground] num_neurons or batch_size")
     temperature = model.temperature if temperature is None else temperature
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0 or not np.isfinite(temperature):
         raise ConfigError(f"temperature must be a finite number >= 0 (0: gradient descent), got {temperature!r}")

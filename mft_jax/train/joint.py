@@ -37,6 +37,7 @@ import optax
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
+from mft_jax.resources import require
 from mft_jax.tasks import Task
 from mft_jax.train.langevin import langevin, prior_penalty
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
@@ -131,6 +132,12 @@ def train(
         raise ConfigError(f"training on a task (infinite data) needs batch_size, a positive integer; got {batch_size!r}")
     if isinstance(data, Dataset) and batch_size is not None:
         raise ConfigError("batch_size is for infinite-data runs on a Task; a Dataset trains full batch")
+
+    if isinstance(width, int) and not isinstance(width, bool) and width > 0:
+        points = batch_size if isinstance(data, Task) else data.num_points
+        require(4.0 * num_seeds * width * points * data.output_dim * 4 + 8.0 * num_seeds * width * (data.input_dim + data.output_dim) * 4,
+                f"training {num_seeds} network(s) of width {width} on {points} points per step",
+                "[train] num_seeds, width or batch_size")
 
     def batch_at(batch_key, t):
         return data.sample(jax.random.fold_in(batch_key, t), batch_size) if isinstance(data, Task) else data
