@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mft_jax.io import devices
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,4 +19,5 @@ def parse(name: str, description: str, argv=None) -> argparse.Namespace:
     parser.add_argument("--figures", default=str(ROOT / "figures"), help="directory for the PNGs")
     args = parser.parse_args(argv)
     args.config = args.config or str(ROOT / "configs" / f"{name}{'_quick' if args.quick else ''}.toml")
+    print(f"{name}: devices: {', '.join(devices())}", flush=True)
     return args

@@ -34,6 +34,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="12^2 points, 48^2 grid, beta 1, 10, 100")
     parser.add_argument("--betas", type=float, nargs="*", default=None)
     args = parser.parse_args(argv)
+    print(f"clover_beta_sweep: devices: {', '.join(io.devices())}", flush=True)
     raw = load_toml(args.config, SECTIONS)
     config = section(SolverConfig, raw.get("solver"), "solver")
     data, model, sampler = data_from(raw), model_from(raw), make_sampler(config)

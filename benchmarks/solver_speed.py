@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "results" / "solver_speed.json"))
     parser.add_argument("--quick", action="store_true", help="48^2 grid on a 12^2-point clover (smoke test)")
     args = parser.parse_args()
+    print(f"solver_speed: devices: {', '.join(io.devices())}", flush=True)
     raw = load_toml(args.config, SECTIONS)
     config = section(SolverConfig, raw.get("solver"), "solver")
     data, model, sampler = data_from(raw), model_from(raw), make_sampler(config)

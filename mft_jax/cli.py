@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mft_jax.io import devices
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 
 JOBS = {
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in CONFIG_JOBS:
             check_output_directory(args.out)
+        print(f"mft-jax {args.command}: devices: {', '.join(devices())}")
         return int(job.run(args) or 0)
     except OSError as error:  # a filesystem failure the jobs did not foresee: said in words, never a traceback
         where = f" {error.filename!r}" if error.filename else ""

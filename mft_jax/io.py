@@ -38,6 +38,13 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+def devices() -> list[str]:
+    """The devices JAX runs on (recorded in every result's ``meta`` and printed by every job and benchmark)."""
+    import jax
+
+    return [str(device) for device in jax.devices()]
+
+
 def run_metadata(config: dict | None = None, seed: int | None = None) -> dict:
     """What reproduces a result: the config, the seed, package versions, the git commit, the time."""
     versions = {}
@@ -46,14 +53,12 @@ def run_metadata(config: dict | None = None, seed: int | None = None) -> dict:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    import jax
-
     return {
         "config": config,
         "seed": seed,
         "versions": versions,
         "git_commit": git_commit(),
-        "devices": [str(device) for device in jax.devices()],
+        "devices": devices(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -54,3 +54,38 @@ def test_num_neurons_must_divide_over_the_devices():
         check_num_neurons(3, fake)
     with pytest.raises(ConfigError, match="positive integer"):
         check_num_neurons(0, mesh)
+
+
+SEEDS_AND_CHAINS = textwrap.dedent(
+    """
+    import sys
+    import jax
+    import numpy as np
+    from mft_jax.foreground.mcmc import mcmc_sampler
+    from mft_jax.model import TwoLayer
+    from mft_jax.tasks import make_data
+    from mft_jax.train.joint import langevin_optimizer, train
+
+    data = make_data("continuous_xor", quadrature=4)
+    model = TwoLayer("erf", beta=2.0)
+    result = train(jax.random.key(0), model, 8, data, langevin_optimizer(model, 0.05), 20, num_seeds=4, chunk=10, progress=False)
+    sampler = mcmc_sampler(num_chains=64, num_steps=8, num_warmup=4)
+    law, state = sampler.update(sampler.init(jax.random.key(1), model, data), model, data, data.y)
+    np.savez(sys.argv[1], w=np.asarray(result.params["w"]), chains=np.asarray(law.w),
+             seed_devices=len(result.params["w"].sharding.device_set), chain_devices=len(state.position.sharding.device_set))
+    """
+)
+
+
+def test_seeds_and_chains_spread_over_four_devices(tmp_path):
+    """Network seeds and MCMC chains, like foreground neurons, split over 4 host devices and give what 1 gives."""
+    results = {}
+    for devices in (1, 4):
+        path = tmp_path / f"{devices}.npz"
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+        subprocess.run([sys.executable, "-c", SEEDS_AND_CHAINS, str(path)], env=env, check=True, timeout=300)
+        results[devices] = dict(np.load(path))
+    assert int(results[4]["seed_devices"]) == 4 and int(results[4]["chain_devices"]) == 4
+    assert int(results[1]["seed_devices"]) == 1
+    np.testing.assert_allclose(results[4]["w"], results[1]["w"], rtol=1e-5, atol=1e-6)  # summation order only
+    np.testing.assert_allclose(results[4]["chains"], results[1]["chains"], rtol=1e-4, atol=1e-5)

@@ -38,6 +38,7 @@ from mft_jax.foreground import Sampler
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require
+from mft_jax.train.sharding import spread
 
 MIXING_FACTOR = 20  # chains count as mixed when their run is >= this many autocorrelation times
 
@@ -81,6 +82,7 @@ class MCMCSampler(Sampler):
         h = self.step_size if self.step_size is not None else 0.5 * model.sw2 * data.input_dim ** (-1 / 3)
         h = jnp.asarray(h, data.x.dtype)
         zero = jnp.zeros((), data.x.dtype)
+        position = spread(position, self.num_chains)  # chains over all local devices
         return MCMCState(position, key, h, _info(self, zero, h, jnp.asarray(1.0, data.x.dtype)))  # filled in by update
 
     def update(self, state: MCMCState, model: TwoLayer, data: Dataset, residual: jax.Array):

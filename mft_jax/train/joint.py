@@ -41,6 +41,7 @@ from mft_jax.resources import require
 from mft_jax.tasks import Task
 from mft_jax.train.langevin import langevin, prior_penalty
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
+from mft_jax.train.sharding import spread
 from mft_jax.train.network import init_network, loss
 
 Optimizer = Callable[[jax.Array], optax.GradientTransformation]
@@ -162,6 +163,7 @@ def train(
 
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(num_seeds))
     params, opt_state = jax.jit(jax.vmap(init_seed))(seed_keys)
+    params, opt_state, seed_keys = spread((params, opt_state, seed_keys), num_seeds)  # seeds over all devices
     run = fingerprint(
         trainer="joint", model=model.settings(), width=width, num_seeds=num_seeds, batch_size=batch_size,
         data=data_fingerprint(data), optimizer=getattr(optimizer, "settings", repr(optimizer)), key=key,

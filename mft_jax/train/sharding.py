@@ -1,8 +1,10 @@
-"""The neuron axis sharded over all devices.
+"""Embarrassingly parallel axes sharded over all local devices.
 
 Single neurons against a fixed background are independent, so the foreground trainer splits
 its particle axis (axis 0 of ``a`` (M, C) and ``w`` (M, d)) over a one-axis ``Mesh`` of every
 device and replicates the background data. ``M`` must be a multiple of the device count.
+Network seeds (``train.joint``) and MCMC chains (``foreground.mcmc``) are split the same way by
+``spread``, whenever their number divides evenly over the devices (else they stay on one device).
 """
 
 from __future__ import annotations
@@ -43,3 +45,16 @@ def shard_neurons(tree, mesh: Mesh):
 def replicate(tree, mesh: Mesh):
     """Put every leaf of ``tree`` (the background data, PRNG keys) whole on each device of ``mesh``."""
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def spread(tree, size: int):
+    """Split the leading axis (of length ``size``) of every leaf of ``tree`` over all local devices.
+
+    Returns ``tree`` unchanged on one device or when ``size`` is not a multiple of the device count.
+    Jitted code that maps over that axis (``vmap`` over seeds or chains) then runs on every device.
+    """
+    devices = jax.devices()
+    if len(devices) == 1 or size % len(devices):
+        return tree
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("batch")))
