@@ -55,3 +55,18 @@ def test_probe_of_a_callable_of_unknown_growth():
     assert "falls at large radii" in check_normalizable(TwoLayer(jnp.tanh, 1.0, 1.0, 5.0), data, data.y)
     with pytest.raises(NonNormalizableError, match="keeps growing"):
         check_normalizable(TwoLayer(lambda z: z**3, 1.0, 1.0, 5.0), data, data.y)
+
+
+def test_mcmc_solve_says_why_it_stopped_and_that_it_has_no_free_energy():
+    """A stochastic sampler: damped steps, a stop at the noise floor said in words, no free energy (MALA gives
+    no log-normaliser) said in words; a deterministic sampler on the same problem has one."""
+    from mft_jax.foreground.mcmc import mcmc_sampler
+
+    data = make_data("continuous_xor", quadrature=5)
+    model = TwoLayer("ramp", 1.0, 1.0, 10.0)
+    solution = solve(data, model, mcmc_sampler(num_chains=256, num_steps=10, num_warmup=5), key=jax.random.key(0),
+                     max_iter=40, tol=1e-7)
+    assert solution.converged and "noise floor" in solution.message  # 256 chains cannot reach 1e-7
+    assert set(solution.history["step"]) <= {"start", "damped"}  # no Anderson on a noisy map
+    assert solution.free_energy is None and "free energy not computed" in solution.message
+    assert solve(data, model, grid_sampler(32, 6.0), key=jax.random.key(0)).free_energy is not None
