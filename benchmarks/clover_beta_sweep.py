@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     if args.quick:
         data, sampler, betas = make_data("continuous_xor", quadrature=12), grid_sampler(48, 6.0), args.betas or QUICK_BETAS
     rows = []
-    print(f"{'beta':>7} {'conv':>5} {'iters':>6} {'seconds':>8} {'ESS nodes':>10} {'grid':>14}  automatic steps")
+    print(f"{'beta':>7} {'conv':>5} {'iters':>6} {'seconds':>8} {'ESS nodes':>10} {'final grid':>20}  automatic steps")
     for beta in betas:
         start = time.perf_counter()
         solution = solve(data, model.replace(beta=beta), sampler, key=jax.random.key(config.seed))  # default settings
@@ -52,12 +52,13 @@ def main(argv=None) -> None:
             "beta": beta, "converged": solution.converged, "iterations": solution.iterations,
             "seconds": round(seconds, 2), "ess_nodes": solution.diagnostics["ess"],
             "resolved": solution.diagnostics["ess"] >= MIN_NODES and not solution.diagnostics["warnings"],
-            "grid_size": grid["grid_size"], "grid_extent": grid["grid_extent"], "loss": solution.loss,
+            "nodes_per_axis": grid["nodes_per_axis"], "spans": grid["spans"], "loss": solution.loss,
             "free_energy": solution.free_energy, "actions": list(solution.actions), "message": solution.message,
         }
         rows.append(row)
         print(f"{beta:7g} {str(row['converged']):>5} {row['iterations']:6d} {row['seconds']:8.1f} {row['ess_nodes']:10.1f} "
-              f"{grid['grid_size']:5d} x {grid['grid_extent']:5.2f}  {len(row['actions'])} step(s)", flush=True)
+              f"{' x '.join(map(str, grid['nodes_per_axis'])):>11} on +-{max(abs(e) for s in grid['spans'] for e in s):4.2f}  "
+              f"{len(row['actions'])} step(s)", flush=True)
     io.write_json(args.out, {
         "config": args.config, "quick": args.quick, "rows": rows,
         "all_converged_and_resolved": all(r["converged"] and r["resolved"] for r in rows),

@@ -93,6 +93,7 @@ class Solution(NamedTuple):
     diagnostics: dict
     message: str
     actions: tuple = ()  # what the automatic escalation and grid adaptation did, in words (``solve(auto=...)``)
+    sampler: Any = None  # the sampler of the final law (the re-gridded grid, if the solver re-gridded)
 
     def background(self) -> Background:
         """The fixed-point kernel as an operator (``matvec``) or dense matrix (``kernel()``)."""
@@ -400,9 +401,11 @@ def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, 
                 refined = _refined_grid(sampler, stage.law, stage.state.info, model, data)
                 if refined == sampler:
                     break
+                shape = " x ".join(str(len(axis)) for axis in refined.axes)
+                spans = ", ".join(f"[{axis[0]:.3g}, {axis[-1]:.3g}]" for axis in refined.axes)
                 actions.append(
-                    f"re-grid at beta = {beta:.3g} ({unresolved[0].split(';')[0]}): grid_size = {refined.grid_size}, "
-                    f"grid_extent = {refined.grid_extent:.3g} sqrt(sw2), spacing {refined.spacing(model):.3g}"
+                    f"re-grid at beta = {beta:.3g} ({unresolved[0].split(';')[0]}): {shape} nodes on {spans}, "
+                    f"finest spacing {refined.spacing(model, data.input_dim):.3g}, nodes crowded where the law's marginals are"
                 )
                 sampler, residual = refined, stage.residual
                 state = sampler.init(sampler_key, stage_model, data)
@@ -413,25 +416,43 @@ def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, 
 
 
 def _refined_grid(sampler: GridSampler, law: NeuronLaw, info, model: TwoLayer, data: Dataset) -> GridSampler:
-    """A grid whose box follows the law's support and whose spacing follows its width.
+    """A tensor grid whose axes follow the law's marginals.
 
-    The box: the largest ``|w_i|`` among nodes of weight > 1e-12 x the largest, plus two old spacings (or 1.5 x
-    the old box when the law leaks out). The spacing: the old one times ``(ess / GRID_TARGET_NODES)^(1/d)``
-    (the effective number of nodes scales like ``spacing^-d``), never more nodes than ``GRID_MAX_ENTRIES / P``.
+    A law that leaks out of the box gets a uniform box 1.5 x wider, same spacing. Otherwise each axis spans
+    the marginal's support (nodes of weight > 1e-10 x the largest, plus two old cells) with ``n`` nodes,
+    half spaced uniformly, half at the quantiles of the marginal (its mass spread over each old cell), so
+    nodes crowd where the law lives: a clover's four lobes sit on the product of two such axes.
+    ``n`` grows so the effective number of nodes would reach ``GRID_TARGET_NODES`` (ESS scales like
+    ``n^d`` at fixed support), never past ``GRID_MAX_ENTRIES / P`` nodes in all.
     """
+    dim = data.input_dim
+    axes = sampler.axis_nodes(model, dim)
     w, weight = np.asarray(law.w, dtype=float), np.asarray(law.weights(), dtype=float)
-    dim = w.shape[1]
-    scale = math.sqrt(model.sw2)
-    old_half = sampler.grid_extent * scale
-    spacing = 2 * old_half / (sampler.grid_size - 1)
+    size = max(len(axis) for axis in axes)
+    max_size = max(3, int((GRID_MAX_ENTRIES / data.num_points) ** (1 / dim)))
     if float(info.boundary_mass) > BOUNDARY_MASS_LIMIT:
-        half = 1.5 * old_half
-    else:
-        half = min(old_half, float(np.abs(w[weight > 1e-12 * weight.max()]).max()) + 2 * spacing)
-    spacing = min(spacing * (float(info.ess) / GRID_TARGET_NODES) ** (1 / dim), 2 * half / (sampler.grid_size - 1))
-    max_size = int((GRID_MAX_ENTRIES / data.num_points) ** (1 / dim))
-    size = min(max_size, 1 + math.ceil(2 * half / spacing))
-    return GridSampler(max(size, 3), half / scale)
+        half = 1.5 * max(np.abs(axis).max() for axis in axes)
+        grow = min(max_size, int(math.ceil(1.5 * size)))
+        return GridSampler(axes=tuple(tuple(np.linspace(-half, half, grow)) for _ in range(dim)))
+    size = min(max_size, max(size, int(math.ceil(size * (GRID_TARGET_NODES / max(float(info.ess), 1.0)) ** (1 / dim)))))
+    new_axes = []
+    for k, axis in enumerate(axes):
+        index = np.searchsorted(axis, w[:, k])
+        marginal = np.bincount(np.clip(index, 0, len(axis) - 1), weights=weight, minlength=len(axis))
+        widths = np.diff(axis).min() if len(axis) > 1 else 1.0
+        held = np.flatnonzero(marginal > 1e-10 * marginal.max())
+        low, high = axis[held[0]] - 2 * widths, axis[held[-1]] + 2 * widths
+        edges = np.concatenate([[axis[0] - 0.5 * (axis[1] - axis[0])], 0.5 * (axis[1:] + axis[:-1]),
+                                [axis[-1] + 0.5 * (axis[-1] - axis[-2])]])
+        cdf = np.concatenate([[0.0], np.cumsum(marginal)]) / marginal.sum()
+        quantiles = np.interp((np.arange(size // 2) + 0.5) / (size // 2), cdf, edges)
+        nodes = np.unique(np.concatenate([np.linspace(low, high, size - size // 2), quantiles]))
+        kept = [nodes[0]]
+        for node in nodes[1:]:  # merge nodes closer than a quarter of the uniform spacing to the last kept one
+            if node - kept[-1] > 0.25 * (high - low) / size:
+                kept.append(node)
+        new_axes.append(tuple(kept))
+    return GridSampler(axes=tuple(new_axes))
 
 
 def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, key) -> np.ndarray:
@@ -448,6 +469,15 @@ def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, 
         return np.asarray(residual) * (previous_beta / model.beta)
 
 
+def sampler_summary(sampler: Sampler, model: TwoLayer, data: Dataset) -> dict:
+    """The sampler as JSON: its name and settings; for a grid its nodes per axis and their spans."""
+    if isinstance(sampler, GridSampler):
+        axes = sampler.axis_nodes(model, data.input_dim)
+        return {"name": sampler.name, "nodes_per_axis": [len(axis) for axis in axes],
+                "spans": [[float(axis[0]), float(axis[-1])] for axis in axes]}
+    return {"name": sampler.name, **dataclasses.asdict(sampler)}
+
+
 def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -> Solution:
     residual = jnp.asarray(stage.residual, data.y.dtype)
     diagnostics = info_dict(stage.state.info)
@@ -455,7 +485,7 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     warnings = sampler.warnings(stage.state.info, stage.law)
     diagnostics["warnings"] = warnings
     diagnostics["actions"] = list(actions)
-    diagnostics["sampler"] = dataclasses.asdict(sampler) | {"name": sampler.name}
+    diagnostics["sampler"] = sampler_summary(sampler, model, data)
     log_partition = diagnostics.get("log_partition")
     energy = free_energy(model, data, residual, log_partition) if log_partition is not None else None
     if energy is None:
@@ -479,6 +509,7 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     solution = Solution(
         residual, stage.law, model, data, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)),
         energy, bool(stage.converged), len(history["change"]) - 1, history, diagnostics, message, tuple(actions),
+        sampler,
     )
     if throw and not stage.converged:
         raise NoFixedPointError(message)

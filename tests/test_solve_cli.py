@@ -40,9 +40,9 @@ def test_solve_writes_solution_neurons_and_background(tmp_path):
     assert solution["config"]["solver"]["grid_size"] == 24 and solution["config"]["model"]["beta"] == 5.0
     assert len(solution["history"]["change"]) == solution["iterations"] + 1
     neurons = np.load(out / "neurons.npz")
-    size = solution["diagnostics"]["sampler"]["grid_size"]  # 24, or the automatic re-grid's (listed in "actions")
-    assert (size == 24) == (not solution["actions"])
-    assert neurons["w"].shape == (size * size, 2)
+    sizes = solution["diagnostics"]["sampler"]["nodes_per_axis"]  # 24 x 24, or the automatic re-grid's ("actions")
+    assert (sizes == [24, 24]) == (not solution["actions"])
+    assert neurons["w"].shape == (sizes[0] * sizes[1], 2)
     np.testing.assert_allclose(neurons["weight"].sum(), 1.0, rtol=1e-5)  # float32 softmax
     background = np.load(out / "background.npz")
     assert background["x"].shape == (36, 2) and background["residual"].shape == (36, 1)

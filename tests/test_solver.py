@@ -99,8 +99,7 @@ def test_default_solve_escalates_past_a_cycling_iteration():
     assert len(set(solution.history["beta"])) > 2  # continuation stages were run
     assert solution.diagnostics["ess"] >= 50 and not solution.diagnostics["warnings"]  # a resolved law
     # the map's own residual at the answer, one more G evaluation: a fixed point, not a stop
-    final_grid = grid_sampler(solution.diagnostics["sampler"]["grid_size"], solution.diagnostics["sampler"]["grid_extent"])
-    image = solve(data, model, final_grid, key=jax.random.key(0), init=solution.residual, auto=False, max_iter=1)
+    image = solve(data, model, solution.sampler, key=jax.random.key(0), init=solution.residual, auto=False, max_iter=1)
     assert image.history["change"][0] < 1e-4
 
 
@@ -229,7 +228,7 @@ def test_sampler_warnings_in_words():
     adapted = solve(data, model, grid_sampler(24, 1.0), key=jax.random.key(0))  # the default widens the box itself
     assert adapted.converged and not adapted.diagnostics["warnings"]
     assert adapted.actions and all(action.startswith("re-grid") for action in adapted.actions)
-    assert adapted.diagnostics["sampler"]["grid_extent"] > 2.0  # the law reaches beyond 2 prior sd
+    assert max(abs(end) for span in adapted.diagnostics["sampler"]["spans"] for end in span) > 2.0  # beyond 2 prior sd
     starved = solve(data, model, importance_sampler(150), key=jax.random.key(0))  # ESS < 100 of 150 draws
     assert starved.diagnostics["ess"] < 100
     assert "effective sample size" in starved.message and "num_samples" in starved.message

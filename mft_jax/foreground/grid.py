@@ -15,7 +15,6 @@ narrower than the spacing is not resolved); ``GridSampler.warnings`` says either
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from typing import ClassVar, NamedTuple
 
@@ -41,17 +40,23 @@ class GridInfo(NamedTuple):
 
 class GridState(NamedTuple):
     w: jax.Array  # (M, d) nodes
-    log_cell: jax.Array  # d log h
+    log_cell: jax.Array  # log cell volume of each node (M,)
     on_boundary: jax.Array  # (M,) True on the outermost layer
     info: GridInfo
 
 
 @dataclasses.dataclass(frozen=True)
 class GridSampler(Sampler):
-    """The deterministic grid sampler: ``grid_size`` nodes per axis on ``[-grid_extent sqrt(sw2), +]^d``."""
+    """The deterministic grid sampler: ``grid_size`` nodes per axis on ``[-grid_extent sqrt(sw2), +]^d``.
+
+    ``axes``: instead, explicit node coordinates per axis (a tuple of ``d`` increasing tuples, in units of
+    ``w``): a non-uniform tensor grid, each node weighted by its cell volume ``prod_k (z_(i+1) - z_(i-1))/2``
+    (the solver's automatic re-grid builds these to follow the law's marginals).
+    """
 
     grid_size: int = 64
     grid_extent: float = 6.0
+    axes: tuple | None = None
     name: ClassVar[str] = "grid"
 
     def __post_init__(self):
@@ -62,10 +67,24 @@ class GridSampler(Sampler):
             raise ConfigError(f"grid_extent must be a number > 0 (in units of sqrt(sw2)), got {grid_extent!r}")
         object.__setattr__(self, "grid_size", int(grid_size))
         object.__setattr__(self, "grid_extent", float(grid_extent))
+        if self.axes is not None:
+            axes = tuple(tuple(float(z) for z in axis) for axis in self.axes)
+            if not axes or any(len(axis) < 3 or np.any(np.diff(axis) <= 0) for axis in axes):
+                raise ConfigError("grid axes must be increasing sequences of at least 3 node coordinates, one per input dimension")
+            object.__setattr__(self, "axes", axes)
 
-    def spacing(self, model) -> float:
-        """The distance between neighbouring nodes, ``2 grid_extent sqrt(sw2) / (grid_size - 1)``."""
-        return 2 * self.grid_extent * math.sqrt(model.sw2) / (self.grid_size - 1)
+    def axis_nodes(self, model, dim: int) -> list[np.ndarray]:
+        """The node coordinates of each axis."""
+        if self.axes is not None:
+            if len(self.axes) != dim:
+                raise ConfigError(f"the grid has {len(self.axes)} axes, the data d = {dim}")
+            return [np.asarray(axis) for axis in self.axes]
+        half = self.grid_extent * math.sqrt(model.sw2)
+        return [np.linspace(-half, half, self.grid_size)] * dim
+
+    def spacing(self, model, dim: int = 1) -> float:
+        """The smallest distance between neighbouring nodes."""
+        return float(min(np.min(np.diff(axis)) for axis in self.axis_nodes(model, dim)))
 
     def init(self, key, model, data) -> GridState:
         del key  # deterministic
@@ -75,17 +94,20 @@ class GridSampler(Sampler):
                 f"sampler 'grid' needs input dimension d <= {MAX_GRID_DIM} (grid_size^d nodes), the data has d = {dim}; "
                 "use sampler = 'importance' or 'mcmc'"
             )
-        nodes = float(self.grid_size) ** dim
+        sizes = [len(axis) for axis in self.axes] if self.axes is not None else [self.grid_size] * dim
+        nodes = float(np.prod(np.asarray(sizes, dtype=float)))
         itemsize = np.dtype(data.x.dtype).itemsize
         require(nodes * (4 * data.num_points * data.output_dim + 3 * data.num_points + 2 * dim) * itemsize,
-                f"the grid sampler's {self.grid_size}^{dim} = {nodes:.3g} nodes x {data.num_points} data points",
+                f"the grid sampler's {' x '.join(map(str, sizes))} = {nodes:.3g} nodes x {data.num_points} data points",
                 "[solver] grid_size (or the data size)")
-        half = self.grid_extent * math.sqrt(model.sw2)
-        axis = np.linspace(-half, half, self.grid_size)
-        nodes = np.array(list(itertools.product(axis, repeat=dim)))
-        edge = np.any((nodes == axis[0]) | (nodes == axis[-1]), axis=1)
+        axes = self.axis_nodes(model, dim)
+        cells = [np.log(_cell_widths(axis)) for axis in axes]
+        nodes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, dim)
+        log_cell = sum(np.meshgrid(*cells, indexing="ij")).reshape(-1)
+        edge = np.zeros(len(nodes), dtype=bool)
+        for k, axis in enumerate(axes):
+            edge |= (nodes[:, k] == axis[0]) | (nodes[:, k] == axis[-1])
         dtype = data.x.dtype
-        log_cell = dim * math.log(axis[1] - axis[0])
         zero = jnp.zeros((), dtype)
         info = GridInfo(zero, zero, jnp.asarray(float(len(nodes)), dtype))
         return GridState(jnp.asarray(nodes, dtype), jnp.asarray(log_cell, dtype), jnp.asarray(edge), info)
@@ -117,6 +139,12 @@ class GridSampler(Sampler):
                 "normalizable"
             ]
         return []
+
+
+def _cell_widths(axis: np.ndarray) -> np.ndarray:
+    """The quadrature weight of each node of an axis: half the distance between its neighbours (one-sided at the ends)."""
+    padded = np.concatenate([[axis[0] - (axis[1] - axis[0])], axis, [axis[-1] + (axis[-1] - axis[-2])]])
+    return 0.5 * (padded[2:] - padded[:-2])
 
 
 def grid_sampler(grid_size: int = 64, grid_extent: float = 6.0) -> GridSampler:
