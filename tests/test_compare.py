@@ -314,3 +314,24 @@ def test_fit_power_law_recovers_an_exact_power_law():
     widths = np.array([10.0, 30.0, 100.0, 300.0])
     fit = compare.fit_power_law(widths, 3.0 * widths**-0.5, errors=0.01 * widths**-0.5)
     np.testing.assert_allclose([fit.exponent, fit.prefactor], [-0.5, 3.0], rtol=1e-10)  # exact data, float64 lstsq
+
+
+def test_compare_laws_defaults_are_the_stated_ones():
+    """Defaults (docstring, README): MMD bandwidth h = the theory's RMS radius (``spread``), Sinkhorn
+    epsilon = 0.05 h^2, 256 projections, and the MMD reported is ``mmd`` at h.
+    Power: the same checks against the radius of the theory scaled by 1.1 (a 10%-wrong length) fail."""
+    theory = _gaussian_law(jax.random.PRNGKey(31), 100, [0.0, 0.0])
+    empirical = _gaussian_law(jax.random.PRNGKey(32), 60, [0.3, 0.0])
+    result = compare.compare_laws(theory, empirical, key=jax.random.PRNGKey(33), repeats=2)  # 2: keep it fast
+    settings = result["settings"]
+    assert result["theory"]["compared_particles"] == 100  # no capping: h is the radius of the theory law itself
+    assert settings["num_projections"] == 256 and settings["noise_floor_repeats"] == 2
+
+    def stated(length):
+        return (np.isclose(settings["mmd_bandwidth"], length, rtol=1e-6)
+                and np.isclose(settings["sinkhorn_epsilon"], 0.05 * length**2, rtol=1e-6)
+                and np.isclose(result["mmd"]["distance"], float(compare.mmd(theory, empirical, bandwidth=length)), rtol=1e-5))
+
+    h = compare.spread(theory)
+    assert stated(h)
+    assert not stated(1.1 * h)  # power: a 10% wrong length scale is told apart

@@ -60,14 +60,34 @@ def test_writes_neurons_and_results(tmp_path, background):
 
 
 def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, background):
-    assert foreground(config(tmp_path), "--background", background, "--out", tmp_path / "full") == 0
-    # "Kill" at step 20: a run of the same config that stopped there left its checkpoint.
-    assert foreground(config(tmp_path, "short.toml", steps=20), "--background", background, "--out", tmp_path / "resumed") == 0
-    assert load_checkpoint(tmp_path / "resumed", _template())[1] == 20
-    assert foreground(config(tmp_path), "--background", background, "--out", tmp_path / "resumed", "--resume") == 0
-    full, resumed = load_neurons(tmp_path / "full"), load_neurons(tmp_path / "resumed")
+    """SIGKILL a real `mft-jax foreground` process after its first checkpoint; `--resume` ends bit-for-bit
+    where an uninterrupted run of the same config ends (checkpoints are atomic, so a kill mid-write is safe)."""
+    import subprocess
+    import sys
+    import time
+
+    part = tmp_path / "resumed"
+    endless = config(tmp_path, "endless.toml", steps=100000000)
+    process = subprocess.Popen([sys.executable, "-m", "mft_jax.cli", "foreground", endless, "--background", str(background),
+                                "--out", str(part)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (part / "checkpoint.npz").exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    time.sleep(0.5)  # let it run on past the first checkpoint
+    process.kill()
+    process.wait()
+    killed_at = load_checkpoint(part, _template())[1]
+    assert killed_at >= 10 and not (part / "neurons.npz").exists()  # it really died mid-run
+    target = config(tmp_path, "target.toml", steps=killed_at + 20)
+    assert foreground(target, "--background", background, "--out", part, "--resume") == 0
+    assert foreground(target, "--background", background, "--out", tmp_path / "full") == 0
+    full, resumed = load_neurons(tmp_path / "full"), load_neurons(part)
     np.testing.assert_array_equal(resumed.w, full.w)  # bit-for-bit
     np.testing.assert_array_equal(resumed.a, full.a)
+    hotter = config(tmp_path, "hot.toml", steps=killed_at + 40, step_size=0.055)
+    assert foreground(hotter, "--background", background, "--out", part, "--resume") == 2  # another run: refused
 
 
 def _template():

@@ -130,3 +130,22 @@ def test_a_killed_run_resumes_to_the_state_of_the_uninterrupted_run(tmp_path):
     assert main(["train", write(tmp_path, target, name="target.toml"), "--out", str(tmp_path / "full")]) == 0
     for name in ("a", "w"):
         np.testing.assert_array_equal(np.load(part / "network.npz")[name], np.load(tmp_path / "full" / "network.npz")[name])
+
+
+def test_resume_of_a_changed_run_exits_2_naming_the_keys(tmp_path, capsys):
+    """A checkpoint stores the run's fingerprint: --resume with another beta or step size is refused (exit 2,
+    the differing keys named); the same config with more steps resumes."""
+    short = LANGEVIN.replace("steps = 40", "steps = 10").replace("num_seeds = 3", "num_seeds = 1")
+    out = str(tmp_path / "run")
+    assert main(["train", write(tmp_path, short), "--out", out]) == 0
+    hotter = MODEL.replace("beta = 50.0", "beta = 45.0")
+    assert main(["train", write(tmp_path, short, model=hotter, name="hot.toml"), "--out", out, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "different run" in err and "model.beta (50.0 in the checkpoint, 45.0 now)" in err
+    finer = short.replace("step_size = 0.05", "step_size = 0.025")
+    assert main(["train", write(tmp_path, finer, name="fine.toml"), "--out", out, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "optimizer.step_size" in err and "model.beta" not in err
+    longer = short.replace("steps = 10", "steps = 20")
+    assert main(["train", write(tmp_path, longer, name="longer.toml"), "--out", out, "--resume"]) == 0
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["loss_curve"]["step"] == [10, 20]
