@@ -107,6 +107,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     observables: Callable[[dict], dict] | None = None,
+    init_params: dict | None = None,
 ) -> TrainResult:
     """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
 
@@ -114,7 +115,8 @@ def train(
     ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
     ``history`` records, once per ``chunk`` steps, the loss of each seed and each array of
     ``observables(params_of_one_network) -> dict`` (shapes (records, seeds, ...)): the time series a
-    caller averages after its burn-in.
+    caller averages after its burn-in. ``init_params`` (``a`` (S, N, C), ``w`` (S, N, d)) replaces the prior
+    draws as the starting point (e.g. neurons placed on a teacher direction), seed s starting from row s.
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")
@@ -148,6 +150,13 @@ def train(
 
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(num_seeds))
     params, opt_state = jax.jit(jax.vmap(init_seed))(seed_keys)
+    if init_params is not None:
+        expected = jax.tree.map(jnp.shape, params)
+        given = jax.tree.map(lambda v: tuple(np.shape(v)), dict(init_params))
+        if given != expected:
+            raise ConfigError(f"init_params must have the shapes {expected} (seeds, width, ...), got {given}")
+        params = jax.tree.map(lambda v, ref: jnp.asarray(v, ref.dtype), dict(init_params), params)
+        opt_state = jax.jit(jax.vmap(lambda p, k: optimizer(jax.random.split(k, 3)[1]).init(p)))(params, seed_keys)
     (params, _, _), history = run_loop(
         step, (params, opt_state, seed_keys), num_steps, chunk=chunk, out_dir=out_dir,
         checkpoint_every=checkpoint_every, resume=resume, progress=progress, description=f"train: {num_seeds} seed(s)",
