@@ -83,13 +83,22 @@ def reduced_population(dim: int, target: Callable[[np.ndarray], np.ndarray], *, 
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 3:
         raise ConfigError(f"reduced_population: dim must be an integer >= 3, got {dim!r}")
     z, wz = np.polynomial.hermite_e.hermegauss(num_z)
-    half_s2, ws = special.roots_genlaguerre(num_s, 0.5 * (dim - 3))
+    half_s2, ws = _gamma_rule(num_s, 0.5 * (dim - 3))
     s = np.sqrt(2 * half_s2)
     zz, ss = np.meshgrid(z, s, indexing="ij")
     q = np.outer(wz / wz.sum(), ws / ws.sum()).reshape(-1)
     x = np.stack([zz.reshape(-1), ss.reshape(-1)], axis=1)
     y = np.asarray(target(x[:, 0]), dtype=float)
     return make_dataset(x, y, q / q.sum(), name=f"single-index population (d = {dim})")
+
+
+def _gamma_rule(num: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss rule for the weight ``u^alpha e^-u`` (generalised Laguerre) by Golub-Welsch on its Jacobi matrix
+    (diagonal ``2i + alpha + 1``, off-diagonal ``sqrt(i (i + alpha))``): no Gamma function, so no overflow at large alpha."""
+    i = np.arange(num)
+    off = np.sqrt(i[1:] * (i[1:] + alpha))
+    nodes, vectors = np.linalg.eigh(np.diag(2 * i + alpha + 1.0) + np.diag(off, 1) + np.diag(off, -1))
+    return nodes, vectors[0] ** 2
 
 
 def reduce_inputs(x, w_star) -> np.ndarray:
