@@ -324,7 +324,7 @@ def main(argv=None) -> dict:
     results["seconds"] = time.time() - t_start
     write_json(Path(args.results) / f"{NAME}.json", results)
     print_table(results)
-    make_figure(results, args.figures)
+    make_figures(results, args.figures)
     return results
 
 
@@ -354,7 +354,7 @@ def print_table(results) -> None:
         print(f"  networks, scale {name}: sigma2_c = {v['sigma2_c']:.4f} +- {v['sigma2_c_err']:.4f}")
 
 
-def make_figure(results, outdir) -> list:
+def make_figures(results, outdir) -> list:
     import matplotlib
 
     matplotlib.use("Agg")
