@@ -302,7 +302,9 @@ def main(argv=None) -> dict:
     args = parse(argv)
     t_start = time.time()
     results = {"meta": {**run_metadata({k: v for k, v in vars(args).items()}), "config": vars(args)},
-               "run": "quick" if args.quick else "full", "paper": PAPER, "scales": {}}
+               "run": "quick" if args.quick else ("full" if (args.scales == FULL["scales"] and args.seeds >= FULL["seeds"]
+                 and args.draws >= FULL["draws"] and args.steps >= FULL["steps"]) else
+                 f"partial: scales {args.scales}, {args.draws} draws x {args.seeds} seeds x {args.steps} steps"), "paper": PAPER, "scales": {}}
     peak = matmul_peak()
     results["machine"] = {"float32_matmul_peak_flops": peak, "device": str(jax.devices()[0])}
     print(f"float32 matmul peak (2048^2): {peak / 1e9:.1f} GFLOP/s", flush=True)
