@@ -404,7 +404,7 @@ def make_figures(results, outdir) -> list:
     axes[2].axvline(PAPER["sigma2_c"], color="grey", lw=0.5)
     axes[2].set_xlabel("sigma^2")
     axes[2].set_ylabel("cubic component f3 = E[f H3]/6 (teacher: eps = -0.3)")
-    axes[2].set_title(f"(c) cubic component ({results['run']} run)")
+    axes[2].set_title("(c) cubic component" + (" (quick)" if results["run"] == "quick" else " (full)" if results["run"] == "full" else " (partial run)"))
     axes[2].legend(fontsize=6)
     fig.tight_layout()
     Path(outdir).mkdir(parents=True, exist_ok=True)
