@@ -1,41 +1,35 @@
-"""Rubin, Seroussi & Ringel (ICLR 2024) erf teacher-student, at a d that runs on a CPU.
+"""Rubin, Seroussi & Ringel (ICLR 2024) erf teacher-student at the paper's own scales: their Fig. 2 and transition.
 
-Task: ``x ~ N(0, I_d)``, ``y = H1(w*.x) + eps H3(w*.x)``, ``H3(z) = z^3 - 3 z``, ``|w*| = 1``, eps = -0.3.
+Task: ``x ~ N(0, I_d)``, ``y = H1(w*.x) + eps H3(w*.x)``, ``|w*| = 1``, ``eps = -0.3``; their alpha = beta = 1 values
+``N = 700, n = 3000, d = 150, sigma_w^2 = 0.5, sigma_a^2 = 8/N``, scaled by their eq. 11 to alpha = beta = s
+(``mft_jax.rubin.paper_setting``). Map onto docs/theory.md (section 8): ``sa2 = N sigma_a^2``,
+``sw2 = sigma_w^2/d``, ``beta = n/(sigma^2 N)`` (so ``beta N L`` is their likelihood), ``c = u d / 2``.
 
-Map of their conventions onto docs/theory.md section 2 (ours: ``f = (1/N) sum_i a_i phi(w_i.x)``,
-``p ~ exp(-beta N L - sum |a|^2/(2 sa2) - sum |w|^2/(2 sw2))``, ``L = 1/2 sum q (f - y)^2``, ``q = 1/n``):
+Three theories and the networks, per scale and sigma^2:
 
-- theirs: ``f = sum_c a_c erf(w_c.x)``, ``a_c ~ N(0, sigma_a^2/N)``, ``w_c ~ N(0, sigma_w^2/d I)``,
-  likelihood ``exp(-sum_mu (f(x_mu) - y_mu)^2 / (2 sigma^2))`` over n samples.
-- readout: ``a_c = a_i / N``, so ``a_i ~ N(0, N sigma_a^2)``: **sa2 = N sigma_a^2**; **sw2 = sigma_w^2 / d**.
-- likelihood: ``sum_mu (f - y)^2/(2 sigma^2) = (n/sigma^2) L``; ours is ``beta N L``: **beta N = n / sigma^2**.
-- coupling: ``c = beta^2 sa2 / 2 = n^2 sigma_a^2 / (2 sigma^4 N) = u d / 2`` with
-  ``u = n^2 sigma_a^2 / (sigma^4 d N)``. Single-neuron law:
-  ``rho(w) ~ exp(d [-|w|^2/(2 sigma_w^2) + (u/2) S(w)^2])``: both terms scale with d.
-- GP part: ``beta sa2 = n sigma_a^2 / sigma^2`` (no N). In their limit (N -> inf at fixed u, so
-  ``N ~ n^2``) ``beta sa2 = u sigma^2 d N / n -> inf``: the GP ridge vanishes; with n ~ d samples the GP
-  learns the linear part H1 (kernel eigenvalue ~ 1/d) but not eps H3 (~ 1/d^3): the residual the
-  neurons feel is ``r ~ eps H3(w*.x)``. Here (population by Gauss-Hermite quadrature, d = 4) we pick
-  ``beta sa2 = gp_strength`` so that H1 is learnt and H3 is not (printed: the H1/H3 coefficients of the
-  GP residual), and sweep u with ``beta = 2 c / gp_strength``, ``sa2 = gp_strength^2 / (2 c)``.
+1. ``paper``: their eq. 13 + App. A.3 (``mft_jax.rubin``), at d -> inf (saddle point: u_c, sigma^2_c,
+   spinodal, the mixed phase) and at the scale's own d (the q-integrals by quadrature).
+2. ``population``: our exact infinite-width theory at the scale's d on the population with effective data
+   n/sigma^2 (``mft_jax.single_index``: the (q, rho) law on a grid, (z, s) quadrature), from the GP start
+   and from the feature start (``solve_branches``), both free energies.
+3. ``networks``: Langevin networks (``mft_jax.train.joint``, float32, seeds vmapped), data draws x init
+   seeds, from the prior and from neurons placed at ``w.w* = +-1``; the mean output over the kept samples
+   projected on H1 and H3 over fresh test points; the law of ``w.w*`` over all neurons, seeds and samples.
+   Step size and length: a pilot run measures the integrated autocorrelation time of the cubic component.
 
-Computed: for each u the fixed point from the GP start and from a feature-learning start
-(``solve_branches``, importance sampler), both free energies, the order parameter ``q = w.w*`` (its law);
-Langevin networks (their posterior at finite N) at a few couplings; and the d -> inf saddle point of the
-same single-neuron law, ``phi_u(q) = -q^2/(2 sigma_w^2) + (u/2) S(q)^2`` with the perpendicular part
-``|w_perp|^2 -> sigma_w^2`` integrated out, ``S(q) = a3 E[H3(z) erf(q z / sqrt(1 + 2 sigma_w^2))]``,
-``E[H3(z) erf(k z)] = -(4/sqrt(pi)) k^3 / (1 + 2 k^2)^(3/2)``: its first-order jump (u_c, where the
-q > 0 maximum of phi_u reaches phi_u(0) = 0) and spinodal (where it first appears).
-
-Run: ``python benchmarks/teacher_student.py [--quick] [--config configs/teacher_student.toml]``.
+Run: ``python benchmarks/teacher_student.py [--quick] [--scales 1/8 1/2] [--sigma2 0.15 0.2] [--seeds 4]
+[--draws 2] [--steps 20000] [--no-networks]``. Network runs are checkpointed under ``runs/teacher_student``
+(one JSON per (scale, sigma^2, start, draw)); a rerun skips finished ones.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
+import json
 import math
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import jax
@@ -45,265 +39,379 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from benchmark_cli import parse  # noqa: E402
-from mft_jax.config import data_from, load_toml, model_from, section  # noqa: E402
-from mft_jax.foreground.importance import importance_sampler  # noqa: E402
+from mft_jax import rubin  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
-from mft_jax.neurons import NeuronLaw  # noqa: E402
+from mft_jax.model import TwoLayer  # noqa: E402
+from mft_jax.single_index import SingleIndex, hermite_components, reduce_weights, reduced_grid_sampler, reduced_population  # noqa: E402
 from mft_jax.solver import solve_branches  # noqa: E402
-from mft_jax.tasks import hermite3  # noqa: E402
+from mft_jax.tasks import teacher_student  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
+from mft_jax.train.network import predict as network_predict  # noqa: E402
 
 NAME = "teacher_student"
-PAPER_U_C = 30.2  # Rubin, Seroussi & Ringel (ICLR 2024), large d
-Q_BINS = np.linspace(-3.0, 3.0, 61)  # histogram bins for q = w.w*
+PAPER = {"u_c": 30.2, "sigma2_c": 0.18}
+Q_BINS = np.linspace(-1.6, 1.6, 81)
+FULL = {"scales": ["1/8", "1/2", "1", "2"], "sigma2": [0.10, 0.15, 0.17, 0.18, 0.19, 0.20, 0.25, 0.30],
+        "seeds": 4, "draws": 4, "steps": 40000, "step_size": 0.01, "test_points": 3000}
+QUICK = {"scales": ["1/8"], "sigma2": [0.12, 0.18, 0.30], "seeds": 2, "draws": 1, "steps": 600, "step_size": 0.01,
+         "test_points": 3000}
 
 
-@dataclasses.dataclass(frozen=True)
-class TeacherStudentBenchmark:
-    """``[benchmark]`` section of configs/teacher_student*.toml."""
-
-    couplings_u: list
-    network_u: list
-    widths: list
-    gp_strength: float = 100.0
-    num_samples: int = 16384
-    tol: float = 1e-4
-    max_iter: int = 200
-    num_seeds: int = 4
-    steps: int = 8000
-    burn_in: int = 4000
-    record_every: int = 500
-    step_size: float = 0.02
-    seed: int = 0
-
-
-def model_at(base, u: float, d: int, gp_strength: float):
-    """``c = u d / 2``, ``beta sa2 = gp_strength``: ``beta = 2 c / gp_strength``, ``sa2 = gp_strength^2 / (2 c)``."""
-    c = 0.5 * u * d
-    return base.replace(beta=2 * c / gp_strength, sa2=gp_strength**2 / (2 * c))
-
-
-def hermite_coefficients(data, residual) -> dict:
-    """Projections of a residual on H1(z) and H3(z), z = w*.x = x_0 (the task's default teacher), in the data measure."""
-    q, r, z = (np.asarray(a, dtype=float) for a in (data.q, residual[:, 0], data.x[:, 0]))
-    h3 = np.asarray(hermite3(z))
-    return {"h1": float(np.sum(q * r * z) / np.sum(q * z * z)), "h3": float(np.sum(q * r * h3) / np.sum(q * h3 * h3))}
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="scale 1/8, three sigma^2, short network runs (< 5 min on 2 cores)")
+    p.add_argument("--scales", nargs="+", default=None, help="alpha = beta values, e.g. 1/8 1/2 1 2")
+    p.add_argument("--sigma2", nargs="+", type=float, default=None, help="noise variances")
+    p.add_argument("--network-scales", nargs="+", default=None, help="scales that get networks (default: --scales)")
+    p.add_argument("--seeds", type=int, default=None, help="init seeds per data draw (vmapped)")
+    p.add_argument("--draws", type=int, default=None, help="training-set draws")
+    p.add_argument("--steps", type=int, default=None, help="Langevin steps per run")
+    p.add_argument("--step-size", type=float, default=None)
+    p.add_argument("--no-networks", action="store_true")
+    p.add_argument("--no-population", action="store_true")
+    p.add_argument("--runs", default=str(ROOT / "runs" / NAME), help="checkpoint directory")
+    p.add_argument("--results", default=str(ROOT / "results"))
+    p.add_argument("--figures", default=str(ROOT / "figures"))
+    args = p.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    for key in ("scales", "sigma2", "seeds", "draws", "steps", "step_size"):
+        if getattr(args, key) is None:
+            setattr(args, key, base[key])
+    args.test_points = base["test_points"]
+    args.network_scales = args.network_scales or args.scales
+    return args
 
 
-def order_parameter(law: NeuronLaw) -> dict:
-    """Law of ``q = w.w*``: weighted histogram (density), E|q|, E[q^2]."""
-    q_values, weights = np.asarray(law.w[:, 0], dtype=float), np.asarray(law.weights(), dtype=float)
-    density, _ = np.histogram(q_values, Q_BINS, weights=weights, density=True)
-    return {"density": density, "mean_abs": float(weights @ np.abs(q_values)), "mean_sq": float(weights @ q_values**2)}
+def theory_model(setting: rubin.PaperSetting, sigma2: float, reduced=True):
+    """Their hyperparameters in our conventions (module docstring)."""
+    kw = dict(activation="erf", sa2=setting.N * setting.sigma_a2, sw2=setting.sigma_w2 / setting.d,
+              beta=setting.n / (sigma2 * setting.N))
+    return SingleIndex(**kw, dim=setting.d, angle_nodes=12) if reduced else TwoLayer(**kw)
 
 
-def large_d_saddle(sigma_w2: float, a3: float, u_values=None) -> dict:
-    """d -> inf: jump u_c and spinodal u_s of argmax_q phi_u(q), phi_u = -q^2/(2 sigma_w^2) + (u/2) S(q)^2."""
-    q = np.linspace(1e-3, 6.0, 6000)
-    k = q / math.sqrt(1 + 2 * sigma_w2)
-    overlap = -a3 * (4 / math.sqrt(math.pi)) * k**3 / (1 + 2 * k**2) ** 1.5
-    slope = np.gradient(overlap, q)
-    u_c = float(np.min(q**2 / (sigma_w2 * overlap**2)))  # phi_u(q*) = 0 = phi_u(0)
-    u_s = float(np.min(q / (sigma_w2 * overlap * slope)))  # phi_u'(q) = 0 first has a root q > 0
-    q_star = float(q[np.argmin(q**2 / (sigma_w2 * overlap**2))])
-    return {"a3": a3, "u_c": u_c, "u_spinodal": u_s, "q_at_u_c": q_star}
-
-
-def network_point(key, data, model, bench, width: int) -> dict:
-    """Langevin networks from the prior: law of q over all neurons of all seeds at the end, loss after burn-in."""
-    observe = lambda p: {"mean_abs_q": jnp.mean(jnp.abs(p["w"][:, 0]))}
-    params, history = train(key, model, width, data, langevin_optimizer(model, bench.step_size), bench.steps,
-                            num_seeds=bench.num_seeds, chunk=bench.record_every, observables=observe, progress=False)
-    kept = history["step"] > bench.burn_in
-    q_values = np.asarray(params["w"][..., 0]).reshape(-1)
-    density, _ = np.histogram(q_values, Q_BINS, density=True)
-    per_seed = history["mean_abs_q"][kept].mean(axis=0)
-    loss = history["loss"][kept].mean(axis=0)
-    seeds = bench.num_seeds
+# ------------------------------------------------------------------------------------------ theories
+def paper_theory(setting, sigma2s) -> dict:
+    tr = rubin.limit_transition(setting)
+    printed = rubin.limit_transition(setting, h1_weight=2.0)
+    fine = np.linspace(min(sigma2s), max(sigma2s), 41)
+    limit = [rubin.limit_state(setting, float(s)) for s in fine]
+    finite = []
+    for s in sigma2s:
+        b, c, q, p, ok = rubin.finite_d_state(setting, s)
+        hist = np.histogram(q, Q_BINS, weights=p)[0]
+        finite.append({"sigma2": s, "f1": 1 - b, "f3": setting.eps - c, "converged": ok, "p_q": hist.tolist()})
     return {
-        "width": width, "density": density,
-        "mean_abs": float(per_seed.mean()), "mean_abs_se": float(per_seed.std(ddof=1) / math.sqrt(seeds)),
-        "loss": float(loss.mean()), "loss_se": float(loss.std(ddof=1) / math.sqrt(seeds)),
-        "mean_abs_trace": history["mean_abs_q"].mean(axis=1), "trace_step": history["step"],
+        "limit": {"sigma2_c": tr.sigma2_c, "u_c": tr.u_c, "q1": tr.q1, "b_c": tr.b, "spinodal_sigma2": tr.spinodal_sigma2,
+                  "spinodal_u": tr.spinodal_u, "as_printed_h1_weight_2": {"sigma2_c": printed.sigma2_c, "u_c": printed.u_c},
+                  "curve": [{"sigma2": s.sigma2, "u": s.u, "f1": 1 - s.b, "f3": setting.eps - s.c, "droplets_m": s.m, "q1": s.q1}
+                            for s in limit]},
+        "finite_d": finite,
     }
 
 
+def population_theory(setting, sigma2s, *, num_q=161) -> dict:
+    eps = setting.eps
+    data = reduced_population(setting.d, lambda z: z + eps * (z**3 - 3 * z), num_z=32, num_s=8)
+    sampler = reduced_grid_sampler(num_q=num_q, q_max=1.6, num_rho=24)
+    points = []
+    for s in sigma2s:
+        model = theory_model(setting, s)
+        t0 = time.time()
+        branches = solve_branches(data, model, sampler, key=jax.random.key(0), tol=1e-6)
+        point = {"sigma2": s, "u": float(setting.u(s)), "stable": branches.stable, "seconds": time.time() - t0}
+        for name, sol in (("gp", branches.gp), ("feature", branches.feature)):
+            f1, f3 = hermite_components(sol.law, model, data, sol.residual)
+            w = np.asarray(sol.law.weights())
+            q = np.asarray(sol.law.w[:, 0])
+            point[name] = {"f1": float(f1), "f3": float(f3), "loss": sol.loss, "free_energy": sol.free_energy,
+                           "mean_abs_q": float(np.sum(w * np.abs(q))), "converged": sol.converged,
+                           "p_q": np.histogram(q, Q_BINS, weights=w)[0].tolist(), "warnings": sol.diagnostics["warnings"]}
+        stable = point[branches.stable]
+        point["f1"], point["f3"] = stable["f1"], stable["f3"]
+        points.append(point)
+        print(f"  population s2={s:.3f}: f3 gp {point['gp']['f3']:+.4f} feature {point['feature']['f3']:+.4f}; "
+              f"F gp {point['gp']['free_energy']:.6g} feature {point['feature']['free_energy']:.6g} ({point['seconds']:.0f} s)", flush=True)
+    return {"points": points, "transition": population_transition(setting, points)}
+
+
+def population_transition(setting, points) -> dict:
+    """Where the branches' free energies cross (first order) or, if both starts reach one state, the steepest f3."""
+    s2 = np.array([p["sigma2"] for p in points])
+    dF = np.array([p["gp"]["free_energy"] - p["feature"]["free_energy"] for p in points])
+    distinct = np.array([abs(p["gp"]["f3"] - p["feature"]["f3"]) > 1e-4 for p in points])
+    out = {"distinct_branches_at": s2[distinct].tolist()}
+    order = np.argsort(s2)
+    s2, dF, f3 = s2[order], dF[order], np.array([points[i]["f3"] for i in order])
+    cross = [i for i in range(len(s2) - 1) if distinct[order][i] and distinct[order][i + 1] and dF[i] * dF[i + 1] < 0]
+    if cross:
+        i = cross[0]
+        s2c = s2[i] - dF[i] * (s2[i + 1] - s2[i]) / (dF[i + 1] - dF[i])
+        out.update(kind="first order (free energies cross)", sigma2_c=float(s2c))
+    elif len(s2) >= 3:
+        slope = np.diff(f3) / np.diff(s2)
+        i = int(np.argmax(np.abs(slope)))
+        out.update(kind="crossover (one state from both starts; steepest f3)", sigma2_c=float(0.5 * (s2[i] + s2[i + 1])))
+    else:
+        out.update(kind="undetermined (fewer than 3 sigma^2)", sigma2_c=float("nan"))
+    out["u_c"] = float(setting.u(out["sigma2_c"]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ networks
+def matmul_peak(n=2048, repeats=5) -> float:
+    """Measured float32 matmul rate (FLOP/s) of this machine, best of ``repeats``."""
+    a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def autocorrelation_time(series: np.ndarray) -> float:
+    """Integrated autocorrelation time (in records) of a (T, S) series, averaged over seeds; Sokal's window c = 5."""
+    x = series - series.mean(axis=0)
+    T = x.shape[0]
+    var = np.mean(x * x)
+    if var == 0 or T < 4:
+        return float("nan")
+    rho = np.array([np.mean(x[: T - k] * x[k:]) / var for k in range(T // 2)])
+    tau = 1.0
+    for k in range(1, len(rho)):
+        tau = 1 + 2 * rho[1 : k + 1].sum()
+        if k >= 5 * tau:
+            break
+    return float(max(tau, 1.0))
+
+
+def network_run(setting, sigma2, start, draw, args, x_test) -> dict:
+    """One data draw, ``args.seeds`` vmapped init seeds: time-averaged f1, f3 per seed after burn-in, histogram of q."""
+    path = Path(args.runs) / f"s{setting.d}_{sigma2:.4f}_{start}_{draw}_{args.seeds}x{args.steps}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    d, N = setting.d, setting.N
+    model = theory_model(setting, sigma2, reduced=False)
+    task = teacher_student(d, setting.eps)
+    data = task.training_set(jax.random.key(1000 + draw), setting.n)
+    projector = hermite_projector(x_test[:, 0])
+
+    def observe(params):
+        f1, f3, _ = projector @ network_predict(params, model, x_test)[:, 0]
+        return {"f1": f1, "f3": f3, "q": params["w"][:, 0]}
+
+    init = None
+    key = jax.random.key(draw * 7919 + (0 if start == "prior" else 1))
+    if start == "teacher":
+        k1, k2, k3 = jax.random.split(key, 3)
+        w = math.sqrt(model.sw2) * jax.random.normal(k1, (args.seeds, N, d))
+        sign = jnp.where(jax.random.bernoulli(k2, 0.5, (args.seeds, N)), 1.0, -1.0)
+        w = w.at[..., 0].set(sign)
+        a = math.sqrt(model.sa2) * jax.random.normal(k3, (args.seeds, N, 1))
+        init = {"a": a, "w": w}
+    chunk = max(args.steps // 100, 1)
+    t0 = time.time()
+    result = train(key, model, N, data, langevin_optimizer(model, args.step_size), args.steps, num_seeds=args.seeds,
+                   chunk=chunk, observables=observe, progress=False, init_params=init,
+                   out_dir=str(path.with_suffix("")), resume=(path.with_suffix("") / "checkpoint.npz").exists(), checkpoint_every=max(args.steps // 5, chunk))
+    seconds = time.time() - t0
+    hist = result.history
+    kept = hist["step"] > args.steps // 2
+    f1 = np.asarray(hist["f1"])[kept]  # (records, seeds)
+    f3 = np.asarray(hist["f3"])[kept]
+    q = np.asarray(hist["q"])[kept]  # (records, seeds, N)
+    out = {"sigma2": sigma2, "start": start, "draw": draw, "seeds": args.seeds, "steps": args.steps, "chunk": chunk,
+           "step_size": args.step_size, "f1_seeds": f1.mean(axis=0).tolist(), "f3_seeds": f3.mean(axis=0).tolist(),
+           "tau_f3_records": autocorrelation_time(np.asarray(hist["f3"])[kept]),
+           "f3_trace": np.asarray(hist["f3"]).mean(axis=1).tolist(), "trace_step": np.asarray(hist["step"]).tolist(),
+           "q_hist": np.histogram(np.abs(q).reshape(-1), np.abs(Q_BINS[Q_BINS >= 0]))[0].tolist(),
+           "q_counts": np.histogram(q.reshape(-1), Q_BINS)[0].tolist(), "seconds": seconds,
+           "steps_per_second": args.steps / seconds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, out)
+    return out
+
+
+def hermite_projector(z) -> jax.Array:
+    """Least-squares coefficients of ``(H1, H3, H5)(z)`` on the test points: (3, P). A plain ``mean(f H3)/6``
+    leaks ``f1 mean(z H3)/6`` (about 0.014 at 3000 points) from the large linear part into the cubic one."""
+    z = np.asarray(z, dtype=float)
+    basis = np.stack([z, z**3 - 3 * z, z**5 - 10 * z**3 + 15 * z], axis=1)
+    return jnp.asarray(np.linalg.pinv(basis), jnp.float32)
+
+
+def step_flops(setting, seeds) -> float:
+    """FLOPs of one Langevin step of ``seeds`` networks: forward ``w x^T`` and its two backward products (6 N d n)."""
+    return 6.0 * setting.N * setting.d * setting.n * seeds
+
+
+def networks(setting, sigma2s, args) -> dict:
+    x_test = jax.random.normal(jax.random.key(424242), (args.test_points, setting.d))
+    points = []
+    for s in sigma2s:
+        per_start = {}
+        for start in ("prior", "teacher"):
+            runs = [network_run(setting, s, start, draw, args, x_test) for draw in range(args.draws)]
+            f3 = np.concatenate([r["f3_seeds"] for r in runs])
+            f1 = np.concatenate([r["f1_seeds"] for r in runs])
+            n = len(f3)
+            per_start[start] = {"f3": float(f3.mean()), "f3_se": float(f3.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+                                "f1": float(f1.mean()), "f1_se": float(f1.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+                                "runs": n, "tau_f3_records": float(np.nanmean([r["tau_f3_records"] for r in runs])),
+                                "q_counts": np.sum([r["q_counts"] for r in runs], axis=0).tolist(),
+                                "steps_per_second": float(np.mean([r["steps_per_second"] for r in runs]))}
+        a, b = per_start["prior"], per_start["teacher"]
+        gap = abs(a["f3"] - b["f3"]) / math.sqrt(a["f3_se"] ** 2 + b["f3_se"] ** 2) if a["runs"] > 1 else float("nan")
+        points.append({"sigma2": s, "u": float(setting.u(s)), **per_start, "starts_differ_in_se": gap,
+                       "hysteresis": bool(gap > 3)})
+        print(f"  networks s2={s:.3f}: f3 prior {a['f3']:+.4f}+-{a['f3_se']:.4f}, teacher {b['f3']:+.4f}+-{b['f3_se']:.4f} "
+              f"({gap:.1f} se apart); tau(f3) ~ {a['tau_f3_records']:.1f} records; {a['steps_per_second']:.0f} steps/s", flush=True)
+    return {"points": points, "transition": network_transition(setting, points)}
+
+
+def network_transition(setting, points, draws=2000) -> dict:
+    """sigma^2 where the prior-start f3 crosses the midpoint of its extremes (linear interpolation); error by
+    resampling each point within its standard error."""
+    pts = sorted(points, key=lambda p: p["sigma2"])
+    s2 = np.array([p["sigma2"] for p in pts])
+    f3 = np.array([p["prior"]["f3"] for p in pts])
+    se = np.nan_to_num(np.array([p["prior"]["f3_se"] for p in pts]))
+    if len(s2) < 2:
+        return {"sigma2_c": float("nan"), "sigma2_c_err": float("nan")}
+
+    def crossing(values):
+        mid = 0.5 * (values.min() + values.max())
+        for i in range(len(values) - 1):
+            if (values[i] - mid) * (values[i + 1] - mid) <= 0 and values[i] != values[i + 1]:
+                return s2[i] + (mid - values[i]) * (s2[i + 1] - s2[i]) / (values[i + 1] - values[i])
+        return float("nan")
+
+    rng = np.random.default_rng(0)
+    samples = np.array([crossing(f3 + se * rng.standard_normal(len(f3))) for _ in range(draws)])
+    value = crossing(f3)
+    return {"sigma2_c": float(value), "sigma2_c_err": float(np.nanstd(samples)), "u_c": float(setting.u(value)),
+            "method": "midpoint crossing of the prior-start cubic component; error: resampling within standard errors"}
+
+
+# ------------------------------------------------------------------------------------------ main
 def main(argv=None) -> dict:
-    args = parse(NAME, __doc__.splitlines()[0], argv)
-    raw = load_toml(args.config, {"task", "model", "benchmark"})
-    bench = section(TeacherStudentBenchmark, raw.get("benchmark"), "benchmark")
-    data, base = data_from(raw), model_from(raw)
-    d = data.input_dim
-    sigma_w2 = base.sw2 * d
-    eps = float(raw["task"].get("eps", -0.3))
-    key = jax.random.key(bench.seed)
-    sampler = importance_sampler(bench.num_samples)
-
-    sweep, gp_coefficients = [], None
-    for index, u in enumerate(bench.couplings_u):
-        model = model_at(base, float(u), d, bench.gp_strength)
-        start = time.perf_counter()
-        branches = solve_branches(data, model, sampler, key=jax.random.fold_in(key, index), tol=bench.tol, max_iter=bench.max_iter)
-        point = {"u": float(u), "beta": model.beta, "sa2": model.sa2, "c": model.coupling, "stable": branches.stable,
-                 "message": branches.message, "seconds": time.perf_counter() - start}
-        for name in ("gp", "feature"):
-            solution = getattr(branches, name)
-            point[name] = {
-                "free_energy": solution.free_energy, "loss": solution.loss, "converged": solution.converged,
-                "iterations": solution.iterations, "ess": solution.diagnostics.get("ess"),
-                "residual_hermite": hermite_coefficients(data, np.asarray(solution.residual)),
-                "q": order_parameter(solution.law),
-            }
-        gp_coefficients = gp_coefficients or _gp_residual_coefficients(data, model, sampler, key)
-        sweep.append(point)
-        print(f"u = {u:7.4g}: F_gp {point['gp']['free_energy']:.6g}, F_feature {point['feature']['free_energy']:.6g}, "
-              f"E|q| {point['gp']['q']['mean_abs']:.3f} / {point['feature']['q']['mean_abs']:.3f}, "
-              f"loss {point['gp']['loss']:.4g} / {point['feature']['loss']:.4g}, ESS {point['gp']['ess']:.0f} "
-              f"[{point['seconds']:.0f} s]", flush=True)
-
-    networks = []
-    for index, u in enumerate(bench.network_u):
-        model = model_at(base, float(u), d, bench.gp_strength)
-        for width in bench.widths:
-            start = time.perf_counter()
-            point = network_point(jax.random.fold_in(key, 7000 + 100 * index + int(width)), data, model, bench, int(width))
-            point.update(u=float(u), seconds=time.perf_counter() - start)
-            networks.append(point)
-            print(f"networks u = {u:g}, N = {width}: E|q| {point['mean_abs']:.3f} +- {point['mean_abs_se']:.2g}, "
-                  f"loss {point['loss']:.4g} +- {point['loss_se']:.2g} [{point['seconds']:.0f} s]", flush=True)
-
-    results = {
-        "config": raw, "d": d, "sigma_w2": sigma_w2, "eps": eps, "q_bins": Q_BINS, "paper_u_c": PAPER_U_C,
-        "prior_mean_abs_q": math.sqrt(2 * base.sw2 / math.pi),
-        "gp_residual_hermite": gp_coefficients, "sweep": sweep, "networks": networks,
-        "crossing": _crossing(sweep),
-        "large_d": {"their_limit": large_d_saddle(sigma_w2, eps), "our_gp_residual": large_d_saddle(sigma_w2, gp_coefficients["h3"])},
-        "meta": run_metadata(raw, bench.seed),
-    }
+    args = parse(argv)
+    t_start = time.time()
+    results = {"meta": {**run_metadata({k: v for k, v in vars(args).items()}), "config": vars(args)},
+               "run": "quick" if args.quick else ("full" if (args.scales == FULL["scales"] and args.seeds >= FULL["seeds"]
+                 and args.draws >= FULL["draws"] and args.steps >= FULL["steps"]) else
+                 f"partial: scales {args.scales}, {args.draws} draws x {args.seeds} seeds x {args.steps} steps"), "paper": PAPER, "scales": {}}
+    peak = matmul_peak()
+    results["machine"] = {"float32_matmul_peak_flops": peak, "device": str(jax.devices()[0])}
+    print(f"float32 matmul peak (2048^2): {peak / 1e9:.1f} GFLOP/s", flush=True)
+    for name in args.scales:
+        setting = rubin.paper_setting(float(Fraction(name)))
+        print(f"scale {name}: {setting}", flush=True)
+        entry = {"setting": setting._asdict(), "paper_equations": paper_theory(setting, args.sigma2)}
+        if not args.no_population:
+            entry["population"] = population_theory(setting, args.sigma2)
+        if not args.no_networks and name in args.network_scales:
+            entry["networks"] = networks(setting, args.sigma2, args)
+            rate = np.mean([p["prior"]["steps_per_second"] for p in entry["networks"]["points"]])
+            entry["networks"]["flops_per_second"] = rate * step_flops(setting, args.seeds)
+            entry["networks"]["fraction_of_peak"] = entry["networks"]["flops_per_second"] / peak
+            print(f"  Langevin: {entry['networks']['flops_per_second'] / 1e9:.2f} GFLOP/s = "
+                  f"{entry['networks']['fraction_of_peak']:.2f} of the measured matmul peak", flush=True)
+        results["scales"][name] = entry
+    results["transition"] = transition_summary(results)
+    results["seconds"] = time.time() - t_start
     write_json(Path(args.results) / f"{NAME}.json", results)
-    results = _jsonable(results)
     print_table(results)
-    paths = make_figures(results, args.figures)
-    print("figures:", ", ".join(str(p) for p in paths))
+    make_figures(results, args.figures)
     return results
 
 
-def _gp_residual_coefficients(data, model, sampler, key) -> dict:
-    from mft_jax.solver import gp_background
-
-    background = gp_background(data, model, sampler, key=key)
-    return hermite_coefficients(data, np.asarray(background.residual()))
-
-
-def _crossing(sweep: list) -> dict:
-    """Where F_feature - F_gp changes sign (linear interpolation in log u), if it does; which u have two branches."""
-    two = [p["u"] for p in sweep if "two fixed points" in p["message"]]
-    gap = [(p["u"], p["feature"]["free_energy"] - p["gp"]["free_energy"]) for p in sweep if "two fixed points" in p["message"]]
-    crossing = None
-    for (u0, g0), (u1, g1) in zip(gap[:-1], gap[1:]):
-        if g0 > 0 >= g1:
-            crossing = float(math.exp(math.log(u0) + (math.log(u1) - math.log(u0)) * g0 / (g0 - g1)))
-    return {"u_with_two_branches": two, "u_crossing": crossing}
+def transition_summary(results) -> dict:
+    scales = results["scales"]
+    first = next(iter(scales.values()))["paper_equations"]["limit"]
+    out = {"paper": PAPER, "paper_equations": {"u_c": first["u_c"], "sigma2_c": first["sigma2_c"],
+                                               "spinodal_sigma2": first["spinodal_sigma2"]},
+           "exact_population": {}, "networks": {}, "run": results["run"]}
+    for name, entry in scales.items():
+        if "population" in entry:
+            t = entry["population"]["transition"]
+            out["exact_population"][name] = {"sigma2_c": t["sigma2_c"], "u_c": t["u_c"], "kind": t["kind"]}
+        if "networks" in entry:
+            t = entry["networks"]["transition"]
+            out["networks"][name] = {"sigma2_c": t["sigma2_c"], "sigma2_c_err": t["sigma2_c_err"]}
+    return out
 
 
-def _jsonable(results: dict) -> dict:
-    import json
-
-    from mft_jax.io import _jsonable as to_lists
-
-    return json.loads(json.dumps(to_lists(results)))
-
-
-def print_table(results: dict) -> None:
-    gp = results["gp_residual_hermite"]
-    print(f"\nteacher-student, d = {results['d']}, eps = {results['eps']}: GP residual = {gp['h1']:.3f} H1 + {gp['h3']:.3f} H3 "
-          f"(target 1 H1 {results['eps']:+} H3); prior E|q| = {results['prior_mean_abs_q']:.3f}")
-    print(f"{'u':>7} {'beta':>7} {'sa2':>8} {'F (GP start)':>13} {'F (feature)':>12} {'E|q| GP':>8} {'E|q| ft':>8} {'loss GP':>8} {'loss ft':>8} {'ESS':>7}  branches")
-    for p in results["sweep"]:
-        same = "same" if "same fixed point" in p["message"] else f"two, {p['stable']} stable"
-        print(f"{p['u']:7.4g} {p['beta']:7.3g} {p['sa2']:8.3g} {p['gp']['free_energy']:13.6g} {p['feature']['free_energy']:12.6g} "
-              f"{p['gp']['q']['mean_abs']:8.3f} {p['feature']['q']['mean_abs']:8.3f} {p['gp']['loss']:8.4g} {p['feature']['loss']:8.4g} "
-              f"{p['gp']['ess']:7.0f}  {same}")
-    crossing = results["crossing"]
-    print(f"two branches at u = {crossing['u_with_two_branches'] or 'none'}; free-energy crossing u = {crossing['u_crossing']}")
-    for label, saddle in results["large_d"].items():
-        print(f"d -> inf saddle ({label}, a3 = {saddle['a3']:.3f}): u_c = {saddle['u_c']:.4g} (q* = {saddle['q_at_u_c']:.3f}), "
-              f"spinodal u_s = {saddle['u_spinodal']:.4g}; paper u_c = {results['paper_u_c']}")
-    if results["networks"]:
-        print(f"\n{'u':>7} {'N':>6} {'E|q| net':>9} {'+-':>7} {'E|q| theory':>11} {'loss net':>9} {'+-':>7} {'loss theory':>11}")
-    for p in results["networks"]:
-        theory = min(results["sweep"], key=lambda s: abs(s["u"] - p["u"]))
-        stable = theory[theory["stable"]]
-        mark = "" if theory["u"] == p["u"] else f" (theory at u = {theory['u']:g})"
-        print(f"{p['u']:7.4g} {p['width']:6d} {p['mean_abs']:9.3f} {p['mean_abs_se']:7.2g} {stable['q']['mean_abs']:11.3f} "
-              f"{p['loss']:9.4g} {p['loss_se']:7.2g} {stable['loss']:11.4g}{mark}")
+def print_table(results) -> None:
+    t = results["transition"]
+    print(f"\ntransition ({results['run']} run): paper sigma2_c = {PAPER['sigma2_c']}, u_c = {PAPER['u_c']}")
+    print(f"  paper's equations (d -> inf): sigma2_c = {t['paper_equations']['sigma2_c']:.4f}, u_c = {t['paper_equations']['u_c']:.2f}")
+    for name, v in t["exact_population"].items():
+        print(f"  exact population, scale {name}: sigma2_c = {v['sigma2_c']:.4f}, u_c = {v['u_c']:.2f} ({v['kind']})")
+    for name, v in t["networks"].items():
+        print(f"  networks, scale {name}: sigma2_c = {v['sigma2_c']:.4f} +- {v['sigma2_c_err']:.4f}")
 
 
-def make_figures(results: dict, outdir="figures") -> list:
-    """``figures/teacher_student.png``: free energies and E|q| vs u; laws of q (theory vs networks); d -> inf potential."""
+def make_figures(results, outdir) -> list:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    sweep = results["sweep"]
-    u = np.array([p["u"] for p in sweep])
-    centers = 0.5 * (np.asarray(results["q_bins"][1:]) + np.asarray(results["q_bins"][:-1]))
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.3))
-
-    ax = axes[0]
-    f_gp = np.array([p["gp"]["free_energy"] for p in sweep])
-    f_ft = np.array([p["feature"]["free_energy"] for p in sweep])
-    ax.plot(u, f_ft - f_gp, "o-", label=r"$F_{feature} - F_{GP}$")
-    ax.axhline(0, color="k", lw=0.6)
-    ax.axvline(results["paper_u_c"], color="r", ls=":", label=f"paper $u_c$ = {results['paper_u_c']}")
-    ax.set(xscale="log", xlabel="u = $n^2\\sigma_a^2/(\\sigma^4 d N)$", ylabel="free-energy difference per neuron",
-           title="two starts: " + ("one fixed point (difference = solver noise)" if not results["crossing"]["u_with_two_branches"] else "two branches"))
-    ax.legend(fontsize=7)
-
-    ax = axes[1]
-    from mft_jax.plots import order_parameter_curve
-
-    order_parameter_curve(u, [p["gp"]["q"]["mean_abs"] for p in sweep], xlabel="u", ylabel="E|q|, q = w.w*", label="theory, GP start", ax=ax)
-    order_parameter_curve(u, [p["feature"]["q"]["mean_abs"] for p in sweep], xlabel="u", ylabel="E|q|, q = w.w*", label="theory, feature start",
-                          critical=results["large_d"]["their_limit"]["u_c"], critical_label=r"d$\to\infty$ jump, residual $\epsilon H_3$", ax=ax)
-    ax.axhline(results["prior_mean_abs_q"], color="gray", lw=0.8, label="prior")
-    for width in sorted({p["width"] for p in results["networks"]}):
-        points = [p for p in results["networks"] if p["width"] == width]
-        ax.errorbar([p["u"] for p in points], [p["mean_abs"] for p in points], [p["mean_abs_se"] for p in points], fmt="^", label=f"Langevin networks N = {width}")
-    ax.axvline(results["paper_u_c"], color="r", ls=":", label=f"paper $u_c$ = {results['paper_u_c']}")
-    ax.set(xscale="log", title=f"order parameter, d = {results['d']}")
-    ax.legend(fontsize=6)
-
-    ax = axes[2]
-    chosen = sorted({p["u"] for p in results["networks"]}) or [sweep[0]["u"], sweep[-1]["u"]]
-    for i, value in enumerate(chosen):
-        theory = min(sweep, key=lambda s: abs(s["u"] - value))
-        ax.plot(centers, theory[theory["stable"]]["q"]["density"], color=f"C{i}", label=f"theory u = {theory['u']:g}")
-        for p in results["networks"]:
-            if p["u"] == value:
-                ax.step(centers, p["density"], where="mid", color=f"C{i}", alpha=0.5, lw=0.8, label=f"networks u = {value:g}, N = {p['width']}")
-    ax.set(xlabel="q = w.w*", ylabel="density", title="law of q: theory vs networks")
-    ax.legend(fontsize=6)
-
-    ax = axes[3]
-    saddle = results["large_d"]["their_limit"]
-    q = np.linspace(0, 4, 400)
-    k = q / math.sqrt(1 + 2 * results["sigma_w2"])
-    overlap = -saddle["a3"] * (4 / math.sqrt(math.pi)) * k**3 / (1 + 2 * k**2) ** 1.5
-    for value in (0.8 * saddle["u_spinodal"], saddle["u_spinodal"], saddle["u_c"], 1.3 * saddle["u_c"]):
-        ax.plot(q, -q**2 / (2 * results["sigma_w2"]) + 0.5 * value * overlap**2, label=f"u = {value:.3g}")
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set(xlabel="q", ylabel=r"$\phi_u(q)$ (log density / d)", title=r"d$\to\infty$ saddle, residual = $\epsilon H_3$", ylim=(-1.0, 0.6))
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    centers = 0.5 * (Q_BINS[1:] + Q_BINS[:-1])
+    width = Q_BINS[1] - Q_BINS[0]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, entry) in enumerate(results["scales"].items()):
+        color = colors[k % len(colors)]
+        s2s = [p["sigma2"] for p in entry["paper_equations"]["finite_d"]]
+        pick = (int(np.argmax(s2s)), int(np.argmin(s2s)))  # (a) before (largest sigma^2), (b) after
+        for ax, i in zip(axes[:2], pick):
+            if "population" in entry:
+                p = np.asarray(entry["population"]["points"][i][entry["population"]["points"][i]["stable"]]["p_q"])
+                ax.plot(centers, -np.log(np.maximum(p / width, 1e-300)), color=color, label=f"exact population, s = {name}")
+            p = np.asarray(entry["paper_equations"]["finite_d"][i]["p_q"])
+            ax.plot(centers, -np.log(np.maximum(p / width, 1e-300)), "--", color=color, label=f"paper eqs, d = {entry['setting']['d']}")
+            if "networks" in entry:
+                counts = np.asarray(entry["networks"]["points"][i]["prior"]["q_counts"], float)
+                dens = counts / max(counts.sum(), 1) / width
+                ok = dens > 0
+                ax.plot(centers[ok], -np.log(dens[ok]), "x", color=color, label=f"networks, s = {name}")
+            ax.set_title(f"{'(a) before' if i == pick[0] else '(b) after'}: sigma^2 = {s2s[i]:.2f}")
+        lim = entry["paper_equations"]["limit"]["curve"]
+        if k == 0:
+            axes[2].plot([c["sigma2"] for c in lim], [c["f3"] for c in lim], "k-", label="paper eqs, d -> inf")
+        axes[2].plot(s2s, [p["f3"] for p in entry["paper_equations"]["finite_d"]], "--", color=color, label=f"paper eqs, s = {name}")
+        if "population" in entry:
+            pts = entry["population"]["points"]
+            axes[2].plot([p["sigma2"] for p in pts], [p["gp"]["f3"] for p in pts], "-", color=color, label=f"exact population (GP start), s = {name}")
+            axes[2].plot([p["sigma2"] for p in pts], [p["feature"]["f3"] for p in pts], ":", color=color)
+        if "networks" in entry:
+            pts = entry["networks"]["points"]
+            for start, marker in (("prior", "o"), ("teacher", "s")):
+                axes[2].errorbar([p["sigma2"] for p in pts], [p[start]["f3"] for p in pts], yerr=[p[start]["f3_se"] for p in pts],
+                                 fmt=marker, color=color, mfc="none" if start == "teacher" else color,
+                                 label=f"networks ({start} start), s = {name}")
+    for ax in axes[:2]:
+        ax.set_xlabel("q = w.w*")
+        ax.set_ylabel("-log p(q)")
+        ax.set_ylim(-3, 40)
+        ax.legend(fontsize=6)
+    axes[2].axvline(PAPER["sigma2_c"], color="grey", lw=0.5)
+    axes[2].set_xlabel("sigma^2")
+    axes[2].set_ylabel("cubic component f3 = E[f H3]/6 (teacher: eps = -0.3)")
+    axes[2].set_title("(c) cubic component" + (" (quick)" if results["run"] == "quick" else " (full)" if results["run"] == "full" else " (partial run)"))
+    axes[2].legend(fontsize=6)
     fig.tight_layout()
-    path = outdir / f"{NAME}.png"
+    Path(outdir).mkdir(parents=True, exist_ok=True)
+    path = Path(outdir) / f"{NAME}.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return [path]
+    return [str(path)]
 
 
 if __name__ == "__main__":

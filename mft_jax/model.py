@@ -25,6 +25,7 @@ from mft_jax.errors import ConfigError
 from mft_jax.priors import make_penalty
 
 SCALINGS = ("mean_field", "standard")
+TRACED = ("sa2", "sw2", "beta", "penalty")  # the model's pytree leaves (the penalty's own numeric leaves included)
 
 
 def _is_concrete(value) -> bool:
@@ -70,16 +71,25 @@ class TwoLayer:
                 f"e.g. mft_jax.priors.sextic(gamma); got {self.penalty!r}"
             )
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_node_class(cls)  # a model with more settings (e.g. SingleIndex) is a pytree too
+
+    def _static_names(self) -> tuple[str, ...]:
+        """Every field but the traced leaves: the activation, the scaling and a subclass's own settings."""
+        return tuple(f.name for f in dataclasses.fields(self) if f.name not in TRACED)
+
     def tree_flatten(self):
-        return (self.sa2, self.sw2, self.beta, self.penalty), (self.activation, self.scaling)
+        static = self._static_names()
+        return tuple(getattr(self, name) for name in TRACED), (static, tuple(getattr(self, name) for name in static))
 
     @classmethod
-    def tree_unflatten(cls, static, leaves):
+    def tree_unflatten(cls, aux, leaves):
         model = object.__new__(cls)  # no validation: leaves may be tracers or placeholders
-        for name, value in zip(("sa2", "sw2", "beta", "penalty"), leaves):
+        for name, value in zip(TRACED, leaves):
             object.__setattr__(model, name, value)
-        object.__setattr__(model, "activation", static[0])
-        object.__setattr__(model, "scaling", static[1])
+        for name, value in zip(*aux):
+            object.__setattr__(model, name, value)
         return model
 
     @property

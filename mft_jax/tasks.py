@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mft_jax.data import Dataset, gauss_hermite_normal, make_dataset
+from mft_jax.data import MAX_QUADRATURE_POINTS, Dataset, gauss_hermite_normal, make_dataset
 from mft_jax.errors import ConfigError
 from mft_jax.resources import require
 
@@ -185,6 +185,11 @@ def make_data(name: str, *, quadrature=None, samples=None, n_train=None, seed: i
         raise ConfigError(f"task {name!r}: give exactly one of quadrature, samples, n_train (got {sorted(sizes) or 'none'})")
     (size_key, size), = sizes.items()
     points = float(size) ** task.input_dim if size_key == "quadrature" else float(size)
+    if size_key == "quadrature" and points > MAX_QUADRATURE_POINTS:
+        raise ConfigError(
+            f"task {name!r}: quadrature {size} in d = {task.input_dim} needs {size}^{task.input_dim} = {points:.3g} "
+            f"points (limit {MAX_QUADRATURE_POINTS}); use `samples` (Monte Carlo) for this dimension"
+        )
     require(points * (task.input_dim + task.output_dim + 1) * 8 * 4, f"task {name!r} with {size_key} = {size} "
             f"({points:.3g} points in d = {task.input_dim})", f"[task] {size_key}")
     if "quadrature" in sizes:

@@ -115,11 +115,7 @@ class GridSampler(Sampler):
     def update(self, state: GridState, model, data, residual):
         log_weight = model.log_density(state.w, data, residual) + state.log_cell
         law = NeuronLaw(state.w, log_weight)
-        dim = state.w.shape[1]
-        if model.penalty is None:  # the Gaussian prior's normaliser in closed form
-            log_prior_mass = 0.5 * dim * jnp.log(2 * jnp.pi * model.sw2)
-        else:  # the penalised prior's normaliser by the same quadrature
-            log_prior_mass = jax.nn.logsumexp(model.log_prior_w(state.w) + state.log_cell)
+        log_prior_mass = jax.nn.logsumexp(model.log_prior_w(state.w) + state.log_cell)  # the prior's normaliser, same rule
         log_partition = jax.nn.logsumexp(log_weight) - log_prior_mass
         boundary_mass = jnp.sum(jnp.where(state.on_boundary, law.weights(), 0.0))
         return law, state._replace(info=GridInfo(log_partition, boundary_mass, law.effective_sample_size()))

@@ -116,6 +116,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     observables: Callable[[dict], dict] | None = None,
+    init_params: dict | None = None,
 ) -> TrainResult:
     """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
 
@@ -123,7 +124,8 @@ def train(
     ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
     ``history`` records, once per ``chunk`` steps, the loss of each seed and each array of
     ``observables(params_of_one_network) -> dict`` (shapes (records, seeds, ...)): the time series a
-    caller averages after its burn-in.
+    caller averages after its burn-in. ``init_params`` (``a`` (S, N, C), ``w`` (S, N, d)) replaces the prior
+    draws as the starting point (e.g. neurons placed on a teacher direction), seed s starting from row s.
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")
@@ -163,11 +165,18 @@ def train(
 
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(num_seeds))
     params, opt_state = jax.jit(jax.vmap(init_seed))(seed_keys)
+    if init_params is not None:
+        expected = jax.tree.map(jnp.shape, params)
+        given = jax.tree.map(lambda v: tuple(np.shape(v)), dict(init_params))
+        if given != expected:
+            raise ConfigError(f"init_params must have the shapes {expected} (seeds, width, ...), got {given}")
+        params = jax.tree.map(lambda v, ref: jnp.asarray(v, ref.dtype), dict(init_params), params)
+        opt_state = jax.jit(jax.vmap(lambda p, k: optimizer(jax.random.split(k, 3)[1]).init(p)))(params, seed_keys)
     params, opt_state, seed_keys = spread((params, opt_state, seed_keys), num_seeds)  # seeds over all devices
     run = fingerprint(
         trainer="joint", model=model.settings(), width=width, num_seeds=num_seeds, batch_size=batch_size,
         data=data_fingerprint(data), optimizer=getattr(optimizer, "settings", repr(optimizer)), key=key,
-        versions=library_versions(),
+        init_params=None if init_params is None else dict(init_params), versions=library_versions(),
     )
     (params, _, _), history = run_loop(
         step, (params, opt_state, seed_keys), num_steps, chunk=chunk, out_dir=out_dir,
