@@ -12,6 +12,7 @@ import tomllib
 import typing
 from pathlib import Path
 
+from mft_jax.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 
@@ -70,7 +71,7 @@ def section(schema: type, raw: dict | None, name: str):
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """``[model]``: the prior of docs/theory.md section 2."""
+    """``[model]``: the prior of docs/theory.md section 2 (depth 2) or section 6 (depth >= 3)."""
 
     activation: str = "erf"
     sa2: float = 1.0
@@ -78,14 +79,27 @@ class ModelConfig:
     beta: float = 1.0
     scaling: str = "mean_field"
     penalty: dict | None = None  # a non-Gaussian weight prior, e.g. {name = "sextic", gamma = 0.01} (mft_jax.priors)
+    depth: int = 2  # weight layers: 2 is the two-layer net (TwoLayer); >= 3 a deep net (mft_jax.deep.Deep)
+    sW2: float = 1.0  # depth >= 3: prior variance of the hidden-to-hidden weights
 
-    def build(self) -> TwoLayer:
-        return TwoLayer(self.activation, self.sa2, self.sw2, self.beta, self.scaling, self.penalty)
+    def build(self) -> TwoLayer | Deep:
+        if self.depth == 2:
+            return TwoLayer(self.activation, self.sa2, self.sw2, self.beta, self.scaling, self.penalty)
+        if self.depth < 2:
+            raise ConfigError(f"[model] depth = {self.depth}: the number of weight layers must be >= 2 (2 is the two-layer net)")
+        if self.penalty is not None or self.scaling != "mean_field":
+            raise ConfigError(f"[model] depth = {self.depth}: deep nets take Gaussian priors in mean-field scaling only "
+                              f"(remove `penalty` and `scaling`)")
+        return Deep(self.activation, self.depth, self.sa2, self.sW2, self.sw2, self.beta)
 
 
-def model_from(raw: dict) -> TwoLayer:
-    """The ``TwoLayer`` prior of a config's ``[model]`` section."""
-    return section(ModelConfig, raw.get("model"), "model").build()
+def model_from(raw: dict, *, deep: bool = False) -> TwoLayer | Deep:
+    """The prior of a config's ``[model]`` section: ``TwoLayer``, or with ``deep`` also ``Deep`` (depth >= 3)."""
+    model = section(ModelConfig, raw.get("model"), "model").build()
+    if isinstance(model, Deep) and not deep:
+        raise ConfigError(f"[model] depth = {model.depth}: this job handles two-layer networks only (depth = 2); "
+                          f"deep networks are solved by `mft-jax solve` (mft_jax.deep)")
+    return model
 
 
 def data_from(raw: dict):

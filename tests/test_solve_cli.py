@@ -115,3 +115,45 @@ def test_not_converged_exits_1_with_hint(tmp_path, capsys):
     text = TINY.format(sampler="grid", extra="max_iter = 1\nanderson = 0\ndamping = 0.1")
     assert main(["solve", write(tmp_path, text), "--out", str(tmp_path / "o"), "--no-progress"]) == 1
     assert "Hint" in capsys.readouterr().err
+
+
+DEEP = """
+[task]
+name = "linear_teacher"
+teacher = [1.0, -0.5]
+quadrature = 3
+
+[model]
+depth = 3
+activation = "erf"
+beta = 5.0
+{model}
+
+[solver]
+sampler = "{sampler}"
+num_samples = 4096
+tol = 1e-5
+"""
+
+
+def test_deep_solve_writes_every_layer_kernel(tmp_path):
+    out = tmp_path / "deep"
+    assert main(["solve", write(tmp_path, DEEP.format(sampler="importance", model="")), "--out", str(out), "--no-progress"]) == 0
+    solution = json.loads((out / "solution.json").read_text())
+    assert solution["converged"] is True and solution["config"]["model"]["depth"] == 3
+    kernels = np.load(out / "kernels.npz")
+    assert kernels["phi_1"].shape == (9, 9) and kernels["phi_2"].shape == (9, 9) and "phi_3" not in kernels
+    np.testing.assert_allclose(0.5 * np.sum(kernels["q"][:, None] * kernels["residual"] ** 2), solution["loss"], rtol=1e-5)
+    # the fixed point learnt: its residual is below the NNGP's (the solver's start, history["loss"][0] is after one map)
+    assert solution["loss"] < 0.9 * 0.5 * np.sum(kernels["q"][:, None] * kernels["y"] ** 2)
+
+
+def test_deep_settings_that_do_not_apply_exit_2_naming_them(tmp_path, capsys):
+    assert main(["solve", write(tmp_path, DEEP.format(sampler="mcmc", model="")), "--out", str(tmp_path / "a"), "--no-progress"]) == 2
+    assert "not available for deep nets; allowed: grid, importance, gaussian" in capsys.readouterr().err
+    penalised = DEEP.format(sampler="importance", model='penalty = {name = "sextic", gamma = 0.1}')
+    assert main(["solve", write(tmp_path, penalised), "--out", str(tmp_path / "b"), "--no-progress"]) == 2
+    assert "deep nets take Gaussian priors" in capsys.readouterr().err
+    network = DEEP.format(sampler="importance", model="").split("[solver]")[0]
+    assert main(["train", write(tmp_path, network), "--out", str(tmp_path / "c")]) == 2
+    assert "handles two-layer networks only" in capsys.readouterr().err

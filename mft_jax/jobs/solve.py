@@ -3,8 +3,10 @@
 Sections: ``[task]`` (``config.data_from``), ``[model]`` (``config.model_from``) and ``[solver]``
 (``SolverConfig``). Writes ``DIR/solution.json`` (converged, iterations, loss, free energy,
 history, diagnostics, resolved config, meta), ``DIR/neurons.npz`` (the neuron law) and
-``DIR/background.npz`` (data and fixed-point residual). Exit 0 converged, 1 not converged
-(with a hint), 2 bad config, 3 non-normalizable law.
+``DIR/background.npz`` (data and fixed-point residual). ``[model] depth >= 3`` solves the deep
+theory (``mft_jax.deep.solve_deep``, docs/theory.md section 6) and writes ``DIR/kernels.npz`` (the
+data, the residual and every layer's kernel ``Phi_l``) instead of the neuron law. Exit 0 converged,
+1 not converged (with a hint), 2 bad config, 3 non-normalizable law.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import jax
 
 from mft_jax import io
 from mft_jax.config import data_from, load_toml, model_from, section
+from mft_jax.deep import Deep, gaussian_layers, grid_layers, importance_layers, solve_deep
 from mft_jax.errors import ConfigError
 from mft_jax.foreground import Sampler
 from mft_jax.foreground.grid import grid_sampler
@@ -26,6 +29,7 @@ from mft_jax.solver import solve
 
 SECTIONS = ("task", "model", "solver")
 SAMPLERS = ("grid", "importance", "mcmc")
+DEEP_SAMPLERS = ("grid", "importance", "gaussian")  # depth >= 3 (mft_jax.deep.LayerSampler)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,17 @@ def make_sampler(config: SolverConfig) -> Sampler:
     raise ConfigError(f"[solver] sampler = {config.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
 
 
+def make_layer_sampler(config: SolverConfig):
+    """The deep solver's ``LayerSampler`` a ``[solver]`` section names (``[model] depth >= 3``)."""
+    if config.sampler == "grid":
+        return grid_layers(config.grid_size, config.grid_extent, config.num_samples)
+    if config.sampler == "importance":
+        return importance_layers(config.num_samples)
+    if config.sampler == "gaussian":
+        return gaussian_layers()
+    raise ConfigError(f"[solver] sampler = {config.sampler!r} is not available for deep nets; allowed: {', '.join(DEEP_SAMPLERS)}")
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -70,8 +85,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     raw = load_toml(args.config, SECTIONS)
     config = section(SolverConfig, raw.get("solver"), "solver")
-    model = model_from(raw)
+    model = model_from(raw, deep=True)
     data = data_from(raw)
+    if isinstance(model, Deep):
+        return run_deep(args, raw, config, model, data)
     sampler = make_sampler(config)
     solution = solve(
         data, model, sampler, key=jax.random.key(config.seed), init=config.init, damping=config.damping,
@@ -102,6 +119,46 @@ def run(args) -> int:
     io.save_neurons(out / "neurons.npz", solution.law)
     io.save_background(out / "background.npz", data, solution.residual, model)
     print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {out}")
+    if not solution.converged:
+        print(f"mft-jax solve: {solution.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_deep(args, raw: dict, config: SolverConfig, model: Deep, data) -> int:
+    """``[model] depth >= 3``: the per-layer fixed point of docs/theory.md section 6."""
+    sampler = make_layer_sampler(config)
+    if config.init != "gp":
+        raise ConfigError(f"[solver] init = {config.init!r}: deep nets start from the NNGP (init = 'gp')")
+    progress = None if args.no_progress else (lambda i, change, beta: print(
+        f"mft-jax solve: iteration {i}, beta {beta:.4g}, relative change {change:.3e}", flush=True))
+    solution = solve_deep(
+        data, model, sampler, key=jax.random.key(config.seed), damping=config.damping, tol=config.tol,
+        max_iter=config.max_iter, continuation=max(1, config.continuation), beta_start=config.beta_start,
+        auto=config.auto, callback=progress,
+    )
+    for action in solution.history["actions"]:
+        print(f"mft-jax solve: automatic step: {action}")
+    for warning in solution.diagnostics["warnings"]:
+        print(f"mft-jax solve: warning: {warning}", file=sys.stderr)
+    resolved = {"task": dict(raw.get("task") or {}), "model": model.settings(), "solver": dataclasses.asdict(config)}
+    out = Path(args.out)
+    io.write_json(out / "solution.json", {
+        "converged": solution.converged,
+        "iterations": solution.iterations,
+        "loss": solution.loss,
+        "free_energy": solution.free_energy,
+        "message": solution.message,
+        "actions": list(solution.history["actions"]),
+        "history": solution.history,
+        "diagnostics": solution.diagnostics,
+        "config": resolved,
+        "meta": io.run_metadata(resolved, config.seed),
+    })
+    kernels = {f"phi_{layer}": kernel for layer, kernel in enumerate(solution.kernels, start=1)}
+    io.save_npz(out / "kernels.npz", x=data.x, q=data.q, y=data.y, residual=solution.residual, **kernels)
+    print(f"mft-jax solve: depth {model.depth}: {solution.message}; loss {solution.loss:.6g}, "
+          f"free energy {solution.free_energy:.6g}; wrote {out}")
     if not solution.converged:
         print(f"mft-jax solve: {solution.message}", file=sys.stderr)
         return 1
