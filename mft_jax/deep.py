@@ -74,6 +74,14 @@ class Deep:
                 raise ConfigError(f"model {name} must be a finite number > 0, got {value!r}")
             object.__setattr__(self, name, float(value))
 
+    scaling = "mean_field"  # the only scaling of the deep theory (1/N readout, 1/sqrt(N) hidden weights)
+    penalty = None  # Gaussian weight priors only
+
+    @property
+    def temperature(self):
+        """``T = 1 / beta``: the Langevin temperature of the networks."""
+        return 1.0 / self.beta
+
     @property
     def hidden_layers(self) -> int:
         """``H = depth - 1``."""

@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from mft_jax.data import Dataset
+from mft_jax.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.resources import require
@@ -42,6 +43,7 @@ from mft_jax.tasks import Task
 from mft_jax.train.langevin import langevin, prior_penalty
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import spread
+from mft_jax.train import deep_network
 from mft_jax.train.network import init_network, loss
 
 Optimizer = Callable[[jax.Array], optax.GradientTransformation]
@@ -64,7 +66,7 @@ def energy(params: dict, model: TwoLayer, data: Dataset) -> jax.Array:
 
 
 def _energy_and_loss(params, model, data):
-    value = loss(params, model, data)
+    value = (deep_network.loss if isinstance(model, Deep) else loss)(params, model, data)
     return (params["a"].shape[0] if model.scaling == "mean_field" else 1.0) * value, value
 
 
@@ -74,9 +76,15 @@ def _described(optimizer: Optimizer, **settings) -> Optimizer:
     return optimizer
 
 
-def langevin_optimizer(model: TwoLayer, step_size: float) -> Optimizer:
-    """Langevin at ``T = 1/beta`` with decay ``T/sa2`` on ``a`` and ``T/sw2`` on ``w`` (the prior)."""
-    transform = lambda key: langevin(step_size, model.temperature, {"a": model.sa2, "w": model.sw2}, key, penalty=prior_penalty(model))  # noqa: E731
+def prior_variances(model: TwoLayer | Deep) -> dict:
+    """``{"a": sa2, "w": sw2}`` (and ``"W": sW2`` for a deep net): the prior variance of each parameter array."""
+    variances = {"a": model.sa2, "w": model.sw2}
+    return {**variances, "W": model.sW2} if isinstance(model, Deep) else variances
+
+
+def langevin_optimizer(model: TwoLayer | Deep, step_size: float) -> Optimizer:
+    """Langevin at ``T = 1/beta`` with decay ``T/s2`` on each parameter array (the prior, ``prior_variances``)."""
+    transform = lambda key: langevin(step_size, model.temperature, prior_variances(model), key, penalty=prior_penalty(model))  # noqa: E731
     return _described(transform, name="langevin", step_size=step_size, temperature=model.temperature)
 
 
@@ -102,7 +110,7 @@ def optax_optimizer(name: str, learning_rate: float, weight_decay: float | dict 
 
 def train(
     key: jax.Array,
-    model: TwoLayer,
+    model: TwoLayer | Deep,
     width: int,
     data: Dataset | Task,
     optimizer: Optimizer,
@@ -119,6 +127,9 @@ def train(
     init_params: dict | None = None,
 ) -> TrainResult:
     """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
+
+    ``model``: a ``TwoLayer`` (``mft_jax.train.network``) or a ``Deep`` prior (``mft_jax.train.deep_network``:
+    params ``a``, ``w`` and the stacked hidden weights ``W``).
 
     Full batch on a ``Dataset``; fresh minibatches of ``batch_size`` from a ``Task``. Runs through
     ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
@@ -138,7 +149,8 @@ def train(
 
     if isinstance(width, int) and not isinstance(width, bool) and width > 0:
         points = batch_size if isinstance(data, Task) else data.num_points
-        require(4.0 * num_seeds * width * points * data.output_dim * 4 + 8.0 * num_seeds * width * (data.input_dim + data.output_dim) * 4,
+        hidden = (model.hidden_layers - 1) * width * (width + 2 * points) if isinstance(model, Deep) else 0  # W, its gradient, h
+        require(4.0 * num_seeds * width * points * data.output_dim * 4 + 8.0 * num_seeds * (width * (data.input_dim + data.output_dim) + hidden) * 4,
                 f"training {num_seeds} network(s) of width {width} on {points} points per step",
                 "[train] num_seeds, width or batch_size")
 
@@ -147,7 +159,8 @@ def train(
 
     def init_seed(seed_key):
         init_key, noise_key, _ = jax.random.split(seed_key, 3)
-        params = init_network(init_key, model, width, data.input_dim, data.output_dim)  # validates width
+        init = deep_network.init_deep_network if isinstance(model, Deep) else init_network
+        params = init(init_key, model, width, data.input_dim, data.output_dim)  # validates width
         return params, optimizer(noise_key).init(params)
 
     def step_seed(params, opt_state, seed_key, t):
