@@ -116,6 +116,31 @@ def modular_addition(modulus: int = 11) -> Task:
     return Task("modular_addition", 2 * modulus, modulus, target, table)
 
 
+def digits(classes=(0, 1)) -> Task:
+    """scikit-learn's bundled 8x8 digits (no download) of two ``classes``: targets +1 (first) and -1 (second).
+
+    Inputs: the 64 pixels, centred by the mean image of the two classes and scaled to ``|x| = 1``
+    (so ``sw2 = 1`` gives preactivations of variance 1). A finite table (360 images for 0 vs 1):
+    ``n_train`` draws a training set without replacement.
+    """
+    from sklearn.datasets import load_digits
+
+    classes = tuple(int(c) for c in classes)
+    if len(classes) != 2 or classes[0] == classes[1] or not all(0 <= c <= 9 for c in classes):
+        raise ConfigError(f"digits: classes must be two different digits 0-9, got {classes!r}")
+    images, labels = load_digits(return_X_y=True)
+    keep = np.isin(labels, classes)
+    x = images[keep] - images[keep].mean(axis=0)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.where(labels[keep] == classes[0], 1.0, -1.0)
+
+    def target(points):  # the label of the table row each point is
+        nearest = jnp.argmin(jnp.sum((points[:, None, :] - jnp.asarray(x, points.dtype)[None]) ** 2, axis=-1), axis=1)
+        return jnp.asarray(y, points.dtype)[nearest][:, None]
+
+    return Task("digits", x.shape[1], 1, target, x)
+
+
 _TASKS: dict[str, Callable[..., Task]] = {}
 
 
@@ -124,7 +149,7 @@ def register_task(name: str, factory: Callable[..., Task]) -> None:
     _TASKS[name] = factory
 
 
-for _factory in (continuous_xor, linear_teacher, teacher_student, modular_addition):
+for _factory in (continuous_xor, linear_teacher, teacher_student, modular_addition, digits):
     register_task(_factory.__name__, _factory)
 
 

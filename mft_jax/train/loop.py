@@ -69,7 +69,13 @@ def library_versions() -> dict:
     """The versions a checkpoint's arithmetic depends on."""
     import importlib.metadata
 
-    return {name: importlib.metadata.version(name) for name in ("jax", "jaxlib", "mft_jax")}
+    def version(name):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:  # e.g. a source checkout on PYTHONPATH
+            return "not installed"
+
+    return {name: version(name) for name in ("jax", "jaxlib", "mft_jax")}
 
 
 def save_checkpoint(directory: str | os.PathLike, state, step: int, history: dict[str, list], run: dict | None = None) -> Path:
