@@ -136,20 +136,29 @@ def main(argv=None) -> None:
         "alignment": top["alignment"], "alignment_noise_floor": top["alignment_noise_floor"],
         "mean_sq_entries": top["mean_sq_entries"],
         "peer": PEER,
+        "kernels": {"theory": kernels, "networks": mean, "nngp": nngp},  # at the largest width: what the figure draws
         "widths": rows,
         "meta": io.run_metadata({"widths": widths, "seeds": seeds, "steps": steps, "beta": args.beta}, 0),
     }
     io.write_json(out, payload)
-    plot(payload, kernels, mean, nngp, figure)
+    plot(payload, figure)
     print(f"deep_digits: wrote {out} and {figure}")
 
 
-def plot(payload, kernels, mean, nngp, path) -> None:
+def make_figures(results: dict, outdir: str) -> list[Path]:
+    """Redraw the figure from ``results/deep_digits.json`` (``make figures``)."""
+    path = Path(outdir) / ("deep_digits_quick.png" if results.get("quick") else "deep_digits.png")
+    plot(results, path)
+    return [path]
+
+
+def plot(payload, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    kernels, mean, nngp = ([np.asarray(k) for k in payload["kernels"][name]] for name in ("theory", "networks", "nngp"))
     layers = len(kernels)
     fig, axes = plt.subplots(1, layers + 1, figsize=(4.2 * (layers + 1), 3.8))
     for l in range(layers):
@@ -169,6 +178,8 @@ def plot(payload, kernels, mean, nngp, path) -> None:
         ax.loglog(widths, [r["distance"][key] for r in payload["widths"]], "o-", color=f"C{l}", label=f"layer {l + 1}: theory")
         ax.loglog(widths, [r["distance_nngp"][key] for r in payload["widths"]], "s--", color=f"C{l}", alpha=0.5, label=f"layer {l + 1}: NNGP")
         ax.loglog(widths, [r["distance_noise_floor"][key] for r in payload["widths"]], ":", color=f"C{l}", alpha=0.7, label=f"layer {l + 1}: seed halves")
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.minorticks_off()
     ax.set_xlabel("width N")
     ax.set_ylabel("$|K_{net} - K| / |K|$")
     ax.legend(fontsize=6)

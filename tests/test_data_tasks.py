@@ -91,3 +91,14 @@ def test_npz_task_round_trip(tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.ones((2, 2)), target=np.ones(2))
     with pytest.raises(ConfigError, match="must hold arrays x, y"):
         make_data("npz", path=str(tmp_path / "bad.npz"))
+
+
+def test_digits_task_is_a_normalised_two_class_table():
+    data = make_data("digits", n_train=50, seed=0)
+    assert data.x.shape == (50, 64)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(data.x), axis=1), 1.0, rtol=1e-5)
+    assert set(np.unique(np.asarray(data.y))) == {-1.0, 1.0}
+    with pytest.raises(ConfigError, match="two different digits 0-9"):
+        make_data("digits", classes=(3, 3), n_train=5)
+    with pytest.raises(ConfigError, match="exceeds the 360 inputs"):
+        make_data("digits", n_train=1000)
