@@ -162,3 +162,27 @@ def test_bad_arguments_are_config_errors():
         optax_optimizer("rmsprop", 0.1)
     with pytest.raises(ConfigError, match="learning_rate"):
         optax_optimizer("adam", -1.0)
+
+
+def test_prior_weight_decay_reaches_the_posterior_map_point():
+    """``weight_decay = prior`` (T/sa2, T/sw2) makes SGD minimise beta U + |a|^2/2 + |w|^2/2: its MAP point.
+
+    N = 1, linear: with u = a w the objective is beta L(u) + |a|^2/2 + |w|^2/2 >= beta L(u) + |u|, equality at
+    |a| = |w|; so the MAP is |a| = |w| = sqrt(u*), u* = argmin beta L(u) + |u| (= 1 exactly at beta = 4 here).
+    Power: the MAP at beta 10% off is u = 1.036, the unregularised minimiser u = 1.4 (both far outside 1e-4).
+    """
+    from scipy.optimize import minimize_scalar
+
+    def map_overlap(beta):
+        objective = lambda u: beta * 0.5 * np.sum(Q * (u * X - Y) ** 2) + abs(u)  # noqa: E731
+        return minimize_scalar(objective, bounds=(0.0, 10.0), method="bounded", options={"xatol": 1e-12}).x
+
+    model = TwoLayer("linear", sa2=1.0, sw2=1.0, beta=BETA)
+    data = make_dataset(X[:, None], Y, Q)
+    result = train(jax.random.key(0), model, 1, data, optax_optimizer("sgd", 0.05, prior_weight_decay(model)), 4000,
+                   num_seeds=8, chunk=1000, progress=False)
+    a, w = np.asarray(result.params["a"][:, 0, 0], float), np.asarray(result.params["w"][:, 0, 0], float)
+    target = map_overlap(BETA)
+    np.testing.assert_allclose(a * w, target, atol=1e-4)
+    np.testing.assert_allclose(np.abs(a), np.abs(w), atol=1e-4)
+    assert abs(map_overlap(1.1 * BETA) - target) > 0.03 and abs(np.sum(Q * X * Y) / np.sum(Q * X * X) - target) > 0.3

@@ -265,3 +265,18 @@ def test_model_is_a_pytree_that_vmaps_over_couplings(x64):
     batched = jax.vmap(lambda m: m.log_density(w, data, data.y))(stacked)
     one_by_one = [TwoLayer("linear", 1.0, 1.0, float(b)).log_density(w, data, data.y) for b in betas]
     np.testing.assert_allclose(np.asarray(batched), np.asarray(one_by_one), rtol=1e-12)
+
+
+def test_backtracking_halves_the_step_until_the_law_is_normalizable_and_says_when_it_cannot():
+    """``_backtracked_step``: r + damping g, halved while the (here: stand-in) normalizability test refuses it."""
+    from mft_jax.solver import BACKTRACK, _backtracked_step
+
+    model = TwoLayer("linear", beta=3.0)
+    r, g = np.zeros((4, 1)), np.ones((4, 1))
+    accepted = _backtracked_step(r, g, 0.5, lambda point: float(np.max(point)) <= 0.1, model)
+    np.testing.assert_allclose(accepted, 0.0625 * g)  # 0.5 -> 0.25 -> 0.125 -> 0.0625, the first step <= 0.1
+    np.testing.assert_allclose(_backtracked_step(r, g, 0.5, lambda point: True, model), 0.5 * g)  # no halving if not needed
+    calls = []
+    with pytest.raises(NonNormalizableError, match="every damped step from the current residual"):
+        _backtracked_step(r, g, 0.5, lambda point: calls.append(1) and False, model)
+    assert len(calls) == BACKTRACK
