@@ -40,6 +40,7 @@ from scipy.special import logsumexp
 
 from mft_jax.errors import ConfigError
 from mft_jax.priors import fourier_coefficients
+from mft_jax.train.network import readout_norm
 
 # ---------------------------------------------------------------------------------------------
 # Networks: the exact Fourier form of the loss on the full table, and Fourier diagnostics
@@ -86,9 +87,8 @@ def fourier_loss(params: dict, model, data=None) -> jax.Array:
     ``make_data("modular_addition", modulus=P)`` (tested); ``data`` is accepted for the trainer's signature.
     """
     a, w = params["a"], params["w"]
-    width = a.shape[0]
     modulus = w.shape[-1] // 2
-    norm = float(width) if model.scaling == "mean_field" else math.sqrt(width)
+    norm = readout_norm(model, a.shape[0])
     output_power = jnp.sum((a @ a.T) * feature_gram(w)) / norm**2
     cross = jnp.sum(a * target_overlap(w)) / norm
     return (output_power - 2.0 * cross + modulus * (modulus - 1)) / (2.0 * modulus**2)
@@ -105,7 +105,7 @@ def network_discrepancy(params: dict, model) -> jax.Array:
     """``a = 1 - sum_x f . y / sum_x |y|^2`` of a network on the full table (``r = a y`` when the symmetry holds)."""
     a, w = params["a"], params["w"]
     modulus = w.shape[-1] // 2
-    norm = float(a.shape[0]) if model.scaling == "mean_field" else math.sqrt(a.shape[0])
+    norm = readout_norm(model, a.shape[0])
     return 1.0 - jnp.sum(a * target_overlap(w)) / (norm * modulus * (modulus - 1))
 
 

@@ -12,12 +12,12 @@ from scipy import integrate
 
 from mft_jax.model import TwoLayer
 from mft_jax.modular import (
-    coexistence_coupling, exact_coexistence, feature_gram, fourier_loss, mode_powers, pair_mode, paper_couplings,
-    saddle, solve_discrepancy, target_overlap,
+    coexistence_coupling, exact_coexistence, feature_gram, fourier_loss, learned_fraction, mode_powers, network_discrepancy,
+    pair_mode, paper_couplings, saddle, solve_discrepancy, target_overlap, top_mode_share,
 )
 from mft_jax.priors import fourier_sextic
 from mft_jax.tasks import make_data
-from mft_jax.train.network import init_network, loss
+from mft_jax.train.network import init_network, loss, predict
 
 
 def test_fourier_loss_equals_the_direct_loss(x64):
@@ -34,6 +34,25 @@ def test_fourier_loss_equals_the_direct_loss(x64):
     features = (w @ data.x.T) ** 2  # (M, P^2)
     np.testing.assert_allclose(target_overlap(w), features @ data.y, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(feature_gram(w), features @ features.T, rtol=1e-12)
+
+
+def test_network_observables(x64):
+    """``network_discrepancy`` is ``1 - sum f.y / sum |y|^2`` of the direct forward pass; a pure Fourier mode in both
+    halves has top-mode share 1, modes 1 and 3 in one half and 2 in the other 1/3 (k and P-k are one pair mode)."""
+    modulus = 7
+    data = make_data("modular_addition", modulus=modulus)
+    for scaling in ("mean_field", "standard"):
+        model = TwoLayer("square", sa2=2.0, sw2=0.8, beta=1.0, scaling=scaling)
+        params = init_network(jax.random.key(3), model, 12, 2 * modulus, modulus)
+        f = predict(params, model, data.x)
+        np.testing.assert_allclose(network_discrepancy(params, model), 1 - jnp.sum(f * data.y) / jnp.sum(data.y**2), rtol=1e-12)
+    n = np.arange(modulus)
+    pure = np.cos(2 * np.pi * 2 * n / modulus + 0.3)
+    two = np.cos(2 * np.pi * 1 * n / modulus) + np.cos(2 * np.pi * 3 * n / modulus)
+    w = jnp.asarray(np.stack([np.concatenate([pure, pure]), np.concatenate([two, pure])]))
+    np.testing.assert_allclose(top_mode_share(mode_powers(w)), [1.0, 1 / 3], rtol=1e-12)
+    # Phi_k Psi_k = 1/16 in the shared mode of the first neuron only
+    np.testing.assert_allclose([learned_fraction(w, 0.24), learned_fraction(w, 0.26)], [1 / 6, 0.0])
 
 
 def test_overlap_in_fourier_modes(x64):
