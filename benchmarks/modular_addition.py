@@ -1,35 +1,33 @@
-"""Modular addition with square activation (Rubin, Seroussi & Ringel, ICLR 2024), scoped to a CPU.
+"""Modular addition, square activation, sextic Fourier prior: the paper's Fig. 3, the exact theory, networks.
 
-Inputs are two-hot ``x = e_n (+) e_m`` in R^(2P), targets ``y_p = delta_{p,(n+m) mod P} - 1/P``;
-``phi(z) = z^2``. Three findings, each computed:
+Rubin, Seroussi & Ringel (ICLR 2024, section 3.2, appendix B) make the square network's single-neuron
+law normalizable with the Fourier-mode sextic prior ``Gamma = sum_k P (gamma/6)(|w_k|^6 + |v_k|^6)`` and
+reduce it to one two-variable action per Fourier mode (``mft_jax.modular``, docs/theory.md section 9).
+This script computes, with the library:
 
-1. Non-normalizability. ``S(w) = sum_mu q_mu r_mu (w.x_mu)^2`` is quadratic in w, so ``c |S(w)|^2`` is
-   quartic and beats the prior ``|w|^2/(2 sw2)``: ``rho`` has no finite mass for any nonzero
-   residual (docs/theory.md section 3). ``solve`` says so (``NonNormalizableError``, message recorded).
-2. The metastable law in the well around the origin, which Rubin et al. describe: the importance
-   sampler draws from the prior and never reaches the runaway tail (beyond the barrier where
-   ``c |S|^2`` overtakes the prior); ``solve(..., normalizability="metastable")`` iterates that law.
-   A finite network is proper (``exp(-beta N L) <= 1``) and Langevin networks started at the prior
-   stay in the same well for the run; they are compared with it.
-3. Checks: the NNGP kernel ``K(x, x') = E_prior[(w.x)^2 (w.x')^2] = sw2^2 [|x|^2 |x'|^2 + 2 (x.x')^2]``
-   (docs/theory.md's ``sa2 [K_xx K_x'x' + 2 K_xx'^2]`` with ``K_xx' = sw2 x.x' = sw2 (delta_nn' + delta_mm')`` is
-   the network-output covariance, i.e. ``sa2`` times ours) against ``mft_jax.gp.nngp_kernel`` and the
-   importance law at residual 0; the concentration of neurons on single Fourier modes (fraction of
-   ``|w|^2`` in the top nonzero Fourier mode of each half, modes k and P-k paired) for theory, networks and
-   prior; the test loss on the held-out pairs vs training fraction for the GP, the metastable mean-field
-   solution and the networks (the trivial predictor f = 0 scores ``(P - 1) / (2 P)``).
-
-We keep ``beta sa2 = gp_strength`` fixed and vary ``c = beta^2 sa2 / 2``
-(``beta = 2 c / gp_strength``, ``sa2 = gp_strength^2 / (2 c)``). Missing (CPU scope): large P,
-the grokking dynamics in time, the metastable state's lifetime vs N.
+1. ``paper_fig3``: their Fig. 3 (P = 401, N = 1000, gamma = 1e-4) from the saddle-point equations with the
+   paper's numbers taken literally (readout variance ``sigma_a^2/N`` with ``sigma_a^2 = 0.002/N``
+   everywhere, correct factors of P): where GMFL-I and GMFL-II start and ``a`` there; plus the
+   mixed reading (``0.002/N`` in ``u``, ``0.002`` in the GP eigenvalue) that reproduces their 0.227.
+2. ``corrected``: the same from the equations as derived here, both readings of ``sigma_a^2``, saddle
+   and the exact per-mode integral, with the paper's sign convention undone (``r = a y``, a > 0).
+3. ``exact_theory``: the exact per-mode integral against the saddle at P in ``exact.moduli`` (the
+   coexistence coupling ``g_c(P)`` and the GMFL-I onset move with P).
+4. ``networks``: Langevin square networks with the same Fourier sextic prior (``mft_jax.priors``) on the
+   full table, against the exact theory at the same ``(beta, sa2, gamma)``: the discrepancy coefficient
+   ``a``, the fraction of (neuron, mode) pairs beyond the coexistence barrier, each neuron's top-mode share.
+5. ``loss_timing``: the Fourier form of the loss (``mft_jax.modular.fourier_loss``) against the direct loss.
 
 Run: ``python benchmarks/modular_addition.py [--quick] [--config configs/modular_addition.toml]``.
+Network points are cached in ``runs/modular_addition/`` (delete to recompute).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,193 +40,298 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
-from mft_jax.config import load_toml, model_from, section  # noqa: E402
-from mft_jax.errors import NonNormalizableError  # noqa: E402
-from mft_jax.foreground.importance import importance_sampler  # noqa: E402
-from mft_jax.gp import gp_predict, nngp_kernel  # noqa: E402
+from mft_jax.config import load_toml, section  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
-from mft_jax.solver import gp_background, solve  # noqa: E402
+from mft_jax.model import TwoLayer  # noqa: E402
+from mft_jax.modular import (  # noqa: E402
+    coexistence_coupling, exact_coexistence, fourier_loss, learned_fraction, library_couplings, mode_powers,
+    network_discrepancy, pair_mode, paper_couplings, sample_pair_modes, saddle, solve_discrepancy, top_mode_share,
+)
+from mft_jax.priors import fourier_sextic  # noqa: E402
 from mft_jax.tasks import make_data  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
-from mft_jax.train.network import predict  # noqa: E402
+from mft_jax.train.network import loss  # noqa: E402
 
 NAME = "modular_addition"
+PAPER = {"gmfl1_sigma2": 0.227, "gmfl2_sigma2": 0.175, "a_at_gmfl2": -0.7}
 
 
 @dataclasses.dataclass(frozen=True)
-class ModularBenchmark:
-    """``[benchmark]`` section of configs/modular_addition*.toml."""
+class PaperSection:
+    """``[paper]``: Fig. 3's parameters and the sigma^2 grid."""
 
-    couplings: list
-    train_fractions: list
-    network_fractions: list
-    gp_strength: float = 10.0
-    num_samples: int = 65536
-    tol: float = 1e-4
-    max_iter: int = 200
-    network_coupling: float = 5.0
-    width: int = 256
-    num_seeds: int = 4
-    steps: int = 6000
-    burn_in: int = 3000
-    record_every: int = 500
-    step_size: float = 0.002
+    modulus: int = 401
+    width: int = 1000
+    sa2_numerator: float = 0.002
+    gamma: float = 1e-4
+    sigma2_min: float = 0.05
+    sigma2_max: float = 0.3
+    sigma2_points: int = 26
+    points: int = 400  # nodes per axis of the per-mode integral
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactSection:
+    """``[exact]``: moduli at which the exact per-mode theory is compared with the saddle (Fig. 3's other numbers)."""
+
+    moduli: list = dataclasses.field(default_factory=lambda: [23, 41, 401])
+    points: int = 400
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSection:
+    """``[networks]``: Langevin networks with the Fourier sextic prior, library units (mean-field scaling)."""
+
+    moduli: list = dataclasses.field(default_factory=lambda: [23])
+    betas: list = dataclasses.field(default_factory=lambda: [30.0, 100.0])
+    kappa: float = 10.0  # beta sa2 (sa2 = kappa / beta)
+    gamma: float = 10.0
+    width: int = 1024
+    num_seeds: int = 2
+    steps: int = 5000
+    burn_in: int = 2500
+    record_every: int = 250
+    step_size: float = 0.1
+    theory_points: int = 300
     seed: int = 0
+    timing_moduli: list = dataclasses.field(default_factory=lambda: [23, 41, 101])
 
 
-def model_at(base, c: float, gp_strength: float):
-    """``beta sa2 = gp_strength`` and ``c = beta^2 sa2 / 2``."""
-    return base.replace(beta=2 * c / gp_strength, sa2=gp_strength**2 / (2 * c))
+def _phase_boundaries(curve: list[dict]) -> dict:
+    """First sigma^2 (scanning down) in GMFL-I and in GMFL-II, by bisection-free interpolation of the grid."""
+    out = {"gmfl1_sigma2": None, "gmfl2_sigma2": None, "a_at_gmfl2": None}
+    for point in sorted(curve, key=lambda p: -p["sigma2"]):
+        if point["phase"] != "GFL" and out["gmfl1_sigma2"] is None:
+            out["gmfl1_sigma2"] = point["sigma2"]
+        if point["phase"] == "GMFL-II" and out["gmfl2_sigma2"] is None:
+            out["gmfl2_sigma2"], out["a_at_gmfl2"] = point["sigma2"], point["a"]
+    return out
 
 
-def top_mode_fraction(w: jax.Array, modulus: int) -> jax.Array:
-    """Per neuron: fraction of ``|w|^2`` in the top nonzero Fourier mode, averaged over the n- and m-halves.
+def saddle_boundaries(modulus, width, sa2_u, sa2_kernel, gamma) -> dict:
+    """Closed-form phase boundaries of the saddle-point theory (docs/theory.md section 9).
 
-    Mode k pairs the DFT coefficients k and P - k (one real cos/sin pair); DC counts in the total only.
+    GMFL-I starts where ``u a_GP^2 = g_c``; in GMFL-I ``a = sqrt(g_c / u)``; GMFL-II starts where the
+    learned fraction reaches 1: ``sqrt(g_c/u) (1 + 4 kappa x_c^2) = 1``. ``u`` uses ``sa2_u``, the GP
+    eigenvalue ``kappa`` uses ``sa2_kernel`` (equal in a consistent reading).
     """
-    halves = jnp.stack([w[:, :modulus], w[:, modulus:]], axis=1)  # (M, 2, P)
-    power = jnp.abs(jnp.fft.fft(halves, axis=-1)) ** 2
-    ks = jnp.arange(1, modulus // 2 + 1)
-    paired = power[..., ks] + jnp.where(ks == modulus - ks, 0.0, power[..., modulus - ks])
-    return jnp.mean(jnp.max(paired, axis=-1) / jnp.sum(power, axis=-1), axis=1)
-
-
-def held_out(full, train_set):
-    """The pairs of the full table that are not in ``train_set`` (rows of the two-hot table)."""
-    seen = {tuple(np.asarray(row).round().astype(int)) for row in np.asarray(train_set.x)}
-    mask = np.array([tuple(row) not in seen for row in np.asarray(full.x).round().astype(int)])
-    return full.x[mask], full.y[mask]
-
-
-def test_loss(prediction, y) -> float:
-    """``1/2 mean_mu |f(x_mu) - y_mu|^2`` over held-out pairs."""
-    return float(0.5 * np.mean(np.sum((np.asarray(prediction) - np.asarray(y)) ** 2, axis=1)))
-
-
-def kernel_check(full, model, key, num_samples) -> dict:
-    """Closed form ``sw2^2 (|x|^2|x'|^2 + 2 (x.x')^2)`` vs mft_jax.gp vs the importance law at residual 0."""
-    x = np.asarray(full.x, dtype=float)
-    gram = x @ x.T
-    closed = model.sw2**2 * (np.outer(np.diag(gram), np.diag(gram)) + 2 * gram**2)
-    library = np.asarray(nngp_kernel(model.activation, model.sw2, full.x, full.x), dtype=float)
-    sampled = np.asarray(gp_background(full, model, importance_sampler(num_samples), key=key).kernel(), dtype=float)
-    distinct = {int(v): float(closed[np.argwhere(np.round(gram) == v)[0][0], np.argwhere(np.round(gram) == v)[0][1]]) for v in (0, 1, 2)}
+    g_c = coexistence_coupling(gamma)
+    x_c = saddle(g_c, gamma).learned
+    u_coefficient = 2 * sa2_u * modulus**2 / width  # u = u_coefficient / sigma2^2
+    k_coefficient = modulus**2 * sa2_kernel  # kappa = k_coefficient / sigma2
+    slope = math.sqrt(g_c / u_coefficient)  # a = slope * sigma2 in GMFL-I
+    # onset: u a_GP^2 = g_c with a_GP = sigma2 / (sigma2 + 4 k/P^2)  ->  sigma2 + 4 k / P^2 = 1/slope
+    onset = 1 / slope - 4 * k_coefficient / modulus**2
+    # GMFL-II: slope sigma2 (1 + 4 k x_c^2 / sigma2) = 1  ->  sigma2 = 1/slope - 4 k x_c^2
+    full = 1 / slope - 4 * k_coefficient * x_c**2
     return {
-        "closed_form_by_overlap": distinct,
-        "max_rel_error_gp_module": float(np.max(np.abs(library - closed)) / np.max(closed)),
-        "max_rel_error_importance": float(np.max(np.abs(sampled - closed)) / np.max(closed)),
-        "importance_samples": num_samples,
+        "gmfl1_sigma2": onset if onset > 0 else None,
+        "gmfl2_sigma2": full if full > 0 else None,
+        "a_at_gmfl1": slope * onset if onset > 0 else None,
+        "a_at_gmfl2": slope * full if full > 0 else None,
+        "a_slope_in_gmfl1": slope,
+        "g_c": g_c,
+        "x_c": x_c,
+        "kernel_eigenvalue_all_learned": 4 * k_coefficient * x_c**2,
     }
 
 
-def theory_point(train_set, x_test, y_test, model, bench, key, modulus) -> dict:
-    """Solver refusal (words), then the metastable law: train/test loss, ESS, Fourier concentration."""
-    record = {}
-    try:
-        solve(train_set, model, importance_sampler(256), key=key, max_iter=1)
-        record["refusal"] = None
-    except NonNormalizableError as error:
-        record["refusal"] = str(error)
+def sigma2_curve(paper: PaperSection, sa2_u: float, sa2_kernel: float, method: str, modulus: int | None = None) -> list[dict]:
+    """``a``, learned fraction and phase on the sigma^2 grid (``u`` from ``sa2_u``, ``kappa`` from ``sa2_kernel``)."""
+    modulus = modulus or paper.modulus
+    curve = []
+    for sigma2 in np.linspace(paper.sigma2_max, paper.sigma2_min, paper.sigma2_points):
+        u, _ = paper_couplings(modulus, paper.width, sa2_u, float(sigma2))
+        _, kappa = paper_couplings(modulus, paper.width, sa2_kernel, float(sigma2))
+        solution = solve_discrepancy(u, kappa, paper.gamma, modulus, method=method, points=paper.points)
+        curve.append({"sigma2": float(sigma2), "a": solution.a, "learned": solution.learned, "phase": solution.phase, "g": solution.g})
+    return curve
+
+
+def fig3(paper: PaperSection) -> tuple[dict, dict]:
+    """``paper_fig3`` (literal numbers) and ``corrected`` (as derived; both sigma_a^2 readings; exact and saddle)."""
+    n = paper.width
+    literal = paper.sa2_numerator / n  # "sigma_a^2 = 0.002/N", readout variance sigma_a^2/N
+    readings = {
+        "literal": (literal, literal),
+        "mixed": (literal, paper.sa2_numerator),  # 0.002/N in u, 0.002 in the GP eigenvalue
+        "variance_0.002_over_N": (paper.sa2_numerator, paper.sa2_numerator),  # "a^2 averages sigma_a^2/N", sigma_a^2 = 0.002
+    }
+    boundaries = {name: saddle_boundaries(paper.modulus, n, *pair, paper.gamma) for name, pair in readings.items()}
+    # what the paper's GMFL-II at 0.175 implies for the kernel eigenvalue with all modes learned (mixed reading)
+    mixed = boundaries["mixed"]
+    # 1/|a| - 1 = 4 sigma_a^2 lambda / sigma^2 with lambda = P^2 <Phi Psi> (1 under the prior), sigma_a^2 = 0.002
+    implied = (1 / (mixed["a_slope_in_gmfl1"] * PAPER["gmfl2_sigma2"]) - 1) * PAPER["gmfl2_sigma2"] / paper.sa2_numerator
+    paper_fig3 = {
+        "gmfl1_sigma2": boundaries["literal"]["gmfl1_sigma2"],
+        "gmfl2_sigma2": boundaries["literal"]["gmfl2_sigma2"],
+        "a_at_gmfl2": boundaries["literal"]["a_at_gmfl2"],
+        "a_at_0.175": -mixed["a_slope_in_gmfl1"] * PAPER["gmfl2_sigma2"],  # paper's sign
+        "sign_convention": "paper: a < 0 (a = -1: f = 0); here the same numbers with that sign",
+        "readings": boundaries,
+        "implied_eigenvalue_for_paper_gmfl2": implied / 4,
+        "correct_eigenvalue_all_learned": paper.modulus**2 * mixed["x_c"] ** 2,  # lambda = P^2 <Phi Psi> (1 under the prior)
+        "paper": PAPER,
+        "curve_saddle_literal": sigma2_curve(paper, literal, literal, "saddle"),
+        "curve_saddle_mixed": sigma2_curve(paper, literal, paper.sa2_numerator, "saddle"),
+    }
+    for key in ("a_at_gmfl2",):
+        if paper_fig3[key] is not None:
+            paper_fig3[key] = -paper_fig3[key]
     start = time.perf_counter()
-    solution = solve(train_set, model, importance_sampler(bench.num_samples), key=key, normalizability="metastable",
-                     tol=bench.tol, max_iter=bench.max_iter)
-    fraction = top_mode_fraction(solution.law.w, modulus)
-    record.update(
-        converged=solution.converged, iterations=solution.iterations, train_loss=solution.loss,
-        test_loss=test_loss(solution.predict(x_test), y_test), ess=float(solution.diagnostics.get("ess", float("nan"))),
-        top_mode_fraction=float(solution.law.expectation(fraction)), seconds=time.perf_counter() - start,
-        message=solution.message,
-    )
+    exact_curve = sigma2_curve(paper, literal, literal, "exact")
+    corrected = {
+        "convention": "r = a y, a = 1/(1 + 4 kappa <Phi Psi>) > 0; readout variance sigma_a^2/N with sigma_a^2 = 0.002/N",
+        **{k: boundaries["literal"][k] for k in ("gmfl1_sigma2", "gmfl2_sigma2", "a_at_gmfl1", "a_at_gmfl2", "a_slope_in_gmfl1", "g_c", "x_c")},
+        "a_at_0.175": mixed["a_slope_in_gmfl1"] * PAPER["gmfl2_sigma2"],
+        "exact_boundaries": _phase_boundaries(exact_curve),
+        "learned_fraction_at_0.175": float(np.interp(0.175, *zip(*sorted((p["sigma2"], p["learned"]) for p in exact_curve)))),
+        "variance_0.002_over_N": boundaries["variance_0.002_over_N"],
+        "curve_exact": exact_curve,
+        "seconds_exact_curve": time.perf_counter() - start,
+    }
+    return paper_fig3, corrected
+
+
+def exact_theory(paper: PaperSection, exact: ExactSection) -> dict:
+    """Exact per-mode theory vs saddle at each P (Fig. 3's N, sigma_a^2, gamma): g_c(P) and the GMFL-I onset."""
+    out = {}
+    literal = paper.sa2_numerator / paper.width
+    g_c = coexistence_coupling(paper.gamma)
+    for modulus in exact.moduli:
+        start = time.perf_counter()
+        g_exact = exact_coexistence(paper.gamma, modulus, exact.points)
+        bounds = saddle_boundaries(modulus, paper.width, literal, literal, paper.gamma)
+        grid = dataclasses.replace(paper, points=exact.points)
+        # the onset scales like sigma2 ~ P (u ~ P^2 / sigma2^2): scan around the saddle's onset
+        onset = bounds["gmfl1_sigma2"]
+        grid = dataclasses.replace(grid, sigma2_max=1.1 * onset, sigma2_min=0.9 * onset, sigma2_points=21)
+        curve = sigma2_curve(grid, literal, literal, "exact", modulus)
+        saddle_curve = sigma2_curve(grid, literal, literal, "saddle", modulus)
+        out[str(modulus)] = {
+            "g_c_exact": g_exact, "g_c_saddle": g_c, "g_c_ratio": g_exact / g_c,
+            "gmfl1_sigma2_saddle": onset, "gmfl1_sigma2_exact": _phase_boundaries(curve)["gmfl1_sigma2"],
+            "sigma2_grid_step": (grid.sigma2_max - grid.sigma2_min) / (grid.sigma2_points - 1),
+            "curve_exact": curve, "curve_saddle": saddle_curve, "seconds": time.perf_counter() - start,
+        }
+        print(f"exact theory P = {modulus}: g_c(P)/g_c = {g_exact / g_c:.5f}; GMFL-I onset sigma^2 saddle {onset:.5g}, "
+              f"exact {out[str(modulus)]['gmfl1_sigma2_exact']} (grid step {out[str(modulus)]['sigma2_grid_step']:.2g})", flush=True)
+    return out
+
+
+def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Path) -> dict:
+    """Langevin networks vs the exact theory at one (P, beta); cached as JSON."""
+    path = cache / f"P{modulus}_beta{beta:g}_N{net.width}_S{net.num_seeds}_T{net.steps}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    sa2 = net.kappa / beta
+    model = TwoLayer("square", sa2=sa2, sw2=1.0, beta=beta, penalty=fourier_sextic(net.gamma))
+    data = make_data("modular_addition", modulus=modulus)
+    threshold = saddle(coexistence_coupling(net.gamma), net.gamma).barrier
+    observe = lambda p: {"a": network_discrepancy(p, model), "learned": learned_fraction(p["w"], threshold)}
+    start = time.perf_counter()
+    result = train(key, model, net.width, data, langevin_optimizer(model, net.step_size), net.steps, num_seeds=net.num_seeds,
+                   chunk=net.record_every, observables=observe, progress=False)
+    seconds = time.perf_counter() - start
+    history = result.history
+    kept = history["step"] > net.burn_in
+    half = kept & (history["step"] > (net.burn_in + net.steps) / 2)
+    record = {"P": modulus, "beta": beta, "sa2": sa2, "gamma": net.gamma, "width": net.width, "seconds": seconds,
+              "load_average": os.getloadavg()[0]}
+    for name in ("a", "learned", "loss"):
+        values = np.asarray(history[name], dtype=float)
+        per_seed = values[kept].mean(axis=0)
+        record[name] = float(per_seed.mean())
+        record[name + "_se"] = float(per_seed.std(ddof=1) / math.sqrt(len(per_seed))) if len(per_seed) > 1 else float("nan")
+        record[name + "_first_half"] = float(values[kept & ~half].mean())
+        record[name + "_second_half"] = float(values[half].mean())
+        record[name + "_trace"] = values.mean(axis=1).tolist()
+    record["steps_recorded"] = history["step"].tolist()
+    powers = np.asarray(mode_powers(result.params["w"].reshape(-1, 2 * modulus)), dtype=float)
+    record["top_mode_share"] = float(np.mean(top_mode_share(powers)))
+    record["top_mode_share_hist"] = np.histogram(np.asarray(top_mode_share(powers)), bins=20, range=(0, 1))[0].tolist()
+    record["example_spectra"] = (powers[:6, 0] + powers[:6, 1]).tolist()
+    # theory at the same (beta, sa2, gamma)
+    u, kappa = library_couplings(modulus, sa2, beta)
+    theory = solve_discrepancy(u, kappa, net.gamma, modulus, points=net.theory_points)
+    gp = 1 / (1 + 4 * kappa / modulus**2)
+    rng = np.random.default_rng(net.seed)
+    samples = sample_pair_modes(rng, theory.g, net.gamma, modulus, (4096, (modulus - 1) // 2), points=net.theory_points)
+    shares = np.asarray(top_mode_share(jnp.asarray(np.moveaxis(samples, -1, -2))))
+    prior = sample_pair_modes(rng, 0.0, net.gamma, modulus, (4096, (modulus - 1) // 2), points=net.theory_points)
+    record["theory"] = {
+        "a": theory.a, "a_gp": gp, "g": theory.g, "g_over_g_c": theory.g / coexistence_coupling(net.gamma), "phase": theory.phase,
+        "learned": pair_mode(theory.g, net.gamma, modulus, net.theory_points, threshold=threshold).learned,
+        "loss": theory.a**2 * (modulus - 1) / (2 * modulus),
+        "top_mode_share": float(shares.mean()), "top_mode_share_hist": np.histogram(shares, bins=20, range=(0, 1))[0].tolist(),
+        "prior_top_mode_share": float(np.asarray(top_mode_share(jnp.asarray(np.moveaxis(prior, -1, -2)))).mean()),
+        "finite_width_ratio": 12 * kappa / net.width,
+    }
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
     return record
 
 
-def network_point(key, train_set, x_test, y_test, model, bench, modulus) -> dict:
-    """Langevin networks from the prior, after burn-in: the test loss of each network (finite-N posterior
-    fluctuations of f included, ~ sa2 K / N), the test loss of the posterior-mean predictor (time and seed
-    average of f: the quantity the N -> inf theory predicts) and the Fourier concentration."""
-    observe = lambda p: {
-        "output": predict(p, model, x_test),
-        "top_mode_fraction": jnp.mean(top_mode_fraction(p["w"], modulus)),
-    }
-    history = train(key, model, bench.width, train_set, langevin_optimizer(model, bench.step_size), bench.steps,
-                    num_seeds=bench.num_seeds, chunk=bench.record_every, observables=observe, progress=False).history
-    kept = history["step"] > bench.burn_in
-    outputs = history["output"][kept]  # (K, S, n_test, P)
-    per_network = 0.5 * np.mean(np.sum((outputs - np.asarray(y_test)) ** 2, axis=-1), axis=-1).mean(axis=0)  # (S,)
-    seeds = bench.num_seeds
-    out = {"test_loss_mean_predictor": test_loss(outputs.mean(axis=(0, 1)), y_test),
-           "test_loss": float(per_network.mean()), "test_loss_se": float(per_network.std(ddof=1) / math.sqrt(seeds))}
-    for name in ("loss", "top_mode_fraction"):
-        per_seed = history[name][kept].mean(axis=0)
-        out[name] = float(per_seed.mean())
-        out[name + "_se"] = float(per_seed.std(ddof=1) / math.sqrt(seeds))
+def loss_timing(moduli, width: int = 256) -> dict:
+    """Seconds per jitted value-and-grad of the Fourier-form loss and the direct loss, same run (load average noted)."""
+    out = {}
+    for modulus in moduli:
+        model = TwoLayer("square", sa2=1.0, sw2=1.0, beta=1.0)
+        data = make_data("modular_addition", modulus=modulus)
+        params = jax.tree.map(lambda z: z, {"a": jax.random.normal(jax.random.key(0), (width, modulus)),
+                                            "w": jax.random.normal(jax.random.key(1), (width, 2 * modulus))})
+        times = {}
+        for name, fn in (("fourier", fourier_loss), ("direct", loss)):
+            step = jax.jit(jax.value_and_grad(lambda p: fn(p, model, data)))
+            jax.block_until_ready(step(params))
+            start, repeats = time.perf_counter(), 5
+            for _ in range(repeats):
+                jax.block_until_ready(step(params))
+            times[name] = (time.perf_counter() - start) / repeats
+        out[str(modulus)] = {**times, "direct_over_fourier": times["direct"] / times["fourier"], "width": width, "load_average": os.getloadavg()[0]}
+        print(f"loss timing P = {modulus}, N = {width}: Fourier {times['fourier'] * 1e3:.1f} ms, direct {times['direct'] * 1e3:.1f} ms "
+              f"(direct/Fourier {out[str(modulus)]['direct_over_fourier']:.2f}; load {out[str(modulus)]['load_average']:.1f})", flush=True)
     return out
 
 
 def main(argv=None) -> dict:
     args = parse(NAME, __doc__.splitlines()[0], argv)
-    raw = load_toml(args.config, {"task", "model", "benchmark"})
-    bench = section(ModularBenchmark, raw.get("benchmark"), "benchmark")
-    base = model_from(raw)
-    modulus = int(raw["task"].get("modulus", 11))
-    full = make_data("modular_addition", modulus=modulus)
-    key = jax.random.key(bench.seed)
-    prior_fraction = float(jnp.mean(top_mode_fraction(jax.random.normal(key, (65536, 2 * modulus)), modulus)))
-    kernels = kernel_check(full, base, jax.random.fold_in(key, 1), bench.num_samples)
-    print(f"NNGP kernel: closed form by x.x' = {kernels['closed_form_by_overlap']}; max rel. error mft_jax.gp "
-          f"{kernels['max_rel_error_gp_module']:.2e}, importance ({bench.num_samples} draws) {kernels['max_rel_error_importance']:.2e}", flush=True)
-
-    sweep = []
-    for index, fraction in enumerate(bench.train_fractions):
-        n_train = max(1, round(fraction * modulus**2))
-        train_set = make_data("modular_addition", modulus=modulus, n_train=n_train, seed=bench.seed + index)
-        x_test, y_test = held_out(full, train_set)
-        gp_model = model_at(base, bench.couplings[0], bench.gp_strength)  # the GP depends on beta sa2 only
-        point = {"fraction": fraction, "n_train": n_train, "n_test": int(x_test.shape[0]),
-                 "gp_test_loss": test_loss(gp_predict(train_set, gp_model, x_test), y_test), "theory": [], "networks": None}
-        for c in bench.couplings:
-            record = theory_point(train_set, x_test, y_test, model_at(base, float(c), bench.gp_strength), bench, jax.random.fold_in(key, 100 + index), modulus)
-            record["c"] = float(c)
-            point["theory"].append(record)
-            print(f"fraction {fraction:.2f} (n_train {n_train}), c = {c:g}: GP test {point['gp_test_loss']:.4f}, metastable MF test "
-                  f"{record['test_loss']:.4f}, train {record['train_loss']:.4g}, ESS {record['ess']:.0f}, top-mode fraction "
-                  f"{record['top_mode_fraction']:.3f} [{record['seconds']:.0f} s]", flush=True)
-        if fraction in bench.network_fractions:
-            model = model_at(base, bench.network_coupling, bench.gp_strength)
-            start = time.perf_counter()
-            point["networks"] = network_point(jax.random.fold_in(key, 500 + index), train_set, x_test, y_test, model, bench, modulus)
-            point["networks"]["c"] = bench.network_coupling
-            print(f"networks N = {bench.width}, c = {bench.network_coupling:g}: test {point['networks']['test_loss']:.4f} +- "
-                  f"{point['networks']['test_loss_se']:.2g} (posterior-mean predictor {point['networks']['test_loss_mean_predictor']:.4f}), top-mode fraction {point['networks']['top_mode_fraction']:.3f} "
-                  f"[{time.perf_counter() - start:.0f} s]", flush=True)
-        sweep.append(point)
-
-    results = {"config": raw, "modulus": modulus, "trivial_test_loss": (modulus - 1) / (2 * modulus),
-               "prior_top_mode_fraction": prior_fraction, "kernel_check": kernels, "sweep": sweep,
-               "meta": run_metadata(raw, bench.seed)}
+    raw = load_toml(args.config, {"paper", "exact", "networks"})
+    paper = section(PaperSection, raw.get("paper"), "paper")
+    exact = section(ExactSection, raw.get("exact"), "exact")
+    net = section(NetworkSection, raw.get("networks"), "networks")
+    with jax.enable_x64(True):
+        paper_fig3, corrected = fig3(paper)
+        print(f"Fig. 3, literal numbers (saddle): GMFL-I from sigma^2 = {paper_fig3['gmfl1_sigma2']:.4f}, GMFL-II from "
+              f"{paper_fig3['gmfl2_sigma2']}; mixed reading: GMFL-I from {paper_fig3['readings']['mixed']['gmfl1_sigma2']:.4f}; "
+              f"a at 0.175 = {paper_fig3['a_at_0.175']:.3f}; paper {PAPER}", flush=True)
+        print(f"corrected (exact per-mode integral): {corrected['exact_boundaries']}, learned fraction at 0.175: "
+              f"{corrected['learned_fraction_at_0.175']:.3g}", flush=True)
+        theory = exact_theory(paper, exact)
+    timing = loss_timing(net.timing_moduli)
+    networks = {}
+    cache = ROOT / "runs" / NAME
+    key = jax.random.key(net.seed)
+    for modulus in net.moduli:
+        networks[str(modulus)] = []
+        for index, beta in enumerate(net.betas):
+            point = network_point(jax.random.fold_in(key, 1000 * modulus + index), modulus, float(beta), net, cache)
+            networks[str(modulus)].append(point)
+            th = point["theory"]
+            print(f"networks P = {modulus}, beta = {beta:g}, sa2 = {point['sa2']:.3g}, N = {net.width}: a = {point['a']:.4f} +- {point['a_se']:.2g} "
+                  f"(halves {point['a_first_half']:.4f} / {point['a_second_half']:.4f}); theory a = {th['a']:.4f} (GP {th['a_gp']:.4f}, {th['phase']}); "
+                  f"learned {point['learned']:.4f} vs {th['learned']:.4f}; top-mode share {point['top_mode_share']:.3f} vs {th['top_mode_share']:.3f} "
+                  f"(prior {th['prior_top_mode_share']:.3f}) [{point['seconds']:.0f} s]", flush=True)
+    results = {"paper_fig3": paper_fig3, "corrected": corrected, "exact_theory": theory, "networks": networks,
+               "loss_timing": timing, "config": raw, "meta": run_metadata(raw, net.seed)}
     write_json(Path(args.results) / f"{NAME}.json", results)
-    print_table(results)
     paths = make_figures(results, args.figures)
     print("figures:", ", ".join(str(p) for p in paths))
     return results
 
 
-def print_table(results: dict) -> None:
-    print(f"\nmodular addition P = {results['modulus']}, square activation; trivial test loss {results['trivial_test_loss']:.4f}, "
-          f"prior top-mode fraction {results['prior_top_mode_fraction']:.3f}")
-    refusal = next((t["refusal"] for p in results["sweep"] for t in p["theory"] if t["refusal"]), None)
-    print(f"solver without opt-in: {refusal}")
-    print(f"{'frac':>5} {'n_tr':>5} {'c':>6} {'GP test':>8} {'MF test':>8} {'MF train':>9} {'ESS':>7} {'top mode':>8} | {'net test':>9} {'+-':>6} {'net mean-f test':>15} {'net top':>8} {'+-':>6}")
-    for p in results["sweep"]:
-        for t in p["theory"]:
-            net = p["networks"] if p["networks"] and p["networks"]["c"] == t["c"] else None
-            tail = f"{net['test_loss']:9.4f} {net['test_loss_se']:6.2g} {net['test_loss_mean_predictor']:15.4f} {net['top_mode_fraction']:8.3f} {net['top_mode_fraction_se']:6.2g}" if net else ""
-            print(f"{p['fraction']:5.2f} {p['n_train']:5d} {t['c']:6.3g} {p['gp_test_loss']:8.4f} {t['test_loss']:8.4f} {t['train_loss']:9.4g} "
-                  f"{t['ess']:7.0f} {t['top_mode_fraction']:8.3f} | {tail}")
-
-
 def make_figures(results: dict, outdir="figures") -> list:
-    """``figures/modular_addition.png``: test loss and Fourier concentration vs training fraction."""
+    """Phase diagram (a vs sigma^2, Fig. 3), networks vs theory, Fourier spectra of trained neurons."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,39 +339,55 @@ def make_figures(results: dict, outdir="figures") -> list:
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    sweep = results["sweep"]
-    fractions = np.array([p["fraction"] for p in sweep])
-    couplings = [t["c"] for t in sweep[0]["theory"]]
+    paths = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     ax = axes[0]
-    ax.plot(fractions, [p["gp_test_loss"] for p in sweep], "k--o", label="GP (NNGP kernel)")
-    from mft_jax.plots import order_parameter_curve
-
-    for i, c in enumerate(couplings):
-        order_parameter_curve(fractions, [p["theory"][i]["test_loss"] for p in sweep], xlabel="training fraction",
-                              ylabel="test loss (held-out pairs)", label=f"metastable MF, c = {c:g}", ax=ax)
-    nets = [p for p in sweep if p["networks"]]
-    if nets:
-        ax.plot([p["fraction"] for p in nets], [p["networks"]["test_loss_mean_predictor"] for p in nets],
-                "^", color="C3", ms=8, label=f"Langevin networks (posterior-mean f), c = {nets[0]['networks']['c']:g}")
-    ax.axhline(results["trivial_test_loss"], color="gray", lw=0.8, label="f = 0")
-    ax.set(xlabel="training fraction", ylabel="test loss (held-out pairs)", title=f"modular addition, P = {results['modulus']}")
+    p3, corr = results["paper_fig3"], results["corrected"]
+    for key, style, label in (("curve_saddle_literal", "C0-", "saddle, literal (0.002/N everywhere)"),
+                              ("curve_saddle_mixed", "C1--", "saddle, mixed reading (0.002 in GP eigenvalue)")):
+        curve = p3[key]
+        ax.plot([p["sigma2"] for p in curve], [p["a"] for p in curve], style, label=label)
+    exact = corr["curve_exact"]
+    ax.plot([p["sigma2"] for p in exact], [p["a"] for p in exact], "k:", lw=2, label="exact per-mode integral (P = 401)")
+    ax.axvline(PAPER["gmfl1_sigma2"], color="gray", lw=0.8, ls="--", label="paper: GMFL-I 0.227, GMFL-II 0.175")
+    ax.axvline(PAPER["gmfl2_sigma2"], color="gray", lw=0.8, ls="--")
+    ax.plot([PAPER["gmfl2_sigma2"]], [-PAPER["a_at_gmfl2"]], "rx", ms=9, label="paper: |a| = 0.7 at 0.175")
+    ax.set(xlabel=r"$\sigma^2$", ylabel=r"discrepancy coefficient $|a|$ ($r = a\,y$)", title="Fig. 3: P = 401, N = 1000, $\\gamma$ = 1e-4")
     ax.legend(fontsize=7)
     ax = axes[1]
-    for i, c in enumerate(couplings):
-        order_parameter_curve(fractions, [p["theory"][i]["top_mode_fraction"] for p in sweep], xlabel="training fraction",
-                              ylabel="|w|$^2$ fraction in the top Fourier mode", label=f"metastable MF, c = {c:g}", ax=ax)
-    if nets:
-        ax.errorbar([p["fraction"] for p in nets], [p["networks"]["top_mode_fraction"] for p in nets], [p["networks"]["top_mode_fraction_se"] for p in nets],
-                    fmt="^", color="C3", ms=8, label="Langevin networks")
-    ax.axhline(results["prior_top_mode_fraction"], color="gray", lw=0.8, label="prior")
-    ax.set(xlabel="training fraction", ylabel="|w|$^2$ fraction in the top Fourier mode", title="single-Fourier-mode neurons")
-    ax.legend(fontsize=7)
+    ax.semilogy([p["sigma2"] for p in exact], [max(p["learned"], 1e-12) for p in exact], "k-o", ms=3)
+    ax.set(xlabel=r"$\sigma^2$", ylabel="fraction of pair modes at the nonzero saddle", title="mixed phase: how many modes learn (exact)")
     fig.tight_layout()
-    path = outdir / f"{NAME}.png"
-    fig.savefig(path, dpi=120)
+    paths.append(outdir / f"{NAME}.png")
+    fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
-    return [path]
+
+    nets = results["networks"]
+    if any(nets.values()):
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+        for i, (modulus, points) in enumerate(nets.items()):
+            betas = [p["beta"] for p in points]
+            axes[0].errorbar(betas, [p["a"] for p in points], [p["a_se"] for p in points], fmt="o", color=f"C{i}", label=f"networks P = {modulus}")
+            axes[0].plot(betas, [p["theory"]["a"] for p in points], "-", color=f"C{i}", label=f"exact theory P = {modulus}")
+            axes[0].plot(betas, [p["theory"]["a_gp"] for p in points], ":", color=f"C{i}", label=f"GP P = {modulus}")
+            axes[1].errorbar(betas, [p["learned"] for p in points], [p["learned_se"] for p in points], fmt="o", color=f"C{i}", label=f"networks P = {modulus}")
+            axes[1].plot(betas, [p["theory"]["learned"] for p in points], "-", color=f"C{i}", label=f"exact theory P = {modulus}")
+            last = points[-1]
+            edges = np.linspace(0, 1, 21)
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            for hist, style, label in ((last["top_mode_share_hist"], "o-", "networks"), (last["theory"]["top_mode_share_hist"], "-", "theory")):
+                hist = np.asarray(hist, float)
+                axes[2].plot(centres, hist / hist.sum(), style, color=f"C{i}", label=f"{label} P = {modulus}, beta = {last['beta']:g}")
+        axes[0].set(xlabel=r"$\beta$ (sa2 = $\kappa/\beta$)", ylabel="a", title="discrepancy coefficient")
+        axes[1].set(xlabel=r"$\beta$", ylabel="fraction beyond the barrier", title="(neuron, mode) pairs at the nonzero saddle")
+        axes[2].set(xlabel="share of the top pair mode in a neuron's power", ylabel="fraction of neurons", title="one frequency or all?")
+        for ax in axes:
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(outdir / f"{NAME}_networks.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Built in:
 - ``fourier_sextic(gamma)``: Rubin, Seroussi & Ringel's decay on the two halves ``w = (u, v)`` of a
   ``2P``-dimensional weight (two-hot modular-addition inputs), ``Gamma = P (gamma/6) sum_k (|u_k|^6 + |v_k|^6)``
   with the Fourier coefficients ``u_k = (1/P) sum_n u_n exp(2 pi i k n / P)`` (so ``u_n = sum_k u_k
-  exp(-2 pi i k n / P)``, their convention).
+  exp(-2 pi i k n / P)``, their convention; ``fourier_coefficients``). The modular-addition theory built on it:
+  ``mft_jax.modular`` (docs/theory.md section 9).
 
 Your own: any ``jax.tree_util`` pytree (e.g. a ``flax.struct.dataclass``) with ``__call__``, an integer
 ``degree`` and ``settings() -> dict``.
@@ -48,6 +49,11 @@ class Sextic:
         return {"name": "sextic", "gamma": float(self.gamma)}
 
 
+def fourier_coefficients(x: jax.Array) -> jax.Array:
+    """``x_k = (1/P) sum_n x_n e^(+2 pi i k n / P)`` along the last axis (so ``x_n = sum_k x_k e^(-2 pi i k n / P)``)."""
+    return jnp.fft.ifft(x, axis=-1)
+
+
 @struct.dataclass
 class FourierSextic:
     """``Gamma(w) = P (gamma/6) sum_k (|u_k|^6 + |v_k|^6)`` on the halves ``w = (u, v)``, ``u_k = (1/P) sum_n u_n e^(2 pi i k n/P)``."""
@@ -60,8 +66,8 @@ class FourierSextic:
         if w.shape[-1] != 2 * size:
             raise ConfigError(f"fourier_sextic needs an even weight dimension 2P (two halves), got {w.shape[-1]}")
         halves = w.reshape(w.shape[:-1] + (2, size))
-        modulus = jnp.abs(jnp.fft.fft(halves, axis=-1)) / size  # |u_k| (the sign of the exponent does not matter)
-        return size * (self.gamma / 6.0) * jnp.sum(modulus**6, axis=(-2, -1))
+        power = jnp.abs(fourier_coefficients(halves)) ** 2  # |u_k|^2, |v_k|^2
+        return size * (self.gamma / 6.0) * jnp.sum(power**3, axis=(-2, -1))
 
     def settings(self) -> dict:
         return {"name": "fourier_sextic", "gamma": float(self.gamma)}

@@ -10,7 +10,7 @@ from mft_jax.foreground.grid import grid_sampler
 from mft_jax.foreground.importance import importance_sampler
 from mft_jax.model import TwoLayer
 from mft_jax.normalizability import check_normalizable
-from mft_jax.priors import fourier_sextic, make_penalty, sextic
+from mft_jax.priors import FourierSextic, fourier_coefficients, fourier_sextic, make_penalty, sextic
 from mft_jax.solver import solve
 from mft_jax.tasks import make_data
 
@@ -32,6 +32,53 @@ def test_sextic_and_fourier_sextic_values():
     with pytest.raises(ConfigError, match="penalty"):
         make_penalty({"name": "quartic", "gamma": 1.0})
     assert TwoLayer("erf", penalty={"name": "sextic", "gamma": 0.5}).penalty == sextic(0.5)
+
+
+def _dft_coefficients(x: np.ndarray) -> np.ndarray:
+    """The stated convention by an explicit matrix: x_k = (1/P) sum_n x_n exp(+2 pi i k n / P)."""
+    size = x.shape[-1]
+    k, n = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    return x @ np.exp(2j * np.pi * k * n / size).T / size
+
+
+def test_fourier_convention_inverse_and_parseval(x64):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 11))
+    coefficients = np.asarray(fourier_coefficients(jnp.asarray(x)))
+    np.testing.assert_allclose(coefficients, _dft_coefficients(x), atol=1e-13)
+    k, n = np.meshgrid(np.arange(11), np.arange(11), indexing="ij")
+    back = coefficients @ np.exp(-2j * np.pi * k * n / 11)  # x_n = sum_k x_k e^(-2 pi i k n / P)
+    np.testing.assert_allclose(back.real, x, atol=1e-13)
+    np.testing.assert_allclose(np.abs(back.imag), 0, atol=1e-13)
+    np.testing.assert_allclose(np.sum(x**2, axis=1), 11 * np.sum(np.abs(coefficients) ** 2, axis=1), rtol=1e-13)
+
+
+def test_penalties_on_random_weights_and_the_sextic_gradient(x64):
+    """Generic weights (every Fourier mode occupied) against the explicit DFT; ``grad sextic = gamma w^5``."""
+    rng = np.random.default_rng(1)
+    size, gamma = 7, 0.3
+    w = rng.normal(size=(4, 2 * size))
+    np.testing.assert_allclose(sextic(gamma)(jnp.asarray(w)), gamma / 6 * np.sum(w**6, axis=1), rtol=1e-13)
+    uk, vk = _dft_coefficients(w[:, :size]), _dft_coefficients(w[:, size:])
+    expected = size * gamma / 6 * np.sum(np.abs(uk) ** 6 + np.abs(vk) ** 6, axis=1)
+    np.testing.assert_allclose(fourier_sextic(gamma)(jnp.asarray(w)), expected, rtol=1e-12)
+    np.testing.assert_allclose(jax.grad(lambda v: sextic(gamma)(v[None])[0])(jnp.asarray(w[0])), gamma * w[0] ** 5, rtol=1e-12)
+    with pytest.raises(ConfigError, match="even weight dimension"):
+        fourier_sextic(1.0)(jnp.ones((2, 9)))
+    with pytest.raises(ConfigError, match="penalty"):
+        make_penalty({"name": "sextic"})  # gamma missing
+
+
+def test_penalty_is_a_pytree_with_traced_gamma():
+    penalty = fourier_sextic(0.5)
+    leaves, _ = jax.tree.flatten(penalty)
+    assert leaves == [0.5] and penalty.degree == 6
+    w = jnp.ones((3, 10)).at[:, 1].set(2.0)
+    values = jax.jit(lambda p, w: p(w))(penalty, w)  # gamma traced: one compilation for a sweep over gamma
+    swept = jax.vmap(lambda g: FourierSextic(g)(w))(jnp.array([0.5, 1.0]))
+    np.testing.assert_allclose(swept[0], values, rtol=1e-6)
+    np.testing.assert_allclose(swept[1], 2 * values, rtol=1e-6)
+    assert sextic(1.0) == sextic(1.0) and hash(sextic(1.0)) == hash(sextic(1.0))
 
 
 def test_free_energy_with_a_penalised_prior_matches_direct_quadrature(x64):

@@ -1,0 +1,304 @@
+"""Modular addition with a square activation and a sextic Fourier prior (docs/theory.md section 9).
+
+Setting (Rubin, Seroussi & Ringel, ICLR 2024, section 3.2 and appendix B): all P^2 pairs (n, m) of
+Z_P, two-hot inputs ``x = e_n (+) e_m`` in R^(2P), targets ``y_p = delta_{p,(n+m) mod P} - 1/P``,
+``phi(z) = z^2``, weight prior ``exp(-|w|^2/2 - Gamma(w))`` with the Fourier sextic
+``Gamma = sum_k P (gamma/6)(|w_k|^6 + |v_k|^6)`` (``mft_jax.priors.fourier_sextic``). P is odd.
+
+Writing ``w = (u, v)`` (halves), ``w_k = (1/P) sum_n u_n e^(2 pi i k n/P)`` (``v_k`` likewise),
+``Phi_k = |w_k|^2``, ``Psi_k = |v_k|^2``:
+
+- overlap with the target: ``S_p(w) = sum_x y_p(x) (w.x)^2 = 2 [(u * v)_p - (sum u)(sum v)/P]``
+  (circular convolution) ``= 2P sum_{k != 0} w_k v_k e^(-2 pi i k p/P)``, so ``|S|^2 = 4 P^3 sum_{k!=0} Phi_k Psi_k``;
+- on the full table the residual is exactly ``r = a y`` (translation and dilation symmetry of Z_P);
+  the single-neuron law then factorises over the (P-1)/2 conjugate pairs ``(k, P-k)``: each pair has
+  the law ``exp(-2P A(Phi, Psi)) dPhi dPsi`` on [0, inf)^2 (uniform phases) with the per-mode action
+
+      A = (Phi + Psi)/2 - g Phi Psi + (gamma/6)(Phi^3 + Psi^3),   g = u a^2,
+
+  ``u = 4 c / P^2`` in library units (``c = beta^2 sa2/2``), ``u = 2 sigma_a^2 P^2/(N sigma^4)`` in the paper's;
+- self-consistency: ``f = beta sa2 K Q r`` and ``sum_x' K(x, x') y(x') = 4 P^2 <Phi Psi> y(x)`` give
+
+      a = 1 / (1 + 4 kappa <Phi Psi>_g),   kappa = beta sa2 = P^2 sigma_a^2 / sigma^2,
+
+  ``<Phi Psi> = 1/P^2`` under the Gaussian prior (the GP: ``a_GP = 1/(1 + 4 kappa/P^2)``).
+
+This module gives the exact per-mode integral (``pair_mode``), its large-P saddle points
+(``saddle``), the self-consistent discrepancy coefficient and phase (``solve_discrepancy``), and for
+networks the exact Fourier form of the loss (``fourier_loss``) and Fourier diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.special import logsumexp
+
+from mft_jax.errors import ConfigError
+from mft_jax.priors import fourier_coefficients
+from mft_jax.train.network import readout_norm
+
+# ---------------------------------------------------------------------------------------------
+# Networks: the exact Fourier form of the loss on the full table, and Fourier diagnostics
+# ---------------------------------------------------------------------------------------------
+
+
+def _halves(w: jax.Array) -> tuple[jax.Array, jax.Array, int]:
+    if w.shape[-1] % 2:
+        raise ConfigError(f"modular-addition weights live in R^(2P); got dimension {w.shape[-1]}")
+    modulus = w.shape[-1] // 2
+    return w[..., :modulus], w[..., modulus:], modulus
+
+
+def target_overlap(w: jax.Array) -> jax.Array:
+    """``S_p(w) = sum_{n,m} y_p(n, m) (u_n + v_m)^2 = 2 [(u * v)_p - (sum u)(sum v)/P]``: (M, P) for w (M, 2P).
+
+    The circular convolution ``(u * v)_p = sum_n u_n v_{p-n}`` is computed by FFT.
+    """
+    u, v, modulus = _halves(w)
+    convolution = jnp.fft.irfft(jnp.fft.rfft(u, axis=-1) * jnp.fft.rfft(v, axis=-1), n=modulus, axis=-1)
+    return 2.0 * (convolution - jnp.sum(u, -1, keepdims=True) * jnp.sum(v, -1, keepdims=True) / modulus)
+
+
+def feature_gram(w: jax.Array) -> jax.Array:
+    """``G_ij = sum_{n,m} (u_in + v_im)^2 (u_jn + v_jm)^2``: (M, M), in O(M^2 P) instead of O(M^2 P^2)."""
+    u, v, modulus = _halves(w)
+    u2, v2 = u * u, v * v
+    su, sv, su2, sv2 = (jnp.sum(z, -1) for z in (u, v, u2, v2))
+    outer = lambda p, q: p[:, None] * q[None, :]
+    return (
+        modulus * (u2 @ u2.T + v2 @ v2.T)
+        + outer(su2, sv2) + outer(sv2, su2)
+        + 2 * ((u2 @ u.T) * sv[None, :] + (v2 @ v.T) * su[None, :])
+        + 2 * ((u @ u2.T) * sv[:, None] + (v @ v2.T) * su[:, None])
+        + 4 * (u @ u.T) * (v @ v.T)
+    )
+
+
+def fourier_loss(params: dict, model, data=None) -> jax.Array:
+    """``L = 1/(2P^2) sum_{n,m} |f(n, m) - y(n, m)|^2`` on the full table, without forming the P^2 x P outputs.
+
+    ``sum |f|^2 = sum_ij (a_i . a_j) G_ij / D^2``, ``sum f . y = sum_i a_i . S(w_i) / D``, ``sum |y|^2 = P (P - 1)``,
+    ``D = N`` (mean-field) or ``sqrt(N)``. Equal to ``mft_jax.train.network.loss`` on
+    ``make_data("modular_addition", modulus=P)`` (tested); ``data`` is accepted for the trainer's signature.
+    """
+    a, w = params["a"], params["w"]
+    modulus = w.shape[-1] // 2
+    norm = readout_norm(model, a.shape[0])
+    output_power = jnp.sum((a @ a.T) * feature_gram(w)) / norm**2
+    cross = jnp.sum(a * target_overlap(w)) / norm
+    return (output_power - 2.0 * cross + modulus * (modulus - 1)) / (2.0 * modulus**2)
+
+
+def mode_powers(w: jax.Array) -> jax.Array:
+    """``(Phi_k, Psi_k) = (|w_k|^2, |v_k|^2)`` for the pair modes k = 1..(P-1)/2: (M, 2, (P-1)/2)."""
+    u, v, modulus = _halves(w)
+    coefficients = fourier_coefficients(jnp.stack([u, v], axis=-2))
+    return jnp.abs(coefficients[..., 1 : (modulus - 1) // 2 + 1]) ** 2
+
+
+def network_discrepancy(params: dict, model) -> jax.Array:
+    """``a = 1 - sum_x f . y / sum_x |y|^2`` of a network on the full table (``r = a y`` when the symmetry holds)."""
+    a, w = params["a"], params["w"]
+    modulus = w.shape[-1] // 2
+    norm = readout_norm(model, a.shape[0])
+    return 1.0 - jnp.sum(a * target_overlap(w)) / (norm * modulus * (modulus - 1))
+
+
+def learned_fraction(w: jax.Array, threshold: float) -> jax.Array:
+    """Fraction of (neuron, pair mode) with ``Phi_k Psi_k > threshold^2`` (the mode sits at the nonzero saddle)."""
+    powers = mode_powers(w)
+    return jnp.mean(powers[..., 0, :] * powers[..., 1, :] > threshold**2)
+
+
+def top_mode_share(powers: jax.Array) -> jax.Array:
+    """Per neuron: the share of ``sum_k (Phi_k + Psi_k)`` (pair modes) in its strongest pair mode; ``powers`` (..., 2, K)."""
+    total = powers[..., 0, :] + powers[..., 1, :]
+    return jnp.max(total, axis=-1) / jnp.sum(total, axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reduced theory: one pair mode
+# ---------------------------------------------------------------------------------------------
+
+
+class Saddle(NamedTuple):
+    """Stationary points of ``A`` on the diagonal ``Phi = Psi = x``: ``1 - 2 g x + gamma x^2 = 0``.
+
+    ``barrier`` (x_-) and ``learned`` (x_+) are NaN when ``g^2 < gamma`` (only the zero saddle);
+    ``action`` is ``A(x_+, x_+) = x_+ - g x_+^2 + gamma x_+^3 / 3`` (the zero saddle has ``A = 0``).
+    """
+
+    barrier: float
+    learned: float
+    action: float
+
+
+def saddle(g: float, gamma: float) -> Saddle:
+    """The diagonal saddle points of the per-mode action (a nonzero one exists iff ``g^2 >= gamma``)."""
+    if gamma <= 0 or g * g < gamma:
+        return Saddle(math.nan, math.nan, math.nan)
+    root = math.sqrt(g * g - gamma)
+    barrier, learned = (g - root) / gamma, (g + root) / gamma
+    return Saddle(barrier, learned, learned - g * learned**2 + gamma * learned**3 / 3)
+
+
+def coexistence_coupling(gamma: float) -> float:
+    """``g_c = sqrt(4 gamma / 3)``: the nonzero saddle's action ties the zero saddle's (P -> infinity).
+
+    There ``x_+ = 3 g_c / (2 gamma) = sqrt(3 / gamma)`` (double root of ``1 - g x + gamma x^2/3``).
+    """
+    return math.sqrt(4.0 * gamma / 3.0)
+
+
+class PairMode(NamedTuple):
+    """Moments of one pair mode's law ``exp(-2P A) dPhi dPsi``: ``log_partition``, ``phi_psi = <Phi Psi>``,
+    ``phi = <Phi>``, ``learned`` = mass beyond the barrier (``Phi Psi > x_-^2``; 0 without a nonzero saddle),
+    ``learned_share`` = the part of ``<Phi Psi>`` carried by that mass."""
+
+    log_partition: float
+    phi_psi: float
+    phi: float
+    learned: float
+    learned_share: float
+
+
+def _grid(g: float, gamma: float, modulus: int, points: int) -> np.ndarray:
+    """Nodes in Phi: geometric from 1e-5/P (the zero well, scale 1/P) plus dense patches at x_-, x_+."""
+    stationary = saddle(g, gamma)
+    top = max(80.0 / modulus, (120.0 / (modulus * gamma)) ** (1 / 3) if gamma > 0 else 0.0)
+    if g > 0 and gamma == 0:
+        raise ConfigError("pair_mode with g > 0 needs gamma > 0 (otherwise the law is not normalizable)")
+    if not math.isnan(stationary.learned):
+        top = max(top, 2.5 * stationary.learned)
+    nodes = [np.geomspace(1e-5 / modulus, top, points), [0.0]]
+    for x in (stationary.barrier, stationary.learned):
+        if not math.isnan(x):
+            curvature = 2 * modulus * max(gamma * x - g, 0.0) + (2 * modulus) ** (2 / 3) * (gamma * x + 1e-300) ** (1 / 3)
+            width = 1.0 / math.sqrt(curvature)
+            nodes.append(np.linspace(max(x - 14 * width, 0.0), x + 14 * width, points // 2))
+    return np.unique(np.concatenate(nodes))
+
+
+def _pair_mode_grid(g: float, gamma: float, modulus: int, points: int):
+    """Nodes ``x`` and the normalised masses ``prob[i, j]`` of ``(Phi, Psi) = (x_i, x_j)``, and ``log Z``."""
+    if g < 0 or gamma < 0 or modulus < 3 or modulus % 2 == 0:
+        raise ConfigError(f"pair_mode needs g >= 0, gamma >= 0 and an odd modulus >= 3; got g={g}, gamma={gamma}, modulus={modulus}")
+    x = _grid(g, gamma, modulus, points)
+    weights = np.zeros_like(x)
+    weights[1:] += np.diff(x) / 2
+    weights[:-1] += np.diff(x) / 2
+    one = -2 * modulus * (x / 2 + gamma * x**3 / 6)
+    log_w = np.log(weights, where=weights > 0, out=np.full_like(x, -np.inf))
+    exponent = (one + log_w)[:, None] + (one + log_w)[None, :] + 2 * modulus * g * np.outer(x, x)
+    log_z = logsumexp(exponent)
+    return x, np.exp(exponent - log_z), float(log_z)
+
+
+def pair_mode(g: float, gamma: float, modulus: int, points: int = 900, threshold: float | None = None) -> PairMode:
+    """The exact two-variable integral ``Z = int_0^inf int_0^inf exp(-2P A(Phi, Psi)) dPhi dPsi`` and its moments.
+
+    Trapezoid rule on a product grid adapted to the wells (``_grid``), in log space; tested against
+    brute-force quadrature (scipy) and against the saddle points at large P. ``learned`` counts the mass
+    with ``Phi Psi > threshold^2`` (default: the barrier ``x_-`` of this g).
+    """
+    x, prob, log_z = _pair_mode_grid(g, gamma, modulus, points)
+    product = np.outer(x, x)
+    barrier = saddle(g, gamma).barrier if threshold is None else threshold
+    beyond = product > barrier**2 if not math.isnan(barrier) else np.zeros_like(product, dtype=bool)
+    phi_psi = float(np.sum(prob * product))
+    learned_share = float(np.sum((prob * product)[beyond])) / phi_psi
+    return PairMode(log_z, phi_psi, float(np.sum(prob.sum(1) * x)), float(np.sum(prob[beyond])), learned_share)
+
+
+def sample_pair_modes(rng: np.random.Generator, g: float, gamma: float, modulus: int, size, points: int = 600) -> np.ndarray:
+    """``size`` independent draws of ``(Phi, Psi)`` from one pair mode's law (grid nodes): shape (*size, 2)."""
+    x, prob, _ = _pair_mode_grid(g, gamma, modulus, points)
+    index = rng.choice(prob.size, size=size, p=prob.ravel() / prob.sum())
+    return np.stack([x[index // x.size], x[index % x.size]], axis=-1)
+
+
+def exact_coexistence(gamma: float, modulus: int, points: int = 900) -> float:
+    """``g_c(P)``: the coupling at which one pair mode is equally likely in the zero and the learned well."""
+    low, high = math.sqrt(gamma) * 1.0000001, 2.0 * coexistence_coupling(gamma) + 4.0 / modulus
+    for _ in range(40):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if pair_mode(mid, gamma, modulus, points).learned < 0.5 else (low, mid)
+    return 0.5 * (low + high)
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-consistency for the discrepancy coefficient a (r = a y) and the phase
+# ---------------------------------------------------------------------------------------------
+
+
+class Discrepancy(NamedTuple):
+    """Self-consistent ``a`` (``r = a y``; 1: f = 0, 0: f = y), the coupling ``g = u a^2``, ``<Phi Psi>``, the
+    fraction ``learned`` of pair modes at the nonzero saddle, and the phase (``"GFL"``, ``"GMFL-I"``, ``"GMFL-II"``)."""
+
+    a: float
+    g: float
+    phi_psi: float
+    learned: float
+    phase: str
+
+
+def solve_discrepancy(u: float, kappa: float, gamma: float, modulus: int, method: str = "exact", points: int = 900) -> Discrepancy:
+    """Solve ``a (1 + 4 kappa <Phi Psi>_{u a^2}) = 1``.
+
+    ``method="exact"``: ``<Phi Psi>`` from the exact per-mode integral; the left side increases with
+    ``a``, so the root is unique (bisection). Phase: GMFL-II when at least 99% of the pair modes sit at
+    the nonzero saddle; GMFL-I when the modes at the nonzero saddle carry at least half of ``<Phi Psi>``
+    (the kernel's eigenvalue on the target), however few they are; GFL otherwise.
+
+    ``method="saddle"`` (P -> infinity, the paper's treatment): ``<Phi Psi> = 1/P^2`` at the zero saddle,
+    ``x_+(g)^2`` at the nonzero one, any mixture at ``g = g_c``: GFL if ``u a_GP^2 < g_c``; else GMFL-I with
+    ``a = sqrt(g_c/u)`` and learned fraction ``p`` from the equation while ``p <= 1``; else GMFL-II.
+    """
+    if method == "saddle":
+        g_c = coexistence_coupling(gamma)
+        m0 = 1.0 / modulus**2
+        a_gp = 1.0 / (1.0 + 4 * kappa * m0)
+        if u * a_gp**2 <= g_c:
+            return Discrepancy(a_gp, u * a_gp**2, m0, 0.0, "GFL")
+        a_mixed = math.sqrt(g_c / u)
+        x_c = saddle(g_c, gamma).learned
+        p = ((1 / a_mixed - 1) / (4 * kappa) - m0) / (x_c**2 - m0)
+        if p <= 1:
+            return Discrepancy(a_mixed, g_c, p * x_c**2 + (1 - p) * m0, p, "GMFL-I")
+        low, high = 0.0, a_mixed  # GMFL-II: a (1 + 4 kappa x_+(u a^2)^2) = 1 with u a^2 > g_c
+        for _ in range(200):
+            mid = 0.5 * (low + high)
+            value = mid * (1 + 4 * kappa * saddle(max(u * mid * mid, g_c), gamma).learned ** 2)
+            low, high = (mid, high) if value < 1 else (low, mid)
+        a = 0.5 * (low + high)
+        return Discrepancy(a, u * a * a, saddle(u * a * a, gamma).learned ** 2, 1.0, "GMFL-II")
+    if method != "exact":
+        raise ConfigError(f"method must be 'exact' or 'saddle', got {method!r}")
+    low, high = 0.0, 1.0
+    for _ in range(48):
+        mid = 0.5 * (low + high)
+        value = mid * (1 + 4 * kappa * pair_mode(u * mid * mid, gamma, modulus, points).phi_psi)
+        low, high = (mid, high) if value < 1 else (low, mid)
+    a = 0.5 * (low + high)
+    mode = pair_mode(u * a * a, gamma, modulus, points)
+    phase = "GMFL-II" if mode.learned >= 0.99 else ("GMFL-I" if mode.learned_share >= 0.5 else "GFL")
+    return Discrepancy(a, u * a * a, mode.phi_psi, mode.learned, phase)
+
+
+def paper_couplings(modulus: int, width: int, sa2_paper: float, sigma2: float) -> tuple[float, float]:
+    """``(u, kappa)`` in the paper's units: readout variance ``sa2_paper / N``, noise ``sigma2``, n = P^2 points.
+
+    ``u = 2 sa2_paper P^2 / (N sigma2^2)``, ``kappa = P^2 sa2_paper / sigma2``. Library units: ``sa2 = N sa2_paper``,
+    ``beta = P^2 / (N sigma2)`` (then ``c = beta^2 sa2 / 2`` and ``u = 4c/P^2``, ``kappa = beta sa2``).
+    """
+    return 2 * sa2_paper * modulus**2 / (width * sigma2**2), modulus**2 * sa2_paper / sigma2
+
+
+def library_couplings(modulus: int, sa2: float, beta: float) -> tuple[float, float]:
+    """``(u, kappa) = (2 beta^2 sa2 / P^2, beta sa2)`` for a library ``TwoLayer`` (mean-field scaling)."""
+    return 2 * beta**2 * sa2 / modulus**2, beta * sa2

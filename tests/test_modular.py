@@ -1,0 +1,141 @@
+"""The modular-addition reduction (mft_jax.modular): Fourier loss, per-mode integral, saddles, self-consistency."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate
+
+from mft_jax.model import TwoLayer
+from mft_jax.modular import (
+    coexistence_coupling, exact_coexistence, feature_gram, fourier_loss, learned_fraction, mode_powers, network_discrepancy,
+    pair_mode, paper_couplings, saddle, solve_discrepancy, target_overlap, top_mode_share,
+)
+from mft_jax.priors import fourier_sextic
+from mft_jax.tasks import make_data
+from mft_jax.train.network import init_network, loss, predict
+
+
+def test_fourier_loss_equals_the_direct_loss(x64):
+    modulus = 7
+    data = make_data("modular_addition", modulus=modulus)
+    for scaling in ("mean_field", "standard"):
+        model = TwoLayer("square", sa2=2.0, sw2=0.8, beta=1.0, scaling=scaling)
+        params = init_network(jax.random.key(0), model, 12, 2 * modulus, modulus)
+        np.testing.assert_allclose(fourier_loss(params, model), loss(params, model, data), rtol=1e-12)
+    grads = [jax.jit(jax.grad(f), static_argnums=1)(params, model, data) for f in (fourier_loss, loss)]
+    for leaf in ("a", "w"):
+        np.testing.assert_allclose(grads[0][leaf], grads[1][leaf], rtol=1e-10, atol=1e-13)
+    w = params["w"]
+    features = (w @ data.x.T) ** 2  # (M, P^2)
+    np.testing.assert_allclose(target_overlap(w), features @ data.y, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(feature_gram(w), features @ features.T, rtol=1e-12)
+
+
+def test_network_observables(x64):
+    """``network_discrepancy`` is ``1 - sum f.y / sum |y|^2`` of the direct forward pass; a pure Fourier mode in both
+    halves has top-mode share 1, modes 1 and 3 in one half and 2 in the other 1/3 (k and P-k are one pair mode)."""
+    modulus = 7
+    data = make_data("modular_addition", modulus=modulus)
+    for scaling in ("mean_field", "standard"):
+        model = TwoLayer("square", sa2=2.0, sw2=0.8, beta=1.0, scaling=scaling)
+        params = init_network(jax.random.key(3), model, 12, 2 * modulus, modulus)
+        f = predict(params, model, data.x)
+        np.testing.assert_allclose(network_discrepancy(params, model), 1 - jnp.sum(f * data.y) / jnp.sum(data.y**2), rtol=1e-12)
+    n = np.arange(modulus)
+    pure = np.cos(2 * np.pi * 2 * n / modulus + 0.3)
+    two = np.cos(2 * np.pi * 1 * n / modulus) + np.cos(2 * np.pi * 3 * n / modulus)
+    w = jnp.asarray(np.stack([np.concatenate([pure, pure]), np.concatenate([two, pure])]))
+    np.testing.assert_allclose(top_mode_share(mode_powers(w)), [1.0, 1 / 3], rtol=1e-12)
+    # Phi_k Psi_k = 1/16 in the shared mode of the first neuron only
+    np.testing.assert_allclose([learned_fraction(w, 0.24), learned_fraction(w, 0.26)], [1 / 6, 0.0])
+
+
+def test_overlap_in_fourier_modes(x64):
+    """|S(w)|^2 = 4 P^3 sum_{k != 0} Phi_k Psi_k = 8 P^3 sum over pair modes."""
+    modulus = 9
+    w = jax.random.normal(jax.random.key(1), (5, 2 * modulus))
+    powers = mode_powers(w)
+    np.testing.assert_allclose(jnp.sum(target_overlap(w) ** 2, -1), 8 * modulus**3 * jnp.sum(powers[:, 0] * powers[:, 1], -1), rtol=1e-11)
+
+
+def _brute(g, gamma, modulus):
+    density = lambda y, x: math.exp(-2 * modulus * ((x + y) / 2 - g * x * y + gamma * (x**3 + y**3) / 6))
+    opts = dict(epsabs=0, epsrel=1e-10)
+    z = integrate.dblquad(density, 0, 60, 0, 60, **opts)[0]
+    m = integrate.dblquad(lambda y, x: x * y * density(y, x), 0, 60, 0, 60, **opts)[0]
+    return math.log(z), m / z
+
+
+@pytest.mark.parametrize("g", [0.0, 0.6, 0.9])
+def test_pair_mode_against_brute_force_quadrature(x64, g):
+    """P = 5, gamma = 0.3 (sqrt(gamma) = 0.55: g = 0.6, 0.9 have a nonzero saddle, 0.9 above g_c = 0.63).
+
+    The product trapezoid rule is second order: at the default 900 nodes per axis log Z is off by
+    1e-4 (g = 0) to 3e-6, <Phi Psi> by < 3e-5 relative (errors measured against scipy dblquad at
+    rtol 1e-10); tolerances 3e-4 and 1e-4. Power: gamma 10% off moves <Phi Psi> by > 20 tolerances (~85 at g = 0).
+    """
+    modulus, gamma = 5, 0.3
+    mode = pair_mode(g, gamma, modulus)
+    log_z, phi_psi = _brute(g, gamma, modulus)
+    np.testing.assert_allclose(mode.log_partition, log_z, atol=3e-4)
+    np.testing.assert_allclose(mode.phi_psi, phi_psi, rtol=1e-4)
+    wrong = pair_mode(g, 1.1 * gamma, modulus)
+    assert abs(wrong.phi_psi - phi_psi) > 20 * 1e-4 * phi_psi
+    if g == 0.0:
+        np.testing.assert_allclose(_brute(0.0, 0.0, modulus)[1], 1 / modulus**2, rtol=1e-8)  # the Gaussian prior
+
+
+def test_saddle_is_the_large_P_limit(x64):
+    gamma = 1e-4
+    g_c = coexistence_coupling(gamma)
+    stationary = saddle(g_c, gamma)
+    np.testing.assert_allclose([stationary.learned, stationary.action], [math.sqrt(3 / gamma), 0.0], atol=1e-9)
+    # just above g_c the learned well holds the mass and <Phi Psi> -> x_+^2; below, the zero well (1/P^2)
+    for modulus in (101, 401):
+        above, below = pair_mode(1.02 * g_c, gamma, modulus), pair_mode(0.98 * g_c, gamma, modulus)
+        assert above.learned > 0.999 and below.learned < 1e-6
+        np.testing.assert_allclose(above.phi_psi, saddle(1.02 * g_c, gamma).learned ** 2, rtol=2 / modulus)
+        np.testing.assert_allclose(below.phi_psi, 1 / modulus**2, rtol=0.1)
+    # the exact coexistence coupling converges to the saddle's sqrt(4 gamma / 3) as P grows
+    gaps = [abs(exact_coexistence(gamma, modulus, points=300) / g_c - 1) for modulus in (51, 201)]
+    assert gaps[1] < gaps[0] / 2 and gaps[1] < 1e-3
+
+
+def test_discrepancy_self_consistency(x64):
+    modulus, width, gamma = 401, 1000, 1e-4
+    for sigma2 in (0.3, 0.2):
+        u, kappa = paper_couplings(modulus, width, 0.002 / width, sigma2)
+        exact = solve_discrepancy(u, kappa, gamma, modulus, points=500)
+        mode = pair_mode(exact.g, gamma, modulus, points=500)
+        np.testing.assert_allclose(exact.a * (1 + 4 * kappa * mode.phi_psi), 1.0, rtol=1e-6)
+        approx = solve_discrepancy(u, kappa, gamma, modulus, method="saddle")
+        assert exact.phase == approx.phase
+        np.testing.assert_allclose(exact.a, approx.a, rtol=1e-3)  # P = 401 is deep in the saddle regime
+    # GMFL-I: a = sqrt(g_c / u), linear in sigma^2; a 10% larger gamma moves it by ~2.4%
+    wrong = solve_discrepancy(u, kappa, 1.1 * gamma, modulus, method="saddle")
+    assert abs(wrong.a - approx.a) > 10 * 1e-3 * approx.a
+    # the GP limit: u -> 0 gives a = 1 / (1 + 4 kappa / P^2)
+    gp = solve_discrepancy(1e-9, 3.0, gamma, 11, points=400)
+    np.testing.assert_allclose(gp.a, 1 / (1 + 12 / 121), rtol=1e-6)
+    assert gp.phase == "GFL"
+
+
+def test_penalty_and_overlap_give_the_per_mode_action(x64):
+    """-|w|^2/2 - Gamma + c|S|^2 (r = a y, library units) equals -2P sum_pairs A(Phi_k, Psi_k) minus the k = 0 terms."""
+    modulus, gamma, a = 7, 0.05, 0.8
+    model = TwoLayer("square", sa2=3.0, sw2=1.0, beta=2.0)
+    w = jax.random.normal(jax.random.key(2), (4, 2 * modulus))
+    data = make_data("modular_addition", modulus=modulus)
+    log_density = model.replace(penalty=fourier_sextic(gamma)).log_density(w, data, a * data.y)
+    u = 4 * model.coupling / modulus**2
+    powers = mode_powers(w)
+    phi, psi = powers[:, 0], powers[:, 1]
+    action = jnp.sum((phi + psi) / 2 - u * a * a * phi * psi + gamma / 6 * (phi**3 + psi**3), -1)
+    w0, v0 = jnp.mean(w[:, :modulus], -1) ** 2, jnp.mean(w[:, modulus:], -1) ** 2
+    zero_mode = modulus * ((w0 + v0) / 2 + gamma / 6 * (w0**3 + v0**3))
+    np.testing.assert_allclose(log_density, -2 * modulus * action - zero_mode, rtol=1e-11)
