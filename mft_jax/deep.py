@@ -365,9 +365,23 @@ class DeepSolution(NamedTuple):
         return self.model.beta * self.model.sa2 * cross[-1] @ (self.data.q[:, None] * self.residual)
 
 
+TEST_BLOCK_ELEMENTS = 2**25  # test points go through the layers in blocks of (particles x points x Hermite nodes) <= this
+
+
 def test_kernels(solution: DeepSolution, x_new) -> tuple[list, list]:
-    """Per layer ``Phi_l(x*, X)`` (n, P) and ``Phi_l(x*, x*)`` (n,) at new points (docs/theory.md 6.4)."""
-    return _test_kernels(solution.model, solution.sampler, solution.particles, solution.data, solution.state, jnp.asarray(x_new, solution.data.x.dtype))
+    """Per layer ``Phi_l(x*, X)`` (n, P) and ``Phi_l(x*, x*)`` (n,) at new points (docs/theory.md 6.4).
+
+    Each test point needs only its own diagonal and its cross-kernel with the data, so the points are
+    processed in blocks that keep the (particles, points, nodes) array under ``TEST_BLOCK_ELEMENTS``.
+    """
+    x_new = jnp.asarray(x_new, solution.data.x.dtype)
+    particles = max([p.z.shape[0] for p in solution.particles if p is not None] or [1])
+    block = max(1, TEST_BLOCK_ELEMENTS // (particles * HERMITE_NODES))
+    parts = [_test_kernels(solution.model, solution.sampler, solution.particles, solution.data, solution.state, x_new[i: i + block])
+             for i in range(0, x_new.shape[0], block)]
+    layers = range(len(parts[0][0]))
+    return ([jnp.concatenate([p[0][l] for p in parts]) for l in layers],
+            [jnp.concatenate([p[1][l] for p in parts]) for l in layers])
 
 
 def _test_kernels_impl(model, sampler, particles, data, state, x_new):

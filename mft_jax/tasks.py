@@ -75,6 +75,11 @@ def continuous_xor() -> Task:
     return Task("continuous_xor", 2, 1, lambda x: x[:, :1] * x[:, 1:2])
 
 
+def xor_product() -> Task:
+    """``x ~ N(0, I_4)``, ``y = (x1 x2)(x3 x4)``: a product of two continuous XORs, a compositional target."""
+    return Task("xor_product", 4, 1, lambda x: (x[:, :1] * x[:, 1:2]) * (x[:, 2:3] * x[:, 3:4]))
+
+
 def linear_teacher(teacher=(1.0,)) -> Task:
     """``x ~ N(0, I_d)``, ``y = v . x`` with ``v = teacher`` (d = len(teacher))."""
     v = np.asarray(teacher, dtype=float).reshape(-1)
@@ -149,7 +154,7 @@ def register_task(name: str, factory: Callable[..., Task]) -> None:
     _TASKS[name] = factory
 
 
-for _factory in (continuous_xor, linear_teacher, teacher_student, modular_addition, digits):
+for _factory in (continuous_xor, xor_product, linear_teacher, teacher_student, modular_addition, digits):
     register_task(_factory.__name__, _factory)
 
 

@@ -25,6 +25,19 @@ def test_continuous_xor_population_has_unit_target_variance():
     np.testing.assert_allclose(float(data.q @ data.y[:, 0] ** 2), 1.0, rtol=1e-5)
 
 
+def test_xor_product_is_a_unit_variance_degree_four_target():
+    data = make_data("xor_product", quadrature=6)
+    assert data.x.shape == (6**4, 4) and data.y.shape == (6**4, 1)
+    x, y = np.asarray(data.x, np.float64), np.asarray(data.y[:, 0], np.float64)
+    q = np.asarray(data.q, np.float64)
+    np.testing.assert_allclose(y, x[:, 0] * x[:, 1] * x[:, 2] * x[:, 3], rtol=1e-5, atol=1e-6)
+    # Gauss-Hermite with 6 nodes per axis is exact to degree 11 per axis: E[y^2] = 1, and y is
+    # orthogonal to every polynomial of degree < 4 (e.g. the two XORs it composes).
+    np.testing.assert_allclose(q @ y**2, 1.0, rtol=1e-5)
+    for lower in (x[:, 0] * x[:, 1], x[:, 2] * x[:, 3], x[:, 0] ** 2, np.ones_like(y)):
+        assert abs(q @ (y * lower)) < 1e-5
+
+
 def test_modular_addition_targets_are_centred_one_hot():
     data = make_data("modular_addition", modulus=5)
     assert data.x.shape == (25, 10) and data.y.shape == (25, 5)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mft_jax import deep as deep_module
 from mft_jax.data import make_dataset
 from mft_jax.deep import Deep, deep_nngp, gaussian_layers, grid_layers, importance_layers, solve_deep
 from mft_jax.errors import ConfigError
@@ -137,6 +138,16 @@ def test_predictions_at_the_data_reproduce_the_fixed_point(x64):
     assert solution.converged, solution.message
     np.testing.assert_allclose(np.asarray(solution.predict(data.x)), np.asarray(data.y - solution.residual), atol=1e-6)
     assert np.max(np.abs(np.asarray(data.y - solution.residual))) > 0.05  # it predicts something
+    # Test points go through the layers in blocks; blocks of a single point give the same kernels.
+    # (Summation order differs between block sizes: agreement to rounding, 1e-9, not bit equality.)
+    whole = deep_module.test_kernels(solution, data.x)
+    saved, deep_module.TEST_BLOCK_ELEMENTS = deep_module.TEST_BLOCK_ELEMENTS, 1
+    try:
+        blocked = deep_module.test_kernels(solution, data.x)
+    finally:
+        deep_module.TEST_BLOCK_ELEMENTS = saved
+    for a, b in zip(whole[0] + whole[1], blocked[0] + blocked[1]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
 
 
 def test_importance_sampling_matches_exact_gaussian_layers(x64):

@@ -41,7 +41,7 @@ def test_closed_forms_match_monte_carlo(x64, activation):
     assert np.all(np.abs(kernel - mean) <= K_SIGMA * error + 1e-12)
 
 
-@pytest.mark.parametrize("activation", ["ramp", "hardtanh", "tanh"])
+@pytest.mark.parametrize("activation", ["ramp", "hardtanh", "tanh", "gelu"])
 def test_generic_kernel_matches_monte_carlo(x64, activation):
     x = _points()
     mean, error = _monte_carlo(activation, x)
