@@ -365,6 +365,41 @@ class DeepSolution(NamedTuple):
         return self.model.beta * self.model.sa2 * cross[-1] @ (self.data.q[:, None] * self.residual)
 
 
+class LayerLaw(NamedTuple):
+    """One layer's single-neuron law at the fixed point as weighted particles.
+
+    ``h`` (M, P): the neuron's preactivations on the data; ``weight`` (M,): probabilities summing
+    to 1; ``w`` (M, d): layer 1's input weights (``h = X w``), ``None`` for hidden layers l >= 2.
+    """
+
+    h: jax.Array
+    weight: jax.Array
+    w: jax.Array | None
+
+
+def layer_law(solution: DeepSolution, layer: int) -> LayerLaw:
+    """The law ``p_l(h) ~ N(h; 0, s_l Phi_(l-1)) exp(t_l(h))`` of layer ``l`` (1-based) at the fixed point (6.3).
+
+    Particle samplers only (importance or grid): the weights are the tilt's, normalised, on the
+    sampler's fixed draws ``h = A_l z``; the exact Gaussian law of ``gaussian_layers`` has no particles.
+    """
+    model = solution.model
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= model.hidden_layers:
+        raise ConfigError(f"layer must be an integer in 1..{model.hidden_layers} (the hidden layers), got {layer!r}")
+    particles = solution.particles[layer - 1]
+    if particles is None:
+        raise ConfigError("layer_law needs a particle sampler (importance_layers or grid_layers); the gaussian sampler's law is exact and has no particles")
+    fwd = _forward_jit(model, solution.sampler, solution.particles, solution.data, solution.state)
+    H = model.hidden_layers
+    gain = model.beta**2 * model.sa2
+    qr = solution.data.q[:, None] * solution.state.residual
+    phihat = solution.state.phihat[layer - 1] if layer < H else -gain * qr @ qr.T
+    factor = fwd.factors[layer - 1]
+    _, weight = _particle_stats(particles, factor, phihat, model.activation, conjugate=False)
+    w = jnp.sqrt(model.sw2) * particles.z if layer == 1 else None
+    return LayerLaw(particles.z @ factor.T, weight, w)
+
+
 TEST_BLOCK_ELEMENTS = 2**25  # test points go through the layers in blocks of (particles x points x Hermite nodes) <= this
 
 

@@ -148,6 +148,17 @@ def test_predictions_at_the_data_reproduce_the_fixed_point(x64):
         deep_module.TEST_BLOCK_ELEMENTS = saved
     for a, b in zip(whole[0] + whole[1], blocked[0] + blocked[1]):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+    # The layer laws as weighted particles reproduce the solution's kernels; layer 1 lives in weight space.
+    for layer in (1, 2):
+        law = deep_module.layer_law(solution, layer)
+        features = solution.model.activation(law.h)
+        np.testing.assert_allclose(np.asarray(features.T @ (law.weight[:, None] * features)), np.asarray(solution.kernels[layer - 1]), rtol=1e-9, atol=1e-12)
+        assert abs(float(law.weight.sum()) - 1.0) < 1e-12 and float(law.weight.min()) >= 0.0
+    law = deep_module.layer_law(solution, 1)
+    np.testing.assert_allclose(np.asarray(law.w @ data.x.T), np.asarray(law.h), rtol=1e-9, atol=1e-12)
+    assert deep_module.layer_law(solution, 2).w is None
+    with pytest.raises(ConfigError, match=r"layer must be an integer in 1\.\.2"):
+        deep_module.layer_law(solution, 3)
 
 
 def test_importance_sampling_matches_exact_gaussian_layers(x64):
