@@ -526,7 +526,14 @@ class Branches(NamedTuple):
 
 
 def solve_branches(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax.Array, feature_init="feature", **options) -> Branches:
-    """Solve from ``init="gp"`` and from ``feature_init`` (``"feature"`` or a residual); the lower free energy is stable."""
+    """Solve from ``init="gp"`` and from ``feature_init`` (``"feature"`` or a residual); the lower free energy is stable.
+
+    ``I(r)`` is strictly concave in ``r`` (a concave quadratic minus ``log E_prior[exp(c |S_r|^2)]``, a
+    log-mean-exp of convex functions), so for a fixed sampler law the fixed point is unique and both starts
+    must reach it; two distinct results mean an unconverged start or a law the sampler does not resolve.
+    First-order transitions (two branches crossing) appear in the d -> infinity saddle equations:
+    ``mft_jax.rubin.limit_transition`` and ``mft_jax.modular.saddle``.
+    """
     gp = solve(data, model, sampler, key=key, init="gp", **options)
     feature = solve(data, model, sampler, key=key, init=feature_init, **options)
     if gp.free_energy is None or feature.free_energy is None:

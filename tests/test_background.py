@@ -44,14 +44,30 @@ def test_streamed_matvec_matches_dense_kernel(x64):
 
 
 def test_large_dataset_never_forms_the_p_by_p_kernel():
-    size = 10_000
+    """Each path is held to its own memory bound, in the traced program (largest array) and in XLA's compiled
+    buffer plan (temp bytes): streamed features O(chunk P), cached features O(M P), never O(P^2). Power, in the
+    test: the cached path (which builds the whole M x P feature matrix) fails the streamed path's bound."""
+    size, num, chunk = 10_000, 512, 128
     data = make_data("continuous_xor", samples=size, seed=3)
     model = TwoLayer("ramp", 1.0, 1.0, 10.0)
-    law = tilted_law(jax.random.key(0), model, data, 512)
-    for cache in (0, 10**8):  # streamed / cached features: O(chunk P) or O(M P) memory, never O(P^2)
-        solve = functools.partial(solve_residual, model, method="cg", chunk=128, feature_cache=cache)
+    law = tilted_law(jax.random.key(0), model, data, num)
+    itemsize = np.dtype(data.x.dtype).itemsize
+
+    def footprint(cache):
+        solve = functools.partial(solve_residual, model, method="cg", chunk=chunk, feature_cache=cache)
         sizes = [int(np.prod(v.aval.shape)) for v in _all_outvars(jax.make_jaxpr(solve)(law, data).jaxpr)]
-        assert len(sizes) > 10 and max(sizes) <= 512 * size  # the largest array is the M x P feature matrix
+        assert len(sizes) > 10
+        temp = jax.jit(solve).lower(law, data).compile().memory_analysis().temp_size_in_bytes
+        return max(sizes), temp
+
+    def within(bound, footprint):  # largest array <= bound elements; compiled temporaries <= 2 such arrays
+        largest, temp = footprint
+        return largest <= bound and temp <= 2 * bound * itemsize
+
+    streamed, cached = footprint(0), footprint(10**8)
+    assert within(chunk * size, streamed), streamed  # the (chunk, P) features of one chunk at a time
+    assert within(num * size, cached), cached  # the M x P feature matrix, and nothing P x P
+    assert not within(chunk * size, cached), cached  # power: a path that builds all features fails the streamed bound
     residual = solve_residual(model, law, data, method="cg")
     background = Background(model, law, data)
     equation = residual + model.beta * model.sa2 * background.matvec(data.q[:, None] * residual)

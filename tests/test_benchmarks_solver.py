@@ -27,3 +27,12 @@ def test_clover_beta_sweep_quick(tmp_path):
     result = json.loads(out.read_text())
     assert [row["beta"] for row in result["rows"]] == [1.0, 10.0, 100.0]
     assert all(row["converged"] for row in result["rows"])
+
+
+@pytest.mark.slow
+def test_neuron_throughput_quick(tmp_path):
+    out = tmp_path / "throughput.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neuron_throughput.py"), "--quick", "--out", str(out)], check=True, timeout=900)
+    result = json.loads(out.read_text())
+    assert set(result["gradient_evaluations_per_second_by_block"]) == {"16", "256"}
+    assert result["neuron_updates_per_second"]["jax_vmap"] > 0 and result["ratio_jax_over_numpy_loop"] > 0

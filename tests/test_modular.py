@@ -106,6 +106,34 @@ def test_saddle_is_the_large_P_limit(x64):
     assert gaps[1] < gaps[0] / 2 and gaps[1] < 1e-3
 
 
+def test_saddle_branches_cross_at_coexistence(x64):
+    """The P -> infinity per-mode theory has a first-order transition: for sqrt(gamma) < g < g_c two branches
+    (the zero saddle, action 0, stable; the learned saddle x_+, action > 0, metastable), beyond g_c the learned one
+    is stable (action < 0); they cross at g_c = sqrt(4 gamma / 3), the spinodal sqrt(gamma) lies 13% below.
+    Power: the same sign-change check at a wrong coupling (the spinodal, or g_c 10% off) finds no crossing; and
+    the exact per-mode law at P = 401 puts its mass on the stable branch on each side."""
+    gamma = 1e-4
+    g_c, spinodal = coexistence_coupling(gamma), math.sqrt(gamma)
+    assert math.isnan(saddle(0.99 * spinodal, gamma).learned)  # one branch only below the spinodal
+    for g in (1.01 * spinodal, 0.98 * g_c, 1.02 * g_c, 1.5 * g_c):
+        branch = saddle(g, gamma)
+        assert 0 < branch.barrier < branch.learned  # two minima (0 and x_+) separated by the barrier x_-
+        assert (branch.action > 0) == (g < g_c)  # the lower action is the stable branch
+
+    def crosses(g, width=1e-3):
+        return saddle(g * (1 - width), gamma).action * saddle(g * (1 + width), gamma).action < 0
+
+    assert crosses(g_c)
+    assert not any(crosses(g) for g in (1.001 * spinodal, 0.9 * g_c, 1.1 * g_c))
+    low, high = spinodal * 1.0001, 2 * g_c  # the crossing by bisection on the action: g_c to 1e-9
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if saddle(mid, gamma).action > 0 else (low, mid)
+    assert abs(0.5 * (low + high) / g_c - 1) < 1e-9
+    modulus = 401
+    assert pair_mode(0.98 * g_c, gamma, modulus).learned < 1e-6 < 0.999 < pair_mode(1.02 * g_c, gamma, modulus).learned
+
+
 def test_discrepancy_self_consistency(x64):
     modulus, width, gamma = 401, 1000, 1e-4
     for sigma2 in (0.3, 0.2):

@@ -212,13 +212,52 @@ def test_no_convergence_is_reported_and_throw_raises():
         solve(data, model, sampler, key=jax.random.key(0), anderson=0, damping=0.1, max_iter=2, tol=1e-8, throw=True, auto=False)
 
 
-def test_branches_report_free_energies():
+def test_branches_report_free_energies(x64):
+    """``I(r) = beta sum q (r.y - |r|^2/2) - log E_prior[exp(c |S_r(w)|^2)]`` is strictly concave in r (a concave
+    quadratic minus a log-mean-exp of convex functions of r), so the two-layer theory at finite P has ONE fixed
+    point: its maximum. Two starts far apart (the GP residual and y) must reach it, with one free energy, and I
+    must be stationary there and lower along every line through it. Power: the fixed point of beta 10% off is not
+    stationary for this I (its slope is > 1e-3 in units of the curvature, 1e-6 at ours). Two genuine branches
+    (a first-order transition) exist only in the d -> infinity saddle equations:
+    tests/test_modular.py::test_saddle_branches_cross_at_coexistence and
+    tests/test_teacher_student.py::test_paper_equations_give_their_critical_coupling."""
+    from mft_jax.solver import free_energy
+
     data, model = clover(quadrature=6)
-    branches = solve_branches(data, model, grid_sampler(32, 6.0), key=jax.random.key(0), tol=1e-6)
+    sampler = grid_sampler(32, 6.0)  # a fixed grid (adapt_grid=False): I below uses the same quadrature nodes
+    branches = solve_branches(data, model, sampler, key=jax.random.key(0), tol=1e-8, adapt_grid=False)
     assert branches.gp.converged and branches.feature.converged
-    lower = min(branches.gp.free_energy, branches.feature.free_energy)
-    assert getattr(branches, branches.stable).free_energy == lower
-    assert "free energy per neuron" in branches.message
+    r_star = np.asarray(branches.gp.residual)
+    y, q = np.asarray(data.y), np.asarray(data.q)
+    norm = lambda v: float(np.sqrt(np.sum(q[:, None] * v * v)))  # noqa: E731
+    assert norm(y - r_star) > 0.25 * norm(r_star)  # the feature start (r = y) is far from the fixed point ...
+    assert norm(np.asarray(branches.feature.residual) - r_star) < 1e-6 * norm(r_star)  # ... and reaches it
+    np.testing.assert_allclose(branches.feature.free_energy, branches.gp.free_energy, rtol=1e-9)
+    assert "both starts reach the same fixed point" in branches.message and "free energy per neuron" in branches.message
+    assert getattr(branches, branches.stable).free_energy == min(branches.gp.free_energy, branches.feature.free_energy)
+
+    state = sampler.init(jax.random.key(0), model, data)
+
+    def energy(r):
+        _, after = sampler.update(state, model, data, jnp.asarray(r))
+        return free_energy(model, data, r, float(after.info.log_partition))
+
+    np.testing.assert_allclose(energy(r_star), branches.gp.free_energy, rtol=1e-12)
+    directions = [y - r_star, np.random.default_rng(0).normal(size=r_star.shape) * norm(r_star)]
+
+    def slope_over_curvature(r, direction, h=0.01):
+        """Central first over second difference of I along ``direction``: the offset (in t) to the line's maximum."""
+        low, mid, high = energy(r - h * direction), energy(r), energy(r + h * direction)
+        curvature = (high + low - 2 * mid) / h**2
+        assert curvature < 0  # concave along the line
+        return (high - low) / (2 * h) / abs(curvature)
+
+    for direction in directions:
+        assert abs(slope_over_curvature(r_star, direction)) < 1e-4
+        for t in (-0.3, -0.1, 0.1, 0.3):
+            assert energy(r_star + t * direction) < energy(r_star)  # the fixed point is the maximum of I
+    wrong = solve(data, model.replace(beta=1.1 * model.beta), sampler, key=jax.random.key(0), tol=1e-8, adapt_grid=False)
+    assert wrong.converged and abs(slope_over_curvature(np.asarray(wrong.residual), directions[0])) > 1e-3
 
 
 def test_sampler_warnings_in_words():
