@@ -195,6 +195,24 @@ def test_samplers_refuse_what_they_cannot_represent():
         solve_deep(wide, Deep("erf", depth=3), grid_layers(8))
 
 
+def test_a_solve_that_cannot_fit_is_refused_before_allocating_naming_sizes_and_what_fits():
+    """The estimate ``LayerSampler.memory_bytes`` is checked in ``init``: 2^30 draws per layer at P = 2000
+    (hundreds of TiB) are refused with the sizes and the largest ``num_samples`` that fits this machine;
+    that suggestion does fit and its double does not; a small solve passes the same check."""
+    from mft_jax.resources import memory_limit
+
+    data = make_data("xor_product", n_train=2000, seed=0)
+    model = Deep("erf", depth=3)
+    with pytest.raises(ConfigError, match=r"P = 2000 data points.*1073741824 x 2000.*lower num_samples to at most") as error:
+        importance_layers(2**30).init(jax.random.key(0), model, data)
+    suggested = int(str(error.value).rsplit("at most ", 1)[1].split()[0])
+    limit = memory_limit()[0]
+    assert importance_layers(suggested).memory_bytes(model, data) <= limit < importance_layers(2 * suggested).memory_bytes(model, data)
+    small = make_data("xor_product", n_train=16, seed=0)
+    particles = importance_layers(64).init(jax.random.key(0), model, small)
+    assert [p.z.shape for p in particles] == [(64, 4), (64, 16)]
+
+
 def test_automatic_continuation_rescues_a_stalled_newton_solve(x64):
     """From the GP start the direct Newton solve of this deep linear net crawls (steps of 1/64 held by
     the normalizability line search); ``auto`` detects the stall and continues in beta from the GP side."""
