@@ -213,6 +213,29 @@ def test_a_solve_that_cannot_fit_is_refused_before_allocating_naming_sizes_and_w
     assert [p.z.shape for p in particles] == [(64, 4), (64, 16)]
 
 
+def test_cholesky_factor_survives_float32_rounding_of_a_low_rank_kernel():
+    """``Phi = F F^T`` with F (1024, 4) (a constant column: ``lambda_max ~ P``): float32 rounding leaves
+    eigenvalues ~ eps lambda_max ~ 1.2e-4 mean(diag) negative, 30x the base jitter (3.8e-6), so the
+    plain factor is NaN (the case has power); ``cholesky_factor`` retries with a larger jitter and
+    returns a finite factor reproducing Phi within its largest jitter (3.8e-3 mean(diag)), with a finite
+    JVP (what Newton-Krylov differentiates). A well-conditioned kernel keeps the first-try factor."""
+    P = 1024
+    rng = np.random.default_rng(0)
+    f = np.concatenate([np.ones((P, 1)), 0.3 * rng.normal(size=(P, 3))], axis=1).astype(np.float32)
+    phi = jnp.asarray(f @ f.T)
+    scale = float(jnp.trace(phi)) / P
+    base = 32 * float(jnp.finfo(jnp.float32).eps) * scale
+    assert not bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(phi + base * jnp.eye(P)))))
+    factor = deep_module.cholesky_factor(phi)
+    assert bool(jnp.all(jnp.isfinite(factor)))
+    assert float(jnp.max(jnp.abs(factor @ factor.T - phi))) < 3.8e-3 * scale
+    tangent = jax.jvp(deep_module.cholesky_factor, (phi,), (jnp.eye(P, dtype=jnp.float32),))[1]
+    assert bool(jnp.all(jnp.isfinite(tangent)))
+    good = phi + scale * jnp.eye(P, dtype=jnp.float32)
+    first_try = jnp.linalg.cholesky(0.5 * (good + good.T) + 2 * base * jnp.eye(P))  # trace(good) = 2 trace(phi)
+    np.testing.assert_allclose(deep_module.cholesky_factor(good), first_try, rtol=1e-5, atol=1e-6)
+
+
 def test_automatic_continuation_rescues_a_stalled_newton_solve(x64):
     """From the GP start the direct Newton solve of this deep linear net crawls (steps of 1/64 held by
     the normalizability line search); ``auto`` detects the stall and continues in beta from the GP side."""
