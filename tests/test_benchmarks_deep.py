@@ -48,6 +48,7 @@ def test_deep_speed_quick_writes_finite_positive_timings_and_ess(tmp_path):
         for where in ("ess_nngp", "ess_fixed_point"):
             assert set(row[where]) == {str(m) for m in results["samples"]}
             for samples, per_layer in row[where].items():
-                assert len(per_layer) == 2 and all(0 < e <= int(samples) * (1 + 1e-4) for e in per_layer), (where, per_layer)
+                draws = row["particles"][samples]
+                assert len(per_layer) == 2 and all(0 < e <= m * (1 + 1e-4) for e, m in zip(per_layer, draws)), (where, per_layer)
         assert row["solve"]["converged"]
     assert deep_speed.make_figures(results, str(tmp_path))[0].is_file()
