@@ -38,11 +38,14 @@ from mft_jax.activations import Activation, get_activation
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
 from mft_jax.gp import nngp_kernel
+from mft_jax.resources import memory_limit, require
 
 JITTER = 1e-12  # relative diagonal shift that keeps the Cholesky factor of a (numerically) singular Phi defined (float64; float32 uses 32 eps)
 EIG_FLOOR = 1e-10  # eigenvalues of Phi below this fraction of the largest count as zero (pseudo-inverse)
 HERMITE_NODES = 32  # 1-D Gauss-Hermite nodes for the test-point noise xi (section 6.4)
 MIN_ESS = 100.0
+NEWTON_PARTICLE_ARRAYS = 20  # a Newton step (GMRES on JVPs of the map) holds ~18 (M, P) arrays at once, ~75 (P, P) ones
+NEWTON_KERNEL_ARRAYS = 80  # (XLA's memory analysis of _newton_direction, float32, P = 256 and 512, M = 2^12 and 2^14)
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -111,16 +114,30 @@ def _eigh_floor(matrix):
     return jnp.where(keep, values, 0.0), vectors, keep
 
 
+JITTER_RETRIES = 3  # a failed factorisation is retried with the jitter x10, x100, x1000
+
+
 def cholesky_factor(matrix):
     """Lower Cholesky factor of ``matrix + JITTER mean(diag) I``: a smooth (differentiable) factor ``A A^T``.
 
     Used for ``A_l`` (l >= 2) instead of an eigendecomposition, whose derivative is undefined at
     the degenerate spectra of exactly solvable cases (e.g. ``Phi = I + (c - 1) yhat yhat^T``).
+    Rounding leaves eigenvalues of order ``eps lambda_max`` negative, and ``lambda_max`` grows like P
+    times the mean diagonal for a numerically low-rank kernel (float32, d = 4 inputs: the factor
+    fails from P ~ 2048 on). Only then (non-finite factor) the jitter is raised tenfold, up to
+    ``JITTER_RETRIES`` times (float32: at most 3.8e-3 of the mean diagonal, below the Monte Carlo
+    error of ``Phi``); a factor that succeeds the first time is unchanged.
     """
     n = matrix.shape[0]
     relative = max(JITTER, 32 * float(jnp.finfo(matrix.dtype).eps))  # float32: 3.8e-6, above its rounding of Phi
     jitter = relative * jnp.trace(matrix) / n
-    return jnp.linalg.cholesky(0.5 * (matrix + matrix.T) + jitter * jnp.eye(n, dtype=matrix.dtype))
+    sym = 0.5 * (matrix + matrix.T)
+    eye = jnp.eye(n, dtype=matrix.dtype)
+    factor = jnp.linalg.cholesky(sym + jitter * eye)
+    for boost in (10.0**k for k in range(1, JITTER_RETRIES + 1)):
+        factor = jax.lax.cond(jnp.all(jnp.isfinite(factor)), lambda f, b=boost: f,
+                              lambda f, b=boost: jnp.linalg.cholesky(sym + b * jitter * eye), factor)
+    return factor
 
 
 def sym_sqrt(matrix):
@@ -220,12 +237,54 @@ class LayerSampler:
     grid_extent: float = 6.0
     stochastic = False
 
+    def particle_counts(self, model: Deep, data: Dataset) -> list[tuple[int, int]]:
+        """Per layer ``(M_l, k_l)``: particles and their dimension (``(0, 0)`` for the exact Gaussian law)."""
+        if self.kind == "gaussian":
+            return [(0, 0)] * model.hidden_layers
+        dims = [data.input_dim] + [data.num_points] * (model.hidden_layers - 1)
+        counts = []
+        for layer, dim in enumerate(dims, start=1):
+            if layer == 1 and self.kind == "grid":
+                _check_grid_dim(dim)
+                counts.append((self.grid_size**dim, dim))
+            else:
+                counts.append((2 * max(self.num_samples // 2, dim + 1), dim))  # _whitened_draws
+        return counts
+
+    def memory_bytes(self, model: Deep, data: Dataset, num_samples: int | None = None) -> float:
+        """Bytes a deep solve holds at once: every layer's particles plus one Newton step's work arrays.
+
+        ``itemsize * (sum_l M_l k_l + NEWTON_PARTICLE_ARRAYS max_l M_l P + NEWTON_KERNEL_ARRAYS ((H-1) P^2 + P C))``
+        (the last term: the GMRES basis and the per-layer kernels). ``num_samples`` overrides the sampler's.
+        """
+        sampler = self if num_samples is None else dataclasses.replace(self, num_samples=int(num_samples))
+        counts = sampler.particle_counts(model, data)
+        P = data.num_points
+        state = (model.hidden_layers - 1) * P * P + P * data.output_dim
+        floats = (sum(m * k for m, k in counts) + NEWTON_PARTICLE_ARRAYS * max(m for m, _ in counts) * P
+                  + NEWTON_KERNEL_ARRAYS * state)
+        return float(floats) * np.dtype(data.x.dtype).itemsize
+
+    def _require_memory(self, model: Deep, data: Dataset) -> None:
+        """``ConfigError`` before allocating a solve that cannot fit, naming the sizes and the largest ``num_samples`` that fits."""
+        nbytes = self.memory_bytes(model, data)
+        if nbytes <= memory_limit()[0]:
+            return
+        fits = [m for m in (2**e for e in range(30, 1, -1)) if self.memory_bytes(model, data, m) <= memory_limit()[0]]
+        allowed = (f"num_samples to at most {fits[0]} at P = {data.num_points}" if self.kind != "gaussian" and fits
+                   else "the number of data points P")
+        counts = ", ".join(f"layer {l}: {m} x {k}" for l, (m, k) in enumerate(self.particle_counts(model, data), start=1) if m)
+        require(nbytes, f"the deep solve (depth {model.depth}, P = {data.num_points} data points, {self.kind} layer laws"
+                        f"{'; particles ' + counts if counts else ''})", allowed)
+
     def init(self, key, model: Deep, data: Dataset) -> tuple:
-        """Per layer: ``Particles`` (or ``None`` for the exact Gaussian law)."""
+        """Per layer: ``Particles`` (or ``None`` for the exact Gaussian law); refuses a solve that cannot fit in memory."""
         if self.kind == "gaussian":
             if model.activation.name != "linear":
                 raise ConfigError(f"sampler 'gaussian' is exact only for the linear activation, got {model.activation.name!r}")
+            self._require_memory(model, data)
             return tuple(None for _ in range(model.hidden_layers))
+        self._require_memory(model, data)
         dims = [data.input_dim] + [data.num_points] * (model.hidden_layers - 1)
         keys = jax.random.split(key, model.hidden_layers)
         layers = []
@@ -274,9 +333,13 @@ def _whitened_draws(key, num, dim, dtype) -> Particles:
     return Particles(z, jnp.full(z.shape[0], -math.log(z.shape[0]), dtype))
 
 
-def _grid_particles(dim, size, extent, dtype) -> Particles:
+def _check_grid_dim(dim) -> None:
     if dim > 3:
         raise ConfigError(f"sampler 'grid' puts layer 1 on a grid in weight space and needs d <= 3, the data has d = {dim}; use 'importance'")
+
+
+def _grid_particles(dim, size, extent, dtype) -> Particles:
+    _check_grid_dim(dim)
     axis = np.linspace(-extent, extent, size)
     nodes = np.array(list(itertools.product(axis, repeat=dim)))
     log_base = -0.5 * np.sum(nodes**2, axis=1) + dim * math.log(axis[1] - axis[0]) - 0.5 * dim * math.log(2 * math.pi)

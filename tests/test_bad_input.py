@@ -66,6 +66,8 @@ CASES = [
     ("unknown normalizability", "solve", config(solver={"normalizability": '"maybe"'}), "normalizability"),
     ("beta_start above beta", "solve", config(solver={"beta_start": "10.0"}), "beta_start"),
     ("absurd importance draws", "solve", config(solver={"sampler": '"importance"', "num_samples": "100000000000"}), "num_samples"),
+    ("absurd deep importance draws", "solve", config(model={"depth": "3"}, solver={"sampler": '"importance"', "num_samples": "100000000000"}),
+     "lower num_samples to at most"),
     ("absurd mcmc chains", "solve", config(solver={"sampler": '"mcmc"', "num_chains": "100000000000"}), "num_chains"),
     ("auto as text", "solve", config(solver={"auto": '"yes"'}), "auto"),
     ("unknown section", "solve", config(extra="[solverr]\ntol = 1.0\n"), "solverr"),

@@ -206,6 +206,47 @@ def test_samplers_refuse_what_they_cannot_represent():
         solve_deep(wide, Deep("erf", depth=3), grid_layers(8))
 
 
+def test_a_solve_that_cannot_fit_is_refused_before_allocating_naming_sizes_and_what_fits():
+    """The estimate ``LayerSampler.memory_bytes`` is checked in ``init``: 2^30 draws per layer at P = 2000
+    (hundreds of TiB) are refused with the sizes and the largest ``num_samples`` that fits this machine;
+    that suggestion does fit and its double does not; a small solve passes the same check."""
+    from mft_jax.resources import memory_limit
+
+    data = make_data("xor_product", n_train=2000, seed=0)
+    model = Deep("erf", depth=3)
+    with pytest.raises(ConfigError, match=r"P = 2000 data points.*1073741824 x 2000.*lower num_samples to at most") as error:
+        importance_layers(2**30).init(jax.random.key(0), model, data)
+    suggested = int(str(error.value).rsplit("at most ", 1)[1].split()[0])
+    limit = memory_limit()[0]
+    assert importance_layers(suggested).memory_bytes(model, data) <= limit < importance_layers(2 * suggested).memory_bytes(model, data)
+    small = make_data("xor_product", n_train=16, seed=0)
+    particles = importance_layers(64).init(jax.random.key(0), model, small)
+    assert [p.z.shape for p in particles] == [(64, 4), (64, 16)]
+
+
+def test_cholesky_factor_survives_float32_rounding_of_a_low_rank_kernel():
+    """``Phi = F F^T`` with F (1024, 4) (a constant column: ``lambda_max ~ P``): float32 rounding leaves
+    eigenvalues ~ eps lambda_max ~ 1.2e-4 mean(diag) negative, 30x the base jitter (3.8e-6), so the
+    plain factor is NaN (the case has power); ``cholesky_factor`` retries with a larger jitter and
+    returns a finite factor reproducing Phi within its largest jitter (3.8e-3 mean(diag)), with a finite
+    JVP (what Newton-Krylov differentiates). A well-conditioned kernel keeps the first-try factor."""
+    P = 1024
+    rng = np.random.default_rng(0)
+    f = np.concatenate([np.ones((P, 1)), 0.3 * rng.normal(size=(P, 3))], axis=1).astype(np.float32)
+    phi = jnp.asarray(f @ f.T)
+    scale = float(jnp.trace(phi)) / P
+    base = 32 * float(jnp.finfo(jnp.float32).eps) * scale
+    assert not bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(phi + base * jnp.eye(P)))))
+    factor = deep_module.cholesky_factor(phi)
+    assert bool(jnp.all(jnp.isfinite(factor)))
+    assert float(jnp.max(jnp.abs(factor @ factor.T - phi))) < 3.8e-3 * scale
+    tangent = jax.jvp(deep_module.cholesky_factor, (phi,), (jnp.eye(P, dtype=jnp.float32),))[1]
+    assert bool(jnp.all(jnp.isfinite(tangent)))
+    good = phi + scale * jnp.eye(P, dtype=jnp.float32)
+    first_try = jnp.linalg.cholesky(0.5 * (good + good.T) + 2 * base * jnp.eye(P))  # trace(good) = 2 trace(phi)
+    np.testing.assert_allclose(deep_module.cholesky_factor(good), first_try, rtol=1e-5, atol=1e-6)
+
+
 def test_automatic_continuation_rescues_a_stalled_newton_solve(x64):
     """From the GP start the direct Newton solve of this deep linear net crawls (steps of 1/64 held by
     the normalizability line search); ``auto`` detects the stall and continues in beta from the GP side."""
