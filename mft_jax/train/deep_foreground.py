@@ -1,4 +1,4 @@
-"""Foreground neurons of any layer of a deep network, trained against the fixed deep background.
+"""Foreground neurons of any layer of a deep network, trained against the fixed deep background (docs/theory.md 6.8).
 
 At the deep fixed point (``mft_jax.deep.solve_deep``, docs/theory.md 6.3) one neuron of hidden
 layer l has the single-site law of its preactivation vector on the data, ``h in R^P``,
