@@ -362,16 +362,23 @@ class Forward(NamedTuple):
     image: DeepState
 
 
+def conjugate_kernel(model: Deep, data: Dataset, state: DeepState, layer: int) -> jax.Array:
+    """``Phihat_l`` of the tilt ``-1/2 phi^T Phihat_l phi``: ``state.phihat[l - 1]`` for l < H, and for the
+    last layer the readout's ``Phihat_H = -beta^2 sa2 Q r r^T Q`` (so the tilt is ``c |S(h)|^2``, 6.2)."""
+    if layer < model.hidden_layers:
+        return state.phihat[layer - 1]
+    weighted = data.q[:, None] * state.residual
+    return -model.beta**2 * model.sa2 * weighted @ weighted.T
+
+
 def _forward(model: Deep, sampler: LayerSampler, particles: tuple, data: Dataset, state: DeepState) -> Forward:
     """One evaluation of the fixed-point map (docs/theory.md 6.3)."""
     act = model.activation
     H = model.hidden_layers
-    gain = model.beta**2 * model.sa2
-    last_hat = -gain * (data.q[:, None] * state.residual) @ (data.q[:, None] * state.residual).T
     factors, stats = [], []
     factor = jnp.sqrt(model.sw2) * data.x  # A_1 (P, d)
     for layer in range(1, H + 1):
-        phihat = state.phihat[layer - 1] if layer < H else last_hat
+        phihat = conjugate_kernel(model, data, state, layer)
         if particles[layer - 1] is None:
             s = _gaussian_stats(factor, phihat, act)
         else:
@@ -488,8 +495,6 @@ def _test_kernels_impl(model, sampler, particles, data, state, x_new):
     nodes, gh = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)
     nodes, gh = jnp.asarray(nodes, x_new.dtype), jnp.asarray(gh / gh.sum(), x_new.dtype)
     H = model.hidden_layers
-    gain = model.beta**2 * model.sa2
-    last_hat = -gain * (data.q[:, None] * state.residual) @ (data.q[:, None] * state.residual).T
     a_star = jnp.sqrt(model.sw2) * x_new  # (n, k)
     s_star = jnp.zeros(x_new.shape[0], x_new.dtype)
     crosses, diags = [], []
@@ -500,7 +505,7 @@ def _test_kernels_impl(model, sampler, particles, data, state, x_new):
             cross = a_star @ stats.second @ factor.T
             diag = jnp.sum((a_star @ stats.second) * a_star, axis=1) + s_star**2
         else:
-            phihat = state.phihat[layer - 1] if layer < H else last_hat
+            phihat = conjugate_kernel(model, data, state, layer)
             _, weight = _particle_stats(part, factor, phihat, act, conjugate=False)
             mean = part.z @ a_star.T  # (M, n)
             values = act(mean[..., None] + s_star[None, :, None] * nodes)  # (M, n, G)

@@ -1,0 +1,216 @@
+"""Foreground neurons of any layer of a deep network, trained against the fixed deep background (docs/theory.md 6.8).
+
+At the deep fixed point (``mft_jax.deep.solve_deep``, docs/theory.md 6.3) one neuron of hidden
+layer l has the single-site law of its preactivation vector on the data, ``h in R^P``,
+
+    p_l(h) ~ N(h; 0, s_l Phi_(l-1)) exp(-1/2 phi(h)^T Phihat_l phi(h)),
+
+its background being the kernel of the layer below (``Phi_0 = X X^T``) and the conjugate kernel fed
+back from the layer above (``Phihat_H = -beta^2 sa2 Q r r^T Q`` for the last layer: the readout
+integrated out). A neuron is a parameter vector ``theta`` with ``h = B theta`` and prior
+``N(0, v I)``:
+
+    layer 1:  theta = w in R^d (its weights),  B = X,    v = sw2      (h = X w: the weight-space law)
+    l >= 2:   theta = z in R^P (whitened),     B = A_l,  v = 1        (A_l A_l^T = s_l Phi_(l-1), Cholesky)
+
+``h = A_l z`` with ``z ~ N(0, I)`` is exactly the prior ``N(0, s_l Phi_(l-1))``, also when ``Phi_(l-1)``
+is (nearly) singular, where a density in h does not exist; in z the prior force is isotropic
+(``T z``), so one step size suits every direction the prior allows (Langevin in h would need the
+preconditioner ``s_l Phi_(l-1)``, which is the same dynamics). ``A_l`` is the solver's own factor
+(``mft_jax.deep.cholesky_factor``), so the foreground and the theory share their coordinates.
+
+The potential of one neuron is ``U(theta) = (1 / (2 beta)) phi(B theta)^T Phihat_l phi(B theta)``: in
+the posterior ``exp(-beta N L - prior)`` the other layers act on a layer-l neuron through
+``exp(-beta U)``. Langevin at temperature T (``mft_jax.train.langevin``, docs/theory.md section 2),
+
+    theta <- theta - h (grad U(theta) + T theta / v) + sqrt(2 h T) xi,
+
+samples ``exp(-U / T - |theta|^2 / (2 v))``, which at ``T = 1 / beta`` (the default) is ``p_l`` in
+these coordinates. Another T multiplies the whole tilt by ``1 / (beta T)`` with the background
+frozen; it is not the theory at another beta (that needs a new fixed point). The O(h) bias of
+the discretisation is the caller's budget (tests/test_deep_foreground.py removes it by running
+at h and h/2, or with the exact law of the discrete chain for the linear activation). ``M``
+neurons start from the prior and move independently (one vectorised step), through ``run_loop``
+(checkpoints, exact resume, NaN stop). With ``burn_in`` each neuron also keeps the running mean of
+``phi(h) phi(h)^T`` over the steps ``t >= burn_in`` (an (M, P, P) accumulator): the neurons stay
+independent, so the standard error of the kernel is the spread of these per-neuron means over
+``sqrt(M)``, with no autocorrelation estimate needed, and each neuron contributes about
+``steps x h T lambda`` effective samples instead of one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mft_jax.deep import Deep, DeepSolution, cholesky_factor, conjugate_kernel
+from mft_jax.errors import ConfigError
+from mft_jax.neurons import NeuronLaw
+from mft_jax.train.langevin import LangevinState, langevin
+from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
+
+
+class LayerBackground(NamedTuple):
+    """What a layer-l neuron feels: ``h = basis @ theta``, prior ``N(0, prior_variance I)``, tilt ``Phihat_l``."""
+
+    layer: int
+    basis: jax.Array  # B: (P, d) = X for layer 1, (P, P) = A_l for l >= 2
+    prior_variance: jax.Array  # v: sw2 for layer 1, 1 for l >= 2
+    phihat: jax.Array  # (P, P) Phihat_l
+
+
+class LayerNeurons(NamedTuple):
+    """``M`` foreground neurons of one layer: final parameters and preactivations, per-neuron kernel moments."""
+
+    layer: int
+    theta: jax.Array  # (M, d) weights w (layer 1) or (M, P) whitened z (l >= 2), at the last step
+    preactivations: jax.Array  # (M, P) h = B theta at the last step
+    moments: jax.Array  # (M, P, P) phi(h) phi(h)^T per neuron: its mean over steps >= burn_in, or at the last step
+
+    @property
+    def kernel(self) -> jax.Array:
+        """``Phi_l = (1/M) sum_i <phi(h_i) phi(h_i)^T>`` (P, P): the foreground's feature kernel."""
+        return jnp.mean(self.moments, axis=0)
+
+    @property
+    def kernel_standard_error(self) -> jax.Array:
+        """Per-entry standard error of ``kernel``: the spread of the independent neurons' moments over ``sqrt(M)``."""
+        return jnp.std(self.moments, axis=0, ddof=1) / np.sqrt(self.moments.shape[0])
+
+    def weight_law(self) -> NeuronLaw:
+        """Layer 1 only: the equally weighted law of the weights ``w`` (the two-layer ``rho`` when depth = 2)."""
+        if self.layer != 1:
+            raise ConfigError(f"weight_law is the law of the layer-1 weights w; these neurons are of layer {self.layer} (whitened z)")
+        return NeuronLaw.from_samples(self.theta)
+
+
+class DeepForegroundState(NamedTuple):
+    theta: jax.Array  # (M, k)
+    langevin: LangevinState
+    moment_sum: jax.Array  # (M, P, P) sum of phi phi^T over the steps t >= burn_in ((0,) without burn_in)
+
+
+def layer_background(solution: DeepSolution, layer: int) -> LayerBackground:
+    """The background of layer ``layer`` (1..H) at the fixed point ``solution``."""
+    if not isinstance(solution, DeepSolution):
+        raise ConfigError(f"the deep foreground needs a DeepSolution (from mft_jax.deep.solve_deep) as background, got {type(solution).__name__}")
+    model, data = solution.model, solution.data
+    H = model.hidden_layers
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= H:
+        raise ConfigError(f"layer must be an integer in 1..{H} (the hidden layers of this depth-{model.depth} model), got {layer!r}")
+    layer = int(layer)
+    phihat = conjugate_kernel(model, data, solution.state, layer)
+    if layer == 1:
+        return LayerBackground(1, data.x, jnp.asarray(model.sw2, data.x.dtype), phihat)
+    basis = cholesky_factor(model.layer_variance(layer) * solution.kernels[layer - 2])
+    return LayerBackground(layer, basis, jnp.ones((), data.x.dtype), phihat)
+
+
+def neuron_potential(model: Deep, background: LayerBackground, theta: jax.Array) -> jax.Array:
+    """``U(theta) = (1 / (2 beta)) phi(h)^T Phihat_l phi(h)``, ``h = B theta``, per neuron: theta (M, k) -> (M,)."""
+    features = model.activation(theta @ background.basis.T)
+    return 0.5 / model.beta * jnp.sum((features @ background.phihat) * features, axis=-1)
+
+
+def deep_foreground_step(model: Deep, background: LayerBackground, transform: optax.GradientTransformation,
+                         burn_in: int | None = None):
+    """The pure ``step(state, t) -> (state, metrics)`` of ``run_loop``: one ``transform`` step of every neuron.
+
+    The neurons are independent, so the gradient of the summed potential is every neuron's own force.
+    With ``burn_in``, ``phi phi^T`` of the new state is added to ``moment_sum`` when ``t >= burn_in``.
+    The metric ``potential`` is the mean of U over the neurons before the step.
+    """
+
+    def total(theta):
+        values = neuron_potential(model, background, theta)
+        return jnp.sum(values), jnp.mean(values)
+
+    def step(state: DeepForegroundState, t):
+        (_, potential), grad = jax.value_and_grad(total, has_aux=True)(state.theta)
+        updates, langevin_state = transform.update({"theta": grad}, state.langevin, {"theta": state.theta})
+        theta = optax.apply_updates({"theta": state.theta}, updates)["theta"]
+        moment_sum = state.moment_sum
+        if burn_in is not None:
+            features = model.activation(theta @ background.basis.T)
+            moment_sum = moment_sum + (t >= burn_in) * features[:, :, None] * features[:, None, :]
+        return DeepForegroundState(theta, langevin_state, moment_sum), {"potential": potential}
+
+    return step
+
+
+def _check(num_neurons, step_size, temperature, burn_in):
+    if burn_in is not None and (isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0):
+        raise ConfigError(f"burn_in must be None (kernel from the last step) or an integer >= 0, got {burn_in!r}")
+    if isinstance(num_neurons, bool) or not isinstance(num_neurons, (int, np.integer)) or num_neurons < 1:
+        raise ConfigError(f"num_neurons must be a positive integer, got {num_neurons!r}")
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not np.isfinite(step_size) or step_size <= 0:
+        raise ConfigError(f"step_size must be a finite number > 0, got {step_size!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not np.isfinite(temperature) or temperature < 0:
+        raise ConfigError(f"temperature must be a finite number >= 0 (0: gradient descent), got {temperature!r}")
+
+
+def init_deep_foreground(key: jax.Array, solution: DeepSolution, layer: int, *, num_neurons: int, step_size: float,
+                         temperature: float | None = None, burn_in: int | None = None):
+    """``(step, state, background)``: prior neurons of ``layer``; ``run_loop(step, state, steps)`` trains them."""
+    background = layer_background(solution, layer)
+    model = solution.model
+    temperature = float(model.temperature) if temperature is None else temperature
+    _check(num_neurons, step_size, temperature, burn_in)
+    init_key, noise_key = jax.random.split(key)
+    shape = (int(num_neurons), background.basis.shape[1])
+    theta = jnp.sqrt(background.prior_variance) * jax.random.normal(init_key, shape, background.basis.dtype)
+    transform = langevin(float(step_size), float(temperature), {"theta": background.prior_variance}, noise_key)
+    P = background.basis.shape[0]
+    moment_sum = jnp.zeros((0,) if burn_in is None else (shape[0], P, P), theta.dtype)
+    state = DeepForegroundState(theta, transform.init({"theta": theta}), moment_sum)
+    return deep_foreground_step(model, background, transform, burn_in), state, background
+
+
+def train_deep_foreground(
+    key: jax.Array,
+    solution: DeepSolution,
+    layer: int,
+    *,
+    num_neurons: int,
+    steps: int,
+    step_size: float,
+    temperature: float | None = None,
+    burn_in: int | None = None,
+    chunk: int = 100,
+    out_dir=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    progress: bool = True,
+) -> LayerNeurons:
+    """Train ``num_neurons`` independent neurons of hidden layer ``layer`` (1..H) against ``solution``.
+
+    ``temperature`` defaults to ``1 / beta`` (the theory's single-site law ``p_l``). ``burn_in``:
+    average each neuron's ``phi phi^T`` over the steps ``burn_in .. steps - 1`` (None: the last step only). With
+    ``out_dir`` the run checkpoints every ``checkpoint_every`` steps and ``resume=True`` continues
+    it exactly; NaN/inf stops it with ``NonFiniteError`` naming the step. Returns the neurons; their
+    ``kernel`` is the foreground's ``Phi_l``, to compare with ``solution.kernels[layer - 1]``.
+    """
+    step, state, background = init_deep_foreground(key, solution, layer, num_neurons=num_neurons, step_size=step_size,
+                                                   temperature=temperature, burn_in=burn_in)
+    if burn_in is not None and burn_in >= steps:
+        raise ConfigError(f"burn_in ({burn_in}) must be below steps ({steps}): no step would be averaged")
+    model = solution.model
+    run = fingerprint(
+        trainer="deep_foreground", model=model.settings(), data=data_fingerprint(solution.data), layer=int(layer),
+        basis=background.basis, phihat=background.phihat, num_neurons=num_neurons, step_size=step_size,
+        temperature=float(model.temperature) if temperature is None else temperature, burn_in=burn_in, key=key,
+        versions=library_versions(),
+    )
+    state, _ = run_loop(step, state, steps, chunk=chunk, out_dir=out_dir, checkpoint_every=checkpoint_every,
+                        resume=resume, progress=progress, description=f"foreground layer {int(layer)}", run=run)
+    h = state.theta @ background.basis.T
+    if burn_in is None:
+        features = model.activation(h)
+        moments = features[:, :, None] * features[:, None, :]
+    else:
+        moments = state.moment_sum / (steps - burn_in)
+    return LayerNeurons(int(layer), state.theta, h, moments)
