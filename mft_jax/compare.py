@@ -272,7 +272,7 @@ def _data_weights(kernel: jax.Array, q: jax.Array | None) -> jax.Array:
     if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
         raise ConfigError(f"a kernel must be a square (P, P) matrix, got shape {kernel.shape}")
     size = kernel.shape[0]
-    return jnp.full(size, 1.0 / size, kernel.dtype) if q is None else q
+    return jnp.full(size, 1.0 / size, jnp.asarray(kernel).dtype) if q is None else q
 
 
 def kernel_alignment(kernel1: jax.Array, kernel2: jax.Array, q: jax.Array | None = None) -> jax.Array:

@@ -52,3 +52,29 @@ def test_deep_speed_quick_writes_finite_positive_timings_and_ess(tmp_path):
                 assert len(per_layer) == 2 and all(0 < e <= m * (1 + 1e-4) for e, m in zip(per_layer, draws)), (where, per_layer)
         assert row["solve"]["converged"]
     assert deep_speed.make_figures(results, str(tmp_path))[0].is_file()
+
+
+@pytest.mark.slow
+def test_deep_composition_writes_losses_of_gp_theory_and_networks(tmp_path):
+    """``deep_composition`` at toy size: losses of GP, two- and three-layer theory and networks (mean and s.e.),
+    per-layer kernel comparisons and neuron-overlap laws are written, and the figure redraws."""
+    import math
+
+    import deep_composition
+
+    out = tmp_path / "deep_composition.json"
+    deep_composition.main(["--quick", "--train-points", "16", "--test-points", "64", "--steps", "200", "--width", "32",
+                           "--num-samples", "1024", "--out", str(out), "--figure", str(tmp_path / "comp.png"),
+                           "--runs", str(tmp_path / "runs")])
+    results = json.loads(out.read_text())
+    for name in ("gp_depth2", "gp_depth3", "mft_depth2", "mft_depth3", "networks_depth2", "networks_depth3"):
+        entry = results["losses"][name]
+        assert math.isfinite(entry["train"]) and math.isfinite(entry["test"]) and entry["test"] > 0
+    for depth, layers in (("depth2", ["layer1"]), ("depth3", ["layer1", "layer2"])):
+        assert sorted(results["layers"][depth]) == layers
+        for layer in layers:
+            entry = results["layers"][depth][layer]
+            assert -1.0 - 1e-6 <= entry["alignment"]["theory"] <= 1.0 + 1e-6 and entry["distance"]["theory"] >= 0
+            assert entry["overlap"]["theory_sd"] > 0 and entry["overlap"]["networks_sd"] > 0
+        assert results["losses"]["networks_" + depth]["test_sem"] >= 0
+    assert deep_composition.make_figures(results, str(tmp_path))[0].is_file()
