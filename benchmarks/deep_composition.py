@@ -19,7 +19,9 @@ the networks' feature kernel ``Phi_l`` with the theory's and with the NNGP's, ne
 every seed); for layer 1 also the law of the weight moments ``E w_i^2`` and ``E w_1 w_2 w_3 w_4``.
 
 Writes ``results/deep_composition.json`` and ``figures/deep_composition.png``. ``--quick``: P = 32,
-width 64, 2 seeds, 1000 steps, 2^11 samples, 500 test points (CPU, a few minutes). The theory's
+width 64, 2 seeds, 1000 steps, 2^11 samples, 500 test points (CPU, a few minutes); the default
+(P = 64, beta = 8, width 512, 4 seeds, 4000 steps, 2^13 samples, 1000 test points) takes about
+5 minutes on 2 cores with ``--runs ""`` (no checkpoints). The theory's
 solve time is measured on whatever machine runs it (``theory.*.seconds``; the NNGP predictions,
 timed apart in ``gp_seconds``, are costly for gelu: a 64^2-node Gauss-Hermite rule per pair of points).
 gelu, not tanh or erf: an odd activation without biases gives an odd f, and y is even.
@@ -105,7 +107,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="P = 32, width 64, 2 seeds, short runs, 2^11 samples")
     parser.add_argument("--train-points", type=int, default=None)
     parser.add_argument("--test-points", type=int, default=None)
-    parser.add_argument("--beta", type=float, default=100.0)
+    parser.add_argument("--beta", type=float, default=8.0)
     parser.add_argument("--activation", default="gelu")
     parser.add_argument("--sw2", type=float, default=1.0)
     parser.add_argument("--num-samples", type=int, default=None, help="importance samples per layer (theory)")
@@ -116,16 +118,16 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-networks", action="store_true", help="theory and GP only")
     parser.add_argument("--out", default=None)
     parser.add_argument("--figure", default=None)
-    parser.add_argument("--runs", default=str(ROOT / "runs" / "deep_composition"), help="checkpoints (resume with --resume)")
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "deep_composition"), help="checkpoints (resume with --resume); '' for none (the history of kernels and test predictions is rewritten at every checkpoint)")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     quick = args.quick
-    P = args.train_points or (32 if quick else 128)
-    width = args.width or (64 if quick else 1024)
+    P = args.train_points or (32 if quick else 64)
+    width = args.width or (64 if quick else 512)
     seeds = args.seeds or (2 if quick else 4)
-    steps = args.steps or (1000 if quick else 20000)
+    steps = args.steps or (1000 if quick else 4000)
     num_samples = args.num_samples or (2**11 if quick else 2**13)
-    test_points = args.test_points or (500 if quick else 2000)
+    test_points = args.test_points or (500 if quick else 1000)
     suffix = "_quick" if quick else ""
     out = Path(args.out or ROOT / "results" / f"deep_composition{suffix}.json")
     figure = Path(args.figure or ROOT / "figures" / f"deep_composition{suffix}.png")
@@ -159,7 +161,8 @@ def main(argv=None) -> None:
                 layers[f"layer{l}"]["weights"] = {"theory": layer1_moments(np.asarray(law.w, np.float64), weight)}
         if not args.skip_networks:
             start = time.perf_counter()
-            mean, h, w, inst_loss = network_run(data, test, model, width, seeds, steps, args.step_size, Path(args.runs) / f"{name}_width{width}", args.resume)
+            run_dir = Path(args.runs) / f"{name}_width{width}" if args.runs else None
+            mean, h, w, inst_loss = network_run(data, test, model, width, seeds, steps, args.step_size, run_dir, args.resume)
             seconds = time.perf_counter() - start
             per_seed = {"train": [half_mse(mean["train"][s], y) for s in range(seeds)],
                         "test": [half_mse(mean["test"][s], test.y) for s in range(seeds)]}
