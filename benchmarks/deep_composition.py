@@ -77,7 +77,7 @@ def theory_run(data, test, model, num_samples):
         "seconds": round(seconds, 1), "gp_seconds": round(gp_seconds, 1), "iterations": solution.iterations, "converged": solution.converged,
         "message": solution.message, "ess": solution.diagnostics["ess"], "num_samples": num_samples,
         "loss": {"gp": {"train": half_mse(gp_train, data.y), "test": half_mse(gp_test, test.y)},
-                 "mft": {"train": half_mse(solution.predict(data.x), data.y), "test": half_mse(solution.predict(test.x), test.y)}},
+                 "mft": {"train": solution.loss, "test": half_mse(solution.predict(test.x), test.y)}},  # q = 1/P: loss = half_mse(y - r)
         "free_energy": solution.free_energy,
     }, solution, laws
 

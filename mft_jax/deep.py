@@ -279,12 +279,11 @@ class LayerSampler:
 
     def init(self, key, model: Deep, data: Dataset) -> tuple:
         """Per layer: ``Particles`` (or ``None`` for the exact Gaussian law); refuses a solve that cannot fit in memory."""
-        if self.kind == "gaussian":
-            if model.activation.name != "linear":
-                raise ConfigError(f"sampler 'gaussian' is exact only for the linear activation, got {model.activation.name!r}")
-            self._require_memory(model, data)
-            return tuple(None for _ in range(model.hidden_layers))
+        if self.kind == "gaussian" and model.activation.name != "linear":
+            raise ConfigError(f"sampler 'gaussian' is exact only for the linear activation, got {model.activation.name!r}")
         self._require_memory(model, data)
+        if self.kind == "gaussian":
+            return tuple(None for _ in range(model.hidden_layers))
         dims = [data.input_dim] + [data.num_points] * (model.hidden_layers - 1)
         keys = jax.random.split(key, model.hidden_layers)
         layers = []
@@ -447,6 +446,22 @@ class LayerLaw(NamedTuple):
     w: jax.Array | None
 
 
+def check_layer(model: Deep, layer) -> int:
+    """``layer`` as an int in ``1..H`` (the hidden layers), else a ``ConfigError`` naming what is allowed."""
+    H = model.hidden_layers
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= H:
+        raise ConfigError(f"layer must be an integer in 1..{H} (the hidden layers of this depth-{model.depth} model), got {layer!r}")
+    return int(layer)
+
+
+def layer_factor(solution: DeepSolution, layer: int) -> jax.Array:
+    """``A_l`` with ``h = A_l z`` at the fixed point: ``sqrt(sw2) X`` for layer 1, else the Cholesky factor of ``s_l Phi_(l-1)`` (6.3)."""
+    model = solution.model
+    if layer == 1:
+        return jnp.sqrt(model.sw2) * solution.data.x
+    return cholesky_factor(model.layer_variance(layer) * solution.kernels[layer - 2])
+
+
 def layer_law(solution: DeepSolution, layer: int) -> LayerLaw:
     """The law ``p_l(h) ~ N(h; 0, s_l Phi_(l-1)) exp(t_l(h))`` of layer ``l`` (1-based) at the fixed point (6.3).
 
@@ -454,17 +469,12 @@ def layer_law(solution: DeepSolution, layer: int) -> LayerLaw:
     sampler's fixed draws ``h = A_l z``; the exact Gaussian law of ``gaussian_layers`` has no particles.
     """
     model = solution.model
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= model.hidden_layers:
-        raise ConfigError(f"layer must be an integer in 1..{model.hidden_layers} (the hidden layers), got {layer!r}")
+    layer = check_layer(model, layer)
     particles = solution.particles[layer - 1]
     if particles is None:
         raise ConfigError("layer_law needs a particle sampler (importance_layers or grid_layers); the gaussian sampler's law is exact and has no particles")
-    fwd = _forward_jit(model, solution.sampler, solution.particles, solution.data, solution.state)
-    H = model.hidden_layers
-    gain = model.beta**2 * model.sa2
-    qr = solution.data.q[:, None] * solution.state.residual
-    phihat = solution.state.phihat[layer - 1] if layer < H else -gain * qr @ qr.T
-    factor = fwd.factors[layer - 1]
+    factor = layer_factor(solution, layer)
+    phihat = conjugate_kernel(model, solution.data, solution.state, layer)
     _, weight = _particle_stats(particles, factor, phihat, model.activation, conjugate=False)
     w = jnp.sqrt(model.sw2) * particles.z if layer == 1 else None
     return LayerLaw(particles.z @ factor.T, weight, w)

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mft_jax.deep import Deep, DeepSolution, cholesky_factor, conjugate_kernel
+from mft_jax.deep import Deep, DeepSolution, check_layer, conjugate_kernel, layer_factor
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
 from mft_jax.train.langevin import LangevinState, langevin
@@ -99,14 +99,11 @@ def layer_background(solution: DeepSolution, layer: int) -> LayerBackground:
     if not isinstance(solution, DeepSolution):
         raise ConfigError(f"the deep foreground needs a DeepSolution (from mft_jax.deep.solve_deep) as background, got {type(solution).__name__}")
     model, data = solution.model, solution.data
-    H = model.hidden_layers
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= H:
-        raise ConfigError(f"layer must be an integer in 1..{H} (the hidden layers of this depth-{model.depth} model), got {layer!r}")
-    layer = int(layer)
+    layer = check_layer(model, layer)
     phihat = conjugate_kernel(model, data, solution.state, layer)
     if layer == 1:
         return LayerBackground(1, data.x, jnp.asarray(model.sw2, data.x.dtype), phihat)
-    basis = cholesky_factor(model.layer_variance(layer) * solution.kernels[layer - 2])
+    basis = layer_factor(solution, layer)
     return LayerBackground(layer, basis, jnp.ones((), data.x.dtype), phihat)
 
 
