@@ -4,7 +4,7 @@ Issue 7's target: with default ``[solver]`` settings the solver reaches the fixe
 and the grid resolves the law (it re-grids by itself where it must). Prints, per beta: converged,
 iterations, seconds, the effective number of grid nodes the law sits on, the final grid, and the
 automatic steps taken; writes results/clover_beta_sweep.json. ``--quick``: a 12^2-point clover on a
-48^2 starting grid at beta 1, 10, 100.
+48^2 starting grid at beta 1, 10, 100, 500.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from mft_jax.tasks import make_data
 
 ROOT = Path(__file__).resolve().parent.parent
 BETAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
-QUICK_BETAS = (1.0, 10.0, 100.0)
+QUICK_BETAS = (1.0, 10.0, 100.0, 500.0)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "clover.toml"))
     parser.add_argument("--out", default=str(ROOT / "results" / "clover_beta_sweep.json"))
-    parser.add_argument("--quick", action="store_true", help="12^2 points, 48^2 grid, beta 1, 10, 100")
+    parser.add_argument("--quick", action="store_true", help="12^2 points, 48^2 grid, beta 1, 10, 100, 500")
     parser.add_argument("--betas", type=float, nargs="*", default=None)
     args = parser.parse_args(argv)
     print(f"clover_beta_sweep: devices: {', '.join(io.devices())}", flush=True)

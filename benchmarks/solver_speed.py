@@ -1,8 +1,8 @@
-"""Solver speed on configs/clover.toml: Anderson (as shipped) vs plain damped iteration, one run.
+"""Solver speed on configs/clover.toml: Anderson (as shipped) vs plain damped iteration vs Newton ascent, one run.
 
-Prints iterations, wall time and their ratios (both with ``auto=False``: the algorithms alone), the
+Prints iterations, wall time and their ratios (all with ``auto=False``: the algorithms alone), the
 beta = 200 case (the default solve, which escalates by itself, vs plain damping 0.5, whose
-residual-change history is printed), and a sweep of 16 betas timed twice in the same run: with the
+residual-change history is printed, vs Newton ascent on the starting grid), and a sweep of 16 betas timed twice in the same run: with the
 model's hyperparameters traced (as shipped: one compilation of the fixed-point map) and with a
 compilation per beta (what a static model argument cost before; emulated by clearing the map's jit
 cache before each beta), printing the time ratio and the number of compilations of each. Writes
@@ -53,23 +53,33 @@ def main() -> None:
     if args.quick:
         data, sampler = make_data("continuous_xor", quadrature=12), grid_sampler(48, 6.0)
     solve(data, model, sampler, key=jax.random.key(0), max_iter=1, auto=False)  # compile the fixed-point map
+    solve(data, model, sampler, key=jax.random.key(0), max_iter=1, auto=False, newton=True)  # ... and the Newton step
 
     shipped = dict(tol=config.tol, anderson=config.anderson, damping=config.damping, max_iter=config.max_iter, auto=False)
     _, anderson = timed(data, model, sampler, **shipped)
     _, damped = timed(data, model, sampler, tol=config.tol, anderson=0, damping=0.1, max_iter=2000, auto=False)
+    _, newton = timed(data, model, sampler, tol=config.tol, max_iter=config.max_iter, auto=False, newton=True)
     ratio_iterations = damped["iterations"] / anderson["iterations"]
     ratio_seconds = damped["seconds"] / anderson["seconds"]
     print(f"beta = {model.beta:g}: Anderson {anderson['iterations']} iterations, {anderson['seconds']} s "
           f"(converged {anderson['converged']}); damping 0.1 {damped['iterations']} iterations, {damped['seconds']} s "
           f"(converged {damped['converged']}); ratio {ratio_iterations:.1f}x iterations, {ratio_seconds:.1f}x time")
+    print(f"beta = {model.beta:g}: Newton ascent {newton['iterations']} iterations, {newton['seconds']} s "
+          f"(converged {newton['converged']}, loss {newton['loss']:.6f} vs Anderson {anderson['loss']:.6f}); "
+          f"Anderson / Newton time {anderson['seconds'] / newton['seconds']:.2f}x")
 
     hot = model.replace(beta=200.0)
     _, hot_shipped = timed(data, hot, sampler, tol=config.tol)
     _, hot_damped = timed(data, hot, sampler, tol=config.tol, anderson=0, damping=0.5, max_iter=40, auto=False)
+    hot_newton_solution, hot_newton = timed(data, hot, sampler, tol=config.tol, max_iter=config.max_iter, auto=False, newton=True)
+    hot_newton["ess"] = hot_newton_solution.diagnostics["ess"]
     print(f"beta = 200: the default solve converged {hot_shipped['converged']} "
           f"in {hot_shipped['iterations']} iterations, {hot_shipped['seconds']} s; {hot_shipped['message']}")
     print(f"beta = 200: plain damping 0.5 converged {hot_damped['converged']} after {hot_damped['iterations']} iterations; "
           f"relative change history: {np.array2string(np.array(hot_damped['change_history']), precision=3)}")
+    print(f"beta = 200: Newton ascent on the starting grid converged {hot_newton['converged']} in {hot_newton['iterations']} "
+          f"iterations, {hot_newton['seconds']} s (law on {hot_newton['ess']:.1f} effective nodes: the default re-grids it); "
+          f"relative change history: {np.array2string(np.array(hot_newton['change_history']), precision=3)}")
 
     sweep = sweep_compilations(data, model, sampler, config.tol)
     print(f"sweep of {len(sweep['betas'])} betas: traced model {sweep['traced']['seconds']} s with "
@@ -79,8 +89,9 @@ def main() -> None:
     io.write_json(args.out, {
         "config": args.config,
         "quick": args.quick,
-        "beta_50": {"anderson": anderson, "damped_0.1": damped, "iteration_ratio": ratio_iterations, "time_ratio": ratio_seconds},
-        "beta_200": {"shipped": hot_shipped, "damped_0.5": hot_damped},
+        "beta_50": {"anderson": anderson, "damped_0.1": damped, "newton": newton, "iteration_ratio": ratio_iterations,
+                    "time_ratio": ratio_seconds, "anderson_over_newton_time": anderson["seconds"] / newton["seconds"]},
+        "beta_200": {"shipped": hot_shipped, "damped_0.5": hot_damped, "newton": hot_newton},
         "sweep": sweep,
         "note": "wall-clock seconds, fixed-point map compiled before timing",
         "load_average_1min_at_end": os.getloadavg()[0],  # above the core count: other processes shared the CPU

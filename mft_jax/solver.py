@@ -18,6 +18,10 @@ Iteration (``r_{k+1}`` from ``r_k``, ``g_k = G(r_k) - r_k``):
   ``gamma`` the Tikhonov-regularised least-squares fit of ``g_k`` by the last m differences
   ``dG`` (in the q-weighted norm). A step that increases ``|g|_q`` or makes ``rho`` non-normalizable
   is rejected: the memory is cleared and a damped step is taken instead.
+- Newton ascent (deterministic samplers with a ``log_partition``): where the iteration stalls (a law on a
+  few lobes makes it cycle), maximise the strictly concave free energy ``I(r)`` below by Newton steps with
+  Armijo backtracking (``mft_jax.ascent``, docs/theory.md 3.5); its gradient is
+  ``beta Q (I + beta sa2 K Q)(G(r) - r)``, so its maximiser is the fixed point.
 - stochastic samplers (MCMC): damped only; stops when the change is below ``tol`` or stops
   decreasing (the sampler's noise floor), and says which.
 
@@ -50,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from mft_jax.ascent import ARMIJO, HALVINGS, free_energy_at, newton_step
 from mft_jax.background import Background, kernel, predict, solve_residual
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
@@ -167,14 +172,18 @@ class _Stage(NamedTuple):
     converged: bool
     change: float
     stop_reason: str
+    note: str = ""  # what the stage did beyond iterating G (the switch to Newton ascent), in words
 
 
 def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key,
-             check=True, stall_window=None):
+             check=True, stall_window=None, newton=False):
     """Iterate ``r <- G(r)`` at one beta; appends to ``history``; returns a ``_Stage``.
 
     ``stall_window = n``: give up early (not converged, reason "stalled") when the best relative change of
-    the last n iterations is not below half the best before them: a cycling or stagnating iteration.
+    the last n iterations is not below half the best before them: a cycling or stagnating iteration; where the
+    sampler gives the free energy (``_has_free_energy``) the stage then goes on by Newton ascent on it
+    (``_newton_ascent``), and ``newton=True`` goes there at once (a re-grid or later stage of a solve that
+    needed it).
     """
     dtype = data.y.dtype
     q = np.asarray(data.q, dtype=float)
@@ -215,6 +224,10 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
     law, state, g = evaluate(r, state)
     first = len(history["change"])
     change = record(r, g, "start")
+    if newton and not stochastic and _has_free_energy(state):
+        stage = _newton_ascent(sampler, model, data, state, r, tol=tol, max_iter=max_iter, record=record,
+                               evaluate=evaluate, normalizable=normalizable)
+        return stage._replace(note=f"Newton ascent on the concave free energy at beta = {model.beta:.3g}")
     past_r, past_g = collections.deque(maxlen=anderson + 1), collections.deque(maxlen=anderson + 1)
     past_r.append(r)
     past_g.append(g)
@@ -234,7 +247,17 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
             if recent > STALL_GAIN * earlier:
                 reason = (f"stalled: the best relative change of the last {stall_window} iterations ({recent:.3g}) is not "
                           f"below {STALL_GAIN:g} x the best before them ({earlier:.3g}); the iteration cycles or stagnates")
-                return _Stage(r, law, state, False, change, reason)
+                if not _has_free_energy(state):
+                    return _Stage(r, law, state, False, change, reason)
+                # a cycling iterate can sit far down the free energy: Newton starts from the better of it and the start
+                start = np.asarray(residual, dtype=float)
+                energies = [float(free_energy_at(sampler, model, data, state, jnp.asarray(v, dtype))) for v in (start, r)]
+                note = (f"Newton ascent on the concave free energy at beta = {model.beta:.3g} from the "
+                        f"{'stage start' if energies[0] >= energies[1] else 'last iterate'} (iterating G {reason})")
+                stage = _newton_ascent(sampler, model, data, state, start if energies[0] >= energies[1] else r,
+                                       tol=tol, max_iter=max_iter - done, record=record, evaluate=evaluate,
+                                       normalizable=normalizable)
+                return stage._replace(note=note)
         kind = "damped"
         if anderson and not stochastic and len(past_r) >= 2:
             candidate = _anderson_step(r, g, list(past_r), list(past_g), damping, root_q)
@@ -257,6 +280,47 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
         change = record(r, g, kind)
     converged = change <= tol
     return _Stage(r, law, state, converged, change, f"relative change {change:.3g} {'<=' if converged else '>'} tol {tol:g} after max_iter = {max_iter}")
+
+
+def _has_free_energy(state) -> bool:
+    """A deterministic sampler whose info record carries ``log_partition``: ``I(r)`` exists and Newton applies."""
+    return "log_partition" in getattr(getattr(state, "info", None), "_fields", ())
+
+
+def _newton_ascent(sampler, model, data, state, residual, *, tol, max_iter, record, evaluate, normalizable) -> _Stage:
+    """Maximise the concave ``I(r)`` by Newton steps with Armijo backtracking (``mft_jax.ascent``) until
+    ``|G(r) - r|_q <= tol |G(r)|_q``; each step is recorded as ``newton``."""
+    dtype = data.y.dtype
+    r = np.asarray(residual, dtype=float)
+    eps = float(jnp.finfo(dtype).eps)
+    change, law, g = math.inf, None, None
+    for _ in range(max(max_iter, 1)):
+        step = newton_step(sampler, model, data, state, jnp.asarray(r, dtype))
+        value, decrement = float(step.free_energy), float(step.decrement)
+        direction = np.asarray(step.direction, dtype=float)
+        t, scale = 1.0, max(abs(value), 1.0)
+        for _ in range(HALVINGS):  # Armijo on I, blind to its rounding: a gain below 100 eps |I| is taken whole
+            candidate = r + t * direction
+            if normalizable(candidate) and (
+                decrement <= 100 * eps * scale
+                or float(free_energy_at(sampler, model, data, state, jnp.asarray(candidate, dtype)))
+                >= value + ARMIJO * t * decrement - 10 * eps * scale
+            ):
+                break
+            t /= 2
+        else:
+            break  # no ascent left that rounding can see
+        r = candidate
+        law, state, g = evaluate(r, state)
+        change = record(r, g, "newton")
+        if change <= tol:
+            return _Stage(r, law, state, True, change, f"relative change {change:.3g} <= tol {tol:g}")
+    if law is None:
+        law, state, g = evaluate(r, state)
+        change = record(r, g, "newton")
+    converged = change <= tol
+    return _Stage(r, law, state, converged, change,
+                  f"relative change {change:.3g} {'<=' if converged else '>'} tol {tol:g} after Newton ascent")
 
 
 def _backtracked_step(r, g, damping, normalizable, model):
@@ -290,6 +354,7 @@ def solve(
     normalizability: str = "check",
     auto: bool = True,
     adapt_grid: bool = True,
+    newton: bool = False,
     throw: bool = False,
     progress: bool = False,
 ) -> Solution:
@@ -311,7 +376,10 @@ def solve(
     (default; grid sampler only) re-grids a law that the grid does not resolve or contain: the box
     follows the law's support and the spacing its width, warm-started, at most 3 times. Refused only
     when the law at the fixed point itself does not exist (``NonNormalizableError``). ``auto=False`` /
-    ``adapt_grid=False`` turn each off. Non-convergence gives ``converged=False`` and a hint, or
+    ``adapt_grid=False`` turn each off. A deterministic sampler with a ``log_partition`` (grid, importance)
+    whose iteration stalls goes on by Newton ascent on the concave free energy (``mft_jax.ascent``; recorded in
+    ``actions``, steps ``newton`` in ``history``), before any continuation; ``newton=True`` starts there.
+    Non-convergence gives ``converged=False`` and a hint, or
     ``NoFixedPointError`` with ``throw=True``.
     """
     if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
@@ -332,7 +400,9 @@ def solve(
         for ratio, factor in zip(AUTO_RATIOS, (1.0, AUTO_DAMPING)):
             stages = max(continuation, 1 + math.ceil(math.log(model.beta / start) / math.log(ratio) - 1e-9))
             attempts.append((_betas(model.beta, start, stages), damping * factor))
-    options = dict(init=init, anderson=anderson, tol=tol, max_iter=max_iter, stochastic=stochastic,
+    if not isinstance(newton, bool):
+        raise ConfigError(f"newton must be True or False, got {newton!r}")
+    options = dict(init=init, anderson=anderson, tol=tol, max_iter=max_iter, stochastic=stochastic, newton=newton,
                    check=normalizability == "check", stall_window=STALL_WINDOW if auto else None, progress=progress)
     history = {"change": [], "loss": [], "beta": [], "step": []}
     actions: list[str] = []
@@ -371,7 +441,7 @@ def _first_clause(error: Exception) -> str:
 
 
 def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, regrid, init, anderson, tol, max_iter,
-                stochastic, check, stall_window, progress) -> tuple[_Stage, Sampler]:
+                stochastic, check, stall_window, newton, progress) -> tuple[_Stage, Sampler]:
     """Solve at each beta of ``betas`` in turn, each stage warm-started from the last.
 
     ``regrid``: after a stage converges on a grid that does not resolve or contain its law, re-grid
@@ -392,8 +462,11 @@ def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, 
                 stage = _iterate(
                     sampler, stage_model, data, state, residual, damping=damping, anderson=anderson,
                     tol=tol if last else max(tol, STAGE_TOL), max_iter=max_iter, stochastic=stochastic,
-                    history=history, bar=bar, key=check_key, check=check, stall_window=stall_window,
+                    history=history, bar=bar, key=check_key, check=check, stall_window=stall_window, newton=newton,
                 )
+                if stage.note:
+                    actions.append(stage.note)
+                    newton = True  # the iteration of G cycled here: it will on a finer grid or at a larger beta too
                 unresolved = sampler.warnings(stage.state.info, stage.law) if regrid and stage.converged else []
                 refinements = sum(action.startswith("re-grid") for action in actions)
                 if not unresolved or refinements >= GRID_REFINEMENTS:

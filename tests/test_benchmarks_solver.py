@@ -25,8 +25,9 @@ def test_clover_beta_sweep_quick(tmp_path):
     out = tmp_path / "sweep.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "clover_beta_sweep.py"), "--quick", "--out", str(out)], check=True, timeout=900)
     result = json.loads(out.read_text())
-    assert [row["beta"] for row in result["rows"]] == [1.0, 10.0, 100.0]
-    assert all(row["converged"] for row in result["rows"])
+    assert [row["beta"] for row in result["rows"]] == [1.0, 10.0, 100.0, 500.0]
+    assert all(row["converged"] and row["resolved"] for row in result["rows"])
+    assert any(action.startswith("Newton ascent") for action in result["rows"][-1]["actions"])
 
 
 @pytest.mark.slow
