@@ -21,7 +21,7 @@ every seed); for layer 1 also the law of the weight moments ``E w_i^2`` and ``E 
 Writes ``results/deep_composition.json`` and ``figures/deep_composition.png``. ``--quick``: P = 32,
 width 64, 2 seeds, 1000 steps, 2^11 samples, 500 test points (CPU, a few minutes); the default
 (P = 64, beta = 8, width 512, 4 seeds, 4000 steps, 2^13 samples, 1000 test points) takes about
-5 minutes on 2 cores with ``--runs ""`` (no checkpoints). The theory's
+5 minutes on 2 cores (checkpoints or not: ``--runs ""`` skips them). The theory's
 solve time is measured on whatever machine runs it (``theory.*.seconds``; the NNGP predictions,
 timed apart in ``gp_seconds``, are costly for gelu: a 64^2-node Gauss-Hermite rule per pair of points).
 gelu, not tanh or erf: an odd activation without biases gives an odd f, and y is even.
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-networks", action="store_true", help="theory and GP only")
     parser.add_argument("--out", default=None)
     parser.add_argument("--figure", default=None)
-    parser.add_argument("--runs", default=str(ROOT / "runs" / "deep_composition"), help="checkpoints (resume with --resume); '' for none (the history of kernels and test predictions is rewritten at every checkpoint)")
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "deep_composition"), help="checkpoints (resume with --resume); '' for none")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     quick = args.quick

@@ -129,3 +129,23 @@ def test_optax_state_resumes_bit_for_bit(tmp_path, name):
         train(key, model, 8, data, optax_optimizer(name, 0.1), 30, out_dir=tmp_path, resume=True, **args)
     with pytest.raises(ConfigError, match=r"model\.beta"):
         train(key, model.replace(beta=22.0), 8, data, optimizer, 30, out_dir=tmp_path, resume=True, **args)
+
+
+def test_checkpoint_stores_large_metric_histories_in_binary(tmp_path):
+    """A per-chunk observable of 64 x 64 float32 values (a kernel per record) is stored as binary arrays: the
+    checkpoint is within 10% of the raw bytes (JSON text took 20x: 3.3 MB), and a resume gives the history back exactly."""
+    def with_kernel(state, t):
+        x, key = state
+        x = 0.9 * x + jax.random.normal(jax.random.fold_in(key, t), x.shape)
+        return (x, key), {"kernel": jnp.outer(x, x)[:64, :64], "norm": jnp.linalg.norm(x)}
+
+    def start():
+        return (jnp.zeros(64), jax.random.key(0))
+
+    _, full = run_loop(with_kernel, start(), 200, chunk=10, progress=False)
+    run_loop(with_kernel, start(), 100, chunk=10, out_dir=tmp_path, checkpoint_every=50, progress=False)
+    raw = 10 * 64 * 64 * 4  # 10 records of the kernel so far
+    assert (tmp_path / "checkpoint.npz").stat().st_size < 1.1 * raw + 20_000
+    _, resumed = run_loop(with_kernel, start(), 200, chunk=10, out_dir=tmp_path, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed["kernel"], full["kernel"])
+    assert resumed["kernel"].shape == (20, 64, 64) and resumed["kernel"].dtype == np.float32

@@ -49,6 +49,19 @@ def test_solve_writes_solution_neurons_and_background(tmp_path):
     np.testing.assert_allclose(0.5 * np.sum(background["q"][:, None] * background["residual"] ** 2), solution["loss"], rtol=1e-5)
 
 
+def test_newton_from_the_config_reaches_the_anderson_fixed_point(tmp_path):
+    """``[solver] newton = true``: every step is Newton's, and the loss is Anderson's (1e-5 relative; the two
+    differ at the level of tol)."""
+    results = {}
+    for name, extra in (("anderson", ""), ("newton", "newton = true")):
+        out = tmp_path / name
+        assert main(["solve", write(tmp_path, TINY.format(sampler="grid", extra=extra)), "--out", str(out), "--no-progress"]) == 0
+        results[name] = json.loads((out / "solution.json").read_text())
+    assert set(results["newton"]["history"]["step"]) - {"start"} == {"newton"}  # "start": after a re-grid, if any
+    assert "newton" not in results["anderson"]["history"]["step"]
+    np.testing.assert_allclose(results["newton"]["loss"], results["anderson"]["loss"], rtol=1e-5)
+
+
 def test_importance_sampler_runs(tmp_path):
     out = tmp_path / "run"
     assert main(["solve", write(tmp_path, TINY.format(sampler="importance", extra="")), "--out", str(out), "--no-progress"]) == 0
@@ -154,6 +167,3 @@ def test_deep_settings_that_do_not_apply_exit_2_naming_them(tmp_path, capsys):
     penalised = DEEP.format(sampler="importance", model='penalty = {name = "sextic", gamma = 0.1}')
     assert main(["solve", write(tmp_path, penalised), "--out", str(tmp_path / "b"), "--no-progress"]) == 2
     assert "deep nets take Gaussian priors" in capsys.readouterr().err
-    network = DEEP.format(sampler="importance", model="").split("[solver]")[0]
-    assert main(["train", write(tmp_path, network), "--out", str(tmp_path / "c")]) == 2
-    assert "handles two-layer networks only" in capsys.readouterr().err

@@ -149,3 +149,42 @@ def test_resume_of_a_changed_run_exits_2_naming_the_keys(tmp_path, capsys):
     longer = short.replace("steps = 10", "steps = 20")
     assert main(["train", write(tmp_path, longer, name="longer.toml"), "--out", out, "--resume"]) == 0
     assert json.loads((tmp_path / "run" / "train.json").read_text())["loss_curve"]["step"] == [10, 20]
+
+
+DEEP_MODEL = '[model]\ndepth = 3\nactivation = "erf"\nbeta = 5.0\n'
+DEEP_TASK = '[task]\nname = "linear_teacher"\nteacher = [1.0, -0.5]\nquadrature = 3\n'
+
+
+def test_deep_network_writes_weights_and_per_layer_kernels(tmp_path):
+    """``[model] depth = 3``: network.npz holds a, w and W; kernels.npz the seeds' mean feature kernel of each
+    hidden layer, recomputed here from the saved weights (h1 = X w^T, h2 = erf(h1) W^T / sqrt(N)), with its
+    standard error; the final loss matches the saved weights' residual."""
+    out = tmp_path / "deep"
+    config = write(tmp_path, LANGEVIN, task=DEEP_TASK, model=DEEP_MODEL)
+    assert main(["train", config, "--out", str(out)]) == 0
+    network, kernels = np.load(out / "network.npz"), np.load(out / "kernels.npz")
+    assert network["a"].shape == (3, 16, 1) and network["w"].shape == (3, 16, 2) and network["W"].shape == (3, 1, 16, 16)
+    from scipy.special import erf
+
+    x = kernels["x"].astype(float)
+    phis = []
+    for s in range(3):
+        h1 = x @ network["w"][s].T
+        h2 = erf(h1) @ network["W"][s, 0].T / 4.0
+        phis.append([erf(h) @ erf(h).T / 16 for h in (h1, h2)])
+    phis = np.asarray(phis)
+    for layer in (1, 2):
+        np.testing.assert_allclose(kernels[f"phi_{layer}"], phis[:, layer - 1].mean(0), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(kernels[f"phi_{layer}_sem"], phis[:, layer - 1].std(0, ddof=1) / np.sqrt(3), rtol=1e-3, atol=1e-6)
+    f0 = erf(erf(x @ network["w"][0].T) @ network["W"][0, 0].T / 4.0) @ network["a"][0] / 16
+    np.testing.assert_allclose(kernels["residual"], kernels["y"] - f0, rtol=1e-4, atol=1e-6)
+    report = json.loads((out / "train.json").read_text())
+    r = kernels["residual"]
+    np.testing.assert_allclose(report["final_loss_per_seed"][0], 0.5 * np.sum(kernels["q"][:, None] * r * r), rtol=1e-4)
+    assert not (out / "neurons.npz").exists() and not (out / "background.npz").exists()
+
+
+def test_deep_network_refuses_sgd_in_words(tmp_path, capsys):
+    sgd = 'width = 16\nsteps = 10\noptimizer = "sgd"\nlearning_rate = 0.1\n'
+    assert main(["train", write(tmp_path, sgd, task=DEEP_TASK, model=DEEP_MODEL), "--out", str(tmp_path / "o")]) == 2
+    assert "Langevin only" in capsys.readouterr().err

@@ -53,6 +53,7 @@ class SolverConfig:
     normalizability: str = "check"  # check | metastable (skip the runaway check: the well at the origin)
     auto: bool = True  # escalate by itself (continuation, damping) when the start is refused or the iteration stalls
     adapt_grid: bool = True  # re-grid a law the grid does not resolve or contain
+    newton: bool = False  # start with Newton ascent on the free energy (grid / importance; auto switches to it on a stall)
     seed: int = 0
 
 
@@ -94,7 +95,7 @@ def run(args) -> int:
         data, model, sampler, key=jax.random.key(config.seed), init=config.init, damping=config.damping,
         anderson=config.anderson, tol=config.tol, max_iter=config.max_iter, continuation=config.continuation,
         beta_start=config.beta_start, normalizability=config.normalizability, auto=config.auto,
-        adapt_grid=config.adapt_grid, progress=not args.no_progress,
+        adapt_grid=config.adapt_grid, newton=config.newton, progress=not args.no_progress,
     )
     for action in solution.actions:
         print(f"mft-jax solve: automatic step: {action}")

@@ -19,6 +19,12 @@ weights, with a); background.npz (the eval Dataset and the residual r = y - f of
 seed 0: a background is one network); train.json (loss curve per seed, final loss per seed on the
 eval Dataset, config, meta); checkpoint.npz (for --resume). Exit 1 on NaN (the last good checkpoint
 is kept), 2 on a bad config.
+
+``[model] depth >= 3``: deep networks (``mft_jax.train.deep_network``, docs/theory.md section 6), Langevin
+only. network.npz also holds the hidden weights ``W`` (S, H - 1, N, N); instead of neurons.npz and
+background.npz it writes kernels.npz in the layout of ``mft-jax solve``'s: ``x``, ``q``, ``y`` of the eval
+Dataset, ``phi_l`` (the feature kernel of hidden layer l, averaged over the seeds; compare with the
+theory's), ``phi_l_sem`` (its standard error over seeds, from 2 seeds on) and ``residual`` (seed 0).
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ import jax
 import numpy as np
 
 from mft_jax.config import data_from, load_toml, model_from, section
+from mft_jax.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
 from mft_jax.tasks import get_task
+from mft_jax.resources import require
+from mft_jax.train import deep_network
 from mft_jax.train.joint import OPTIMIZERS, langevin_optimizer, optax_optimizer, prior_weight_decay, train
 from mft_jax.train.network import loss, network_law, residual
 
@@ -99,8 +108,12 @@ def task_from(raw: dict):
 
 def run(args) -> int:
     raw = load_toml(args.config, ("task", "model", "train"))
-    model = model_from(raw)
+    model = model_from(raw, deep=True)
     config = section(TrainConfig, raw.get("train"), "train")
+    deep = isinstance(model, Deep)
+    if deep and config.optimizer != "langevin":
+        raise ConfigError(f"[train] optimizer = {config.optimizer!r}: deep networks ([model] depth = {model.depth}) train by "
+                          "Langevin only (the posterior the deep theory describes); use optimizer = \"langevin\"")
     if config.optimizer == "langevin":
         optimizer = langevin_optimizer(model, config.step_size)
     else:
@@ -121,11 +134,16 @@ def run(args) -> int:
         resume=args.resume,
     )
     params = result.params
-    final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(params, model, eval_data))
     seed0 = jax.tree.map(lambda leaf: leaf[0], params)
-    save_npz(out / "network.npz", a=params["a"], w=params["w"])
-    save_neurons(out / "neurons.npz", network_law(params))
-    save_background(out / "background.npz", eval_data, residual(seed0, model, eval_data), model)
+    if deep:
+        final_loss = np.asarray(jax.vmap(deep_network.loss, in_axes=(0, None, None))(params, model, eval_data))
+        save_npz(out / "network.npz", a=params["a"], w=params["w"], W=params["W"])
+        save_deep_kernels(out / "kernels.npz", params, model, eval_data)
+    else:
+        final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(params, model, eval_data))
+        save_npz(out / "network.npz", a=params["a"], w=params["w"])
+        save_neurons(out / "neurons.npz", network_law(params))
+        save_background(out / "background.npz", eval_data, residual(seed0, model, eval_data), model)
     write_json(out / "train.json", {
         "loss_curve": {"step": result.history["step"], "loss_per_seed": result.history["loss"]},
         "final_loss_per_seed": final_loss,
@@ -136,3 +154,20 @@ def run(args) -> int:
     print(f"trained {config.num_seeds} network(s) of width {config.width} for {config.steps} steps; "
           f"final loss (mean over seeds) {final_loss.mean():.6g}; wrote {out}")
     return 0
+
+
+def save_deep_kernels(path, params: dict, model: Deep, data) -> None:
+    """kernels.npz of a deep run: each hidden layer's feature kernel on ``data``, mean and standard error over seeds."""
+    seeds, layers, P, width = params["a"].shape[0], model.hidden_layers, data.num_points, params["a"].shape[1]
+    require(8.0 * (seeds + 2) * layers * P * P + 8.0 * seeds * layers * P * width,
+            f"the feature kernels of {seeds} network(s), {layers} layers on {P} points",
+            "[train] num_seeds or the eval data size")
+    kernels = np.asarray(jax.vmap(deep_network.feature_kernels, in_axes=(0, None, None))(params, model, data.x), np.float64)
+    mean = kernels.mean(0)
+    arrays = {f"phi_{l}": mean[l - 1] for l in range(1, layers + 1)}
+    if seeds >= 2:
+        sem = kernels.std(0, ddof=1) / np.sqrt(seeds)
+        arrays.update({f"phi_{l}_sem": sem[l - 1] for l in range(1, layers + 1)})
+    seed0 = jax.tree.map(lambda leaf: leaf[0], params)
+    residual0 = data.y - deep_network.predict(seed0, model, data.x)
+    save_npz(path, x=data.x, q=data.q, y=data.y, residual=residual0, **arrays)

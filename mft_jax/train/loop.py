@@ -23,6 +23,7 @@ from mft_jax.errors import ConfigError, NonFiniteError
 from mft_jax.io import save_npz
 
 CHECKPOINT = "checkpoint.npz"
+HISTORY = "history."  # prefix of the checkpoint's metric arrays
 
 
 def _all_finite(tree) -> jax.Array:
@@ -83,10 +84,18 @@ def save_checkpoint(directory: str | os.PathLike, state, step: int, history: dic
     ``fingerprint`` atomically."""
     leaves = jax.tree.leaves(state)
     arrays = {f"leaf_{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
+    arrays.update({HISTORY + name: np.asarray(values) for name, values in history.items()})  # binary, one array per metric
     path = Path(directory) / CHECKPOINT
-    save_npz(path, step=np.asarray(step), history=np.asarray(json.dumps(history)),
-             fingerprint=np.asarray(json.dumps(run or {})), **arrays)
+    save_npz(path, step=np.asarray(step), fingerprint=np.asarray(json.dumps(run or {})), **arrays)
     return path
+
+
+def _history(archive) -> dict[str, list]:
+    """The metric history of a checkpoint: one binary array per metric (rows = records), or the JSON text of
+    older checkpoints (which made each save re-serialise the whole history as text)."""
+    if "history" in archive.files:
+        return json.loads(str(archive["history"]))
+    return {key[len(HISTORY):]: list(archive[key]) for key in archive.files if key.startswith(HISTORY)}
 
 
 def _changed(stored: dict, current: dict, prefix: str = "") -> list[str]:
@@ -128,7 +137,7 @@ def load_checkpoint(directory: str | os.PathLike, template, run: dict | None = N
         if value.shape != leaf.shape:
             raise ConfigError(f"--resume: {str(path)!r} has shape {value.shape} where this config needs {leaf.shape}")
         restored.append(jax.device_put(value, getattr(leaf, "sharding", None)))
-    return jax.tree.unflatten(treedef, restored), int(archive["step"]), json.loads(str(archive["history"]))
+    return jax.tree.unflatten(treedef, restored), int(archive["step"]), _history(archive)
 
 
 def run_loop(
@@ -194,7 +203,7 @@ def run_loop(
             state, t = new_state, t + size
             history["step"].append(t)
             for name, values in metrics.items():
-                history.setdefault(name, []).append(np.asarray(values)[-1].tolist())  # a scalar, or e.g. one value per seed
+                history.setdefault(name, []).append(np.array(values[-1]))  # a scalar, or e.g. one value per seed
             bar.update(size)
             bar.set_postfix({k: f"{np.mean(v[-1]):.4g}" for k, v in history.items() if k != "step"}, refresh=False)
             if out_dir is not None and (t - last_saved >= checkpoint_every or t == num_steps):
