@@ -126,22 +126,28 @@ def run(args) -> int:
     return 0
 
 
-def run_deep(args, raw: dict, config: SolverConfig, model: Deep, data) -> int:
-    """``[model] depth >= 3``: the per-layer fixed point of docs/theory.md section 6."""
+def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool, job: str = "solve"):
+    """``solve_deep`` with the settings of a ``[solver]`` section, its automatic steps and warnings printed."""
     sampler = make_layer_sampler(config)
     if config.init != "gp":
         raise ConfigError(f"[solver] init = {config.init!r}: deep nets start from the NNGP (init = 'gp')")
-    progress = None if args.no_progress else (lambda i, change, beta: print(
-        f"mft-jax solve: iteration {i}, beta {beta:.4g}, relative change {change:.3e}", flush=True))
+    callback = None if not progress else (lambda i, change, beta: print(
+        f"mft-jax {job}: iteration {i}, beta {beta:.4g}, relative change {change:.3e}", flush=True))
     solution = solve_deep(
         data, model, sampler, key=jax.random.key(config.seed), damping=config.damping, tol=config.tol,
         max_iter=config.max_iter, continuation=max(1, config.continuation), beta_start=config.beta_start,
-        auto=config.auto, callback=progress,
+        auto=config.auto, callback=callback,
     )
     for action in solution.history["actions"]:
-        print(f"mft-jax solve: automatic step: {action}")
+        print(f"mft-jax {job}: automatic step: {action}")
     for warning in solution.diagnostics["warnings"]:
-        print(f"mft-jax solve: warning: {warning}", file=sys.stderr)
+        print(f"mft-jax {job}: warning: {warning}", file=sys.stderr)
+    return solution
+
+
+def run_deep(args, raw: dict, config: SolverConfig, model: Deep, data) -> int:
+    """``[model] depth >= 3``: the per-layer fixed point of docs/theory.md section 6."""
+    solution = solve_deep_config(config, model, data, progress=not args.no_progress)
     resolved = {"task": dict(raw.get("task") or {}), "model": model.settings(), "solver": dataclasses.asdict(config)}
     out = Path(args.out)
     io.write_json(out / "solution.json", {
