@@ -1,4 +1,4 @@
-"""Slow smoke test: benchmarks/deep_digits.py end to end at toy size writes the JSON the issue names and redraws."""
+"""Slow smoke tests: benchmarks/deep_digits.py --quick end to end writes the JSON the issue names and redraws."""
 
 import json
 import sys
@@ -14,14 +14,13 @@ def test_deep_digits_writes_alignment_noise_floor_and_mean_squared_entries(tmp_p
     import deep_digits
 
     out = tmp_path / "deep_digits.json"
-    deep_digits.main(["--widths", "32", "64", "--steps", "300", "--seeds", "2", "--num-samples", "4096",
-                      "--out", str(out), "--figure", str(tmp_path / "deep.png"), "--runs", str(tmp_path / "runs")])
+    deep_digits.main(["--quick", "--out", str(out), "--figure", str(tmp_path / "deep.png"), "--runs", str(tmp_path / "runs")])
     results = json.loads(out.read_text())
     for layer in ("layer1", "layer2"):
         assert 0.5 < results["alignment"][layer] <= 1.0 + 1e-12
         assert 0.5 < results["alignment_noise_floor"][layer] <= 1.0 + 1e-12
         assert results["mean_sq_entries"][layer]["theory"] > 0 and results["mean_sq_entries"][layer]["networks"] > 0
-    assert [row["width"] for row in results["widths"]] == [32, 64]
+    assert results["quick"] and [row["width"] for row in results["widths"]] == [64, 256]
     assert deep_digits.make_figures(results, str(tmp_path))[0].is_file()
 
 
