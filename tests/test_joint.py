@@ -74,7 +74,8 @@ def test_langevin_samples_the_exact_posterior(width, scaling):
     ``2 m(h/2) - m(h)`` leaves O(h^2)), match the grid posterior within 4 standard errors of the extrapolation
     (false-failure rate < 3 x 6.3e-5); the measured bias ``m(h) - m(0)`` is reported in the failure message.
     Power, in the test: the same check against the posterior at beta x 1.1, beta / 1.1 and the prior fails
-    (E[a w] moves by ~0.045 = ~9 errors at 10% in beta)."""
+    (E[a w] moves by ~0.045 = ~9 errors at 10% in beta), and from N = 2 on against the posterior of the other
+    width scaling (U = N L vs U = L)."""
     points = 301 if width == 1 else 41
     step_size = 4e-3
     coarse, coarse_error = langevin_moments(width, scaling, step_size)
@@ -82,8 +83,8 @@ def test_langevin_samples_the_exact_posterior(width, scaling):
     estimate = 2 * fine - coarse
     error = np.sqrt(4 * fine_error**2 + coarse_error**2)
 
-    def passes(beta):
-        exact = grid_posterior_moments(width, points, scaling, beta)
+    def passes(beta, posterior_scaling=scaling):
+        exact = grid_posterior_moments(width, points, posterior_scaling, beta)
         return bool(np.all(np.abs(estimate - exact) < 4 * error)), exact
 
     ok, exact = passes(BETA)
@@ -91,6 +92,9 @@ def test_langevin_samples_the_exact_posterior(width, scaling):
                 f"{coarse - estimate}")
     for wrong in (1.1 * BETA, BETA / 1.1, 1e-9):  # 1e-9: the prior
         assert not passes(wrong)[0], f"no power: the check also passes against beta = {wrong:g}"
+    if width > 1:  # width scaling is visible from N = 2 on: the other scaling's posterior must fail
+        other = "standard" if scaling == "mean_field" else "mean_field"
+        assert not passes(BETA, other)[0], f"no power: the check also passes against the {other} posterior"
 
 
 def test_grid_moments_are_converged():
