@@ -72,6 +72,8 @@ def parse(argv=None):
     p.add_argument("--runs", default=str(ROOT / "runs" / NAME), help="checkpoint directory")
     p.add_argument("--results", default=str(ROOT / "results"))
     p.add_argument("--figures", default=str(ROOT / "figures"))
+    p.add_argument("--merge-into", default=None, metavar="JSON",
+                   help="update this results file's scales with what this run computed (keeping the rest) and write it back")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
     for key in ("scales", "sigma2", "seeds", "draws", "steps", "step_size"):
@@ -322,9 +324,19 @@ def main(argv=None) -> dict:
             print(f"  Langevin: {entry['networks']['flops_per_second'] / 1e9:.2f} GFLOP/s = "
                   f"{entry['networks']['fraction_of_peak']:.2f} of the measured matmul peak", flush=True)
         results["scales"][name] = entry
-    results["transition"] = transition_summary(results)
     results["seconds"] = time.time() - t_start
-    write_json(Path(args.results) / f"{NAME}.json", results)
+    target = Path(args.results) / f"{NAME}.json"
+    if args.merge_into:
+        target = Path(args.merge_into)
+        merged = json.loads(target.read_text())
+        for name, entry in results["scales"].items():
+            merged["scales"].setdefault(name, {}).update(entry)
+        parts = ["the paper's equations"] + [f"the {k}" for k in ("population", "networks") if not getattr(args, "no_" + k)]
+        merged["run"] += f"; merged in: scales {', '.join(results['scales'])}: {', '.join(parts)} (--merge-into)"
+        merged.setdefault("merged_runs", []).append({"meta": results["meta"], "machine": results["machine"], "seconds": results["seconds"]})
+        results = merged
+    results["transition"] = transition_summary(results)
+    write_json(target, results)
     print_table(results)
     make_figures(results, args.figures)
     return results
