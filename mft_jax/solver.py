@@ -224,10 +224,14 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
     law, state, g = evaluate(r, state)
     first = len(history["change"])
     change = record(r, g, "start")
-    if newton and not stochastic and _has_free_energy(state):
-        stage = _newton_ascent(sampler, model, data, state, r, tol=tol, max_iter=max_iter, record=record,
+    def ascend(start, budget, why=""):
+        """The rest of the stage by Newton ascent on ``I`` from ``start``, said in ``note``."""
+        stage = _newton_ascent(sampler, model, data, state, start, tol=tol, max_iter=budget, record=record,
                                evaluate=evaluate, normalizable=normalizable)
-        return stage._replace(note=f"Newton ascent on the concave free energy at beta = {model.beta:.3g}")
+        return stage._replace(note=f"Newton ascent on the concave free energy at beta = {model.beta:.3g}{why}")
+
+    if newton and not stochastic and _has_free_energy(state):
+        return ascend(r, max_iter)
     past_r, past_g = collections.deque(maxlen=anderson + 1), collections.deque(maxlen=anderson + 1)
     past_r.append(r)
     past_g.append(g)
@@ -252,12 +256,9 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
                 # a cycling iterate can sit far down the free energy: Newton starts from the better of it and the start
                 start = np.asarray(residual, dtype=float)
                 energies = [float(free_energy_at(sampler, model, data, state, jnp.asarray(v, dtype))) for v in (start, r)]
-                note = (f"Newton ascent on the concave free energy at beta = {model.beta:.3g} from the "
-                        f"{'stage start' if energies[0] >= energies[1] else 'last iterate'} (iterating G {reason})")
-                stage = _newton_ascent(sampler, model, data, state, start if energies[0] >= energies[1] else r,
-                                       tol=tol, max_iter=max_iter - done, record=record, evaluate=evaluate,
-                                       normalizable=normalizable)
-                return stage._replace(note=note)
+                from_start = energies[0] >= energies[1]
+                return ascend(start if from_start else r, max_iter - done,
+                              f" from the {'stage start' if from_start else 'last iterate'} (iterating G {reason})")
         kind = "damped"
         if anderson and not stochastic and len(past_r) >= 2:
             candidate = _anderson_step(r, g, list(past_r), list(past_g), damping, root_q)

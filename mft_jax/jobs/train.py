@@ -134,14 +134,12 @@ def run(args) -> int:
         resume=args.resume,
     )
     params = result.params
-    seed0 = jax.tree.map(lambda leaf: leaf[0], params)
+    final_loss = np.asarray(jax.vmap(deep_network.loss if deep else loss, in_axes=(0, None, None))(params, model, eval_data))
+    save_npz(out / "network.npz", **params)  # a, w (and W for a deep net)
     if deep:
-        final_loss = np.asarray(jax.vmap(deep_network.loss, in_axes=(0, None, None))(params, model, eval_data))
-        save_npz(out / "network.npz", a=params["a"], w=params["w"], W=params["W"])
         save_deep_kernels(out / "kernels.npz", params, model, eval_data)
     else:
-        final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(params, model, eval_data))
-        save_npz(out / "network.npz", a=params["a"], w=params["w"])
+        seed0 = jax.tree.map(lambda leaf: leaf[0], params)
         save_neurons(out / "neurons.npz", network_law(params))
         save_background(out / "background.npz", eval_data, residual(seed0, model, eval_data), model)
     write_json(out / "train.json", {
