@@ -22,11 +22,15 @@ on ``I`` makes every step an ascent: the iteration converges from any start to t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from mft_jax.fixed_point import Step
 
 CG_MAX_ITER = 200  # conjugate-gradient iterations per Newton step (the curvature has low effective rank)
 CG_TOL = 1e-4  # relative residual of the Newton system
@@ -87,3 +91,38 @@ def newton_step(sampler, model, data, state: Any, residual: jax.Array) -> Ascent
     x, _, _, _, k = jax.lax.while_loop(going, cg, (zero, grad, grad, norm0, jnp.asarray(0)))
     x = jnp.where(jnp.vdot(x, grad) > 0, x, grad)  # CG in float rounding: fall back to the gradient
     return AscentStep(value, x * inverse, jnp.vdot(x, grad), k)
+
+
+@dataclasses.dataclass(frozen=True)
+class FreeEnergyAscent:
+    """A ``mft_jax.fixed_point`` solver: one Newton step on ``I`` (``newton_step``) with Armijo backtracking,
+    ``I(r + t d) >= I(r) + ARMIJO t grad . d``, blind to rounding (a gain below ``100 eps |I|`` is taken
+    whole, a loss below ``10 eps |I|`` forgiven), each trial kept normalizable; then ``G`` at the new point.
+    ``None`` (no progress) when no halving ascends. The problem's ``aux`` is ``(law, sampler state)``."""
+
+    sampler: Any
+    model: Any
+    data: Any
+
+    def init(self, problem, it):
+        return None
+
+    def step(self, problem, state, it):
+        dtype = self.data.y.dtype
+        sampler_state = it.evaluation.aux[1]
+        r = np.asarray(it.x, dtype=float)
+        eps = float(jnp.finfo(dtype).eps)
+        found = newton_step(self.sampler, self.model, self.data, sampler_state, jnp.asarray(r, dtype))
+        value, decrement = float(found.free_energy), float(found.decrement)
+        direction = np.asarray(found.direction, dtype=float)
+        t, scale = 1.0, max(abs(value), 1.0)
+        for _ in range(HALVINGS):
+            candidate = r + t * direction
+            if problem.allows(candidate) and (
+                decrement <= 100 * eps * scale
+                or float(free_energy_at(self.sampler, self.model, self.data, sampler_state, jnp.asarray(candidate, dtype)))
+                >= value + ARMIJO * t * decrement - 10 * eps * scale
+            ):
+                return Step(candidate, problem.evaluate(candidate), "newton", state)
+            t /= 2
+        return None  # no ascent left that rounding can see

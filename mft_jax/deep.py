@@ -37,6 +37,7 @@ import numpy as np
 from mft_jax.activations import Activation, get_activation
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
+from mft_jax.fixed_point import Damped, Evaluation, NewtonKrylov, Problem, Result, Stall, fixed_point
 from mft_jax.gp import nngp_kernel
 from mft_jax.resources import memory_limit, require
 
@@ -45,7 +46,7 @@ EIG_FLOOR = 1e-10  # eigenvalues of Phi below this fraction of the largest count
 HERMITE_NODES = 32  # 1-D Gauss-Hermite nodes for the test-point noise xi (section 6.4)
 MIN_ESS = 100.0
 NEWTON_PARTICLE_ARRAYS = 20  # a Newton step (GMRES on JVPs of the map) holds ~18 (M, P) arrays at once, ~75 (P, P) ones
-NEWTON_KERNEL_ARRAYS = 80  # (XLA's memory analysis of _newton_direction, float32, P = 256 and 512, M = 2^12 and 2^14)
+NEWTON_KERNEL_ARRAYS = 80  # (XLA's memory analysis of a Newton-Krylov step, fixed_point.krylov_direction, float32, P = 256 and 512, M = 2^12 and 2^14)
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -571,17 +572,6 @@ def _gap(flat: _Flat, model, sampler, particles, data, vector):
 _gap_jit = jax.jit(_gap, static_argnames=("flat", "sampler"))
 
 
-@functools.partial(jax.jit, static_argnames=("flat", "sampler", "restart"))
-def _newton_direction(flat, model, sampler, particles, data, vector, gap, tol, restart):
-    """Solve ``(J_G - I) delta = -(G(x) - x)`` by GMRES with Jacobian-vector products."""
-
-    def matvec(v):
-        return jax.jvp(lambda u: _gap(flat, model, sampler, particles, data, u)[0], (vector,), (v,))[1]
-
-    delta, _ = jax.scipy.sparse.linalg.gmres(matvec, -gap, tol=tol, atol=0.0, restart=restart, maxiter=4)
-    return delta
-
-
 def nngp_state(model: Deep, data: Dataset) -> DeepState:
     """The NNGP state: ``Phihat_l = 0`` and the residual of the deep NNGP kernel (6.5)."""
     kernels = deep_nngp(model, data.x)
@@ -592,16 +582,6 @@ def nngp_state(model: Deep, data: Dataset) -> DeepState:
 STALL_WINDOW = 10  # automatic mode: a stage whose best change does not fall below STALL_GAIN x the best
 STALL_GAIN = 0.5  # before the last STALL_WINDOW iterations has stalled (Newton converges much faster than that)
 AUTO_CONTINUATION = ((4, 20.0), (10, 50.0))  # automatic mode: (stages, beta / beta_start) tried in turn
-
-
-def _stalled(changes: list) -> str | None:
-    if len(changes) <= STALL_WINDOW:
-        return None
-    recent, earlier = min(changes[-STALL_WINDOW:]), min(changes[:-STALL_WINDOW])
-    if recent > STALL_GAIN * earlier:
-        return (f"stalled: the best relative change of the last {STALL_WINDOW} iterations ({recent:.3g}) is not below "
-                f"{STALL_GAIN:g} x the best before them ({earlier:.3g})")
-    return None
 
 
 def solve_deep(
@@ -702,59 +682,65 @@ def solve_deep(
                         history, diagnostics, message)
 
 
+@dataclasses.dataclass(frozen=True)
+class _DeepGap:
+    """``G(x) - x`` as a traceable ``fn(x, args)`` with ``args = (model, particles, data)`` (for ``NewtonKrylov``)."""
+
+    flat: _Flat
+    sampler: LayerSampler
+
+    def __call__(self, vector, args):
+        model, particles, data = args
+        return _gap(self.flat, model, self.sampler, particles, data, vector)[0]
+
+
+def deep_problem(flat: _Flat, model: Deep, sampler: LayerSampler, particles, data: Dataset) -> Problem:
+    """The deep map as a ``fixed_point.Problem`` over the flat vector; admissible: every Gaussian layer law normalizable."""
+
+    def evaluate(vector):
+        gap, ok = _gap_jit(flat, model, sampler, particles, data, vector)
+        return Evaluation(gap, None, bool(ok))
+
+    return Problem(evaluate, admissible=lambda vector: evaluate(vector).admissible, fn=_DeepGap(flat, sampler),
+                   args=(model, particles, data))
+
+
 def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping, tol, max_iter, history, clock,
                 callback, iteration, stall):
-    """Newton (or damped) iteration through the inverse temperatures ``betas``; the last one to ``tol``."""
+    """Newton (or damped) iteration (``mft_jax.fixed_point``) through the inverse temperatures ``betas``;
+    the last one to ``tol``, the others to ``max(tol, 1e-6)``."""
+    solver = NewtonKrylov(damping) if method == "newton" else Damped(damping, halvings=12, descent=True)
+    stop = (Stall(STALL_WINDOW, STALL_GAIN, STALL_WINDOW + 1),) if stall else ()
     converged, change, reason = False, np.inf, None
     for stage, beta in enumerate(betas):
         stage_model = model.replace(beta=beta) if len(betas) > 1 else model
-        last = stage == len(betas) - 1
-        stage_tol = tol if last else max(tol, 1e-6)
+        problem = deep_problem(flat, stage_model, sampler, particles, data)
         for _ in range(30):  # a start outside the normalizable region is shrunk towards the prior
-            if bool(_gap_jit(flat, stage_model, sampler, particles, data, x)[1]):
+            if problem.allows(x):
                 break
             x = 0.5 * x
-        converged, changes, reason = False, [], f"{max_iter} iterations at beta = {beta:.3g} were not enough"
-        for _ in range(max_iter):
+
+        def record(it, kind, beta=beta):
+            nonlocal iteration
             iteration += 1
-            gap, ok = _gap_jit(flat, stage_model, sampler, particles, data, x)
-            gap_norm = float(jnp.linalg.norm(gap))
-            if not np.isfinite(gap_norm):
+            if not np.isfinite(it.change):
                 raise NonFiniteError(f"deep solver: the map returned NaN/inf at iteration {iteration} (beta {beta:g})")
-            change = gap_norm / max(float(jnp.linalg.norm(gap + x)), 1e-300)
-            changes.append(change)
-            history["change"].append(change)
-            history["loss"].append(float(0.5 * jnp.sum(data.q[:, None] * flat.unpack(x + gap, data).residual ** 2)))
+            history["change"].append(it.change)
+            history["loss"].append(float(0.5 * jnp.sum(data.q[:, None] * flat.unpack(it.x + it.evaluation.gap, data).residual ** 2)))
             history["beta"].append(beta)
             history["seconds"].append(time.perf_counter() - clock)
+            if kind != "start":
+                history["step"].append(kind)
             if callback is not None:
-                callback(iteration, change, beta)
-            if change <= stage_tol:
-                converged = True
-                break
-            if stall and (why := _stalled(changes)):
-                reason = f"{why} at beta = {beta:.3g}"
-                break
-            if method == "newton":
-                direction = _newton_direction(flat, stage_model, sampler, particles, data, x, gap, 1e-3 * min(1.0, change), min(x.size, 50))
-                kind = "newton"
-            else:
-                direction, kind = damping * gap, "damped"
-            step = 1.0
-            for _ in range(12):
-                trial_gap, trial_ok = _gap_jit(flat, stage_model, sampler, particles, data, x + step * direction)
-                if bool(trial_ok) and float(jnp.linalg.norm(trial_gap)) < (1.0 - 1e-4 * step) * gap_norm:
-                    break
-                step *= 0.5
-            else:
-                if method == "newton":  # Newton stalled: fall back to a small damped step
-                    direction, kind, step = damping * gap, "damped", 1.0
-                    for _ in range(12):
-                        if bool(_gap_jit(flat, stage_model, sampler, particles, data, x + step * direction)[1]):
-                            break
-                        step *= 0.5
-            history["step"].append(f"{kind} {step:g}")
-            x = x + step * direction
+                callback(iteration, it.change, beta)
+
+        run = fixed_point(problem, x, solver, tol=tol if stage == len(betas) - 1 else max(tol, 1e-6),
+                          max_steps=max(max_iter - 1, 0), stop=stop, callback=record)
+        x, converged, change = run.value, run.converged, run.change
+        if run.result is Result.MAX_STEPS:
+            reason = f"{max_iter} iterations at beta = {beta:.3g} were not enough"
+        elif not converged:
+            reason = f"{run.message} at beta = {beta:.3g}"
         if not converged:
             break
     return x, converged, change, (None if converged else reason), iteration

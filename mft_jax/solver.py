@@ -43,21 +43,22 @@ sampler (``log_partition``: grid quadrature, or the log-mean-exp of the importan
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from mft_jax.ascent import ARMIJO, HALVINGS, free_energy_at, newton_step
+from mft_jax.ascent import FreeEnergyAscent, free_energy_at
 from mft_jax.background import Background, kernel, predict, solve_residual
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
+from mft_jax.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, InadmissibleStep, Iterate, NoiseFloor,
+                                  Problem, Result, Stall, fixed_point)
 from mft_jax.foreground import Sampler, info_dict
 from mft_jax.foreground.grid import BOUNDARY_MASS_LIMIT, GridSampler
 from mft_jax.model import TwoLayer
@@ -152,19 +153,6 @@ def _initial_residual(init, data: Dataset, model: TwoLayer, sampler: Sampler, st
     return jnp.asarray(residual, data.y.dtype), state
 
 
-def _anderson_step(r, g, past_r, past_g, damping, root_q):
-    """Type-II Anderson mixing from the last m iterates (host-side, m tiny): ``r + damping g - (dR + damping dG) gamma``."""
-    d_r = np.stack([b - a for a, b in zip(past_r[:-1], past_r[1:])], axis=-1).reshape(r.size, -1)
-    d_g = np.stack([b - a for a, b in zip(past_g[:-1], past_g[1:])], axis=-1).reshape(r.size, -1)
-    row_weight = np.repeat(root_q, r.shape[1])  # sqrt(q_mu) for each entry of the flattened (P, C) residual
-    weighted = row_weight[:, None] * d_g
-    target = row_weight * g.reshape(-1)
-    gram = weighted.T @ weighted
-    regulariser = 1e-10 * max(np.trace(gram), 1e-300)  # Tikhonov: keeps gamma bounded for collinear differences
-    gamma = np.linalg.solve(gram + regulariser * np.eye(gram.shape[0]), weighted.T @ target)
-    return r + damping * g - ((d_r + damping * d_g) @ gamma).reshape(r.shape)
-
-
 class _Stage(NamedTuple):
     residual: np.ndarray
     law: NeuronLaw
@@ -175,42 +163,23 @@ class _Stage(NamedTuple):
     note: str = ""  # what the stage did beyond iterating G (the switch to Newton ascent), in words
 
 
-def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key,
-             check=True, stall_window=None, newton=False):
-    """Iterate ``r <- G(r)`` at one beta; appends to ``history``; returns a ``_Stage``.
-
-    ``stall_window = n``: give up early (not converged, reason "stalled") when the best relative change of
-    the last n iterations is not below half the best before them: a cycling or stagnating iteration; where the
-    sampler gives the free energy (``_has_free_energy``) the stage then goes on by Newton ascent on it
-    (``_newton_ascent``), and ``newton=True`` goes there at once (a re-grid or later stage of a solve that
-    needed it).
-    """
+def _problem(sampler, model, data, state, *, history, bar, key, check) -> tuple[Problem, Callable]:
+    """The two-layer map as a ``fixed_point.Problem`` over ``r`` (float64 on the host) and the callback that
+    records each iterate in ``history`` and the progress bar. The sampler state threads through the
+    evaluations (an MCMC sampler's chains go on from where they were); ``aux`` is ``(law, state)``."""
     dtype = data.y.dtype
-    q = np.asarray(data.q, dtype=float)
-    root_q = np.sqrt(q)
-    r = np.asarray(residual, dtype=float)
-    if check:
-        check_normalizable(model, data, jnp.asarray(r, dtype), key=key)
+    current = [state]
 
-    def evaluate(point, state):
-        law, state, image = fixed_point_map(sampler, model, state, data, jnp.asarray(point, dtype))
+    def evaluate(point):
+        law, new_state, image = fixed_point_map(sampler, model, current[0], data, jnp.asarray(point, dtype))
         image = np.asarray(image, dtype=float)
         if not np.isfinite(image).all():
             raise NonFiniteError(
                 f"the fixed-point map returned NaN/inf at beta = {model.beta:g} (iteration {len(history['change'])}): "
                 "the neuron law or the residual solve broke down; check the sampler diagnostics, lower beta or use continuation"
             )
-        return law, state, image - point
-
-    def record(point, step, kind):
-        change = _qnorm(q, step) / max(_qnorm(q, point + step), 1e-300)
-        history["change"].append(change)
-        history["loss"].append(0.5 * float(np.sum(q[:, None] * (point + step) ** 2)))
-        history["beta"].append(model.beta)
-        history["step"].append(kind)
-        bar.update(1)
-        bar.set_postfix(beta=f"{model.beta:.3g}", change=f"{change:.2e}")
-        return change
+        current[0] = new_state
+        return Evaluation(image - np.asarray(point, dtype=float), (law, new_state))
 
     def normalizable(point):
         if not check:
@@ -221,121 +190,76 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
         except NonNormalizableError:
             return False
 
-    law, state, g = evaluate(r, state)
-    first = len(history["change"])
-    change = record(r, g, "start")
-    def ascend(start, budget, why=""):
-        """The rest of the stage by Newton ascent on ``I`` from ``start``, said in ``note``."""
-        stage = _newton_ascent(sampler, model, data, state, start, tol=tol, max_iter=budget, record=record,
-                               evaluate=evaluate, normalizable=normalizable)
-        return stage._replace(note=f"Newton ascent on the concave free energy at beta = {model.beta:.3g}{why}")
+    q = np.asarray(data.q, dtype=float)
 
-    if newton and not stochastic and _has_free_energy(state):
-        return ascend(r, max_iter)
-    past_r, past_g = collections.deque(maxlen=anderson + 1), collections.deque(maxlen=anderson + 1)
-    past_r.append(r)
-    past_g.append(g)
-    for _ in range(max_iter):
-        if change <= tol:
-            return _Stage(r, law, state, True, change, f"relative change {change:.3g} <= tol {tol:g}")
-        if stochastic and len(history["change"]) >= 2 * NOISE_WINDOW:
-            recent = np.median(history["change"][-NOISE_WINDOW:])
-            earlier = np.median(history["change"][-2 * NOISE_WINDOW : -NOISE_WINDOW])
-            if recent > NOISE_PLATEAU * earlier:
-                reason = (f"stopped at the sampler's noise floor: the relative change stalled at {recent:.3g} "
-                          f"(median of the last {NOISE_WINDOW} iterations, tol {tol:g})")
-                return _Stage(r, law, state, True, change, reason)
-        done = len(history["change"]) - first
-        if stall_window and not stochastic and done >= 2 * stall_window:
-            recent, earlier = min(history["change"][-stall_window:]), min(history["change"][first:-stall_window])
-            if recent > STALL_GAIN * earlier:
-                reason = (f"stalled: the best relative change of the last {stall_window} iterations ({recent:.3g}) is not "
-                          f"below {STALL_GAIN:g} x the best before them ({earlier:.3g}); the iteration cycles or stagnates")
-                if not _has_free_energy(state):
-                    return _Stage(r, law, state, False, change, reason)
-                # a cycling iterate can sit far down the free energy: Newton starts from the better of it and the start
-                start = np.asarray(residual, dtype=float)
-                energies = [float(free_energy_at(sampler, model, data, state, jnp.asarray(v, dtype))) for v in (start, r)]
-                from_start = energies[0] >= energies[1]
-                return ascend(start if from_start else r, max_iter - done,
-                              f" from the {'stage start' if from_start else 'last iterate'} (iterating G {reason})")
-        kind = "damped"
-        if anderson and not stochastic and len(past_r) >= 2:
-            candidate = _anderson_step(r, g, list(past_r), list(past_g), damping, root_q)
-            kind = "anderson" if normalizable(candidate) else "restart"
-        if kind != "anderson":
-            candidate = _backtracked_step(r, g, damping, normalizable, model)
-        new_law, new_state, new_g = evaluate(candidate, state)
-        if kind == "anderson" and _qnorm(q, new_g) > _qnorm(q, g):
-            kind = "restart"  # safeguard: the extrapolation made things worse
-            candidate = _backtracked_step(r, g, damping, normalizable, model)
-            new_law, new_state, new_g = evaluate(candidate, state)
-        if kind == "restart":
-            past_r.clear()
-            past_g.clear()
-            past_r.append(r)
-            past_g.append(g)
-        r, law, state, g = candidate, new_law, new_state, new_g
-        past_r.append(r)
-        past_g.append(g)
-        change = record(r, g, kind)
-    converged = change <= tol
-    return _Stage(r, law, state, converged, change, f"relative change {change:.3g} {'<=' if converged else '>'} tol {tol:g} after max_iter = {max_iter}")
+    def record(it: Iterate, kind: str):
+        history["change"].append(it.change)
+        history["loss"].append(0.5 * float(np.sum(q[:, None] * (it.x + it.evaluation.gap) ** 2)))
+        history["beta"].append(model.beta)
+        history["step"].append(kind)
+        bar.update(1)
+        bar.set_postfix(beta=f"{model.beta:.3g}", change=f"{it.change:.2e}")
+
+    return Problem(evaluate, weights=q[:, None], admissible=normalizable), record
+
+
+def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key,
+             check=True, stall_window=None, newton=False):
+    """Solve ``r = G(r)`` at one beta by ``mft_jax.fixed_point``; appends to ``history``; returns a ``_Stage``.
+
+    Damped steps for a stochastic sampler (stopping at its noise floor), else Anderson with memory
+    ``anderson`` (0: damped). ``stall_window = n``: give up early (not converged, reason "stalled") when
+    the best relative change of the last n iterations is not below half the best before them; where the
+    sampler gives the free energy (``_has_free_energy``) the stage then goes on by Newton ascent on it
+    (``mft_jax.ascent.FreeEnergyAscent``), and ``newton=True`` goes there at once (a re-grid or later
+    stage of a solve that needed it).
+    """
+    dtype = data.y.dtype
+    r = np.asarray(residual, dtype=float)
+    if check:
+        check_normalizable(model, data, jnp.asarray(r, dtype), key=key)
+    problem, record = _problem(sampler, model, data, state, history=history, bar=bar, key=key, check=check)
+    start = problem.evaluate(r)
+    record(problem.iterate(r, start), "start")
+    ascent = FreeEnergyAscent(sampler, model, data)
+
+    def ascend(x, evaluation, budget, why=""):
+        """The rest of the stage by Newton ascent on ``I`` from ``x``, said in ``note``."""
+        run = fixed_point(problem, x, ascent, tol=tol, max_steps=max(budget, 1), evaluation=evaluation, callback=record)
+        return _stage(run, f"Newton ascent on the concave free energy at beta = {model.beta:.3g}{why}")
+
+    try:
+        if newton and not stochastic and _has_free_energy(start.aux[1]):
+            return ascend(r, start, max_iter)
+        if stochastic:
+            solver, stop = Damped(damping, BACKTRACK), (NoiseFloor(NOISE_WINDOW, NOISE_PLATEAU),)
+        else:
+            solver = Anderson(anderson, damping, BACKTRACK) if anderson else Damped(damping, BACKTRACK)
+            stop = (Stall(stall_window, STALL_GAIN, 2 * stall_window),) if stall_window else ()
+        run = fixed_point(problem, r, solver, tol=tol, max_steps=max_iter, evaluation=start, stop=stop, callback=record)
+        if run.result is not Result.STALLED or not _has_free_energy(run.evaluation.aux[1]):
+            return _stage(run)
+        # a cycling iterate can sit far down the free energy: Newton starts from the better of it and the start
+        sampler_state = run.evaluation.aux[1]
+        energies = [float(free_energy_at(sampler, model, data, sampler_state, jnp.asarray(v, dtype))) for v in (r, run.value)]
+        from_start = energies[0] >= energies[1]
+        return ascend(*((r, start) if from_start else (run.value, run.evaluation)), max_iter - len(run.changes),
+                      f" from the {'stage start' if from_start else 'last iterate'} (iterating G {run.message})")
+    except InadmissibleStep as error:
+        raise NonNormalizableError(
+            f"every damped step from the current residual (down to {error.smallest:.3g} x) makes the neuron law "
+            f"non-normalizable at beta = {model.beta:g}: the iteration is driven into the runaway region; lower beta or sa2"
+        ) from None
+
+
+def _stage(run: FixedPointSolution, note: str = "") -> _Stage:
+    law, state = run.evaluation.aux
+    return _Stage(np.asarray(run.value, dtype=float), law, state, run.converged, run.change, run.message, note)
 
 
 def _has_free_energy(state) -> bool:
     """A deterministic sampler whose info record carries ``log_partition``: ``I(r)`` exists and Newton applies."""
     return "log_partition" in getattr(getattr(state, "info", None), "_fields", ())
-
-
-def _newton_ascent(sampler, model, data, state, residual, *, tol, max_iter, record, evaluate, normalizable) -> _Stage:
-    """Maximise the concave ``I(r)`` by Newton steps with Armijo backtracking (``mft_jax.ascent``) until
-    ``|G(r) - r|_q <= tol |G(r)|_q``; each step is recorded as ``newton``."""
-    dtype = data.y.dtype
-    r = np.asarray(residual, dtype=float)
-    eps = float(jnp.finfo(dtype).eps)
-    change, law, g = math.inf, None, None
-    for _ in range(max(max_iter, 1)):
-        step = newton_step(sampler, model, data, state, jnp.asarray(r, dtype))
-        value, decrement = float(step.free_energy), float(step.decrement)
-        direction = np.asarray(step.direction, dtype=float)
-        t, scale = 1.0, max(abs(value), 1.0)
-        for _ in range(HALVINGS):  # Armijo on I, blind to its rounding: a gain below 100 eps |I| is taken whole
-            candidate = r + t * direction
-            if normalizable(candidate) and (
-                decrement <= 100 * eps * scale
-                or float(free_energy_at(sampler, model, data, state, jnp.asarray(candidate, dtype)))
-                >= value + ARMIJO * t * decrement - 10 * eps * scale
-            ):
-                break
-            t /= 2
-        else:
-            break  # no ascent left that rounding can see
-        r = candidate
-        law, state, g = evaluate(r, state)
-        change = record(r, g, "newton")
-        if change <= tol:
-            return _Stage(r, law, state, True, change, f"relative change {change:.3g} <= tol {tol:g}")
-    if law is None:
-        law, state, g = evaluate(r, state)
-        change = record(r, g, "newton")
-    converged = change <= tol
-    return _Stage(r, law, state, converged, change,
-                  f"relative change {change:.3g} {'<=' if converged else '>'} tol {tol:g} after Newton ascent")
-
-
-def _backtracked_step(r, g, damping, normalizable, model):
-    """``r + damping g``, halving the step while it makes ``rho`` non-normalizable."""
-    step = damping
-    for _ in range(BACKTRACK):
-        candidate = r + step * g
-        if normalizable(candidate):
-            return candidate
-        step /= 2
-    raise NonNormalizableError(
-        f"every damped step from the current residual (down to {step:.3g} x) makes the neuron law non-normalizable at "
-        f"beta = {model.beta:g}: the iteration is driven into the runaway region; lower beta or sa2"
-    )
 
 
 def solve(

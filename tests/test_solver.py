@@ -307,16 +307,28 @@ def test_model_is_a_pytree_that_vmaps_over_couplings(x64):
     np.testing.assert_allclose(np.asarray(batched), np.asarray(one_by_one), rtol=1e-12)
 
 
-def test_backtracking_halves_the_step_until_the_law_is_normalizable_and_says_when_it_cannot():
-    """``_backtracked_step``: r + damping g, halved while the (here: stand-in) normalizability test refuses it."""
-    from mft_jax.solver import BACKTRACK, _backtracked_step
+def test_a_step_that_runs_away_is_refused_in_words_naming_the_residual(monkeypatch):
+    """Every damped step from the start makes the law non-normalizable (here: a stand-in check that accepts
+    only the start): ``NonNormalizableError`` in the physics' words after ``BACKTRACK`` halvings (the
+    backtracking itself: ``tests/test_fixed_point.py``)."""
+    import tqdm
 
-    model = TwoLayer("linear", beta=3.0)
-    r, g = np.zeros((4, 1)), np.ones((4, 1))
-    accepted = _backtracked_step(r, g, 0.5, lambda point: float(np.max(point)) <= 0.1, model)
-    np.testing.assert_allclose(accepted, 0.0625 * g)  # 0.5 -> 0.25 -> 0.125 -> 0.0625, the first step <= 0.1
-    np.testing.assert_allclose(_backtracked_step(r, g, 0.5, lambda point: True, model), 0.5 * g)  # no halving if not needed
+    import mft_jax.solver as solver_module
+    from mft_jax.solver import BACKTRACK, _iterate
+
+    data = make_data("linear_teacher", quadrature=3, teacher=TEACHER)
+    model = TwoLayer("linear", 1.0, 1.0, 1.0)
     calls = []
-    with pytest.raises(NonNormalizableError, match="every damped step from the current residual"):
-        _backtracked_step(r, g, 0.5, lambda point: calls.append(1) and False, model)
-    assert len(calls) == BACKTRACK
+
+    def only_the_start(model, data, residual, key):
+        calls.append(1)
+        if len(calls) > 1:
+            raise NonNormalizableError("stand-in: runs away")
+
+    monkeypatch.setattr(solver_module, "check_normalizable", only_the_start)
+    sampler = grid_sampler(16, 6.0)
+    with pytest.raises(NonNormalizableError, match="every damped step from the current residual .* non-normalizable at beta = 1"):
+        _iterate(sampler, model, data, sampler.init(jax.random.key(0), model, data), np.asarray(data.y), damping=0.5, anderson=0,
+                 tol=1e-8, max_iter=5, stochastic=False, history={"change": [], "loss": [], "beta": [], "step": []},
+                 bar=tqdm.tqdm(disable=True), key=jax.random.key(0))
+    assert len(calls) == 1 + BACKTRACK

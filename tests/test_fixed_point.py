@@ -1,0 +1,129 @@
+"""The fixed-point engine (``mft_jax.fixed_point``) on maps with known fixed points, apart from the physics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mft_jax.errors import NoFixedPointError
+from mft_jax.fixed_point import (Anderson, Damped, Evaluation, InadmissibleStep, NewtonKrylov, NoiseFloor, Problem, Result,
+                                 Stall, backtracked, fixed_point)
+
+
+def linear_map(n=12, seed=0, radius=0.9):
+    """``G(x) = A x + b`` with spectral radius ``radius`` < 1: the fixed point solves ``(I - A) x = b``."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    a = q @ np.diag(radius * np.linspace(-1, 1, n)) @ q.T
+    b = rng.normal(size=n)
+    return a, b, np.linalg.solve(np.eye(n) - a, b)
+
+
+def test_anderson_and_damped_reach_the_fixed_point_of_a_contraction_and_report_each_iterate():
+    a, b, exact = linear_map()
+    problem = Problem(lambda x: Evaluation(a @ x + b - x))
+    seen = []
+    runs = {}
+    for name, solver in {"anderson": Anderson(memory=5, damping=0.5), "damped": Damped(0.5)}.items():
+        seen.clear()
+        runs[name] = fixed_point(problem, np.zeros(12), solver, tol=1e-10, max_steps=2000,
+                                 callback=lambda it, kind: seen.append(kind))
+        run = runs[name]
+        assert run.result is Result.SUCCESSFUL and run.converged and "<= tol" in run.message
+        # |x - x*| <= |(I - A)^-1| |g| <= |g| / (1 - 0.9) <= 10 tol |G(x)| (x2 for |G(x)| vs |x*|)
+        assert np.linalg.norm(run.value - exact) <= 2 * 10 * 1e-10 * np.linalg.norm(exact)
+        assert seen[0] == "start" and len(seen) == run.steps + 1 == len(run.changes)
+    # damped on eigenvalues near -0.9 contracts by ~0.95 per step; Anderson fits the spectrum (12 dimensions)
+    assert runs["anderson"].steps * 5 < runs["damped"].steps
+
+
+def test_newton_krylov_solves_a_nonlinear_map_to_rounding():
+    """``G(x) = tanh(W x) + b``: Newton-Krylov on JVPs of the traceable ``fn``; the fixed point satisfies
+    ``x = tanh(W x) + b`` to float64 rounding (power: the start is 1 away)."""
+    jax.config.update("jax_enable_x64", True)
+    try:
+        rng = np.random.default_rng(1)
+        w, b = jnp.asarray(rng.normal(size=(8, 8)) * 0.6), jnp.asarray(rng.normal(size=8))
+
+        def fn(x, args):
+            w, b = args
+            return jnp.tanh(w @ x) + b - x
+
+        problem = Problem(lambda x: Evaluation(fn(x, (w, b))), fn=fn, args=(w, b))
+        run = fixed_point(problem, jnp.zeros(8), NewtonKrylov(), tol=1e-13, max_steps=50)
+        assert run.converged, run.message
+        assert float(jnp.max(jnp.abs(fn(run.value, (w, b))))) < 1e-12
+        assert float(jnp.max(jnp.abs(fn(jnp.zeros(8), (w, b))))) > 0.5
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def test_a_cycling_map_is_called_stalled_in_words_and_throw_raises():
+    """``G(x) = -x``: a full damped step maps x to -x and back; the stall rule says so."""
+    problem = Problem(lambda x: Evaluation(-2.0 * x))
+    run = fixed_point(problem, np.ones(3), Damped(1.0), tol=1e-8, max_steps=100, stop=(Stall(window=5, gain=0.5, min_steps=10),))
+    assert run.result is Result.STALLED and not run.converged and "cycles or stagnates" in run.message
+    assert run.steps == 9  # 10 changes of 1.0: the rule looks first at 10
+    with pytest.raises(NoFixedPointError, match="stalled"):
+        fixed_point(problem, np.ones(3), Damped(1.0), tol=1e-8, max_steps=100, stop=(Stall(5, 0.5, 10),), throw=True)
+    capped = fixed_point(problem, np.ones(3), Damped(1.0), tol=1e-8, max_steps=7)
+    assert capped.result is Result.MAX_STEPS and capped.steps == 7 and "max_iter = 7" in capped.message
+
+
+def test_a_noisy_map_stops_at_its_noise_floor_and_counts_as_converged():
+    """``G(x) = x / 2 + noise (sd 1e-3)``: the change falls to the noise and stays there."""
+    rng = np.random.default_rng(0)
+    problem = Problem(lambda x: Evaluation(0.5 * x + 1.0 + 1e-3 * rng.normal(size=x.shape) - x))
+    run = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-12, max_steps=200, stop=(NoiseFloor(10, 0.8),))
+    assert run.result is Result.NOISE_FLOOR and run.converged and "noise floor" in run.message
+    assert np.abs(run.value - 2.0).max() < 0.01  # at the fixed point 2, within the noise
+    # power: the same map without noise converges to tol instead
+    clean = fixed_point(Problem(lambda x: Evaluation(1.0 - 0.5 * x)), np.zeros(50), Damped(1.0), tol=1e-12, max_steps=200,
+                        stop=(NoiseFloor(10, 0.8),))
+    assert clean.result is Result.SUCCESSFUL
+
+
+def test_anderson_keeps_its_iterates_admissible():
+    """The admissible region ``x_0 <= 1.5`` around a fixed point with ``x_0 = 1``: unconstrained, the first
+    (damped) step lands at ``x_0 = 1.57``; constrained, every iterate stays inside and the fixed point is reached."""
+    a, b, exact = linear_map(radius=0.95)
+    e0 = np.eye(12)[0]
+    b = b + (1.0 - exact[0]) * (np.eye(12) - a) @ e0  # moves the fixed point's first coordinate to 1
+    for region, inside in ((lambda x: True, False), (lambda x: x[0] <= 1.5, True)):
+        visited = []
+        run = fixed_point(Problem(lambda x: Evaluation(a @ x + b - x), admissible=region), np.zeros(12), Anderson(5, 1.0),
+                          tol=1e-10, max_steps=500, callback=lambda it, kind: visited.append(it.x[0]))
+        assert run.converged and abs(run.value[0] - 1.0) < 1e-7
+        assert (max(visited) <= 1.5) == inside, max(visited)
+
+
+def test_backtracking_halves_the_step_until_admissible_and_says_when_it_cannot():
+    """``backtracked``: x + t d with t halved while the admissibility test refuses it; the two-layer solver
+    turns the failure into ``NonNormalizableError`` naming the residual (``tests/test_solver.py``)."""
+    x, d = np.zeros((4, 1)), 0.5 * np.ones((4, 1))
+    problem = Problem(lambda v: Evaluation(v), admissible=lambda point: float(np.max(point)) <= 0.1)
+    accepted, t = backtracked(problem, x, d, 6)
+    np.testing.assert_allclose(accepted, 0.0625 * np.ones((4, 1)))  # 0.5 -> 0.25 -> 0.125 -> 0.0625, the first <= 0.1
+    assert t == 0.125
+    np.testing.assert_allclose(backtracked(Problem(lambda v: Evaluation(v)), x, d, 6)[0], d)  # no halving if not needed
+    calls = []
+    refusing = Problem(lambda v: Evaluation(v), admissible=lambda point: calls.append(1) and False)
+    with pytest.raises(InadmissibleStep, match="every damped step"):
+        backtracked(refusing, x, d, 6)
+    assert len(calls) == 6
+
+
+def test_pytree_state_with_weights_and_a_known_first_evaluation():
+    """A dict state ``{"r": (3,), "k": (2, 2)}``: the engine ravels it, weights by leaf, hands pytrees back;
+    with ``evaluation`` given the start is not reported again."""
+    target = {"r": np.array([1.0, -2.0, 0.5]), "k": np.array([[2.0, 0.0], [0.0, -1.0]])}
+    problem = Problem(lambda x: Evaluation(jax.tree.map(lambda t, v: 0.5 * (t - v), target, x)),
+                      weights={"r": np.array([1.0, 2.0, 3.0]), "k": 1.0})
+    start = {"r": np.zeros(3), "k": np.zeros((2, 2))}
+    seen = []
+    run = fixed_point(problem, start, Anderson(3, 1.0), tol=1e-6, max_steps=50, evaluation=problem.evaluate(start),
+                      callback=lambda it, kind: seen.append((kind, set(it.x))))
+    assert run.converged and set(run.value) == {"r", "k"}
+    for name in target:
+        np.testing.assert_allclose(np.asarray(run.value[name]), target[name], rtol=1e-5)
+    assert seen and seen[0][0] != "start" and all(keys == {"r", "k"} for _, keys in seen)
