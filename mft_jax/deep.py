@@ -37,7 +37,7 @@ import numpy as np
 from mft_jax.activations import Activation, get_activation
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
-from mft_jax.fixed_point import Damped, Evaluation, NewtonKrylov, Problem, Result, Stall, fixed_point
+from mft_jax.fixed_point import Anderson, Damped, Evaluation, NewtonKrylov, Problem, Result, Stall, fixed_point
 from mft_jax.gp import nngp_kernel
 from mft_jax.resources import memory_limit, require
 
@@ -45,6 +45,7 @@ JITTER = 1e-12  # relative diagonal shift that keeps the Cholesky factor of a (n
 EIG_FLOOR = 1e-10  # eigenvalues of Phi below this fraction of the largest count as zero (pseudo-inverse)
 HERMITE_NODES = 32  # 1-D Gauss-Hermite nodes for the test-point noise xi (section 6.4)
 MIN_ESS = 100.0
+ANDERSON_MEMORY = 5  # method="anderson": differences kept
 NEWTON_PARTICLE_ARRAYS = 20  # a Newton step (GMRES on JVPs of the map) holds ~18 (M, P) arrays at once, ~75 (P, P) ones
 NEWTON_KERNEL_ARRAYS = 80  # (XLA's memory analysis of a Newton-Krylov step, fixed_point.krylov_direction, float32, P = 256 and 512, M = 2^12 and 2^14)
 
@@ -605,7 +606,8 @@ def solve_deep(
 
     ``method="newton"`` (default): Newton-Krylov on ``G(x) - x`` (GMRES on Jacobian-vector
     products, backtracking line search on ``|G(x) - x|`` that also keeps every Gaussian layer law
-    normalizable). The plain iteration ``x <- x + damping (G(x) - x)`` (``method="damped"``)
+    normalizable). ``method="anderson"``: safeguarded Anderson mixing (one map evaluation per step, no
+    JVPs), switching to Newton-Krylov within a stage where it stalls. The plain iteration ``x <- x + damping (G(x) - x)`` (``method="damped"``)
     diverges at strong coupling: for a deep linear net with two hidden layers its linearisation
     has the eigenvalue ``(kappa - 1)^2`` (docs/theory.md 6.6), above 1 once the kernel doubles
     along the target; Newton does not care. ``continuation = n >= 2`` solves at ``n`` inverse
@@ -618,8 +620,8 @@ def solve_deep(
     """
     sampler = importance_layers() if sampler is None else sampler
     key = jax.random.key(0) if key is None else key
-    if method not in ("newton", "damped"):
-        raise ConfigError(f"deep solver method must be 'newton' or 'damped', got {method!r}")
+    if method not in ("newton", "anderson", "damped"):
+        raise ConfigError(f"deep solver method must be 'newton', 'anderson' or 'damped', got {method!r}")
     if isinstance(continuation, bool) or not isinstance(continuation, int) or continuation < 1:
         raise ConfigError(f"continuation must be an integer >= 1, got {continuation!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
@@ -701,16 +703,19 @@ def deep_problem(flat: _Flat, model: Deep, sampler: LayerSampler, particles, dat
         gap, ok = _gap_jit(flat, model, sampler, particles, data, vector)
         return Evaluation(gap, None, bool(ok))
 
-    return Problem(evaluate, admissible=lambda vector: evaluate(vector).admissible, fn=_DeepGap(flat, sampler),
-                   args=(model, particles, data))
+    return Problem(evaluate, admissible=None, fn=_DeepGap(flat, sampler), args=(model, particles, data))
 
 
 def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping, tol, max_iter, history, clock,
                 callback, iteration, stall):
-    """Newton (or damped) iteration (``mft_jax.fixed_point``) through the inverse temperatures ``betas``;
-    the last one to ``tol``, the others to ``max(tol, 1e-6)``."""
-    solver = NewtonKrylov(damping) if method == "newton" else Damped(damping, halvings=12, descent=True)
-    stop = (Stall(STALL_WINDOW, STALL_GAIN, STALL_WINDOW + 1),) if stall else ()
+    """Newton, Anderson or damped iteration (``mft_jax.fixed_point``) through the inverse temperatures
+    ``betas``; the last one to ``tol``, the others to ``max(tol, 1e-6)``. An Anderson stage that stalls
+    (always watched) or finds no step is solved again by Newton-Krylov from the stage start (an Anderson
+    iterate that wandered is no better a start), with the iterations left; said in ``history["actions"]``."""
+    solver = {"newton": NewtonKrylov(damping), "anderson": Anderson(ANDERSON_MEMORY, damping, halvings=12),
+              "damped": Damped(damping, halvings=12, descent=True)}[method]
+    stall_rule = Stall(STALL_WINDOW, STALL_GAIN, STALL_WINDOW + 1)
+    stop = (stall_rule,) if stall or method == "anderson" else ()
     converged, change, reason = False, np.inf, None
     for stage, beta in enumerate(betas):
         stage_model = model.replace(beta=beta) if len(betas) > 1 else model
@@ -734,8 +739,15 @@ def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping
             if callback is not None:
                 callback(iteration, it.change, beta)
 
-        run = fixed_point(problem, x, solver, tol=tol if stage == len(betas) - 1 else max(tol, 1e-6),
-                          max_steps=max(max_iter - 1, 0), stop=stop, callback=record)
+        stage_tol = tol if stage == len(betas) - 1 else max(tol, 1e-6)
+        start = x
+        run = fixed_point(problem, x, solver, tol=stage_tol, max_steps=max(max_iter - 1, 0), stop=stop, callback=record)
+        if method == "anderson" and not run.converged and len(run.changes) < max_iter:
+            history["actions"].append(
+                f"Anderson at beta = {beta:.3g} found no fixed point ({run.message}); Newton-Krylov from the stage start")
+            run = fixed_point(problem, start, NewtonKrylov(damping), tol=stage_tol,
+                              max_steps=max(max_iter - len(run.changes) - 1, 0), stop=(stall_rule,) if stall else (),
+                              callback=record)
         x, converged, change = run.value, run.converged, run.change
         if run.result is Result.MAX_STEPS:
             reason = f"{max_iter} iterations at beta = {beta:.3g} were not enough"

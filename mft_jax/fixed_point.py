@@ -96,13 +96,15 @@ class Problem:
     """The map and its geometry.
 
     ``evaluate(x) -> Evaluation``; ``weights``: the norm ``|v|_w^2 = sum weights v^2`` (broadcast
-    against ``x``; ``None``: Euclidean); ``admissible(x) -> bool``; ``fn(x, args) -> G(x) - x``
-    traceable by JAX with ``fn`` hashable and ``args`` a pytree (only ``NewtonKrylov`` needs them).
+    against ``x``; ``None``: Euclidean); ``admissible(x) -> bool`` (a check cheaper than the map), or
+    ``None`` when only the map knows (``Evaluation.admissible``: solvers then evaluate before they
+    judge); ``fn(x, args) -> G(x) - x`` traceable by JAX with ``fn`` hashable and ``args`` a pytree
+    (only ``NewtonKrylov`` needs them).
     """
 
     evaluate: Callable[[Any], Evaluation]
     weights: Any = None
-    admissible: Callable[[Any], bool] = _always
+    admissible: Callable[[Any], bool] | None = _always
     fn: Callable | None = None
     args: Any = None
 
@@ -119,9 +121,11 @@ class Problem:
         return Iterate(x, evaluation, self.change(x, evaluation.gap))
 
     def allows(self, x, evaluation: Evaluation | None = None) -> bool:
-        """Admissible: from the evaluation where it knows, else by ``admissible``."""
+        """Admissible: from the evaluation where it knows, else by ``admissible`` (else by evaluating)."""
         if evaluation is not None and evaluation.admissible is not None:
             return bool(evaluation.admissible)
+        if self.admissible is None:
+            return bool(self.evaluate(x).admissible)
         return bool(self.admissible(x))
 
 
@@ -203,13 +207,17 @@ class Anderson:
     def step(self, problem: Problem, state, it: Iterate) -> Step:
         past_x, past_g = state
         x, g = np.asarray(it.x, dtype=float), np.asarray(it.evaluation.gap, dtype=float)
-        kind = "damped"
+        kind, evaluation = "damped", None
         if self.memory and len(past_x) >= 2:
             candidate = self.mix(problem, x, g, list(past_x), list(past_g))
-            kind = "anderson" if problem.allows(candidate) else "restart"
+            if problem.admissible is None:  # only the map knows: evaluate, then judge
+                evaluation = problem.evaluate(candidate)
+            kind = "anderson" if problem.allows(candidate, evaluation) else "restart"
         if kind != "anderson":
             candidate, _ = backtracked(problem, x, self.damping * g, self.halvings)
-        evaluation = problem.evaluate(candidate)
+            evaluation = None
+        if evaluation is None:
+            evaluation = problem.evaluate(candidate)
         if kind == "anderson" and problem.norm(evaluation.gap) > problem.norm(g):
             kind = "restart"  # safeguard: the extrapolation made things worse
             candidate, _ = backtracked(problem, x, self.damping * g, self.halvings)

@@ -142,6 +142,7 @@ def test_subsample_draws_distinct_neurons():
         clover.subsample(jax.random.key(0), law, 11)
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_training_in_segments_is_the_uninterrupted_run():
     import jax
 

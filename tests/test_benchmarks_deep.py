@@ -1,4 +1,4 @@
-"""Slow smoke tests: benchmarks/deep_digits.py --quick end to end writes the JSON the issue names and redraws."""
+"""Slow smoke tests of the deep benchmarks (--quick, end to end): the JSON each writes and its figures."""
 
 import json
 import sys
@@ -77,3 +77,20 @@ def test_deep_composition_writes_losses_of_gp_theory_and_networks(tmp_path):
             assert entry["overlap"]["theory_sd"] > 0 and entry["overlap"]["networks_sd"] > 0
         assert results["losses"]["networks_" + depth]["test_sem"] >= 0
     assert deep_composition.make_figures(results, str(tmp_path))[0].is_file()
+
+
+@pytest.mark.slow
+def test_deep_solver_methods_quick_reach_one_fixed_point(tmp_path):
+    """``deep_solver_methods --quick`` (P = 32, beta = 8): Newton and Anderson (which stalls here and hands
+    the stage to Newton-Krylov, said in its message) reach the same fixed point: losses within 1e-3
+    relative (tol 1e-5 on the iterate; 2^12 fixed draws, so the same map), free energies within 1e-3."""
+    import deep_solver_methods
+
+    out = tmp_path / "methods.json"
+    deep_solver_methods.main(["--quick", "--out", str(out)])
+    row = json.loads(out.read_text())["rows"][0]
+    newton, anderson = row["newton"], row["anderson"]
+    assert newton["converged"] and anderson["converged"]
+    assert abs(newton["loss"] - anderson["loss"]) <= 1e-3 * newton["loss"]
+    assert abs(newton["free_energy"] - anderson["free_energy"]) <= 1e-3 * abs(newton["free_energy"])
+    assert "Newton-Krylov from the stage start" in anderson["message"] and row["seconds_ratio_newton_over_anderson"] > 0

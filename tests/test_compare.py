@@ -118,6 +118,7 @@ def test_energy_distance_between_shifted_gaussians_matches_closed_form():
 # ----------------------------------------------------------------------------- weights
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_weights_are_respected_exactly():
     # The measure sum_i (c_i / sum c) delta(z_i) is the same measure as z_i repeated c_i times:
     # every distance between the two is 0, and both are at the same distance from a third cloud.
@@ -316,6 +317,7 @@ def test_fit_power_law_recovers_an_exact_power_law():
     np.testing.assert_allclose([fit.exponent, fit.prefactor], [-0.5, 3.0], rtol=1e-10)  # exact data, float64 lstsq
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_compare_laws_defaults_are_the_stated_ones():
     """Defaults (docstring, README): MMD bandwidth h = the theory's RMS radius (``spread``), Sinkhorn
     epsilon = 0.05 h^2, 256 projections, and the MMD reported is ``mmd`` at h.

@@ -112,6 +112,7 @@ def xor_like_data():
     return make_dataset(x, 2.0 * np.tanh(x[:, :1] * x[:, 1:]), np.full(4, 0.25))
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_tanh_foreground_matches_the_sampled_theory_kernels(x64):
     data = xor_like_data()
     model = Deep("tanh", depth=3, sa2=1.0, sW2=1.0, sw2=1.0, beta=10.0)
@@ -143,6 +144,7 @@ def test_tanh_foreground_matches_the_sampled_theory_kernels(x64):
               f"(NNGP-theory distance {np.linalg.norm(priors[layer - 1] - theory) / np.linalg.norm(theory):.4f}), theory noise {theory_noise:.2f} s.e.")
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_deep_foreground_resumes_exactly(x64, tmp_path):
     data, sw2 = whitened_data()
     solution = solve_deep(data, Deep("linear", depth=3, sw2=sw2, beta=2.0), gaussian_layers(), tol=1e-10)

@@ -86,6 +86,7 @@ def test_minibatch_overlap_is_unbiased(x64):
     np.testing.assert_array_less(np.abs(mean - exact), 5 * error)  # 5 standard errors, 2 entries: false failures < 2e-6
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_task_background_draws_fresh_points_and_needs_a_function(x64):
     """A ``Task`` background draws a fresh batch at every step: the batches of two steps share no point, and the
     gradient the neurons feel (one T = 0 step from the same state at step indices t = 0..T-1, so each t sees its own

@@ -59,6 +59,7 @@ def test_writes_neurons_and_results(tmp_path, background):
     assert results["temperature"] == 0.5 and results["meta"]["config"]["foreground"]["seed"] == 3
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, background):
     """SIGKILL a real `mft-jax foreground` process after its first checkpoint; `--resume` ends bit-for-bit
     where an uninterrupted run of the same config ends (checkpoints are atomic, so a kill mid-write is safe)."""
@@ -172,6 +173,7 @@ def test_the_background_model_is_used_and_a_different_model_refused(tmp_path, ca
     assert "[model] differs from the model of the background" in err and "beta = 2.0 (background: 4.0)" in err
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_deep_foreground_of_a_hidden_layer_matches_the_solver_kernel(tmp_path):
     """``--background solve`` on configs/deep_foreground.toml with 1024 neurons (~10 s): the layer-2 neurons' feature
     kernel sits at the noise level of the theory's (mean |z| over the entries < 2: independent entries would give

@@ -105,7 +105,7 @@ def test_nan_stop_keeps_a_finite_resumable_checkpoint(tmp_path):
         run_loop(blows_up, initial(), 100, chunk=10, out_dir=tmp_path, resume=True, progress=False)
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("name", ["sgd", pytest.param("adam", marks=pytest.mark.slow)])  # adam: make test-slow (suite budget)
 def test_optax_state_resumes_bit_for_bit(tmp_path, name):
     """SGD and Adam (moments, count) states go through the checkpoint: the resumed run ends bit-for-bit where
     the uninterrupted one does; a changed learning rate or model is refused by the run's fingerprint."""

@@ -141,6 +141,7 @@ def _penalised_second_moment(gamma, sw2=1.0):
     return float(np.sum(density * z * z) / np.sum(density))
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_langevin_neurons_sample_the_penalised_prior():
     """Foreground Langevin neurons on a zero residual sample the prior exp(-|w|^2/2 - gamma sum w^6/6) (the same
     Gamma as the theory's). E[w_n^2] over 2 x 16384 independent coordinates: standard error ~0.0027.

@@ -36,6 +36,7 @@ def run_on(devices: int, path) -> dict:
     return dict(np.load(path))
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_four_devices_give_the_neurons_of_one(tmp_path):
     one, four = run_on(1, tmp_path / "one.npz"), run_on(4, tmp_path / "four.npz")
     assert int(one["devices"]) == 1 and int(four["devices"]) == 4  # the neurons really were split over 4 devices
@@ -77,6 +78,7 @@ SEEDS_AND_CHAINS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
 def test_seeds_and_chains_spread_over_four_devices(tmp_path):
     """Network seeds and MCMC chains, like foreground neurons, split over 4 host devices and give what 1 gives."""
     results = {}
