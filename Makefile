@@ -24,7 +24,7 @@ test: $(STAMP)
 
 # The physics and statistical tests once more under another XLA CPU instruction set: float reordering
 # changes as on another machine, and every verdict must stay the same (CI runs this after `make test`).
-ISA_TESTS := tests/test_solver.py tests/test_ascent.py tests/test_solver_power.py tests/test_sampler_agreement.py tests/test_mcmc.py \
+ISA_TESTS := tests/test_solver.py tests/test_ascent.py tests/test_fixed_point.py tests/test_solver_power.py tests/test_sampler_agreement.py tests/test_mcmc.py \
 	tests/test_foreground.py tests/test_joint.py tests/test_langevin.py tests/test_background.py tests/test_gp.py \
 	tests/test_compare.py tests/test_model_config.py tests/test_deep.py tests/test_deep_foreground.py tests/test_modular.py
 test-isa: $(STAMP)
