@@ -137,15 +137,45 @@ class InadmissibleStep(NonNormalizableError):
         self.smallest = smallest
 
 
-def backtracked(problem: Problem, x, direction, halvings: int):
-    """``x + t direction`` with ``t = 1, 1/2, ..``: the first admissible one (``InadmissibleStep`` if none)."""
+class Trial(NamedTuple):
+    """A point a line search accepted: the point, the step fraction ``t``, and the map there if the search
+    had to evaluate it (``None`` otherwise)."""
+
+    x: Any
+    t: float
+    evaluation: Evaluation | None
+
+
+def backtracked(problem: Problem, x, direction, halvings: int) -> Trial:
+    """``x + t direction`` with ``t = 1, 1/2, ..`` (``halvings`` tries): the first admissible one
+    (``InadmissibleStep`` naming the smallest ``t`` tried, if none). Where only the map knows
+    admissibility (``problem.admissible is None``) each try is evaluated, and the accepted one's
+    evaluation is handed back so the caller need not repeat it."""
     t = 1.0
     for _ in range(halvings):
         candidate = x + t * direction
-        if problem.allows(candidate):
-            return candidate, t
+        evaluation = problem.evaluate(candidate) if problem.admissible is None else None
+        if problem.allows(candidate, evaluation):
+            return Trial(candidate, t, evaluation)
         t /= 2
-    raise InadmissibleStep(t)
+    raise InadmissibleStep(2 * t)
+
+
+def descending(problem: Problem, x, direction, gap_norm: float, halvings: int, sufficient: float) -> Trial | None:
+    """``x + t direction`` with ``t = 1, 1/2, ..``: the first admissible one whose ``|G - I|_w`` falls below
+    ``(1 - sufficient t) gap_norm`` (every try evaluated); ``None`` if none of the ``halvings`` tries does."""
+    t = 1.0
+    for _ in range(halvings):
+        candidate = x + t * direction
+        evaluation = problem.evaluate(candidate)
+        if problem.allows(candidate, evaluation) and problem.norm(evaluation.gap) < (1.0 - sufficient * t) * gap_norm:
+            return Trial(candidate, t, evaluation)
+        t *= 0.5
+    return None
+
+
+def _evaluated(problem: Problem, trial: Trial) -> Evaluation:
+    return problem.evaluate(trial.x) if trial.evaluation is None else trial.evaluation
 
 
 # ----------------------------------------------------------------------------------------- solvers
@@ -164,16 +194,10 @@ class Damped:
     def step(self, problem: Problem, state, it: Iterate) -> Step | None:
         direction = self.damping * it.evaluation.gap
         if not self.descent:
-            candidate, _ = backtracked(problem, it.x, direction, self.halvings)
-            return Step(candidate, problem.evaluate(candidate), "damped", state)
-        gap_norm, t = problem.norm(it.evaluation.gap), 1.0
-        for _ in range(self.halvings):
-            candidate = it.x + t * direction
-            evaluation = problem.evaluate(candidate)
-            if problem.allows(candidate, evaluation) and problem.norm(evaluation.gap) < (1.0 - 1e-4 * t) * gap_norm:
-                return Step(candidate, evaluation, f"damped {t:g}", state)
-            t *= 0.5
-        return None
+            trial = backtracked(problem, it.x, direction, self.halvings)
+            return Step(trial.x, _evaluated(problem, trial), "damped", state)
+        trial = descending(problem, it.x, direction, problem.norm(it.evaluation.gap), self.halvings, 1e-4)
+        return None if trial is None else Step(trial.x, trial.evaluation, f"damped {trial.t:g}", state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +219,7 @@ class Anderson:
         """``x + damping g - (dX + damping dG) gamma`` (host-side: the memory is tiny)."""
         d_x = np.stack([b - a for a, b in zip(past_x[:-1], past_x[1:])], axis=-1).reshape(x.size, -1)
         d_g = np.stack([b - a for a, b in zip(past_g[:-1], past_g[1:])], axis=-1).reshape(x.size, -1)
-        w = 1.0 if problem.weights is None else np.broadcast_to(np.asarray(problem.weights, dtype=float), x.shape)
+        w = 1.0 if problem.weights is None else np.asarray(problem.weights, dtype=float)
         row_weight = np.sqrt(np.broadcast_to(w, x.shape)).reshape(-1)
         weighted = row_weight[:, None] * d_g
         target = row_weight * g.reshape(-1)
@@ -214,14 +238,14 @@ class Anderson:
                 evaluation = problem.evaluate(candidate)
             kind = "anderson" if problem.allows(candidate, evaluation) else "restart"
         if kind != "anderson":
-            candidate, _ = backtracked(problem, x, self.damping * g, self.halvings)
-            evaluation = None
-        if evaluation is None:
+            trial = backtracked(problem, x, self.damping * g, self.halvings)
+            candidate, evaluation = trial.x, _evaluated(problem, trial)
+        elif evaluation is None:
             evaluation = problem.evaluate(candidate)
         if kind == "anderson" and problem.norm(evaluation.gap) > problem.norm(g):
             kind = "restart"  # safeguard: the extrapolation made things worse
-            candidate, _ = backtracked(problem, x, self.damping * g, self.halvings)
-            evaluation = problem.evaluate(candidate)
+            trial = backtracked(problem, x, self.damping * g, self.halvings)
+            candidate, evaluation = trial.x, _evaluated(problem, trial)
         if kind == "restart":
             past_x.clear()
             past_g.clear()
@@ -264,24 +288,16 @@ class NewtonKrylov:
 
     def step(self, problem: Problem, state, it: Iterate) -> Step:
         gap = it.evaluation.gap
-        gap_norm = problem.norm(gap)
         direction = krylov_direction(problem.fn, it.x, problem.args, gap, self.rtol * min(1.0, it.change),
                                      min(int(np.size(it.x)), self.restart))
-        t = 1.0
-        for _ in range(self.halvings):
-            candidate = it.x + t * direction
-            evaluation = problem.evaluate(candidate)
-            if problem.allows(candidate, evaluation) and problem.norm(evaluation.gap) < (1.0 - self.sufficient * t) * gap_norm:
-                return Step(candidate, evaluation, f"newton {t:g}", state)
-            t *= 0.5
-        t = 1.0  # no Newton step descends: a small damped one
-        for _ in range(self.halvings):
-            candidate = it.x + t * self.damping * gap
-            evaluation = problem.evaluate(candidate)
-            if problem.allows(candidate, evaluation):
-                break
-            t *= 0.5
-        return Step(candidate, evaluation, f"damped {t:g}", state)
+        trial = descending(problem, it.x, direction, problem.norm(gap), self.halvings, self.sufficient)
+        if trial is not None:
+            return Step(trial.x, trial.evaluation, f"newton {trial.t:g}", state)
+        try:  # no Newton step descends: a damped one held admissible
+            trial = backtracked(problem, it.x, self.damping * gap, self.halvings)
+        except InadmissibleStep as error:  # none is: the smallest tried, as it is
+            trial = Trial(it.x + error.smallest * self.damping * gap, error.smallest, None)
+        return Step(trial.x, _evaluated(problem, trial), f"damped {trial.t:g}", state)
 
 
 # -------------------------------------------------------------------------------------- stop rules
@@ -363,7 +379,8 @@ def _ravelled(problem: Problem, x0):
 
     weights = None if problem.weights is None else ravel(jax.tree.map(
         lambda w, leaf: np.broadcast_to(np.asarray(w, dtype=float), np.shape(leaf)), problem.weights, x0))
-    flat = Problem(evaluate, weights, lambda v: problem.admissible(unravel(v)),
+    admissible = None if problem.admissible is None else (lambda v: problem.admissible(unravel(v)))
+    flat = Problem(evaluate, weights, admissible,
                    None if problem.fn is None else _RavelledFn(problem.fn, unravel), problem.args)
     return flat, vector, unravel
 

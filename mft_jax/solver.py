@@ -247,7 +247,7 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
                       f" from the {'stage start' if from_start else 'last iterate'} (iterating G {run.message})")
     except InadmissibleStep as error:
         raise NonNormalizableError(
-            f"every damped step from the current residual (down to {error.smallest:.3g} x) makes the neuron law "
+            f"every damped step from the current residual (down to {error.smallest:.3g} x the damped step) makes the neuron law "
             f"non-normalizable at beta = {model.beta:g}: the iteration is driven into the runaway region; lower beta or sa2"
         ) from None
 

@@ -34,6 +34,7 @@ def test_anderson_and_damped_reach_the_fixed_point_of_a_contraction_and_report_e
         assert np.linalg.norm(run.value - exact) <= 2 * 10 * 1e-10 * np.linalg.norm(exact)
         assert seen[0] == "start" and len(seen) == run.steps + 1 == len(run.changes)
     # damped on eigenvalues near -0.9 contracts by ~0.95 per step; Anderson fits the spectrum (12 dimensions)
+    print(f"steps to tol 1e-10: Anderson {runs['anderson'].steps}, damped {runs['damped'].steps}")  # pytest -s
     assert runs["anderson"].steps * 5 < runs["damped"].steps
 
 
@@ -102,15 +103,20 @@ def test_backtracking_halves_the_step_until_admissible_and_says_when_it_cannot()
     turns the failure into ``NonNormalizableError`` naming the residual (``tests/test_solver.py``)."""
     x, d = np.zeros((4, 1)), 0.5 * np.ones((4, 1))
     problem = Problem(lambda v: Evaluation(v), admissible=lambda point: float(np.max(point)) <= 0.1)
-    accepted, t = backtracked(problem, x, d, 6)
-    np.testing.assert_allclose(accepted, 0.0625 * np.ones((4, 1)))  # 0.5 -> 0.25 -> 0.125 -> 0.0625, the first <= 0.1
-    assert t == 0.125
-    np.testing.assert_allclose(backtracked(Problem(lambda v: Evaluation(v)), x, d, 6)[0], d)  # no halving if not needed
+    accepted = backtracked(problem, x, d, 6)
+    np.testing.assert_allclose(accepted.x, 0.0625 * np.ones((4, 1)))  # 0.5 -> 0.25 -> 0.125 -> 0.0625, the first <= 0.1
+    assert accepted.t == 0.125 and accepted.evaluation is None  # a cheap check: no evaluation spent
+    np.testing.assert_allclose(backtracked(Problem(lambda v: Evaluation(v)), x, d, 6).x, d)  # no halving if not needed
     calls = []
     refusing = Problem(lambda v: Evaluation(v), admissible=lambda point: calls.append(1) and False)
-    with pytest.raises(InadmissibleStep, match="every damped step"):
+    with pytest.raises(InadmissibleStep, match=r"every damped step \(down to 0.0312 x\)") as refused:
         backtracked(refusing, x, d, 6)
-    assert len(calls) == 6
+    assert len(calls) == 6 and refused.value.smallest == 0.5**5  # the smallest step tried
+    # only the map knows: each try is evaluated once, and the accepted one's evaluation comes back
+    evaluations = []
+    mapped = Problem(lambda v: evaluations.append(1) or Evaluation(v, None, float(np.max(v)) <= 0.1), admissible=None)
+    trial = backtracked(mapped, x, d, 6)
+    assert trial.t == 0.125 and trial.evaluation.admissible and len(evaluations) == 4
 
 
 def test_pytree_state_with_weights_and_a_known_first_evaluation():
@@ -127,3 +133,9 @@ def test_pytree_state_with_weights_and_a_known_first_evaluation():
     for name in target:
         np.testing.assert_allclose(np.asarray(run.value[name]), target[name], rtol=1e-5)
     assert seen and seen[0][0] != "start" and all(keys == {"r", "k"} for _, keys in seen)
+    # admissibility known only to the map (admissible=None) works on pytrees too (it used to call None)
+    judged = Problem(lambda x: Evaluation(jax.tree.map(lambda t, v: 0.5 * (t - v), target, x), None,
+                                          bool(np.all(np.asarray(x["r"]) <= 1.0))), admissible=None)
+    kept = []
+    run = fixed_point(judged, start, Damped(1.0), tol=1e-6, max_steps=100, callback=lambda it, kind: kept.append(it.x["r"]))
+    assert run.converged and max(float(np.max(r)) for r in kept) <= 1.0
