@@ -13,19 +13,18 @@ the readout residual, ``(Phihat_1 .. Phihat_(H-1), r)``; one evaluation of the m
 
 with ``h = A_l z`` in whitened coordinates (``A_1 = sqrt(sw2) X``: layer 1 lives in weight space;
 ``A_l`` the Cholesky factor of ``s_l Phi_(l-1)`` for l >= 2), with the tilt ``t_l(h) = -1/2 phi(h)^T Phihat_l phi(h)`` and the last layer's ``c |S(h)|^2``
-(``Phihat_H = -beta^2 sa2 Q r r^T Q``). Layer laws (``LayerSampler``): ``gaussian_layers()``
-(exact for the linear activation), ``importance_layers(M)`` (fixed antithetic, exactly whitened
-prior draws reweighted by the tilt: common random numbers, so the map is deterministic) and
-``grid_layers(...)`` (layer 1 on a grid in weight space for d <= 3, the hidden layers by
-importance). The free energy, predictions at new inputs and the deep NNGP baseline follow
+(``Phihat_H = -beta^2 sa2 Q r r^T Q``). Layer laws are ``mft_jax.layers`` samplers:
+``gaussian_layers()`` (exact for the linear activation), ``importance_layers(M)`` (fixed antithetic,
+exactly whitened prior draws reweighted by the tilt: common random numbers, so the map is
+deterministic), ``grid_layers(...)`` (layer 1 on a grid in weight space for d <= 3, the hidden layers by
+importance) and ``mcmc_layers(M)`` (resample-move particles refreshed at the iterate by tempered MALA,
+section 6.7). The free energy, predictions at new inputs and the deep NNGP baseline follow
 section 6.2-6.5.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import itertools
 import math
 import time
 from typing import NamedTuple
@@ -37,17 +36,16 @@ import numpy as np
 from mft_jax.activations import Activation, get_activation
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
-from mft_jax.fixed_point import Anderson, Damped, Evaluation, NewtonKrylov, Problem, Result, Stall, fixed_point
+from mft_jax.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, NewtonKrylov, Problem, Result, Stall,
+                                  fixed_point, stopping)
 from mft_jax.gp import nngp_kernel
-from mft_jax.resources import memory_limit, require
+from mft_jax.layers import (  # noqa: F401  (the layer samplers are part of this module's API)
+    GaussianLayers, GridLayers, ImportanceLayers, LayerSampler, LayerStats, MCMCLayers, Particles, gaussian_layers,
+    RefreshInfo, grid_layers, importance_layers, mcmc_layers, particle_stats)
+from mft_jax.linalg import cholesky_factor, eigh_floor
 
-JITTER = 1e-12  # relative diagonal shift that keeps the Cholesky factor of a (numerically) singular Phi defined (float64; float32 uses 32 eps)
-EIG_FLOOR = 1e-10  # eigenvalues of Phi below this fraction of the largest count as zero (pseudo-inverse)
 HERMITE_NODES = 32  # 1-D Gauss-Hermite nodes for the test-point noise xi (section 6.4)
-MIN_ESS = 100.0
 ANDERSON_MEMORY = 5  # method="anderson": differences kept
-NEWTON_PARTICLE_ARRAYS = 20  # a Newton step (GMRES on JVPs of the map) holds ~18 (M, P) arrays at once, ~75 (P, P) ones
-NEWTON_KERNEL_ARRAYS = 80  # (XLA's memory analysis of a Newton-Krylov step, fixed_point.krylov_direction, float32, P = 256 and 512, M = 2^12 and 2^14)
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -109,47 +107,7 @@ class Deep:
                 "sw2": float(self.sw2), "beta": float(self.beta)}
 
 
-# ------------------------------------------------------------------------------------- linear algebra
-def _eigh_floor(matrix):
-    values, vectors = jnp.linalg.eigh(0.5 * (matrix + matrix.T))
-    keep = values > EIG_FLOOR * jnp.max(values)
-    return jnp.where(keep, values, 0.0), vectors, keep
-
-
-JITTER_RETRIES = 3  # a failed factorisation is retried with the jitter x10, x100, x1000
-
-
-def cholesky_factor(matrix):
-    """Lower Cholesky factor of ``matrix + JITTER mean(diag) I``: a smooth (differentiable) factor ``A A^T``.
-
-    Used for ``A_l`` (l >= 2) instead of an eigendecomposition, whose derivative is undefined at
-    the degenerate spectra of exactly solvable cases (e.g. ``Phi = I + (c - 1) yhat yhat^T``).
-    Rounding leaves eigenvalues of order ``eps lambda_max`` negative, and ``lambda_max`` grows like P
-    times the mean diagonal for a numerically low-rank kernel (float32, d = 4 inputs: the factor
-    fails from P ~ 2048 on). Only then (non-finite factor) the jitter is raised tenfold, up to
-    ``JITTER_RETRIES`` times (float32: at most 3.8e-3 of the mean diagonal, below the Monte Carlo
-    error of ``Phi``); a factor that succeeds the first time is unchanged.
-    """
-    n = matrix.shape[0]
-    relative = max(JITTER, 32 * float(jnp.finfo(matrix.dtype).eps))  # float32: 3.8e-6, above its rounding of Phi
-    jitter = relative * jnp.trace(matrix) / n
-    sym = 0.5 * (matrix + matrix.T)
-    eye = jnp.eye(n, dtype=matrix.dtype)
-    factor = jnp.linalg.cholesky(sym + jitter * eye)
-    for boost in (10.0**k for k in range(1, JITTER_RETRIES + 1)):
-        factor = jax.lax.cond(jnp.all(jnp.isfinite(factor)), lambda f, b=boost: f,
-                              lambda f, b=boost: jnp.linalg.cholesky(sym + b * jitter * eye), factor)
-    return factor
-
-
-def sym_sqrt(matrix):
-    """Symmetric root ``M^(1/2)`` and pseudo-inverse root ``(M^(1/2))^+`` of a PSD matrix."""
-    values, vectors, keep = _eigh_floor(matrix)
-    root = jnp.sqrt(values)
-    inv_root = jnp.where(keep, 1.0 / jnp.where(keep, root, 1.0), 0.0)
-    return (vectors * root) @ vectors.T, (vectors * inv_root) @ vectors.T
-
-
+# ------------------------------------------------------------------------------------- readout
 def readout_residual(model: Deep, data: Dataset, kernel):
     """``r = (I + beta sa2 K Q)^-1 y`` (symmetric form, Cholesky), ``K = Phi_H`` on the data."""
     gain = model.beta * model.sa2
@@ -157,194 +115,6 @@ def readout_residual(model: Deep, data: Dataset, kernel):
     system = jnp.eye(data.num_points, dtype=kernel.dtype) + gain * root_q * kernel * root_q.T
     g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), root_q * data.y)
     return data.y - gain * kernel @ (root_q * g)
-
-
-# ------------------------------------------------------------------------------------- layer laws
-class LayerStats(NamedTuple):
-    """What the fixed point reads off one layer's law ``p_l`` (in whitened coordinates ``h = A z``)."""
-
-    phi: jax.Array  # (P, P) Phi_l = E[phi(h) phi(h)^T]
-    second: jax.Array  # (k, k) E[z z^T]
-    log_partition: jax.Array  # log Z_l = log E_prior[exp(tilt)]
-    ess: jax.Array  # effective sample size (inf for the exact Gaussian law)
-    min_precision: jax.Array  # Gaussian law: smallest eigenvalue of I + A^T Phihat A (> 0 iff normalizable); else 1
-    stein: jax.Array | None = None  # (P, P) E_p[grad^2 t + grad t grad t^T] in h (t the tilt): -Phihat_(l-1) / s_l
-
-
-class Particles(NamedTuple):
-    """Prior draws or nodes ``z`` (M, k) with log prior weights summing (in exp) to ~1."""
-
-    z: jax.Array
-    log_base: jax.Array
-
-
-def _tilt_quadratic(features, phihat):
-    """``-1/2 phi^T Phihat phi`` per particle."""
-    return -0.5 * jnp.sum((features @ phihat) * features, axis=-1)
-
-
-def _derivatives(activation, h):
-    """``phi'(h)`` and ``phi''(h)`` elementwise (forward-mode, so any registered activation works)."""
-    ones = jnp.ones_like(h)
-    first = lambda u: jax.jvp(activation, (u,), (ones,))[1]
-    return first(h), jax.jvp(first, (h,), (ones,))[1]
-
-
-def _particle_stats(particles: Particles, factor, phihat, activation, conjugate: bool):
-    """Weighted-particle law of one layer; with ``conjugate`` also ``E_p[grad^2 t + grad t grad t^T]`` (Stein)."""
-    h = particles.z @ factor.T  # (M, P)
-    features = activation(h)
-    pulled = features @ phihat  # Phihat phi, (M, P)
-    log_weight = particles.log_base - 0.5 * jnp.sum(pulled * features, axis=-1)
-    log_partition = jax.nn.logsumexp(log_weight)
-    weight = jnp.exp(log_weight - log_partition)
-    phi = jnp.einsum("mp,mq->pq", features, weight[:, None] * features)
-    second = jnp.einsum("mi,mj->ij", particles.z, weight[:, None] * particles.z)
-    stein = None
-    if conjugate:  # grad t = -phi' * (Phihat phi);  grad^2 t = -(D Phihat D + diag(phi'' * Phihat phi))
-        slope, curvature = _derivatives(activation, h)
-        grad = slope * pulled
-        stein = (-phihat * jnp.einsum("mp,mq->pq", slope, weight[:, None] * slope)
-                 - jnp.diag(weight @ (curvature * pulled))
-                 + jnp.einsum("mp,mq->pq", grad, weight[:, None] * grad))
-    stats = LayerStats(phi, second, log_partition, 1.0 / jnp.sum(weight * weight), jnp.ones((), phi.dtype), stein)
-    return stats, weight
-
-
-def _gaussian_stats(factor, phihat, activation):
-    """Exact law for the linear activation: precision ``I + A^T Phihat A`` in z."""
-    k = factor.shape[1]
-    precision = jnp.eye(k, dtype=factor.dtype) + factor.T @ phihat @ factor
-    precision = 0.5 * (precision + precision.T)
-    values = jnp.linalg.eigvalsh(precision)
-    second = jnp.linalg.inv(precision)
-    second = 0.5 * (second + second.T)
-    phi = factor @ second @ factor.T
-    stein = -phihat + phihat @ phi @ phihat  # E[grad^2 t + grad t grad t^T] for t = -h^T Phihat h / 2
-    return LayerStats(phi, second, -0.5 * jnp.sum(jnp.log(values)), jnp.asarray(jnp.inf, phi.dtype), jnp.min(values), stein)
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerSampler:
-    """How each layer's single-site law is represented (frozen: a static jit argument).
-
-    ``kind``: ``"gaussian"`` (exact, linear activation only), ``"importance"`` (``num_samples``
-    fixed prior draws in every layer) or ``"grid"`` (layer 1 on ``grid_size^d`` nodes of
-    ``[-grid_extent, grid_extent]^d`` in ``w / sqrt(sw2)``; hidden layers by importance).
-    """
-
-    kind: str = "importance"
-    num_samples: int = 65536
-    grid_size: int = 64
-    grid_extent: float = 6.0
-    stochastic = False
-
-    def particle_counts(self, model: Deep, data: Dataset) -> list[tuple[int, int]]:
-        """Per layer ``(M_l, k_l)``: particles and their dimension (``(0, 0)`` for the exact Gaussian law)."""
-        if self.kind == "gaussian":
-            return [(0, 0)] * model.hidden_layers
-        dims = [data.input_dim] + [data.num_points] * (model.hidden_layers - 1)
-        counts = []
-        for layer, dim in enumerate(dims, start=1):
-            if layer == 1 and self.kind == "grid":
-                _check_grid_dim(dim)
-                counts.append((self.grid_size**dim, dim))
-            else:
-                counts.append((2 * max(self.num_samples // 2, dim + 1), dim))  # _whitened_draws
-        return counts
-
-    def memory_bytes(self, model: Deep, data: Dataset, num_samples: int | None = None) -> float:
-        """Bytes a deep solve holds at once: every layer's particles plus one Newton step's work arrays.
-
-        ``itemsize * (sum_l M_l k_l + NEWTON_PARTICLE_ARRAYS max_l M_l P + NEWTON_KERNEL_ARRAYS ((H-1) P^2 + P C))``
-        (the last term: the GMRES basis and the per-layer kernels). ``num_samples`` overrides the sampler's.
-        """
-        sampler = self if num_samples is None else dataclasses.replace(self, num_samples=int(num_samples))
-        counts = sampler.particle_counts(model, data)
-        P = data.num_points
-        state = (model.hidden_layers - 1) * P * P + P * data.output_dim
-        floats = (sum(m * k for m, k in counts) + NEWTON_PARTICLE_ARRAYS * max(m for m, _ in counts) * P
-                  + NEWTON_KERNEL_ARRAYS * state)
-        return float(floats) * np.dtype(data.x.dtype).itemsize
-
-    def _require_memory(self, model: Deep, data: Dataset) -> None:
-        """``ConfigError`` before allocating a solve that cannot fit, naming the sizes and the largest ``num_samples`` that fits."""
-        nbytes = self.memory_bytes(model, data)
-        if nbytes <= memory_limit()[0]:
-            return
-        fits = [m for m in (2**e for e in range(30, 1, -1)) if self.memory_bytes(model, data, m) <= memory_limit()[0]]
-        allowed = (f"num_samples to at most {fits[0]} at P = {data.num_points}" if self.kind != "gaussian" and fits
-                   else "the number of data points P")
-        counts = ", ".join(f"layer {l}: {m} x {k}" for l, (m, k) in enumerate(self.particle_counts(model, data), start=1) if m)
-        require(nbytes, f"the deep solve (depth {model.depth}, P = {data.num_points} data points, {self.kind} layer laws"
-                        f"{'; particles ' + counts if counts else ''})", allowed)
-
-    def init(self, key, model: Deep, data: Dataset) -> tuple:
-        """Per layer: ``Particles`` (or ``None`` for the exact Gaussian law); refuses a solve that cannot fit in memory."""
-        if self.kind == "gaussian" and model.activation.name != "linear":
-            raise ConfigError(f"sampler 'gaussian' is exact only for the linear activation, got {model.activation.name!r}")
-        self._require_memory(model, data)
-        if self.kind == "gaussian":
-            return tuple(None for _ in range(model.hidden_layers))
-        dims = [data.input_dim] + [data.num_points] * (model.hidden_layers - 1)
-        keys = jax.random.split(key, model.hidden_layers)
-        layers = []
-        for layer, (dim, k) in enumerate(zip(dims, keys), start=1):
-            if layer == 1 and self.kind == "grid":
-                layers.append(_grid_particles(dim, self.grid_size, self.grid_extent, data.x.dtype))
-            else:
-                layers.append(_whitened_draws(k, self.num_samples, dim, data.x.dtype))
-        return tuple(layers)
-
-    def warnings(self, stats: list[LayerStats]) -> list[str]:
-        out = []
-        for layer, s in enumerate(stats, start=1):
-            ess = float(s.ess)
-            if math.isfinite(ess) and ess < MIN_ESS:
-                out.append(f"layer {layer}: the law kept an effective sample size of {ess:.1f} (< {MIN_ESS:g}); raise num_samples")
-        return out
-
-
-def gaussian_layers() -> LayerSampler:
-    """Exact Gaussian layer laws (linear activation)."""
-    return LayerSampler("gaussian")
-
-
-def importance_layers(num_samples: int = 65536) -> LayerSampler:
-    """Importance sampling from ``num_samples`` whitened antithetic prior draws per layer."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 4:
-        raise ConfigError(f"num_samples must be an integer >= 4, got {num_samples!r}")
-    return LayerSampler("importance", int(num_samples))
-
-
-def grid_layers(grid_size: int = 64, grid_extent: float = 6.0, num_samples: int = 65536) -> LayerSampler:
-    """Layer 1 on a weight-space grid (d <= 3), hidden layers by importance sampling."""
-    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)) or grid_size < 3:
-        raise ConfigError(f"grid_size must be an integer >= 3, got {grid_size!r}")
-    return LayerSampler("grid", int(num_samples), int(grid_size), float(grid_extent))
-
-
-def _whitened_draws(key, num, dim, dtype) -> Particles:
-    """Antithetic normal draws ``(z, -z)`` transformed so that ``(1/M) sum z z^T = I`` exactly."""
-    half = max(num // 2, dim + 1)
-    z = jax.random.normal(key, (half, dim), dtype)
-    z = jnp.concatenate([z, -z])
-    root, inv_root = sym_sqrt(z.T @ z / z.shape[0])
-    z = z @ inv_root
-    return Particles(z, jnp.full(z.shape[0], -math.log(z.shape[0]), dtype))
-
-
-def _check_grid_dim(dim) -> None:
-    if dim > 3:
-        raise ConfigError(f"sampler 'grid' puts layer 1 on a grid in weight space and needs d <= 3, the data has d = {dim}; use 'importance'")
-
-
-def _grid_particles(dim, size, extent, dtype) -> Particles:
-    _check_grid_dim(dim)
-    axis = np.linspace(-extent, extent, size)
-    nodes = np.array(list(itertools.product(axis, repeat=dim)))
-    log_base = -0.5 * np.sum(nodes**2, axis=1) + dim * math.log(axis[1] - axis[0]) - 0.5 * dim * math.log(2 * math.pi)
-    return Particles(jnp.asarray(nodes, dtype), jnp.asarray(log_base, dtype))
 
 
 # ------------------------------------------------------------------------------------- the map
@@ -380,10 +150,7 @@ def _forward(model: Deep, sampler: LayerSampler, particles: tuple, data: Dataset
     factor = jnp.sqrt(model.sw2) * data.x  # A_1 (P, d)
     for layer in range(1, H + 1):
         phihat = conjugate_kernel(model, data, state, layer)
-        if particles[layer - 1] is None:
-            s = _gaussian_stats(factor, phihat, act)
-        else:
-            s, _ = _particle_stats(particles[layer - 1], factor, phihat, act, conjugate=layer > 1)
+        s = sampler.layer_stats(particles[layer - 1], factor, phihat, act, conjugate=layer > 1)
         factors.append(factor)
         stats.append(s)
         if layer < H:
@@ -473,11 +240,11 @@ def layer_law(solution: DeepSolution, layer: int) -> LayerLaw:
     model = solution.model
     layer = check_layer(model, layer)
     particles = solution.particles[layer - 1]
-    if particles is None:
+    if solution.sampler.exact:
         raise ConfigError("layer_law needs a particle sampler (importance_layers or grid_layers); the gaussian sampler's law is exact and has no particles")
     factor = layer_factor(solution, layer)
     phihat = conjugate_kernel(model, solution.data, solution.state, layer)
-    _, weight = _particle_stats(particles, factor, phihat, model.activation, conjugate=False)
+    _, weight = particle_stats(particles, factor, phihat, model.activation, conjugate=False)
     w = jnp.sqrt(model.sw2) * particles.z if layer == 1 else None
     return LayerLaw(particles.z @ factor.T, weight, w)
 
@@ -513,12 +280,12 @@ def _test_kernels_impl(model, sampler, particles, data, state, x_new):
     for layer in range(1, H + 1):
         factor, stats = fwd.factors[layer - 1], fwd.stats[layer - 1]
         part = particles[layer - 1]
-        if part is None:  # Gaussian law, linear activation
+        if sampler.exact:  # Gaussian law, linear activation
             cross = a_star @ stats.second @ factor.T
             diag = jnp.sum((a_star @ stats.second) * a_star, axis=1) + s_star**2
         else:
             phihat = conjugate_kernel(model, data, state, layer)
-            _, weight = _particle_stats(part, factor, phihat, act, conjugate=False)
+            _, weight = particle_stats(part, factor, phihat, act, conjugate=False)
             mean = part.z @ a_star.T  # (M, n)
             values = act(mean[..., None] + s_star[None, :, None] * nodes)  # (M, n, G)
             first = values @ gh
@@ -564,10 +331,9 @@ class _Flat(NamedTuple):
 
 
 def _gap(flat: _Flat, model, sampler, particles, data, vector):
-    """``G(x) - x`` and whether every Gaussian layer law is normalizable at ``x``."""
+    """``G(x) - x``, whether the sampler admits ``x`` (every layer law normalizable, ...), and each layer's ``ESS / M``."""
     fwd = _forward(model, sampler, particles, data, flat.unpack(vector, data))
-    ok = jnp.all(jnp.stack([s.min_precision > 0 for s in fwd.stats]))
-    return flat.pack(fwd.image, data) - vector, ok
+    return flat.pack(fwd.image, data) - vector, sampler.admissible(fwd.stats), tuple(s.ess / s.num_particles for s in fwd.stats)
 
 
 _gap_jit = jax.jit(_gap, static_argnames=("flat", "sampler"))
@@ -626,6 +392,9 @@ def solve_deep(
         raise ConfigError(f"continuation must be an integer >= 1, got {continuation!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
         raise ConfigError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    if sampler.adaptive and method == "anderson":
+        raise ConfigError(f"method 'anderson' cannot be used with the {sampler.name} layer sampler: it moves its particles "
+                          "between steps, and Anderson's memory would mix maps of different particle sets; use 'newton' or 'damped'")
     particles = sampler.init(key, model, data)
     if isinstance(init, str):
         if init != "gp":
@@ -636,7 +405,7 @@ def solve_deep(
     fwd = _forward_jit(model, sampler, particles, data, state)
     scales = tuple(float(jnp.trace(s.phi)) / data.num_points for s in fwd.stats[:-1])
     flat = _Flat(tuple(state.residual.shape), tuple(h.shape for h in state.phihat), scales)
-    history = {"change": [], "loss": [], "step": [], "beta": [], "seconds": [], "actions": []}
+    history = {"change": [], "loss": [], "step": [], "beta": [], "seconds": [], "actions": [], "refreshes": []}
     clock = time.perf_counter()
     start = flat.pack(state, data)
 
@@ -650,10 +419,11 @@ def solve_deep(
     if auto and continuation == 1 and max_iter > 0:
         attempts += [schedule(stages, ratio) for stages, ratio in AUTO_CONTINUATION]
     iteration = 0
-    for attempt, betas in enumerate(attempts):
-        x, converged, change, reason, iteration = _run_stages(
-            flat, model, sampler, particles, data, start, betas, method, damping, tol, max_iter, history, clock,
-            callback, iteration, stall=auto)
+    initial = particles
+    for attempt, betas in enumerate(attempts):  # every attempt from the start, with the sampler's initial particles
+        x, converged, change, reason, iteration, particles = _run_stages(
+            flat, model, sampler, initial, data, start, betas, method, damping, tol, max_iter, history, clock,
+            callback, iteration, stall=auto, key=key)
         if converged or attempt == len(attempts) - 1:
             break
         nxt = attempts[attempt + 1]
@@ -672,7 +442,10 @@ def solve_deep(
         "log_partition": [float(s.log_partition) for s in stats],
         "final_change": change,
         "warnings": sampler.warnings(list(stats)),
+        "refreshes": len(history["refreshes"]),
     }
+    if sampler.exact or sampler.adaptive:  # samplers whose laws must be normalizable: how far from the edge
+        diagnostics["normalizability_margin"] = [float(s.min_precision) for s in stats]
     message = f"{'converged' if converged else 'not converged'} after {iteration} iterations (change {change:.2e}, tol {tol:g})"
     if not converged and reason:
         message += f": {reason}"
@@ -697,21 +470,24 @@ class _DeepGap:
 
 
 def deep_problem(flat: _Flat, model: Deep, sampler: LayerSampler, particles, data: Dataset) -> Problem:
-    """The deep map as a ``fixed_point.Problem`` over the flat vector; admissible: every Gaussian layer law normalizable."""
+    """The deep map as a ``fixed_point.Problem`` over the flat vector; admissible: as the sampler says
+    (``LayerSampler.admissible``: every layer law normalizable; for ``mcmc_layers`` also ESS >= ``min_ess`` M);
+    ``Evaluation.aux``: each layer's ``ESS / M``."""
 
     def evaluate(vector):
-        gap, ok = _gap_jit(flat, model, sampler, particles, data, vector)
-        return Evaluation(gap, None, bool(ok))
+        gap, ok, ess = _gap_jit(flat, model, sampler, particles, data, vector)
+        return Evaluation(gap, ess, bool(ok))
 
     return Problem(evaluate, admissible=None, fn=_DeepGap(flat, sampler), args=(model, particles, data))
 
 
 def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping, tol, max_iter, history, clock,
-                callback, iteration, stall):
+                callback, iteration, stall, key):
     """Newton, Anderson or damped iteration (``mft_jax.fixed_point``) through the inverse temperatures
     ``betas``; the last one to ``tol``, the others to ``max(tol, 1e-6)``. An Anderson stage that stalls
     (always watched) or finds no step is solved again by Newton-Krylov from the stage start (an Anderson
-    iterate that wandered is no better a start), with the iterations left; said in ``history["actions"]``."""
+    iterate that wandered is no better a start), with the iterations left; said in ``history["actions"]``.
+    An adaptive sampler (``mcmc_layers``) runs ``_adaptive_run``. Returns the last particles too."""
     solver = {"newton": NewtonKrylov(damping), "anderson": Anderson(ANDERSON_MEMORY, damping, halvings=12),
               "damped": Damped(damping, halvings=12, descent=True)}[method]
     stall_rule = Stall(STALL_WINDOW, STALL_GAIN, STALL_WINDOW + 1)
@@ -720,10 +496,6 @@ def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping
     for stage, beta in enumerate(betas):
         stage_model = model.replace(beta=beta) if len(betas) > 1 else model
         problem = deep_problem(flat, stage_model, sampler, particles, data)
-        for _ in range(30):  # a start outside the normalizable region is shrunk towards the prior
-            if problem.allows(x):
-                break
-            x = 0.5 * x
 
         def record(it, kind, beta=beta):
             nonlocal iteration
@@ -740,14 +512,27 @@ def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping
                 callback(iteration, it.change, beta)
 
         stage_tol = tol if stage == len(betas) - 1 else max(tol, 1e-6)
-        start = x
-        run = fixed_point(problem, x, solver, tol=stage_tol, max_steps=max(max_iter - 1, 0), stop=stop, callback=record)
-        if method == "anderson" and not run.converged and len(run.changes) < max_iter:
-            history["actions"].append(
-                f"Anderson at beta = {beta:.3g} found no fixed point ({run.message}); Newton-Krylov from the stage start")
-            run = fixed_point(problem, start, NewtonKrylov(damping), tol=stage_tol,
-                              max_steps=max(max_iter - len(run.changes) - 1, 0), stop=(stall_rule,) if stall else (),
-                              callback=record)
+        for _ in range(30):  # a start outside the admissible region (not normalizable, too few effective particles) is shrunk towards the prior
+            evaluation = problem.evaluate(x)  # evaluated once: the run starts from it
+            if evaluation.admissible:
+                break
+            x = 0.5 * x
+        else:
+            evaluation = problem.evaluate(x)
+        record(problem.iterate(x, evaluation), "start")
+        if sampler.adaptive:
+            run, particles = _adaptive_run(flat, stage_model, sampler, particles, data, x, evaluation, solver, stage_tol,
+                                           max(max_iter - 1, 0), stop, record, history, key)
+        else:
+            start = x
+            run = fixed_point(problem, x, solver, tol=stage_tol, max_steps=max(max_iter - 1, 0), evaluation=evaluation,
+                              stop=stop, callback=record)
+            if method == "anderson" and not run.converged and len(run.changes) < max_iter:
+                history["actions"].append(
+                    f"Anderson at beta = {beta:.3g} found no fixed point ({run.message}); Newton-Krylov from the stage start")
+                run = fixed_point(problem, start, NewtonKrylov(damping), tol=stage_tol,
+                                  max_steps=max(max_iter - len(run.changes) - 1, 0), stop=(stall_rule,) if stall else (),
+                                  callback=record)
         x, converged, change = run.value, run.converged, run.change
         if run.result is Result.MAX_STEPS:
             reason = f"{max_iter} iterations at beta = {beta:.3g} were not enough"
@@ -755,7 +540,80 @@ def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping
             reason = f"{run.message} at beta = {beta:.3g}"
         if not converged:
             break
-    return x, converged, change, (None if converged else reason), iteration
+    return x, converged, change, (None if converged else reason), iteration, particles
+
+
+class RefreshFailed(Exception):
+    """A refresh could not move the particles to the layer laws at the iterate (the reason in words)."""
+
+
+def refresh_particles(sampler: LayerSampler, key, model: Deep, particles: tuple, data: Dataset, state: DeepState):
+    """An adaptive sampler's particles moved to the layer laws at ``state``, layer by layer from the input
+    (layer l's law depends on ``Phi_(l-1)``, so the forward pass is redone after each layer's refresh), and a
+    ``RefreshInfo`` record. ``RefreshFailed`` (the particles untouched) if a layer law is not normalizable
+    once the layers below are refreshed, or the tempering needed all of its ``max_stages``."""
+    records = []
+    for layer in range(1, model.hidden_layers + 1):
+        fwd = _forward_jit(model, sampler, particles, data, state)
+        if not float(fwd.stats[layer - 1].min_precision) > 0:
+            raise RefreshFailed(f"layer {layer}'s law is not normalizable once the layers below are refreshed "
+                                f"(asymptotic margin {float(fwd.stats[layer - 1].min_precision):.3g})")
+        phihat = conjugate_kernel(model, data, state, layer)
+        moved, record = sampler.refresh(key, particles, layer, fwd.factors[layer - 1], phihat, model.activation)
+        if record[3] >= sampler.max_stages:
+            raise RefreshFailed(f"layer {layer}'s tempering used all {sampler.max_stages} stages (ESS before "
+                                f"{record[0]:.3g}, MALA step {record[2]:.3g}): the law is out of the chains' reach")
+        particles = particles[: layer - 1] + (moved,) + particles[layer:]
+        records.append(record)
+    return particles, RefreshInfo(*(tuple(r[i] for r in records) for i in range(4)))
+
+
+def _adaptive_run(flat, model, sampler, particles, data, x, evaluation, solver, tol, max_steps, stop, record, history, key):
+    """Solver steps one at a time; wherever a layer's ``ESS / M`` at the iterate is below ``sampler.refresh_ess``
+    the particles are refreshed there (``refresh_particles``, reported to ``record`` as a ``"refresh"`` iterate)
+    and the map re-evaluated. Between refreshes the map is deterministic, so Newton's steps are valid; the run
+    converges only at a state where the particles are fresh (ESS >= ``refresh_ess`` M in every layer)."""
+    problem = deep_problem(flat, model, sampler, particles, data)
+    it = problem.iterate(x, evaluation)  # the map at the start, already evaluated and reported
+    changes, steps = [it.change], 0
+    while True:
+        if min(float(e) for e in evaluation.aux) < sampler.refresh_ess:
+            if len(history["refreshes"]) >= sampler.max_refreshes:
+                result = Result.NO_PROGRESS
+                message = (f"the {sampler.name} layer sampler's particles went stale (ESS < {sampler.refresh_ess:g} M) after "
+                           f"its max_refreshes = {sampler.max_refreshes} refreshes")
+                break
+            try:
+                particles, info = refresh_particles(sampler, jax.random.fold_in(key, 1 + len(history["refreshes"])), model,
+                                                    particles, data, flat.unpack(x, data))
+            except RefreshFailed as failure:
+                result, message = Result.NO_PROGRESS, f"relative change {it.change:.3g} > tol {tol:g}: the refresh failed: {failure}"
+                break
+            history["refreshes"].append({"iteration": len(history["change"]), **info._asdict()})
+            problem = deep_problem(flat, model, sampler, particles, data)
+            evaluation = problem.evaluate(x)
+            it = problem.iterate(x, evaluation)
+            record(it, "refresh")
+            changes.append(it.change)
+            continue
+        verdict = stopping(changes, tol, stop, steps, max_steps)
+        if verdict is not None:
+            result, message = verdict
+            break
+        run = fixed_point(problem, x, solver, tol=tol, max_steps=1, evaluation=evaluation, callback=record)
+        if run.steps == 0:
+            result, message = run.result, run.message
+            break
+        if not run.evaluation.admissible:  # the solver's last resort left the admissible region: chains there would run away
+            result = Result.NO_PROGRESS
+            message = (f"relative change {it.change:.3g} > tol {tol:g}: no step keeps every layer law normalizable with "
+                       f"ESS >= {sampler.min_ess:g} M")
+            break
+        steps += 1
+        x, evaluation = run.value, run.evaluation
+        it = problem.iterate(x, evaluation)
+        changes.append(it.change)
+    return FixedPointSolution(x, evaluation, result, it.change, steps, changes, message), particles
 
 
 # ------------------------------------------------------------------------------------- NNGP
@@ -768,7 +626,7 @@ def deep_nngp(model: Deep, x) -> list:
     x = jnp.asarray(x)
     kernels = [nngp_kernel(model.activation, float(model.sw2), x, x)]
     for _ in range(2, model.hidden_layers + 1):
-        values, vectors, _ = _eigh_floor(kernels[-1])
+        values, vectors, _ = eigh_floor(kernels[-1])
         factor = vectors * jnp.sqrt(values)
         kernels.append(nngp_kernel(model.activation, float(model.sW2), factor, factor))
     return kernels

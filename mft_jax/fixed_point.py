@@ -385,6 +385,20 @@ def _ravelled(problem: Problem, x0):
     return flat, vector, unravel
 
 
+def stopping(changes: list, tol: float, stop: tuple, steps: int, max_steps: int) -> tuple[Result, str] | None:
+    """Why an iteration whose relative changes so far are ``changes`` stops now (converged, a stop rule,
+    ``max_steps``), as ``(Result, message)``; ``None`` to go on."""
+    change = changes[-1]
+    if change <= tol:
+        return Result.SUCCESSFUL, f"relative change {change:.3g} <= tol {tol:g}"
+    fired = next(((rule.result, why) for rule in stop if (why := rule(changes, tol))), None)
+    if fired is not None:
+        return fired
+    if steps >= max_steps:
+        return Result.MAX_STEPS, f"relative change {change:.3g} > tol {tol:g} after max_iter = {max_steps}"
+    return None
+
+
 def fixed_point(problem: Problem, x0, solver, *, tol: float, max_steps: int, evaluation: Evaluation | None = None,
                 stop: tuple = (), callback: Callable[[Iterate, str], None] | None = None,
                 throw: bool = False) -> FixedPointSolution:
@@ -415,15 +429,9 @@ def fixed_point(problem: Problem, x0, solver, *, tol: float, max_steps: int, eva
     state = solver.init(problem, it)
     steps = 0
     while True:
-        if it.change <= tol:
-            result, message = Result.SUCCESSFUL, f"relative change {it.change:.3g} <= tol {tol:g}"
-            break
-        fired = next(((rule.result, why) for rule in stop if (why := rule(changes, tol))), None)
-        if fired is not None:
-            result, message = fired
-            break
-        if steps >= max_steps:
-            result, message = Result.MAX_STEPS, f"relative change {it.change:.3g} > tol {tol:g} after max_iter = {max_steps}"
+        verdict = stopping(changes, tol, stop, steps, max_steps)
+        if verdict is not None:
+            result, message = verdict
             break
         step = solver.step(problem, state, it)
         if step is None:

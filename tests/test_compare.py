@@ -283,6 +283,7 @@ def test_canonicalize_identifies_mirrored_neurons():
 # ----------------------------------------------------------------------------- compare_laws, errors
 
 
+@pytest.mark.slow  # default-suite budget (2026-12-01, the MCMC layer tests came in): the same four distances above their floors are checked by test_compare_cli.py::test_compare_writes_distances_floors_and_losses
 def test_compare_laws_reports_distances_next_to_noise_floors():
     theory = _gaussian_law(jax.random.PRNGKey(21), 3000, [0.0, 0.0])
     shifted = _gaussian_law(jax.random.PRNGKey(22), 100, [1.0, 0.0])

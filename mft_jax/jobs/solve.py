@@ -19,7 +19,7 @@ import jax
 
 from mft_jax import io
 from mft_jax.config import data_from, load_toml, model_from, section
-from mft_jax.deep import Deep, gaussian_layers, grid_layers, importance_layers, solve_deep
+from mft_jax.deep import Deep, gaussian_layers, grid_layers, importance_layers, mcmc_layers, solve_deep
 from mft_jax.errors import ConfigError
 from mft_jax.foreground import Sampler
 from mft_jax.foreground.grid import grid_sampler
@@ -29,7 +29,8 @@ from mft_jax.solver import solve
 
 SECTIONS = ("task", "model", "solver")
 SAMPLERS = ("grid", "importance", "mcmc")
-DEEP_SAMPLERS = ("grid", "importance", "gaussian")  # depth >= 3 (mft_jax.deep.LayerSampler)
+DEEP_SAMPLERS = ("grid", "importance", "gaussian", "mcmc")  # depth >= 3 (mft_jax.layers.LayerSampler)
+DEEP_METHODS = ("newton", "anderson", "damped")  # depth >= 3: [solver] method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,7 @@ class SolverConfig:
     auto: bool = True  # escalate by itself (continuation, damping) when the start is refused or the iteration stalls
     adapt_grid: bool = True  # re-grid a law the grid does not resolve or contain
     newton: bool = False  # start with Newton ascent on the free energy (grid / importance; auto switches to it on a stall)
+    method: str | None = None  # deep nets (depth >= 3): newton (default) | anderson | damped
     seed: int = 0
 
 
@@ -76,6 +78,8 @@ def make_layer_sampler(config: SolverConfig):
         return importance_layers(config.num_samples)
     if config.sampler == "gaussian":
         return gaussian_layers()
+    if config.sampler == "mcmc":
+        return mcmc_layers(config.num_chains, config.mcmc_steps)
     raise ConfigError(f"[solver] sampler = {config.sampler!r} is not available for deep nets; allowed: {', '.join(DEEP_SAMPLERS)}")
 
 
@@ -90,6 +94,9 @@ def run(args) -> int:
     data = data_from(raw)
     if isinstance(model, Deep):
         return run_deep(args, raw, config, model, data)
+    if config.method is not None:
+        raise ConfigError(f"[solver] method = {config.method!r} chooses the deep solver's iteration ([model] depth >= 3); "
+                          "the two-layer solver is set by anderson = m (0: damped) and newton = true/false")
     sampler = make_sampler(config)
     solution = solve(
         data, model, sampler, key=jax.random.key(config.seed), init=config.init, damping=config.damping,
@@ -131,10 +138,13 @@ def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool
     sampler = make_layer_sampler(config)
     if config.init != "gp":
         raise ConfigError(f"[solver] init = {config.init!r}: deep nets start from the NNGP (init = 'gp')")
+    method = "newton" if config.method is None else config.method
+    if method not in DEEP_METHODS:
+        raise ConfigError(f"[solver] method = {method!r} is unknown; allowed: {', '.join(DEEP_METHODS)}")
     callback = None if not progress else (lambda i, change, beta: print(
         f"mft-jax {job}: iteration {i}, beta {beta:.4g}, relative change {change:.3e}", flush=True))
     solution = solve_deep(
-        data, model, sampler, key=jax.random.key(config.seed), damping=config.damping, tol=config.tol,
+        data, model, sampler, key=jax.random.key(config.seed), method=method, damping=config.damping, tol=config.tol,
         max_iter=config.max_iter, continuation=max(1, config.continuation), beta_start=config.beta_start,
         auto=config.auto, callback=callback,
     )

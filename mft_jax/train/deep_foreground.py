@@ -17,7 +17,7 @@ integrated out). A neuron is a parameter vector ``theta`` with ``h = B theta`` a
 is (nearly) singular, where a density in h does not exist; in z the prior force is isotropic
 (``T z``), so one step size suits every direction the prior allows (Langevin in h would need the
 preconditioner ``s_l Phi_(l-1)``, which is the same dynamics). ``A_l`` is the solver's own factor
-(``mft_jax.deep.cholesky_factor``), so the foreground and the theory share their coordinates.
+(``mft_jax.linalg.cholesky_factor``), so the foreground and the theory share their coordinates.
 
 The potential of one neuron is ``U(theta) = (1 / (2 beta)) phi(B theta)^T Phihat_l phi(B theta)``: in
 the posterior ``exp(-beta N L - prior)`` the other layers act on a layer-l neuron through
