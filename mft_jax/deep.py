@@ -559,13 +559,14 @@ def refresh_particles(sampler: LayerSampler, key, model: Deep, particles: tuple,
             raise RefreshFailed(f"layer {layer}'s law is not normalizable once the layers below are refreshed "
                                 f"(asymptotic margin {float(fwd.stats[layer - 1].min_precision):.3g})")
         phihat = conjugate_kernel(model, data, state, layer)
-        moved, record = sampler.refresh(key, particles, layer, fwd.factors[layer - 1], phihat, model.activation)
-        if record[3] >= sampler.max_stages:
+        ess = float(fwd.stats[layer - 1].ess)  # of the particles about to move, at the iterate
+        moved, acceptance, stages = sampler.refresh(key, particles, layer, fwd.factors[layer - 1], phihat, model.activation)
+        if stages >= sampler.max_stages:
             raise RefreshFailed(f"layer {layer}'s tempering used all {sampler.max_stages} stages (ESS before "
-                                f"{record[0]:.3g}, MALA step {record[2]:.3g}): the law is out of the chains' reach")
+                                f"{ess:.3g}, MALA step {float(moved.step_size):.3g}): the law is out of the chains' reach")
         particles = particles[: layer - 1] + (moved,) + particles[layer:]
-        records.append(record)
-    return particles, RefreshInfo(*(tuple(r[i] for r in records) for i in range(4)))
+        records.append((ess, acceptance, float(moved.step_size), stages))
+    return particles, RefreshInfo(*map(tuple, zip(*records)))
 
 
 def _adaptive_run(flat, model, sampler, particles, data, x, evaluation, solver, tol, max_steps, stop, record, history, key):

@@ -133,6 +133,7 @@ class LayerSampler:
     name: ClassVar[str] = "layers"
     exact: ClassVar[bool] = False
     adaptive: ClassVar[bool] = False
+    advice: ClassVar[str] = "raise num_samples"  # what the warnings suggest for a law resolved by too few particles
 
     def particle_counts(self, model, data) -> list[tuple[int, int]]:
         """Per layer ``(M_l, k_l)``: particles and their dimension (``(0, 0)`` for an exact law)."""
@@ -183,7 +184,7 @@ class LayerSampler:
         for layer, s in enumerate(stats, start=1):
             ess = float(s.ess)
             if math.isfinite(ess) and ess < MIN_ESS:
-                out.append(f"layer {layer}: the law kept an effective sample size of {ess:.1f} (< {MIN_ESS:g}); raise num_samples")
+                out.append(f"layer {layer}: the law kept an effective sample size of {ess:.1f} (< {MIN_ESS:g}); {self.advice}")
         return out
 
 
@@ -270,6 +271,7 @@ class MCMCLayers(LayerSampler):
     max_stages: int = 200
     name: ClassVar[str] = "mcmc"
     adaptive: ClassVar[bool] = True
+    advice: ClassVar[str] = "raise num_samples or lower refresh_ess"
 
     def init(self, key, model, data):
         layers = super().init(key, model, data)
@@ -288,18 +290,15 @@ class MCMCLayers(LayerSampler):
         """Normalizable, and every layer keeps ``min_ess`` of its particles effective (the reweighting is trusted there)."""
         return super().admissible(stats) & jnp.all(jnp.stack([s.ess >= self.min_ess * s.num_particles for s in stats]))
 
-    def refresh(self, key, particles: tuple, layer: int, factor, phihat, activation) -> tuple[Particles, tuple]:
+    def refresh(self, key, particles: tuple, layer: int, factor, phihat, activation) -> tuple[Particles, float, int]:
         """Move layer ``layer``'s particles from their reference law to the law at ``(A_l, Phihat_l)`` by
-        adaptive tempering (``tempered_move``). Returns the new particles of that layer and
-        ``(ESS before, acceptance rate, step size, tempering stages)``."""
-        part = particles[layer - 1]
-        ess = float(particle_stats(part, factor, phihat, activation, conjugate=False)[0].ess)
-        moved, acceptance, stages = tempered_move(jax.random.fold_in(key, layer), part, factor, phihat, activation,
-                                                  self.num_steps, self.target_acceptance, self.bridge_ess, self.max_stages)
-        return moved, (ess, float(acceptance), float(moved.step_size), int(stages))
+        adaptive tempering (``tempered_move``). Returns the new particles of that layer, the MALA acceptance
+        rate and the number of tempering stages."""
+        moved, acceptance, stages = tempered_move(jax.random.fold_in(key, layer), particles[layer - 1], factor, phihat,
+                                                  activation, self.num_steps, self.target_acceptance, self.bridge_ess,
+                                                  self.max_stages)
+        return moved, float(acceptance), int(stages)
 
-    def warnings(self, stats):
-        return [w.replace("raise num_samples", "raise num_samples or lower refresh_ess") for w in super().warnings(stats)]
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "num_steps", "target_acceptance", "max_stages"))
