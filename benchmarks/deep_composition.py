@@ -18,6 +18,10 @@ the networks' feature kernel ``Phi_l`` with the theory's and with the NNGP's, ne
 (theory: the layer law's weighted particles, ``mft_jax.deep.layer_law``; networks: every neuron of
 every seed); for layer 1 also the law of the weight moments ``E w_i^2`` and ``E w_1 w_2 w_3 w_4``.
 
+``--sampler mcmc`` solves the theory with resample-move layer laws (``mcmc_layers``) instead of fixed
+importance draws: the feature-learning regime (e.g. ``--activation erf --beta 40``), where importance
+weights collapse (``benchmarks/deep_mcmc.py``).
+
 Writes ``results/deep_composition.json`` and ``figures/deep_composition.png``. ``--quick``: P = 32,
 width 64, 2 seeds, 1000 steps, 2^11 samples, 500 test points (CPU, a few minutes); the default
 (P = 64, beta = 8, width 512, 4 seeds, 4000 steps, 2^13 samples, 1000 test points) takes about
@@ -39,7 +43,7 @@ import numpy as np
 
 from mft_jax import io
 from mft_jax.compare import kernel_alignment, relative_kernel_error
-from mft_jax.deep import Deep, deep_nngp, deep_nngp_predict, importance_layers, layer_law, solve_deep
+from mft_jax.deep import Deep, deep_nngp, deep_nngp_predict, importance_layers, layer_law, mcmc_layers, solve_deep
 from mft_jax.tasks import get_task, make_data
 from mft_jax.train.deep_network import feature_kernels, preactivations, predict
 from mft_jax.train.joint import langevin_optimizer, train
@@ -63,19 +67,26 @@ def weighted_quantiles(values, weight, probs) -> list:
     return [float(values[order][min(np.searchsorted(cdf, p), len(cdf) - 1)]) for p in probs]
 
 
-def theory_run(data, test, model, num_samples):
+def layer_sampler(name: str, num_samples: int):
+    """``importance``: fixed prior draws reweighted (``importance_layers``); ``mcmc``: resample-move particles refreshed at
+    the iterate (``mcmc_layers``, docs/theory.md 6.7), for the strongly tilted laws where importance weights collapse."""
+    return importance_layers(num_samples) if name == "importance" else mcmc_layers(num_samples)
+
+
+def theory_run(data, test, model, num_samples, sampler="importance"):
     """GP and mean-field predictions, kernels and layer laws of one depth."""
     start = time.perf_counter()
     gp_train = deep_nngp_predict(model, data, data.x).block_until_ready()
     gp_test = deep_nngp_predict(model, data, test.x).block_until_ready()
     gp_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    solution = solve_deep(data, model, importance_layers(num_samples), key=jax.random.key(0), tol=1e-5, max_iter=60)
+    solution = solve_deep(data, model, layer_sampler(sampler, num_samples), key=jax.random.key(0), tol=1e-5, max_iter=60)
     seconds = time.perf_counter() - start
     laws = [layer_law(solution, l) for l in range(1, model.hidden_layers + 1)]
     return {
         "seconds": round(seconds, 1), "gp_seconds": round(gp_seconds, 1), "iterations": solution.iterations, "converged": solution.converged,
-        "message": solution.message, "ess": solution.diagnostics["ess"], "num_samples": num_samples,
+        "message": solution.message, "ess": solution.diagnostics["ess"], "num_samples": num_samples, "sampler": sampler,
+        "refreshes": solution.diagnostics["refreshes"],
         "loss": {"gp": {"train": half_mse(gp_train, data.y), "test": half_mse(gp_test, test.y)},
                  "mft": {"train": solution.loss, "test": half_mse(solution.predict(test.x), test.y)}},  # q = 1/P: loss = half_mse(y - r)
         "free_energy": solution.free_energy,
@@ -110,7 +121,9 @@ def main(argv=None) -> None:
     parser.add_argument("--beta", type=float, default=8.0)
     parser.add_argument("--activation", default="gelu")
     parser.add_argument("--sw2", type=float, default=1.0)
-    parser.add_argument("--num-samples", type=int, default=None, help="importance samples per layer (theory)")
+    parser.add_argument("--num-samples", type=int, default=None, help="particles per layer (theory)")
+    parser.add_argument("--sampler", choices=("importance", "mcmc"), default="importance",
+                        help="layer laws of the theory: importance (fixed prior draws) or mcmc (resample-move, strong tilts)")
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
@@ -138,11 +151,11 @@ def main(argv=None) -> None:
     y = np.asarray(data.y, np.float64)
     payload = {"quick": quick, "train_points": P, "test_points": test_points, "beta": args.beta,
                "activation": args.activation, "sw2": args.sw2, "width": width, "seeds": seeds, "steps": steps,
-               "step_size": args.step_size, "theory": {}, "networks": {}, "layers": {}, "losses": {}}
+               "step_size": args.step_size, "sampler": args.sampler, "theory": {}, "networks": {}, "layers": {}, "losses": {}}
     for depth in DEPTHS:
         model = Deep(args.activation, depth=depth, sa2=1.0, sW2=1.0, sw2=args.sw2, beta=args.beta)
         name = f"depth{depth}"
-        record, solution, laws = theory_run(data, test, model, num_samples)
+        record, solution, laws = theory_run(data, test, model, num_samples, args.sampler)
         payload["theory"][name] = record
         print(f"theory {name}: {record['message']} in {record['seconds']} s; ESS {[round(e) for e in record['ess']]}; "
               f"GP train/test {record['loss']['gp']['train']:.4f}/{record['loss']['gp']['test']:.4f}; "

@@ -11,10 +11,11 @@ from mft_jax.data import Dataset, make_dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
+from mft_jax.protocol import LayerBackground, Model
 from mft_jax.tasks import Task, get_task, make_data, register_task
 
 __all__ = [
-    "Activation", "ConfigError", "Dataset", "NeuronLaw", "NoFixedPointError", "NonFiniteError",
+    "Activation", "ConfigError", "Dataset", "LayerBackground", "Model", "NeuronLaw", "NoFixedPointError", "NonFiniteError",
     "NonNormalizableError", "Task", "TwoLayer", "get_activation", "get_task", "make_data",
     "make_dataset", "register_activation", "register_task",
 ]

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mft_jax.background import data_term
 from mft_jax.fixed_point import Step
 
 CG_MAX_ITER = 200  # conjugate-gradient iterations per Newton step (the curvature has low effective rank)
@@ -49,8 +50,7 @@ class AscentStep(NamedTuple):
 
 def _free_energy(sampler, model, data, state, residual):
     _, new_state = sampler.update(state, model, data, residual)
-    linear = model.beta * jnp.sum(data.q[:, None] * (residual * data.y - 0.5 * residual * residual))
-    return linear - new_state.info.log_partition
+    return data_term(model.beta, data.q, data.y, residual) - new_state.info.log_partition
 
 
 @functools.partial(jax.jit, static_argnames=("sampler",))

@@ -85,7 +85,7 @@ def predict(model: TwoLayer, law: NeuronLaw, data: Dataset, residual: jax.Array,
         return total + jnp.einsum("mp,mc->pc", model.features(w_c, x_new), weight_c[:, None] * overlap), None
 
     total, _ = jax.lax.scan(add_chunk, jnp.zeros((x_new.shape[0], residual.shape[1]), w.dtype), (w, weight))
-    return model.beta * model.sa2 * total
+    return model.gain * total
 
 
 @functools.partial(jax.jit, static_argnames=("method", "chunk", "max_iter", "feature_cache"))
@@ -109,7 +109,7 @@ def solve_residual(
     """
     if method == "auto":
         method = "dense" if data.num_points <= DENSE_LIMIT else "cg"
-    gain = model.beta * model.sa2
+    gain = model.gain
     root_q = jnp.sqrt(data.q)[:, None]
     rhs = root_q * data.y
     if method == "dense":
@@ -136,7 +136,7 @@ def solve_residual(
 @jax.jit
 def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax.Array:
     """``r = (I + beta sa2 K Q)^(-1) y`` for a dense kernel ``K`` (P, P) on the data (Cholesky of the symmetric form)."""
-    gain = model.beta * model.sa2
+    gain = model.gain
     root_q = jnp.sqrt(data.q)[:, None]
     system = jnp.eye(data.num_points, dtype=gram.dtype) + gain * root_q * gram * root_q.T
     g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), root_q * data.y)
@@ -146,6 +146,13 @@ def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax
 def loss(data: Dataset, residual: jax.Array) -> jax.Array:
     """``L = 1/2 sum_mu q_mu |r_mu|^2``."""
     return 0.5 * jnp.sum(data.q[:, None] * residual * residual)
+
+
+def data_term(beta, q, y, residual, xp=jnp):
+    """``beta sum_mu q_mu (r_mu . y_mu - |r_mu|^2 / 2)``: the data part of the free energy ``I(r)`` (docs/theory.md
+    section 5; ``I = data_term - log E_prior[exp(c |S(w)|^2)]``). ``xp=numpy`` on float64 arrays for reporting,
+    ``jax.numpy`` (default) inside traced code such as the ascent's Newton step."""
+    return beta * xp.sum(q[:, None] * (residual * y - 0.5 * residual * residual))
 
 
 @dataclasses.dataclass(frozen=True)

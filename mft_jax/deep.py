@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.activations import Activation, get_activation
+from mft_jax.background import data_term
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
 from mft_jax.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, NewtonKrylov, Problem, Result, Stall,
@@ -43,6 +44,7 @@ from mft_jax.layers import (  # noqa: F401  (the layer samplers are part of this
     GaussianLayers, GridLayers, ImportanceLayers, LayerSampler, LayerStats, MCMCLayers, Particles, gaussian_layers,
     RefreshInfo, grid_layers, importance_layers, mcmc_layers, particle_stats)
 from mft_jax.linalg import cholesky_factor, eigh_floor
+from mft_jax.protocol import LayerBackground, check_width, site_log_density
 
 HERMITE_NODES = 32  # 1-D Gauss-Hermite nodes for the test-point noise xi (section 6.4)
 ANDERSON_MEMORY = 5  # method="anderson": differences kept
@@ -95,6 +97,11 @@ class Deep:
         """``c = beta^2 sa2 / 2`` of the last layer's tilt ``c |S(h)|^2``."""
         return 0.5 * self.beta**2 * self.sa2
 
+    @property
+    def gain(self):
+        """``beta sa2``: the readout's gain, ``r = (I + beta sa2 Phi_H Q)^-1 y`` and ``f = beta sa2 Phi_H Q r``."""
+        return self.beta * self.sa2
+
     def layer_variance(self, layer: int):
         """``s_l``: ``sw2`` for layer 1, ``sW2`` above (prior covariance of layer l is ``s_l Phi_(l-1)``)."""
         return self.sw2 if layer == 1 else self.sW2
@@ -106,11 +113,71 @@ class Deep:
         return {"activation": self.activation.name, "depth": self.depth, "sa2": float(self.sa2), "sW2": float(self.sW2),
                 "sw2": float(self.sw2), "beta": float(self.beta)}
 
+    # ------------------------------------------------------------------ prior sampling and the network (6.1)
+    def init_params(self, key: jax.Array, width: int, input_dim: int, output_dim: int = 1) -> dict:
+        """Prior draw ``{"a": (N, C) ~ N(0, sa2), "w": (N, d) ~ N(0, sw2), "W": (H - 1, N, N) ~ N(0, sW2)}``."""
+        check_width(width, input_dim, output_dim)
+        ka, kw, kW = jax.random.split(key, 3)
+        dtype = jnp.result_type(float)
+        return {
+            "a": jnp.sqrt(self.sa2) * jax.random.normal(ka, (width, output_dim), dtype),
+            "w": jnp.sqrt(self.sw2) * jax.random.normal(kw, (width, input_dim), dtype),
+            "W": jnp.sqrt(self.sW2) * jax.random.normal(kW, (self.hidden_layers - 1, width, width), dtype),
+        }
+
+    def prior_variances(self) -> dict:
+        """``{"a": sa2, "w": sw2, "W": sW2}``: the prior variance of each parameter array."""
+        return {"a": self.sa2, "w": self.sw2, "W": self.sW2}
+
+    def prior_penalties(self) -> None:
+        """Gaussian priors only: no penalty."""
+        return None
+
+    def energy_scale(self, width: int) -> int:
+        """``N``: Langevin descends ``U = N L`` (the posterior ``exp(-beta N L - prior)``)."""
+        return width
+
+    def preactivations(self, params: dict, x: jax.Array) -> list:
+        """``[h1, .., hH]``, each (P, N): ``h1 = x w^T``, ``h(l+1) = phi(hl) W(l)^T / sqrt(N)``."""
+        width = params["w"].shape[0]
+        h = x @ params["w"].T
+        layers = [h]
+        for W in params["W"]:
+            h = self.activation(h) @ W.T / jnp.sqrt(width)
+            layers.append(h)
+        return layers
+
+    def apply(self, params: dict, x: jax.Array) -> jax.Array:
+        """``f(x) = phi(hH(x)) a / N``: (P, C)."""
+        return self.activation(self.preactivations(params, x)[-1]) @ params["a"] / params["a"].shape[0]
+
+    def feature_kernels(self, params: dict, x: jax.Array) -> jax.Array:
+        """``Phi_l = phi(hl) phi(hl)^T / N`` for l = 1..H: (H, P, P), the network's counterpart of ``DeepSolution.kernels``."""
+        width = params["w"].shape[0]
+        return jnp.stack([self.activation(h) @ self.activation(h).T / width for h in self.preactivations(params, x)])
+
+    # ------------------------------------------------------------------ the single-site law (6.3, 6.8)
+    def layer_background(self, solution, layer: int) -> LayerBackground:
+        """The background of hidden layer ``layer`` (1..H) at the fixed point ``solution`` (a ``DeepSolution``):
+        ``B = X``, ``v = sw2`` for layer 1 (weight space); ``B = A_l``, ``v = 1`` above (whitened); ``Phihat_l``."""
+        if not isinstance(solution, DeepSolution):
+            raise ConfigError(f"a deep layer's background needs a DeepSolution (from mft_jax.deep.solve_deep), got {type(solution).__name__}")
+        data = solution.data
+        layer = check_layer(self, layer)
+        phihat = conjugate_kernel(self, data, solution.state, layer)
+        if layer == 1:
+            return LayerBackground(1, data.x, jnp.asarray(self.sw2, data.x.dtype), phihat)
+        return LayerBackground(layer, layer_factor(solution, layer), jnp.ones((), data.x.dtype), phihat)
+
+    def site_log_density(self, theta: jax.Array, background: LayerBackground) -> jax.Array:
+        """``-|theta|^2/(2 v) - 1/2 phi(B theta)^T Phihat_l phi(B theta)`` per neuron (``mft_jax.protocol``)."""
+        return site_log_density(self.activation, theta, background)
+
 
 # ------------------------------------------------------------------------------------- readout
 def readout_residual(model: Deep, data: Dataset, kernel):
     """``r = (I + beta sa2 K Q)^-1 y`` (symmetric form, Cholesky), ``K = Phi_H`` on the data."""
-    gain = model.beta * model.sa2
+    gain = model.gain
     root_q = jnp.sqrt(data.q)[:, None]
     system = jnp.eye(data.num_points, dtype=kernel.dtype) + gain * root_q * kernel * root_q.T
     g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), root_q * data.y)
@@ -168,8 +235,7 @@ _forward_jit = jax.jit(_forward, static_argnames=("sampler",))
 
 def free_energy(model: Deep, data: Dataset, state: DeepState, stats) -> jax.Array:
     """``F = beta sum q (r.y - |r|^2/2) - 1/2 sum_(l<H) tr(Phihat_l Phi_l) - sum_l log Z_l`` (6.2)."""
-    r, y = state.residual, data.y
-    value = model.beta * jnp.sum(data.q[:, None] * (r * y - 0.5 * r * r))
+    value = data_term(model.beta, data.q, data.y, state.residual)
     for layer, hat in enumerate(state.phihat):
         value -= 0.5 * jnp.sum(hat * stats[layer].phi)
     return value - sum(s.log_partition for s in stats)
@@ -200,7 +266,7 @@ class DeepSolution(NamedTuple):
     def predict(self, x_new) -> jax.Array:
         """``f(x*) = beta sa2 Phi_H(x*, X) Q r`` with the test kernels carried through the layers (6.4)."""
         cross, _ = test_kernels(self, x_new)
-        return self.model.beta * self.model.sa2 * cross[-1] @ (self.data.q[:, None] * self.residual)
+        return self.model.gain * cross[-1] @ (self.data.q[:, None] * self.residual)
 
 
 class LayerLaw(NamedTuple):
@@ -346,8 +412,8 @@ def nngp_state(model: Deep, data: Dataset) -> DeepState:
     return DeepState(tuple(jnp.zeros((P, P), data.x.dtype) for _ in range(model.hidden_layers - 1)), readout_residual(model, data, kernels[-1]))
 
 
-STALL_WINDOW = 10  # automatic mode: a stage whose best change does not fall below STALL_GAIN x the best
-STALL_GAIN = 0.5  # before the last STALL_WINDOW iterations has stalled (Newton converges much faster than that)
+STALL_WINDOW = 10  # automatic mode: a stage whose best change does not fall below STALL_FACTOR x the best
+STALL_FACTOR = 0.5  # before the last STALL_WINDOW iterations has stalled (Newton converges much faster than that)
 AUTO_CONTINUATION = ((4, 20.0), (10, 50.0))  # automatic mode: (stages, beta / beta_start) tried in turn
 
 
@@ -490,7 +556,7 @@ def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping
     An adaptive sampler (``mcmc_layers``) runs ``_adaptive_run``. Returns the last particles too."""
     solver = {"newton": NewtonKrylov(damping), "anderson": Anderson(ANDERSON_MEMORY, damping, halvings=12),
               "damped": Damped(damping, halvings=12, descent=True)}[method]
-    stall_rule = Stall(STALL_WINDOW, STALL_GAIN, STALL_WINDOW + 1)
+    stall_rule = Stall(STALL_WINDOW, STALL_FACTOR, STALL_WINDOW + 1)
     stop = (stall_rule,) if stall or method == "anderson" else ()
     converged, change, reason = False, np.inf, None
     for stage, beta in enumerate(betas):
@@ -601,11 +667,17 @@ def _adaptive_run(flat, model, sampler, particles, data, x, evaluation, solver, 
         if verdict is not None:
             result, message = verdict
             break
-        run = fixed_point(problem, x, solver, tol=tol, max_steps=1, evaluation=evaluation, callback=record)
+        reported = []  # the step's report waits until the step is accepted: a refused iterate stays out of the history
+        run = fixed_point(problem, x, solver, tol=tol, max_steps=1, evaluation=evaluation,
+                          callback=lambda *report: reported.append(report))
+        if run.steps > 0 and not run.evaluation.admissible:  # the solver's last resort left the admissible region
+            reported.clear()
+        for report in reported:
+            record(*report)
         if run.steps == 0:
             result, message = run.result, run.message
             break
-        if not run.evaluation.admissible:  # the solver's last resort left the admissible region: chains there would run away
+        if not run.evaluation.admissible:  # chains there would run away: stop at the last admissible iterate
             result = Result.NO_PROGRESS
             message = (f"relative change {it.change:.3g} > tol {tol:g}: no step keeps every layer law normalizable with "
                        f"ESS >= {sampler.min_ess:g} M")
@@ -639,4 +711,4 @@ def deep_nngp_predict(model: Deep, data: Dataset, x_new) -> jax.Array:
     both = jnp.concatenate([data.x, jnp.asarray(x_new, data.x.dtype)])
     kernel = deep_nngp(model, both)[-1]
     residual = readout_residual(model, data, kernel[:P, :P])
-    return model.beta * model.sa2 * kernel[P:, :P] @ (data.q[:, None] * residual)
+    return model.gain * kernel[P:, :P] @ (data.q[:, None] * residual)

@@ -91,6 +91,13 @@ def _always(x) -> bool:
     return True
 
 
+def weighted_norm(v, weights=None) -> float:
+    """``|v|_w = sqrt(sum weights v^2)`` (``weights`` broadcast against ``v``; ``None``: Euclidean)."""
+    v = np.asarray(v, dtype=float)
+    w = 1.0 if weights is None else np.asarray(weights, dtype=float)
+    return math.sqrt(float(np.sum(w * v * v)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """The map and its geometry.
@@ -109,9 +116,7 @@ class Problem:
     args: Any = None
 
     def norm(self, v) -> float:
-        v = np.asarray(v, dtype=float)
-        w = 1.0 if self.weights is None else np.asarray(self.weights, dtype=float)
-        return math.sqrt(float(np.sum(w * v * v)))
+        return weighted_norm(v, self.weights)
 
     def change(self, x, gap) -> float:
         """``|g|_w / |x + g|_w``."""
@@ -303,11 +308,11 @@ class NewtonKrylov:
 # -------------------------------------------------------------------------------------- stop rules
 @dataclasses.dataclass(frozen=True)
 class Stall:
-    """Stalled: after ``min_steps`` changes, the best of the last ``window`` is not below ``gain`` x the
+    """Stalled: after ``min_steps`` changes, the best of the last ``window`` is not below ``factor`` x the
     best before them (a cycling or stagnating iteration)."""
 
     window: int = 20
-    gain: float = 0.5
+    factor: float = 0.5
     min_steps: int = 40
     result = Result.STALLED
 
@@ -315,9 +320,9 @@ class Stall:
         if len(changes) < max(self.min_steps, self.window + 1):
             return None
         recent, earlier = min(changes[-self.window:]), min(changes[: -self.window])
-        if recent > self.gain * earlier:
+        if recent > self.factor * earlier:
             return (f"stalled: the best relative change of the last {self.window} iterations ({recent:.3g}) is not "
-                    f"below {self.gain:g} x the best before them ({earlier:.3g}); the iteration cycles or stagnates")
+                    f"below {self.factor:g} x the best before them ({earlier:.3g}); the iteration cycles or stagnates")
         return None
 
 

@@ -157,7 +157,7 @@ def gp_predict(data: Dataset, model: TwoLayer, x_new: jax.Array, nodes: int = DE
     """GP prediction ``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at the points ``x_new`` (M, d): (M, C)."""
     residual = gp_residual(data, model, nodes)
     kernel = nngp_kernel(model.activation, model.sw2, x_new, data.x, nodes)
-    return model.beta * model.sa2 * kernel @ (data.q[:, None] * residual)
+    return model.gain * kernel @ (data.q[:, None] * residual)
 
 
 def gp_loss(data: Dataset, model: TwoLayer, nodes: int = DEFAULT_NODES) -> jax.Array:

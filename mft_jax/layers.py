@@ -40,6 +40,7 @@ import numpy as np
 
 from mft_jax.errors import ConfigError
 from mft_jax.linalg import sym_sqrt
+from mft_jax.protocol import tilt_quadratic
 from mft_jax.resources import memory_limit, require
 
 MIN_ESS = 100.0  # a layer law with fewer effective samples is reported in the warnings
@@ -75,11 +76,6 @@ class Particles(NamedTuple):
     ref_factor: jax.Array | None = None
     ref_phihat: jax.Array | None = None
     ref_log_partition: jax.Array | None = None
-
-
-def tilt_quadratic(features, phihat):
-    """``t = -1/2 phi^T Phihat phi`` per particle."""
-    return -0.5 * jnp.sum((features @ phihat) * features, axis=-1)
 
 
 def _derivatives(activation, h):

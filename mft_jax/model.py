@@ -15,6 +15,7 @@ import dataclasses
 import math
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +24,8 @@ from mft_jax.activations import Activation, get_activation
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.priors import make_penalty
+from mft_jax.protocol import LayerBackground, check_width, site_log_density
+from mft_jax.resources import require
 
 SCALINGS = ("mean_field", "standard")
 TRACED = ("sa2", "sw2", "beta", "penalty")  # the model's pytree leaves (the penalty's own numeric leaves included)
@@ -102,6 +105,14 @@ class TwoLayer:
         """``c = beta^2 sa2 / 2``, the strength of ``c |S(w)|^2`` in the single-neuron law."""
         return 0.5 * self.beta**2 * self.sa2
 
+    @property
+    def gain(self):
+        """``beta sa2``: the readout's gain, ``r = (I + beta sa2 K Q)^-1 y`` and ``f = beta sa2 K Q r``."""
+        return self.beta * self.sa2
+
+    depth = 2  # weight layers (the model protocol, mft_jax.protocol)
+    hidden_layers = 1
+
     def settings(self) -> dict:
         """The keyword arguments that rebuild this prior (the activation by its registered name)."""
         settings = {"activation": self.activation.name, "sa2": self.sa2, "sw2": self.sw2, "beta": self.beta, "scaling": self.scaling}
@@ -112,6 +123,60 @@ class TwoLayer:
     def replace(self, **changes) -> "TwoLayer":
         return dataclasses.replace(self, **changes)
 
+    # ------------------------------------------------------------------ prior sampling and the network
+    def init_params(self, key: jax.Array, width: int, input_dim: int, output_dim: int = 1) -> dict:
+        """Prior draw ``{"a": (N, C) ~ N(0, sa2), "w": (N, d) ~ N(0, sw2 I)}`` (the Gaussian part of the prior)."""
+        check_width(width, input_dim, output_dim)
+        return TwoLayerNetwork(self, width, output_dim).init(key, jnp.zeros((1, input_dim)))["params"]
+
+    def prior_variances(self) -> dict:
+        """``{"a": sa2, "w": sw2}``: the Gaussian prior variance of each parameter array."""
+        return {"a": self.sa2, "w": self.sw2}
+
+    def prior_penalties(self) -> dict | None:
+        """``{"w": Gamma}`` when the weight prior carries a penalty, else None."""
+        return None if self.penalty is None else {"w": self.penalty}
+
+    def readout_norm(self, width: int) -> float:
+        """``N`` (mean-field) or ``sqrt(N)`` (standard): the divisor of the readout sum."""
+        return float(width) if self.scaling == "mean_field" else math.sqrt(width)
+
+    def energy_scale(self, width: int) -> float:
+        """``N`` (mean-field: Langevin descends ``U = N L``, the posterior ``exp(-beta N L - prior)``) or 1 (standard)."""
+        return width if self.scaling == "mean_field" else 1.0
+
+    def apply(self, params: dict, x: jax.Array) -> jax.Array:
+        """The network function ``f(x) = N^-p sum_i a_i phi(w_i . x)``: (P, C) for points ``x`` (P, d).
+
+        Written out rather than through the flax module, whose initializers would need concrete ``sa2, sw2``:
+        here the model may be traced (one compilation for every beta).
+        """
+        return self.features(params["w"], x).T @ params["a"] / self.readout_norm(params["a"].shape[0])
+
+    def feature_kernels(self, params: dict, x: jax.Array) -> jax.Array:
+        """``Phi_1 = phi(X w^T) phi(X w^T)^T / N``: (1, P, P), the network's empirical kernel."""
+        features = self.features(params["w"], x)
+        return (features.T @ features / params["w"].shape[0])[None]
+
+    # ------------------------------------------------------------------ the single-site law
+    def layer_background(self, solution, layer: int = 1) -> LayerBackground:
+        """Layer 1's background at a two-layer fixed point: ``B = X``, ``v = sw2``, ``Phihat_1 = -beta^2 sa2 Q r r^T Q``.
+
+        With it ``-1/2 phi^T Phihat_1 phi = c |S(w)|^2`` (docs/theory.md 6.3, reduction to two layers).
+        """
+        if isinstance(layer, bool) or layer != 1:
+            raise ConfigError(f"layer must be 1 (the hidden layer of a two-layer model), got {layer!r}")
+        data = solution.data
+        require(8.0 * data.num_points**2, f"the conjugate kernel Phihat_1 on {data.num_points} points", "the number of data points")
+        weighted = data.q[:, None] * solution.residual  # (P, C)
+        phihat = -(self.beta**2 * self.sa2) * weighted @ weighted.T
+        return LayerBackground(1, data.x, jnp.asarray(self.sw2, data.x.dtype), phihat)
+
+    def site_log_density(self, theta: jax.Array, background: LayerBackground) -> jax.Array:
+        """``-|w|^2/(2 sw2) - Gamma(w) - 1/2 phi(X w)^T Phihat_1 phi(X w)`` per neuron (``mft_jax.protocol``)."""
+        return site_log_density(self.activation, theta, background, self.penalty)
+
+    # ------------------------------------------------------------------ one neuron against a residual
     def features(self, w: jax.Array, x: jax.Array) -> jax.Array:
         """``phi(w_i . x_mu)``: (M, P) for neurons ``w`` (M, d) and points ``x`` (P, d)."""
         return self.activation(w @ x.T)
@@ -136,8 +201,25 @@ class TwoLayer:
 
     def readout_mean(self, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
         """``E[a | w] = beta sa2 S(w)``: (M, C)."""
-        return self.beta * self.sa2 * self.overlap(w, data, residual)
+        return self.gain * self.overlap(w, data, residual)
 
     def potential(self, a: jax.Array, w: jax.Array, data: Dataset, residual: jax.Array) -> jax.Array:
         """Single-neuron potential ``V(a, w) = - sum_mu q_mu r_mu . a phi(w . x_mu)`` (docs/theory.md section 4)."""
         return -jnp.sum(a * self.overlap(w, data, residual), axis=-1)
+
+
+class TwoLayerNetwork(nn.Module):
+    """``f(x) = N^-p sum_i a_i phi(w_i . x)`` with ``p = 1`` (mean-field) or ``1/2`` (standard); x (P, d) -> (P, C).
+
+    Its ``init`` is the prior draw of ``TwoLayer.init_params`` (flax names the keys of ``a`` and ``w``).
+    """
+
+    model: TwoLayer
+    width: int
+    output_dim: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        w = self.param("w", nn.initializers.normal(math.sqrt(self.model.sw2)), (self.width, x.shape[-1]))
+        a = self.param("a", nn.initializers.normal(math.sqrt(self.model.sa2)), (self.width, self.output_dim))
+        return self.model.features(w, x).T @ a / self.model.readout_norm(self.width)

@@ -54,11 +54,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mft_jax.ascent import FreeEnergyAscent, free_energy_at
-from mft_jax.background import Background, kernel, predict, solve_residual
+from mft_jax.background import Background, data_term, kernel, predict, solve_residual
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 from mft_jax.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, InadmissibleStep, Iterate, NoiseFloor,
-                                  Problem, Result, Stall, fixed_point)
+                                  Problem, Result, Stall, fixed_point, weighted_norm)
 from mft_jax.foreground import Sampler, info_dict
 from mft_jax.foreground.grid import BOUNDARY_MASS_LIMIT, GridSampler
 from mft_jax.model import TwoLayer
@@ -70,7 +70,7 @@ NOISE_WINDOW = 10  # stochastic samplers: iterations compared to detect the nois
 NOISE_PLATEAU = 0.8  # ... the change has stopped falling if it fell by less than this factor
 BACKTRACK = 6  # halvings of a damped step that makes rho non-normalizable
 STALL_WINDOW = 20  # automatic mode: iterations over which a stage must halve its best change, else it stalled
-STALL_GAIN = 0.5
+STALL_FACTOR = 0.5
 AUTO_BETA_START = 1 / 50  # automatic continuation starts at this fraction of beta (near the GP limit)
 AUTO_RATIOS = (2.0, 1.4)  # beta ratio between continuation stages: first escalation, then the gentler one
 AUTO_DAMPING = 0.4  # the second escalation multiplies damping by this
@@ -132,11 +132,7 @@ def gp_background(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax.
 def free_energy(model: TwoLayer, data: Dataset, residual: jax.Array, log_partition: float) -> float:
     """``I = beta sum_mu q_mu (r_mu . y_mu - |r_mu|^2/2) - log E_prior[exp(c |S(w)|^2)]``."""
     r, y, q = (np.asarray(a, dtype=float) for a in (residual, data.y, data.q))
-    return float(model.beta * np.sum(q[:, None] * (r * y - 0.5 * r * r)) - log_partition)
-
-
-def _qnorm(data_q: np.ndarray, v: np.ndarray) -> float:
-    return math.sqrt(float(np.sum(data_q[:, None] * v * v)))
+    return float(data_term(model.beta, q, y, r, np) - log_partition)
 
 
 def _initial_residual(init, data: Dataset, model: TwoLayer, sampler: Sampler, state):
@@ -235,7 +231,7 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
             solver, stop = Damped(damping, BACKTRACK), (NoiseFloor(NOISE_WINDOW, NOISE_PLATEAU),)
         else:
             solver = Anderson(anderson, damping, BACKTRACK) if anderson else Damped(damping, BACKTRACK)
-            stop = (Stall(stall_window, STALL_GAIN, 2 * stall_window),) if stall_window else ()
+            stop = (Stall(stall_window, STALL_FACTOR, 2 * stall_window),) if stall_window else ()
         run = fixed_point(problem, r, solver, tol=tol, max_steps=max_iter, evaluation=start, stop=stop, callback=record)
         if run.result is not Result.STALLED or not _has_free_energy(run.evaluation.aux[1]):
             return _stage(run)
@@ -536,8 +532,9 @@ def solve_branches(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax
     feature = solve(data, model, sampler, key=key, init=feature_init, **options)
     if gp.free_energy is None or feature.free_energy is None:
         return Branches(gp, feature, "gp", "free energies unavailable for this sampler: stability not decided")
-    distance = _qnorm(np.asarray(data.q, dtype=float), np.asarray(gp.residual - feature.residual, dtype=float))
-    same = distance <= 10 * options.get("tol", 1e-5) * max(_qnorm(np.asarray(data.q, dtype=float), np.asarray(gp.residual, dtype=float)), 1e-300)
+    weights = np.asarray(data.q, dtype=float)[:, None]
+    distance = weighted_norm(np.asarray(gp.residual, dtype=float) - np.asarray(feature.residual, dtype=float), weights)
+    same = distance <= 10 * options.get("tol", 1e-5) * max(weighted_norm(gp.residual, weights), 1e-300)
     stable = "gp" if gp.free_energy <= feature.free_energy else "feature"
     message = (
         f"free energy per neuron: GP branch {gp.free_energy:.6g}, feature branch {feature.free_energy:.6g}; "

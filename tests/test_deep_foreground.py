@@ -163,7 +163,7 @@ def test_deep_foreground_bad_input_is_named(x64):
     for layer in (0, 3, 1.0, True):
         with pytest.raises(ConfigError, match=r"layer must be an integer in 1\.\.2"):
             train_deep_foreground(jax.random.key(0), solution, layer, **run)
-    with pytest.raises(ConfigError, match="needs a DeepSolution"):
+    with pytest.raises(ConfigError, match="needs a fixed point with a model of the protocol"):
         layer_background(solution._asdict(), 1)
     with pytest.raises(ConfigError, match="burn_in"):
         train_deep_foreground(jax.random.key(0), solution, 1, **{**run, "steps": 2}, burn_in=2)

@@ -62,7 +62,7 @@ def test_newton_krylov_solves_a_nonlinear_map_to_rounding():
 def test_a_cycling_map_is_called_stalled_in_words_and_throw_raises():
     """``G(x) = -x``: a full damped step maps x to -x and back; the stall rule says so."""
     problem = Problem(lambda x: Evaluation(-2.0 * x))
-    run = fixed_point(problem, np.ones(3), Damped(1.0), tol=1e-8, max_steps=100, stop=(Stall(window=5, gain=0.5, min_steps=10),))
+    run = fixed_point(problem, np.ones(3), Damped(1.0), tol=1e-8, max_steps=100, stop=(Stall(window=5, factor=0.5, min_steps=10),))
     assert run.result is Result.STALLED and not run.converged and "cycles or stagnates" in run.message
     assert run.steps == 9  # 10 changes of 1.0: the rule looks first at 10
     with pytest.raises(NoFixedPointError, match="stalled"):

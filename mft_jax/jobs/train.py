@@ -41,7 +41,6 @@ from mft_jax.errors import ConfigError
 from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
 from mft_jax.tasks import get_task
 from mft_jax.resources import require
-from mft_jax.train import deep_network
 from mft_jax.train.joint import OPTIMIZERS, langevin_optimizer, optax_optimizer, prior_weight_decay, train
 from mft_jax.train.network import loss, network_law, residual
 
@@ -110,7 +109,7 @@ def run(args) -> int:
     raw = load_toml(args.config, ("task", "model", "train"))
     model = model_from(raw, deep=True)
     config = section(TrainConfig, raw.get("train"), "train")
-    deep = isinstance(model, Deep)
+    deep = model.hidden_layers > 1
     if deep and config.optimizer != "langevin":
         raise ConfigError(f"[train] optimizer = {config.optimizer!r}: deep networks ([model] depth = {model.depth}) train by "
                           "Langevin only (the posterior the deep theory describes); use optimizer = \"langevin\"")
@@ -134,7 +133,7 @@ def run(args) -> int:
         resume=args.resume,
     )
     params = result.params
-    final_loss = np.asarray(jax.vmap(deep_network.loss if deep else loss, in_axes=(0, None, None))(params, model, eval_data))
+    final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(params, model, eval_data))
     save_npz(out / "network.npz", **params)  # a, w (and W for a deep net)
     if deep:
         save_deep_kernels(out / "kernels.npz", params, model, eval_data)
@@ -160,12 +159,12 @@ def save_deep_kernels(path, params: dict, model: Deep, data) -> None:
     require(8.0 * (seeds + 2) * layers * P * P + 8.0 * seeds * layers * P * width,
             f"the feature kernels of {seeds} network(s), {layers} layers on {P} points",
             "[train] num_seeds or the eval data size")
-    kernels = np.asarray(jax.vmap(deep_network.feature_kernels, in_axes=(0, None, None))(params, model, data.x), np.float64)
+    kernels = np.asarray(jax.vmap(model.feature_kernels, in_axes=(0, None))(params, data.x), np.float64)
     mean = kernels.mean(0)
     arrays = {f"phi_{l}": mean[l - 1] for l in range(1, layers + 1)}
     if seeds >= 2:
         sem = kernels.std(0, ddof=1) / np.sqrt(seeds)
         arrays.update({f"phi_{l}_sem": sem[l - 1] for l in range(1, layers + 1)})
     seed0 = jax.tree.map(lambda leaf: leaf[0], params)
-    residual0 = data.y - deep_network.predict(seed0, model, data.x)
+    residual0 = residual(seed0, model, data)
     save_npz(path, x=data.x, q=data.q, y=data.y, residual=residual0, **arrays)

@@ -47,20 +47,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mft_jax.deep import Deep, DeepSolution, check_layer, conjugate_kernel, layer_factor
+from mft_jax.deep import DeepSolution
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
+from mft_jax.protocol import LayerBackground, Model, site_tilt
 from mft_jax.train.langevin import LangevinState, langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
-
-
-class LayerBackground(NamedTuple):
-    """What a layer-l neuron feels: ``h = basis @ theta``, prior ``N(0, prior_variance I)``, tilt ``Phihat_l``."""
-
-    layer: int
-    basis: jax.Array  # B: (P, d) = X for layer 1, (P, P) = A_l for l >= 2
-    prior_variance: jax.Array  # v: sw2 for layer 1, 1 for l >= 2
-    phihat: jax.Array  # (P, P) Phihat_l
 
 
 class LayerNeurons(NamedTuple):
@@ -94,26 +86,22 @@ class DeepForegroundState(NamedTuple):
     moment_sum: jax.Array  # (M, P, P) sum of phi phi^T over the steps t >= burn_in ((0,) without burn_in)
 
 
-def layer_background(solution: DeepSolution, layer: int) -> LayerBackground:
-    """The background of layer ``layer`` (1..H) at the fixed point ``solution``."""
-    if not isinstance(solution, DeepSolution):
-        raise ConfigError(f"the deep foreground needs a DeepSolution (from mft_jax.deep.solve_deep) as background, got {type(solution).__name__}")
-    model, data = solution.model, solution.data
-    layer = check_layer(model, layer)
-    phihat = conjugate_kernel(model, data, solution.state, layer)
-    if layer == 1:
-        return LayerBackground(1, data.x, jnp.asarray(model.sw2, data.x.dtype), phihat)
-    basis = layer_factor(solution, layer)
-    return LayerBackground(layer, basis, jnp.ones((), data.x.dtype), phihat)
+def layer_background(solution, layer: int) -> LayerBackground:
+    """The background of hidden layer ``layer`` at the fixed point ``solution`` (``solution.model.layer_background``):
+    a ``DeepSolution`` (layers 1..H) or a two-layer ``Solution`` (layer 1, ``Phihat_1 = -beta^2 sa2 Q r r^T Q``)."""
+    model = getattr(solution, "model", None)
+    if not isinstance(model, Model) or not hasattr(solution, "data"):
+        raise ConfigError("the foreground of a layer needs a fixed point with a model of the protocol (mft_jax.protocol): "
+                          f"a DeepSolution (mft_jax.deep.solve_deep) or a Solution (mft_jax.solver.solve); got {type(solution).__name__}")
+    return model.layer_background(solution, layer)
 
 
-def neuron_potential(model: Deep, background: LayerBackground, theta: jax.Array) -> jax.Array:
-    """``U(theta) = (1 / (2 beta)) phi(h)^T Phihat_l phi(h)``, ``h = B theta``, per neuron: theta (M, k) -> (M,)."""
-    features = model.activation(theta @ background.basis.T)
-    return 0.5 / model.beta * jnp.sum((features @ background.phihat) * features, axis=-1)
+def neuron_potential(model: Model, background: LayerBackground, theta: jax.Array) -> jax.Array:
+    """``U(theta) = (1 / (2 beta)) phi(h)^T Phihat_l phi(h) = -t_l(theta) / beta``, ``h = B theta``, per neuron: theta (M, k) -> (M,)."""
+    return -site_tilt(model.activation, theta, background) / model.beta
 
 
-def deep_foreground_step(model: Deep, background: LayerBackground, transform: optax.GradientTransformation,
+def deep_foreground_step(model: Model, background: LayerBackground, transform: optax.GradientTransformation,
                          burn_in: int | None = None):
     """The pure ``step(state, t) -> (state, metrics)`` of ``run_loop``: one ``transform`` step of every neuron.
 
@@ -160,7 +148,9 @@ def init_deep_foreground(key: jax.Array, solution: DeepSolution, layer: int, *, 
     init_key, noise_key = jax.random.split(key)
     shape = (int(num_neurons), background.basis.shape[1])
     theta = jnp.sqrt(background.prior_variance) * jax.random.normal(init_key, shape, background.basis.dtype)
-    transform = langevin(float(step_size), float(temperature), {"theta": background.prior_variance}, noise_key)
+    penalties = model.prior_penalties() if background.layer == 1 else None  # a weight penalty acts on layer 1 only
+    penalty = None if penalties is None else {"theta": penalties["w"]}
+    transform = langevin(float(step_size), float(temperature), {"theta": background.prior_variance}, noise_key, penalty=penalty)
     P = background.basis.shape[0]
     moment_sum = jnp.zeros((0,) if burn_in is None else (shape[0], P, P), theta.dtype)
     state = DeepForegroundState(theta, transform.init({"theta": theta}), moment_sum)

@@ -12,50 +12,32 @@ leading seed axis. ``mft_jax.train.joint.train`` trains them (Langevin: the post
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from mft_jax.data import Dataset
 from mft_jax.deep import Deep
-from mft_jax.errors import ConfigError
+from mft_jax.train import network
 
 
 def init_deep_network(key: jax.Array, model: Deep, width: int, input_dim: int, output_dim: int = 1) -> dict:
-    """Prior draw ``{"a": (N, C), "w": (N, d), "W": (H - 1, N, N)}``."""
-    for name, value in (("width", width), ("input_dim", input_dim), ("output_dim", output_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"network {name} must be a positive integer, got {value!r}")
-    ka, kw, kW = jax.random.split(key, 3)
-    dtype = jnp.result_type(float)
-    return {
-        "a": jnp.sqrt(model.sa2) * jax.random.normal(ka, (width, output_dim), dtype),
-        "w": jnp.sqrt(model.sw2) * jax.random.normal(kw, (width, input_dim), dtype),
-        "W": jnp.sqrt(model.sW2) * jax.random.normal(kW, (model.hidden_layers - 1, width, width), dtype),
-    }
+    """Prior draw ``{"a": (N, C), "w": (N, d), "W": (H - 1, N, N)}`` (``Deep.init_params``)."""
+    return model.init_params(key, width, input_dim, output_dim)
 
 
 def preactivations(params: dict, model: Deep, x: jax.Array) -> list:
-    """``[h1, .., hH]``, each (P, N)."""
-    width = params["w"].shape[0]
-    h = x @ params["w"].T
-    layers = [h]
-    for W in params["W"]:
-        h = model.activation(h) @ W.T / jnp.sqrt(width)
-        layers.append(h)
-    return layers
+    """``[h1, .., hH]``, each (P, N) (``Deep.preactivations``)."""
+    return model.preactivations(params, x)
 
 
 def predict(params: dict, model: Deep, x: jax.Array) -> jax.Array:
-    """``f(x) = phi(hH(x)) a / N``: (P, C)."""
-    return model.activation(preactivations(params, model, x)[-1]) @ params["a"] / params["a"].shape[0]
+    """``f(x) = phi(hH(x)) a / N``: (P, C) (``Deep.apply``)."""
+    return model.apply(params, x)
 
 
 def loss(params: dict, model: Deep, data: Dataset) -> jax.Array:
-    """``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2``."""
-    r = data.y - predict(params, model, data.x)
-    return 0.5 * jnp.sum(data.q[:, None] * r * r)
+    """``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2`` (``mft_jax.train.network.loss``: any model of the protocol)."""
+    return network.loss(params, model, data)
 
 
 def feature_kernels(params: dict, model: Deep, x: jax.Array) -> jax.Array:
-    """``Phi_l = phi(hl) phi(hl)^T / N`` for l = 1..H: (H, P, P), the network's counterpart of ``DeepSolution.kernels``."""
-    width = params["w"].shape[0]
-    return jnp.stack([model.activation(h) @ model.activation(h).T / width for h in preactivations(params, model, x)])
+    """``Phi_l = phi(hl) phi(hl)^T / N`` for l = 1..H: (H, P, P) (``Deep.feature_kernels``)."""
+    return model.feature_kernels(params, x)

@@ -39,7 +39,7 @@ from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.tasks import Task
 from mft_jax.resources import require
-from mft_jax.train.langevin import LangevinState, langevin, prior_penalty
+from mft_jax.train.langevin import LangevinState, langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import NEURON_AXIS, check_num_neurons, neuron_mesh, replicate, shard_neurons
 
@@ -196,7 +196,7 @@ def init_foreground(
 
     init_key, noise_key, batch_key = jax.random.split(key, 3)
     neurons = shard_neurons(init_neurons(init_key, model, num_neurons, data.input_dim, data.output_dim, dtype), mesh)
-    transform = langevin(float(step_size), float(temperature), {"a": model.sa2, "w": model.sw2}, noise_key, penalty=prior_penalty(model))
+    transform = langevin(float(step_size), float(temperature), {"a": model.sa2, "w": model.sw2}, noise_key, penalty=model.prior_penalties())
     return foreground_step(model, batches, transform, mesh), ForegroundState(neurons, transform.init(neurons), batch_key)
 
 

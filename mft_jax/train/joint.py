@@ -35,16 +35,15 @@ import numpy as np
 import optax
 
 from mft_jax.data import Dataset
-from mft_jax.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
+from mft_jax.protocol import Model
 from mft_jax.resources import require
 from mft_jax.tasks import Task
-from mft_jax.train.langevin import langevin, prior_penalty
+from mft_jax.train.langevin import langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import spread
-from mft_jax.train import deep_network
-from mft_jax.train.network import init_network, loss
+from mft_jax.train.network import loss
 
 Optimizer = Callable[[jax.Array], optax.GradientTransformation]
 """``key -> transform``: the key feeds the Langevin noise of one seed (sgd / adam ignore it)."""
@@ -60,14 +59,14 @@ class TrainResult(NamedTuple):
     history: dict
 
 
-def energy(params: dict, model: TwoLayer, data: Dataset) -> jax.Array:
-    """``U = N L`` (mean-field scaling) or ``U = L`` (standard scaling)."""
+def energy(params: dict, model: Model, data: Dataset) -> jax.Array:
+    """``U = N L`` (mean-field scaling) or ``U = L`` (standard scaling): ``model.energy_scale(N) L``."""
     return _energy_and_loss(params, model, data)[0]
 
 
 def _energy_and_loss(params, model, data):
-    value = (deep_network.loss if isinstance(model, Deep) else loss)(params, model, data)
-    return (params["a"].shape[0] if model.scaling == "mean_field" else 1.0) * value, value
+    value = loss(params, model, data)
+    return model.energy_scale(params["a"].shape[0]) * value, value
 
 
 def _described(optimizer: Optimizer, **settings) -> Optimizer:
@@ -76,15 +75,10 @@ def _described(optimizer: Optimizer, **settings) -> Optimizer:
     return optimizer
 
 
-def prior_variances(model: TwoLayer | Deep) -> dict:
-    """``{"a": sa2, "w": sw2}`` (and ``"W": sW2`` for a deep net): the prior variance of each parameter array."""
-    variances = {"a": model.sa2, "w": model.sw2}
-    return {**variances, "W": model.sW2} if isinstance(model, Deep) else variances
-
-
-def langevin_optimizer(model: TwoLayer | Deep, step_size: float) -> Optimizer:
-    """Langevin at ``T = 1/beta`` with decay ``T/s2`` on each parameter array (the prior, ``prior_variances``)."""
-    transform = lambda key: langevin(step_size, model.temperature, prior_variances(model), key, penalty=prior_penalty(model))  # noqa: E731
+def langevin_optimizer(model: Model, step_size: float) -> Optimizer:
+    """Langevin at ``T = 1/beta`` with decay ``T/s2`` and the penalty's force on each parameter array (the prior:
+    ``model.prior_variances()``, ``model.prior_penalties()``)."""
+    transform = lambda key: langevin(step_size, model.temperature, model.prior_variances(), key, penalty=model.prior_penalties())  # noqa: E731
     return _described(transform, name="langevin", step_size=step_size, temperature=model.temperature)
 
 
@@ -110,7 +104,7 @@ def optax_optimizer(name: str, learning_rate: float, weight_decay: float | dict 
 
 def train(
     key: jax.Array,
-    model: TwoLayer | Deep,
+    model: Model,
     width: int,
     data: Dataset | Task,
     optimizer: Optimizer,
@@ -128,8 +122,9 @@ def train(
 ) -> TrainResult:
     """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
 
-    ``model``: a ``TwoLayer`` (``mft_jax.train.network``) or a ``Deep`` prior (``mft_jax.train.deep_network``:
-    params ``a``, ``w`` and the stacked hidden weights ``W``).
+    ``model``: any model of the protocol (``mft_jax.protocol``): it draws the parameters
+    (``init_params``), computes ``f`` (``apply``) and sets the prior force (``prior_variances``,
+    ``prior_penalties``): a ``TwoLayer`` (params ``a``, ``w``) or a ``Deep`` prior (also the stacked hidden weights ``W``).
 
     Full batch on a ``Dataset``; fresh minibatches of ``batch_size`` from a ``Task``. Runs through
     ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
@@ -149,7 +144,7 @@ def train(
 
     if isinstance(width, int) and not isinstance(width, bool) and width > 0:
         points = batch_size if isinstance(data, Task) else data.num_points
-        hidden = (model.hidden_layers - 1) * width * (width + 2 * points) if isinstance(model, Deep) else 0  # W, its gradient, h
+        hidden = (model.hidden_layers - 1) * width * (width + 2 * points)  # W, its gradient, h
         require(4.0 * num_seeds * width * points * data.output_dim * 4 + 8.0 * num_seeds * (width * (data.input_dim + data.output_dim) + hidden) * 4,
                 f"training {num_seeds} network(s) of width {width} on {points} points per step",
                 "[train] num_seeds, width or batch_size")
@@ -159,8 +154,7 @@ def train(
 
     def init_seed(seed_key):
         init_key, noise_key, _ = jax.random.split(seed_key, 3)
-        init = deep_network.init_deep_network if isinstance(model, Deep) else init_network
-        params = init(init_key, model, width, data.input_dim, data.output_dim)  # validates width
+        params = model.init_params(init_key, width, data.input_dim, data.output_dim)  # validates width
         return params, optimizer(noise_key).init(params)
 
     def step_seed(params, opt_state, seed_key, t):

@@ -65,8 +65,3 @@ def langevin(step_size: float, temperature: float, prior_variance, key: jax.Arra
         return updates, LangevinState(state.key, state.count + 1)
 
     return optax.GradientTransformation(init, update)
-
-
-def prior_penalty(model) -> dict | None:
-    """``{"w": Gamma}`` when the model's weight prior carries a penalty (``TwoLayer.penalty``), else None."""
-    return None if model.penalty is None else {"w": model.penalty}

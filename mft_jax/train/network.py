@@ -11,59 +11,36 @@ pytree with a leading seed axis, made with ``jax.vmap``.
 
 from __future__ import annotations
 
-import math
-
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from mft_jax.data import Dataset
-from mft_jax.errors import ConfigError
-from mft_jax.model import TwoLayer
+from mft_jax.model import TwoLayer, TwoLayerNetwork  # noqa: F401  (TwoLayerNetwork: the flax module, kept importable here)
 from mft_jax.neurons import NeuronLaw
 
 
-class TwoLayerNetwork(nn.Module):
-    """``f(x) = N^-p sum_i a_i phi(w_i . x)`` with ``p = 1`` (mean-field) or ``1/2`` (standard); x (P, d) -> (P, C)."""
-
-    model: TwoLayer
-    width: int
-    output_dim: int = 1
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        w = self.param("w", nn.initializers.normal(math.sqrt(self.model.sw2)), (self.width, x.shape[-1]))
-        a = self.param("a", nn.initializers.normal(math.sqrt(self.model.sa2)), (self.width, self.output_dim))
-        return self.model.features(w, x).T @ a / readout_norm(self.model, self.width)
-
-
 def readout_norm(model: TwoLayer, width: int) -> float:
-    """``N`` (mean-field) or ``sqrt(N)`` (standard): the divisor of the readout sum."""
-    return float(width) if model.scaling == "mean_field" else math.sqrt(width)
+    """``N`` (mean-field) or ``sqrt(N)`` (standard): the divisor of the readout sum (``TwoLayer.readout_norm``)."""
+    return model.readout_norm(width)
 
 
 def init_network(key: jax.Array, model: TwoLayer, width: int, input_dim: int, output_dim: int = 1) -> dict:
-    """Prior draw ``{"a": (N, C) ~ N(0, sa2), "w": (N, d) ~ N(0, sw2 I)}``."""
-    for name, value in (("width", width), ("input_dim", input_dim), ("output_dim", output_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"network {name} must be a positive integer, got {value!r}")
-    module = TwoLayerNetwork(model, width, output_dim)
-    return module.init(key, jnp.zeros((1, input_dim)))["params"]
+    """Prior draw ``{"a": (N, C) ~ N(0, sa2), "w": (N, d) ~ N(0, sw2 I)}`` (``TwoLayer.init_params``)."""
+    return model.init_params(key, width, input_dim, output_dim)
 
 
 def predict(params: dict, model: TwoLayer, x: jax.Array) -> jax.Array:
-    """The network function ``f(x)``: (P, C) for points ``x`` (P, d)."""
-    width, output_dim = params["a"].shape
-    return TwoLayerNetwork(model, width, output_dim).apply({"params": params}, x)
+    """The network function ``f(x)``: (P, C) for points ``x`` (P, d) (``TwoLayer.apply``)."""
+    return model.apply(params, x)
 
 
 def residual(params: dict, model: TwoLayer, data: Dataset) -> jax.Array:
-    """``r = y - f(x)`` on the data: (P, C)."""
+    """``r = y - f(x)`` on the data: (P, C); any model of the protocol (``model.apply``)."""
     return data.y - predict(params, model, data.x)
 
 
 def loss(params: dict, model: TwoLayer, data: Dataset) -> jax.Array:
-    """``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2``."""
+    """``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2``; any model of the protocol (``TwoLayer``, ``Deep``)."""
     r = residual(params, model, data)
     return 0.5 * jnp.sum(data.q[:, None] * r * r)
 
