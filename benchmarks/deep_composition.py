@@ -102,6 +102,8 @@ def network_run(data, test, model, width, seeds, steps, step_size, out_dir, resu
                                           "test": predict(p, model, test.x)})
     burn = len(result.history["test"]) // 4
     mean = {k: np.asarray(result.history[k], np.float64)[burn:].mean(axis=0) for k in ("kernels", "train", "test")}
+    mid = (burn + len(result.history["train"])) // 2  # equilibration check: the predictor averaged over each half of the kept run
+    mean["train_halves"] = [np.asarray(result.history["train"], np.float64)[a:b].mean(axis=0) for a, b in ((burn, mid), (mid, None))]
     params = result.params  # (seeds, ...) leaves at the end of the run
     h = jax.vmap(lambda p: jnp.stack(preactivations(p, model, data.x)))(params)  # (S, H, P, N)
     return mean, np.asarray(h, np.float64), np.asarray(params["w"], np.float64), np.asarray(result.history["loss"])[burn:].mean(axis=0)
@@ -129,6 +131,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--step-size", type=float, default=0.01)
     parser.add_argument("--skip-networks", action="store_true", help="theory and GP only")
+    parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), help="network depths to run (default 2 3)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--figure", default=None)
     parser.add_argument("--runs", default=str(ROOT / "runs" / "deep_composition"), help="checkpoints (resume with --resume); '' for none")
@@ -152,7 +155,7 @@ def main(argv=None) -> None:
     payload = {"quick": quick, "train_points": P, "test_points": test_points, "beta": args.beta,
                "activation": args.activation, "sw2": args.sw2, "width": width, "seeds": seeds, "steps": steps,
                "step_size": args.step_size, "sampler": args.sampler, "theory": {}, "networks": {}, "layers": {}, "losses": {}}
-    for depth in DEPTHS:
+    for depth in args.depths:
         model = Deep(args.activation, depth=depth, sa2=1.0, sW2=1.0, sw2=args.sw2, beta=args.beta)
         name = f"depth{depth}"
         record, solution, laws = theory_run(data, test, model, num_samples, args.sampler)
@@ -183,7 +186,8 @@ def main(argv=None) -> None:
             payload["losses"][f"networks_{name}"] = {
                 "train": float(np.mean(per_seed["train"])), "train_sem": sem(per_seed["train"]),
                 "test": float(np.mean(per_seed["test"])), "test_sem": sem(per_seed["test"]),
-                "instantaneous_train": float(np.mean(inst_loss)), "per_seed": per_seed}
+                "instantaneous_train": float(np.mean(inst_loss)), "per_seed": per_seed,
+                "train_halves": [float(np.mean([half_mse(half[s], y) for s in range(seeds)])) for half in mean["train_halves"]]}
             payload["networks"][name] = {"seconds": round(seconds, 1)}
             kernel_mean = mean["kernels"].mean(axis=0)
             half_a, half_b = mean["kernels"][: max(seeds // 2, 1)].mean(axis=0), mean["kernels"][max(seeds // 2, 1):].mean(axis=0)

@@ -1,7 +1,8 @@
 """mft_jax: the mean-field theory of wide neural networks, in JAX.
 
 The nouns of docs/theory.md as modules: ``data`` (weighted datasets), ``tasks``, ``activations``,
-``model`` (the two-layer prior), ``neurons`` (the law of one neuron as weighted particles),
+``model`` (the two-layer prior), ``deep`` (the deep prior and its per-layer fixed point), ``protocol``
+(what every model implements: prior sampling, the network, gains, single-site laws), ``neurons`` (the law of one neuron as weighted particles),
 ``background`` and ``solver`` (the fixed point ``K = B(F(K))``), ``train`` (finite networks
 and single-neuron trainers), ``compare`` (distances between neuron laws).
 """

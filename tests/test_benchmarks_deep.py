@@ -76,7 +76,16 @@ def test_deep_composition_writes_losses_of_gp_theory_and_networks(tmp_path):
             assert -1.0 - 1e-6 <= entry["alignment"]["theory"] <= 1.0 + 1e-6 and entry["distance"]["theory"] >= 0
             assert entry["overlap"]["theory_sd"] > 0 and entry["overlap"]["networks_sd"] > 0
         assert results["losses"]["networks_" + depth]["test_sem"] >= 0
+        assert len(results["losses"]["networks_" + depth]["train_halves"]) == 2
     assert deep_composition.make_figures(results, str(tmp_path))[0].is_file()
+    # the theory by resample-move layer laws (--sampler mcmc), one depth
+    out = tmp_path / "deep_composition_mcmc.json"
+    deep_composition.main(["--quick", "--train-points", "16", "--test-points", "64", "--steps", "200", "--width", "32",
+                           "--num-samples", "1024", "--sampler", "mcmc", "--depths", "3", "--beta", "20", "--out", str(out),
+                           "--figure", str(tmp_path / "comp_mcmc.png"), "--runs", ""])
+    results = json.loads(out.read_text())
+    assert results["sampler"] == "mcmc" and sorted(results["theory"]) == ["depth3"]
+    assert results["theory"]["depth3"]["converged"] and results["theory"]["depth3"]["sampler"] == "mcmc"
 
 
 @pytest.mark.slow

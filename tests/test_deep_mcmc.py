@@ -8,6 +8,8 @@
   fixed point: the readout residual within 3% (error budget in the test; measured 0.1-0.6% over 3 seeds),
   where a 30% error in beta moves it by 23-43% (the check has power).
 - Samplers declare what they are; settings that cannot work are refused in words.
+- A step the solver takes outside the admissible region stops the run at the last admissible iterate,
+  and the refused iterate stays out of the history.
 """
 
 import jax
@@ -15,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mft_jax import deep
 from mft_jax.activations import get_activation
 from mft_jax.deep import Deep, importance_layers, mcmc_layers, solve_deep
+from mft_jax.fixed_point import Step
 from mft_jax.errors import ConfigError
 from mft_jax.layers import GaussianLayers, ImportanceLayers, LayerSampler, MCMCLayers, asymptotic_margin
 from test_deep import closed_form_kernels, whitened_data
@@ -75,3 +79,31 @@ def test_layer_samplers_declare_what_they_are_and_refuse_what_cannot_work():
         mcmc_layers(64, refresh_ess=1.5)
     with pytest.raises(ConfigError, match="num_steps must be an integer >= 2"):
         mcmc_layers(64, num_steps=1)
+
+
+class _Overshoot:
+    """A solver whose every step goes 200 x the map's gap: far outside the region where the layer laws exist."""
+
+    def __init__(self, damping):
+        pass
+
+    def init(self, problem, it):
+        return None
+
+    def step(self, problem, state, it):
+        x = it.x + 200.0 * it.evaluation.gap
+        return Step(x, problem.evaluate(x), "overshoot", state)
+
+
+@pytest.mark.slow  # default-suite budget (two mcmc_layers solves with their compiles): make test-slow
+def test_a_refused_step_of_the_adaptive_sampler_stays_out_of_the_history(x64, monkeypatch):
+    """mcmc_layers stop at the last admissible iterate when the solver leaves the admissible region, and the
+    refused iterate is not reported (history: the start only; before the fix it held the refused step too)."""
+    monkeypatch.setattr(deep, "NewtonKrylov", _Overshoot)
+    data, sw2 = whitened_data(P=4, d=6, seed=2)
+    model = Deep("linear", depth=3, sa2=1.0, sW2=1.0, sw2=sw2, beta=0.5)
+    solution = solve_deep(data, model, mcmc_layers(512), tol=1e-10, auto=False, continuation=1, max_iter=5)
+    assert not solution.converged and "no step keeps every layer law normalizable" in solution.message
+    assert len(solution.history["change"]) == 1 and solution.history["step"] == []
+    np.testing.assert_array_equal(np.asarray(solution.residual), np.asarray(solve_deep(
+        data, model, mcmc_layers(512), tol=1e-10, auto=False, continuation=1, max_iter=1).residual))  # the start, kept

@@ -63,22 +63,11 @@ def test_writes_neurons_and_results(tmp_path, background):
 def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, background):
     """SIGKILL a real `mft-jax foreground` process after its first checkpoint; `--resume` ends bit-for-bit
     where an uninterrupted run of the same config ends (checkpoints are atomic, so a kill mid-write is safe)."""
-    import subprocess
-    import sys
-    import time
+    from crash import kill_after_first_checkpoint
 
     part = tmp_path / "resumed"
     endless = config(tmp_path, "endless.toml", steps=100000000)
-    process = subprocess.Popen([sys.executable, "-m", "mft_jax.cli", "foreground", endless, "--background", str(background),
-                                "--out", str(part)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while not (part / "checkpoint.npz").exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.05)
-    time.sleep(0.5)  # let it run on past the first checkpoint
-    process.kill()
-    process.wait()
+    kill_after_first_checkpoint(["foreground", endless, "--background", background, "--out", part], part)
     killed_at = load_checkpoint(part, _template())[1]
     assert killed_at >= 10 and not (part / "neurons.npz").exists()  # it really died mid-run
     target = config(tmp_path, "target.toml", steps=killed_at + 20)

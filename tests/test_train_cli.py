@@ -107,22 +107,11 @@ def test_infinite_data_run_measures_on_fresh_samples(tmp_path):
 def test_a_killed_run_resumes_to_the_state_of_the_uninterrupted_run(tmp_path):
     """SIGKILL a real `mft-jax train` process after its first checkpoint; `--resume` ends bit-for-bit where
     an uninterrupted run of the same config ends (the kill may land mid-write: checkpoints are atomic)."""
-    import subprocess
-    import sys
-    import time
+    from crash import kill_after_first_checkpoint
 
     endless = LANGEVIN.replace("steps = 40", "steps = 100000000")  # never finishes by itself
     part = tmp_path / "part"
-    process = subprocess.Popen([sys.executable, "-m", "mft_jax.cli", "train", write(tmp_path, endless, name="endless.toml"),
-                                "--out", str(part)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while not (part / "checkpoint.npz").exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.05)
-    time.sleep(0.5)  # let it run on past the first checkpoint
-    process.kill()
-    process.wait()
+    kill_after_first_checkpoint(["train", write(tmp_path, endless, name="endless.toml"), "--out", part], part)
     killed_at = int(np.load(part / "checkpoint.npz")["step"])
     assert killed_at >= 10 and not (part / "network.npz").exists()  # it really died mid-run
     target = LANGEVIN.replace("steps = 40", f"steps = {killed_at + 30}")

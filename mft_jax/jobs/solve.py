@@ -106,24 +106,8 @@ def run(args) -> int:
     )
     for action in solution.actions:
         print(f"mft-jax solve: automatic step: {action}")
-    resolved = {
-        "task": dict(raw.get("task") or {}),
-        "model": model.settings(),
-        "solver": dataclasses.asdict(config),
-    }
     out = Path(args.out)
-    io.write_json(out / "solution.json", {
-        "converged": solution.converged,
-        "iterations": solution.iterations,
-        "loss": solution.loss,
-        "free_energy": solution.free_energy,
-        "message": solution.message,
-        "actions": list(solution.actions),
-        "history": solution.history,
-        "diagnostics": solution.diagnostics,
-        "config": resolved,
-        "meta": io.run_metadata(resolved, config.seed),
-    })
+    write_solution(out, solution, raw, config, model, solution.actions)
     io.save_neurons(out / "neurons.npz", solution.law)
     io.save_background(out / "background.npz", data, solution.residual, model)
     print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {out}")
@@ -131,6 +115,23 @@ def run(args) -> int:
         print(f"mft-jax solve: {solution.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def write_solution(out: Path, solution, raw: dict, config: SolverConfig, model, actions) -> None:
+    """``solution.json``: the verdict, loss, free energy, history and diagnostics, with the resolved config and run metadata."""
+    resolved = {"task": dict(raw.get("task") or {}), "model": model.settings(), "solver": dataclasses.asdict(config)}
+    io.write_json(out / "solution.json", {
+        "converged": solution.converged,
+        "iterations": solution.iterations,
+        "loss": solution.loss,
+        "free_energy": solution.free_energy,
+        "message": solution.message,
+        "actions": list(actions),
+        "history": solution.history,
+        "diagnostics": solution.diagnostics,
+        "config": resolved,
+        "meta": io.run_metadata(resolved, config.seed),
+    })
 
 
 def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool, job: str = "solve"):
@@ -158,20 +159,8 @@ def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool
 def run_deep(args, raw: dict, config: SolverConfig, model: Deep, data) -> int:
     """``[model] depth >= 3``: the per-layer fixed point of docs/theory.md section 6."""
     solution = solve_deep_config(config, model, data, progress=not args.no_progress)
-    resolved = {"task": dict(raw.get("task") or {}), "model": model.settings(), "solver": dataclasses.asdict(config)}
     out = Path(args.out)
-    io.write_json(out / "solution.json", {
-        "converged": solution.converged,
-        "iterations": solution.iterations,
-        "loss": solution.loss,
-        "free_energy": solution.free_energy,
-        "message": solution.message,
-        "actions": list(solution.history["actions"]),
-        "history": solution.history,
-        "diagnostics": solution.diagnostics,
-        "config": resolved,
-        "meta": io.run_metadata(resolved, config.seed),
-    })
+    write_solution(out, solution, raw, config, model, solution.history["actions"])
     kernels = {f"phi_{layer}": kernel for layer, kernel in enumerate(solution.kernels, start=1)}
     io.save_npz(out / "kernels.npz", x=data.x, q=data.q, y=data.y, residual=solution.residual, **kernels)
     print(f"mft-jax solve: depth {model.depth}: {solution.message}; loss {solution.loss:.6g}, "
