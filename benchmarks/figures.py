@@ -19,7 +19,7 @@ from pathlib import Path
 
 BENCHMARK_DIR = Path(__file__).resolve().parent
 ROOT = BENCHMARK_DIR.parent
-BENCHMARKS = ("clover", "linear", "teacher_student", "modular_addition", "solver_speed", "neuron_throughput", "deep_digits", "deep_speed", "deep_composition")
+BENCHMARKS = ("clover", "linear", "teacher_student", "modular_addition", "solver_speed", "neuron_throughput", "deep_digits", "deep_speed", "deep_composition", "modular_grokking")
 
 
 def load_benchmark(name: str):

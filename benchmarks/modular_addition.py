@@ -17,6 +17,10 @@ This script computes, with the library:
    full table, against the exact theory at the same ``(beta, sa2, gamma)``: the discrepancy coefficient
    ``a``, the fraction of (neuron, mode) pairs beyond the coexistence barrier, each neuron's top-mode share.
 5. ``loss_timing``: the Fourier form of the loss (``mft_jax.modular.fourier_loss``) against the direct loss.
+6. ``width_sweep`` (``[width_sweep]``): the networks' ``a`` at one (P, beta) across widths, fitted as
+   ``a_inf + c/N`` (and with a ``1/N^2`` term, and through the two largest widths) against the exact theory,
+   plus two equilibration checks: a run ``long_factor`` times longer, and a run started in the theory's
+   single-neuron law (``mft_jax.modular.sample_neurons``).
 
 Run: ``python benchmarks/modular_addition.py [--quick] [--config configs/modular_addition.toml]``.
 Network points are cached in ``runs/modular_addition/`` (delete to recompute).
@@ -45,7 +49,8 @@ from mft_jax.io import run_metadata, write_json  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.modular import (  # noqa: E402
     coexistence_coupling, exact_coexistence, fourier_loss, learned_fraction, library_couplings, mode_powers,
-    network_discrepancy, pair_mode, paper_couplings, sample_pair_modes, saddle, solve_discrepancy, top_mode_share,
+    network_discrepancy, pair_mode, paper_couplings, sample_neurons, sample_pair_modes, saddle, solve_discrepancy,
+    top_mode_share,
 )
 from mft_jax.priors import fourier_sextic  # noqa: E402
 from mft_jax.tasks import make_data  # noqa: E402
@@ -95,6 +100,20 @@ class NetworkSection:
     theory_points: int = 300
     seed: int = 0
     timing_moduli: list = dataclasses.field(default_factory=lambda: [23, 41, 101])
+
+
+@dataclasses.dataclass(frozen=True)
+class WidthSweepSection:
+    """``[width_sweep]``: the gap in ``a`` between networks and theory at one (P, beta) (other settings from
+    ``[networks]``): ``a(N)`` across ``widths`` fitted as ``a_inf + c/N``; a run ``long_factor`` times longer and a
+    run started in the theory's single-neuron law (``start = "theory"``), both at ``long_width`` (equilibration)."""
+
+    modulus: int = 23
+    beta: float = 100.0
+    widths: list = dataclasses.field(default_factory=lambda: [256, 512, 1024, 2048])
+    num_seeds: int = 4
+    long_width: int = 1024
+    long_factor: int = 4
 
 
 def _phase_boundaries(curve: list[dict]) -> dict:
@@ -219,9 +238,14 @@ def exact_theory(paper: PaperSection, exact: ExactSection) -> dict:
     return out
 
 
-def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Path) -> dict:
-    """Langevin networks vs the exact theory at one (P, beta); cached as JSON."""
-    path = cache / f"P{modulus}_beta{beta:g}_N{net.width}_S{net.num_seeds}_T{net.steps}.json"
+def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Path, start: str = "prior") -> dict:
+    """Langevin networks vs the exact theory at one (P, beta); cached as JSON.
+
+    ``start``: ``"prior"`` (prior draws) or ``"theory"`` (first-layer weights drawn from the exact theory's
+    single-neuron law at its self-consistent coupling, ``mft_jax.modular.sample_neurons``; readouts from the prior).
+    """
+    suffix = "" if start == "prior" else f"_start{start}"
+    path = cache / f"P{modulus}_beta{beta:g}_N{net.width}_S{net.num_seeds}_T{net.steps}{suffix}.json"
     if path.is_file():
         return json.loads(path.read_text())
     sa2 = net.kappa / beta
@@ -229,15 +253,26 @@ def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Pa
     data = make_data("modular_addition", modulus=modulus)
     threshold = saddle(coexistence_coupling(net.gamma), net.gamma).barrier
     observe = lambda p: {"a": network_discrepancy(p, model), "learned": learned_fraction(p["w"], threshold)}
-    start = time.perf_counter()
+    u, kappa = library_couplings(modulus, sa2, beta)
+    theory = solve_discrepancy(u, kappa, net.gamma, modulus, points=net.theory_points)
+    init_params = None
+    if start == "theory":
+        rng = np.random.default_rng([net.seed, modulus, net.width])
+        w = sample_neurons(rng, theory.g, net.gamma, modulus, net.num_seeds * net.width, points=net.theory_points)
+        a = math.sqrt(sa2) * rng.standard_normal((net.num_seeds, net.width, modulus))
+        init_params = {"a": a, "w": w.reshape(net.num_seeds, net.width, 2 * modulus)}
+    elif start != "prior":
+        raise ValueError(f"start must be 'prior' or 'theory', got {start!r}")
+    clock = time.perf_counter()
     result = train(key, model, net.width, data, langevin_optimizer(model, net.step_size), net.steps, num_seeds=net.num_seeds,
-                   chunk=net.record_every, observables=observe, progress=False)
-    seconds = time.perf_counter() - start
+                   chunk=net.record_every, observables=observe, progress=False, init_params=init_params)
+    seconds = time.perf_counter() - clock
     history = result.history
     kept = history["step"] > net.burn_in
     half = kept & (history["step"] > (net.burn_in + net.steps) / 2)
     record = {"P": modulus, "beta": beta, "sa2": sa2, "gamma": net.gamma, "width": net.width, "seconds": seconds,
-              "load_average": os.getloadavg()[0]}
+              "load_average": os.getloadavg()[0], **({} if start == "prior" else {"start": start}), "steps": net.steps,
+              "num_seeds": net.num_seeds}
     for name in ("a", "learned", "loss"):
         values = np.asarray(history[name], dtype=float)
         per_seed = values[kept].mean(axis=0)
@@ -252,8 +287,6 @@ def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Pa
     record["top_mode_share_hist"] = np.histogram(np.asarray(top_mode_share(powers)), bins=20, range=(0, 1))[0].tolist()
     record["example_spectra"] = (powers[:6, 0] + powers[:6, 1]).tolist()
     # theory at the same (beta, sa2, gamma)
-    u, kappa = library_couplings(modulus, sa2, beta)
-    theory = solve_discrepancy(u, kappa, net.gamma, modulus, points=net.theory_points)
     gp = 1 / (1 + 4 * kappa / modulus**2)
     rng = np.random.default_rng(net.seed)
     samples = sample_pair_modes(rng, theory.g, net.gamma, modulus, (4096, (modulus - 1) // 2), points=net.theory_points)
@@ -270,6 +303,65 @@ def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Pa
     cache.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     return record
+
+
+def _summary(point: dict) -> dict:
+    """The numbers of a network point the width sweep reports (the traces stay in the cache)."""
+    keys = ("width", "steps", "num_seeds", "a", "a_se", "a_first_half", "a_second_half", "learned", "learned_se", "seconds",
+            "load_average", "a_trace", "learned_trace", "steps_recorded")
+    return {**{k: point[k] for k in keys if k in point}, "start": point.get("start", "prior")}
+
+
+def fit_inverse_width(widths, values, errors, order: int = 1) -> dict:
+    """Weighted least squares ``a(N) = a_inf + sum_(j=1..order) c_j / N^j`` (weights ``1/se^2``): ``a_inf``, ``c``, the
+    standard errors from the covariance ``(X^T W X)^-1`` and ``chi2`` per degree of freedom (>> 1: the seed errors or the
+    form fall short; with no degree of freedom left, NaN)."""
+    widths, values, errors = (np.asarray(v, float) for v in (widths, values, errors))
+    design = np.stack([widths ** (-float(j)) for j in range(order + 1)], axis=1)
+    weight = 1.0 / errors**2
+    covariance = np.linalg.inv(design.T @ (weight[:, None] * design))
+    coef = covariance @ design.T @ (weight * values)
+    chi2 = float(np.sum(weight * (values - design @ coef) ** 2))
+    dof = len(values) - order - 1
+    return {"order": order, "widths": widths.tolist(), "a_inf": float(coef[0]), "a_inf_se": float(math.sqrt(covariance[0, 0])),
+            "c": coef[1:].tolist(), "c_se": np.sqrt(np.diag(covariance)[1:]).tolist(), "chi2": chi2,
+            "chi2_per_dof": chi2 / dof if dof > 0 else float("nan")}
+
+
+def width_sweep(key, sweep: WidthSweepSection, net: NetworkSection, cache: Path) -> dict:
+    """``a(N)`` at one (P, beta) across widths, fitted as ``a_inf + c/N``, against the exact theory; equilibration:
+    the same point run ``long_factor`` times longer (burn-in scaled alike) and from the theory's neuron law."""
+    points = []
+    for index, width in enumerate(sweep.widths):
+        setting = dataclasses.replace(net, width=int(width), num_seeds=sweep.num_seeds)
+        point = network_point(jax.random.fold_in(key, 7000 + index), sweep.modulus, float(sweep.beta), setting, cache)
+        points.append(point)
+        print(f"width sweep P = {sweep.modulus}, beta = {sweep.beta:g}, N = {width}: a = {point['a']:.4f} +- {point['a_se']:.2g} "
+              f"(halves {point['a_first_half']:.4f} / {point['a_second_half']:.4f}); learned {point['learned']:.4f} "
+              f"[{point['seconds']:.0f} s, load {point['load_average']:.1f}]", flush=True)
+    theory = points[0]["theory"]
+    widths, values, errors = ([p[k] for p in points] for k in ("width", "a", "a_se"))
+    fits = {"inverse_width": fit_inverse_width(widths, values, errors),
+            "inverse_width_quadratic": fit_inverse_width(widths, values, errors, order=2) if len(points) > 3 else None,
+            "inverse_width_two_largest": fit_inverse_width(widths[-2:], values[-2:], errors[-2:])}
+    for name, fit in fits.items():
+        if fit is None:
+            continue
+        fit["pull"] = (fit["a_inf"] - theory["a"]) / fit["a_inf_se"]
+        print(f"width sweep fit ({name}, N = {fit['widths']}): a_inf = {fit['a_inf']:.4f} +- {fit['a_inf_se']:.2g} "
+              f"(chi2 {fit['chi2']:.3g}, per dof {fit['chi2_per_dof']:.3g}); theory a = {theory['a']:.4f} ({fit['pull']:+.1f} s.e.)", flush=True)
+    long_net = dataclasses.replace(net, width=sweep.long_width, num_seeds=sweep.num_seeds)
+    longer = dataclasses.replace(long_net, steps=net.steps * sweep.long_factor, burn_in=net.burn_in * sweep.long_factor)
+    checks = {
+        "long": network_point(jax.random.fold_in(key, 7100), sweep.modulus, float(sweep.beta), longer, cache),
+        "theory_start": network_point(jax.random.fold_in(key, 7200), sweep.modulus, float(sweep.beta), long_net, cache, start="theory"),
+    }
+    for name, point in checks.items():
+        print(f"equilibration ({name}) N = {point['width']}, {point['steps']} steps: a = {point['a']:.4f} +- {point['a_se']:.2g} "
+              f"(halves {point['a_first_half']:.4f} / {point['a_second_half']:.4f}); learned {point['learned']:.4f} vs theory "
+              f"{theory['learned']:.4f} [{point['seconds']:.0f} s]", flush=True)
+    return {"P": sweep.modulus, "beta": sweep.beta, "theory": {k: theory[k] for k in ("a", "a_gp", "learned", "g", "phase")},
+            "points": [_summary(p) for p in points], "fits": fits, **{name: _summary(p) for name, p in checks.items()}}
 
 
 def loss_timing(moduli, width: int = 256) -> dict:
@@ -296,10 +388,11 @@ def loss_timing(moduli, width: int = 256) -> dict:
 
 def main(argv=None) -> dict:
     args = parse(NAME, __doc__.splitlines()[0], argv)
-    raw = load_toml(args.config, {"paper", "exact", "networks"})
+    raw = load_toml(args.config, {"paper", "exact", "networks", "width_sweep"})
     paper = section(PaperSection, raw.get("paper"), "paper")
     exact = section(ExactSection, raw.get("exact"), "exact")
     net = section(NetworkSection, raw.get("networks"), "networks")
+    sweep = section(WidthSweepSection, raw["width_sweep"], "width_sweep") if "width_sweep" in raw else None
     with jax.enable_x64(True):
         paper_fig3, corrected = fig3(paper)
         print(f"Fig. 3, literal numbers (saddle): GMFL-I from sigma^2 = {paper_fig3['gmfl1_sigma2']:.4f}, GMFL-II from "
@@ -322,8 +415,9 @@ def main(argv=None) -> dict:
                   f"(halves {point['a_first_half']:.4f} / {point['a_second_half']:.4f}); theory a = {th['a']:.4f} (GP {th['a_gp']:.4f}, {th['phase']}); "
                   f"learned {point['learned']:.4f} vs {th['learned']:.4f}; top-mode share {point['top_mode_share']:.3f} vs {th['top_mode_share']:.3f} "
                   f"(prior {th['prior_top_mode_share']:.3f}) [{point['seconds']:.0f} s]", flush=True)
+    widths = width_sweep(jax.random.fold_in(key, 1), sweep, net, cache) if sweep is not None else None
     results = {"paper_fig3": paper_fig3, "corrected": corrected, "exact_theory": theory, "networks": networks,
-               "loss_timing": timing, "config": raw, "meta": run_metadata(raw, net.seed)}
+               "width_sweep": widths, "loss_timing": timing, "config": raw, "meta": run_metadata(raw, net.seed)}
     write_json(Path(args.results) / f"{NAME}.json", results)
     paths = make_figures(results, args.figures)
     print("figures:", ", ".join(str(p) for p in paths))
@@ -331,7 +425,7 @@ def main(argv=None) -> dict:
 
 
 def make_figures(results: dict, outdir="figures") -> list:
-    """Phase diagram (a vs sigma^2, Fig. 3), networks vs theory, Fourier spectra of trained neurons."""
+    """Phase diagram (a vs sigma^2, Fig. 3), networks vs theory, Fourier spectra of trained neurons, a(N) of the width sweep."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -385,6 +479,27 @@ def make_figures(results: dict, outdir="figures") -> list:
             ax.legend(fontsize=7)
         fig.tight_layout()
         paths.append(outdir / f"{NAME}_networks.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    sweep = results.get("width_sweep")
+    if sweep:
+        fig, ax = plt.subplots(figsize=(6, 4.3))
+        inverse = np.array([1.0 / p["width"] for p in sweep["points"]])
+        ax.errorbar(inverse, [p["a"] for p in sweep["points"]], [p["a_se"] for p in sweep["points"]], fmt="ko", label="networks (from the prior)")
+        for name, marker in (("long", "v"), ("theory_start", "s")):
+            point = sweep[name]
+            ax.errorbar([1.0 / point["width"]], [point["a"]], [point["a_se"]], fmt=marker, mfc="none", ms=9,
+                        label=f"{name.replace('_', ' ')} ({point['steps']} steps)")
+        grid = np.linspace(0, inverse.max() * 1.05, 100)
+        for (name, fit), style in zip(sweep["fits"].items(), ("C0-", "C1--", "C2:")):
+            if fit:
+                curve = fit["a_inf"] + sum(c * grid ** (j + 1) for j, c in enumerate(fit["c"]))
+                ax.plot(grid, curve, style, label=f"{name}: a_inf = {fit['a_inf']:.4f} +- {fit['a_inf_se']:.1g}")
+        ax.axhline(sweep["theory"]["a"], color="r", lw=1, label=f"exact theory {sweep['theory']['a']:.4f}")
+        ax.set(xlabel="1/N", ylabel="a", title=f"P = {sweep['P']}, beta = {sweep['beta']:g}: a(N)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(outdir / f"{NAME}_width.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
     return paths

@@ -329,16 +329,23 @@ class Stall:
 @dataclasses.dataclass(frozen=True)
 class NoiseFloor:
     """A noisy map's floor: the median change of the last ``window`` iterations is above ``plateau``
-    x the median of the ``window`` before them."""
+    x the median of the ``window`` before them. A floor above ``ceiling`` (relative change) is no fixed
+    point: the run stops as stalled (``NoiseFloor.stalled``), not converged."""
 
     window: int = 10
     plateau: float = 0.8
+    ceiling: float = 0.1
     result = Result.NOISE_FLOOR
 
     def __call__(self, changes: list, tol: float) -> str | None:
         if len(changes) < 2 * self.window:
             return None
         recent, earlier = np.median(changes[-self.window:]), np.median(changes[-2 * self.window: -self.window])
+        if recent > self.plateau * earlier and recent > self.ceiling:
+            return Result.STALLED, (
+                f"stalled, no fixed point: the relative change stopped falling at {recent:.3g} (median of the last "
+                f"{self.window} iterations), above the largest noise floor taken for a fixed point ({self.ceiling:g}); "
+                "the sampler's law does not settle (chains that do not mix, or no fixed point)")
         if recent > self.plateau * earlier:
             return (f"stopped at the sampler's noise floor: the relative change stalled at {recent:.3g} "
                     f"(median of the last {self.window} iterations, tol {tol:g})")
@@ -396,9 +403,10 @@ def stopping(changes: list, tol: float, stop: tuple, steps: int, max_steps: int)
     change = changes[-1]
     if change <= tol:
         return Result.SUCCESSFUL, f"relative change {change:.3g} <= tol {tol:g}"
-    fired = next(((rule.result, why) for rule in stop if (why := rule(changes, tol))), None)
-    if fired is not None:
-        return fired
+    for rule in stop:  # a rule returns None, a message (its verdict is ``rule.result``) or ``(Result, message)``
+        why = rule(changes, tol)
+        if why:
+            return why if isinstance(why, tuple) else (rule.result, why)
     if steps >= max_steps:
         return Result.MAX_STEPS, f"relative change {change:.3g} > tol {tol:g} after max_iter = {max_steps}"
     return None

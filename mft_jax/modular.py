@@ -36,8 +36,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.integrate import quad
 from scipy.special import logsumexp
 
+from mft_jax.background import residual_from_kernel
 from mft_jax.errors import ConfigError
 from mft_jax.priors import fourier_coefficients
 from mft_jax.train.network import readout_norm
@@ -302,3 +304,87 @@ def paper_couplings(modulus: int, width: int, sa2_paper: float, sigma2: float) -
 def library_couplings(modulus: int, sa2: float, beta: float) -> tuple[float, float]:
     """``(u, kappa) = (2 beta^2 sa2 / P^2, beta sa2)`` for a library ``TwoLayer`` (mean-field scaling)."""
     return 2 * beta**2 * sa2 / modulus**2, beta * sa2
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights from the per-mode law; the prior kernel (NNGP of the square network with the Fourier sextic prior)
+# ---------------------------------------------------------------------------------------------
+
+
+def _zero_mode_grid(gamma: float, modulus: int, points: int = 4001) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and normalised masses of the real ``k = 0`` mode ``s = u_0``: law ``exp(-P s^2/2 - P (gamma/6) s^6) ds``."""
+    half = 12.0 / math.sqrt(modulus)
+    s = np.linspace(-half, half, points)
+    log_w = -modulus * (s * s / 2 + gamma * s**6 / 6)
+    mass = np.exp(log_w - log_w.max())
+    return s, mass / mass.sum()
+
+
+def sample_neurons(rng: np.random.Generator, g: float, gamma: float, modulus: int, size: int, points: int = 600) -> np.ndarray:
+    """``size`` weights ``w = (u, v)`` in R^(2P) drawn from the single-neuron law at coupling ``g`` (docs/theory.md section 9).
+
+    Each pair mode ``(k, P-k)`` independently: ``(Phi_k, Psi_k)`` from ``exp(-2P A(Phi, Psi))`` (``sample_pair_modes``),
+    phases uniform, ``u_k = sqrt(Phi_k) e^(i theta_k)``, ``v_k = sqrt(Psi_k) e^(i chi_k)``; the real ``k = 0`` modes
+    ``u_0, v_0`` from ``exp(-P s^2/2 - P (gamma/6) s^6)`` (the tilt does not see them). Then
+    ``u_n = u_0 + 2 sum_(k=1)^((P-1)/2) sqrt(Phi_k) cos(theta_k - 2 pi k n/P)`` (``v`` likewise). ``g = 0``: the prior.
+    """
+    pairs = (modulus - 1) // 2
+    powers = sample_pair_modes(rng, g, gamma, modulus, (size, pairs), points=points)  # (size, K, 2)
+    phases = rng.uniform(0.0, 2 * np.pi, (size, pairs, 2))
+    s, mass = _zero_mode_grid(gamma, modulus)
+    zero = rng.choice(s, size=(size, 2), p=mass)
+    k = np.arange(1, pairs + 1)
+    n = np.arange(modulus)
+    angle = phases[:, :, None, :] - 2 * np.pi * k[None, :, None, None] * n[None, None, :, None] / modulus  # (size, K, P, 2)
+    halves = zero[:, None, :] + 2 * np.sum(np.sqrt(powers)[:, :, None, :] * np.cos(angle), axis=1)  # (size, P, 2)
+    return np.concatenate([halves[..., 0], halves[..., 1]], axis=-1)
+
+
+def prior_correlations(gamma: float, modulus: int) -> tuple[np.ndarray, np.ndarray]:
+    """``C(d) = E[u_n u_(n+d)]`` and ``D(d) = E[u_n^2 u_(n+d)^2]`` (d = 0..P-1) under the prior ``exp(-|w|^2/2 - Gamma)``.
+
+    With independent modes of uniform phase, ``u_n = s + sum_k a_k(n)``, ``a_k(n) = 2 sqrt(Phi_k) cos(theta_k - 2 pi k n/P)``:
+    ``E[a_k(0) a_k(d)] = 2 <Phi> cos(phi_k)``, ``E[a_k(0)^2 a_k(d)^2] = <Phi^2> (4 + 2 cos 2 phi_k)``, ``phi_k = 2 pi k d/P``,
+    and for a sum of independent symmetric terms ``E[X^2 Y^2] = (sum E a^2)(sum E b^2) + 2 (sum E ab)^2
+    + sum_k (E a_k^2 b_k^2 - E a_k^2 E b_k^2 - 2 (E a_k b_k)^2)``. One pair mode's ``Phi`` has the law
+    ``exp(-2P (Phi/2 + gamma Phi^3/6)) dPhi`` (prior: ``Phi``, ``Psi`` independent); ``s = u_0`` that of ``_zero_mode_grid``.
+    Gaussian prior (gamma = 0): ``C = delta_(d,0)``, ``D = 1 + 2 delta_(d,0)``.
+    """
+    def moments(log_density, lower, upper, orders):
+        scale = quad(lambda t: math.exp(log_density(t)), lower, upper, epsabs=0, epsrel=1e-13, limit=200)[0]
+        return [quad(lambda t: t**k * math.exp(log_density(t)), lower, upper, epsabs=0, epsrel=1e-13, limit=200)[0] / scale for k in orders]
+
+    m1, m2 = moments(lambda t: -2 * modulus * (t / 2 + gamma * t**3 / 6), 0.0, 80.0 / modulus, (1, 2))
+    s2, s4 = moments(lambda t: -modulus * (t * t / 2 + gamma * t**6 / 6), -12.0 / math.sqrt(modulus), 12.0 / math.sqrt(modulus), (2, 4))
+    pairs = (modulus - 1) // 2
+    angle = 2 * np.pi * np.outer(np.arange(modulus), np.arange(1, pairs + 1)) / modulus  # (d, k)
+    var = s2 + 2 * m1 * pairs  # sum E a^2 (= sum E b^2)
+    cross = s2 + np.sum(2 * m1 * np.cos(angle), axis=1)  # sum E ab = C(d)
+    excess = (s4 - 3 * s2**2) + np.sum(m2 * (4 + 2 * np.cos(2 * angle)) - 4 * m1**2 - 8 * m1**2 * np.cos(angle) ** 2, axis=1)
+    return cross, var * var + 2 * cross**2 + excess
+
+
+def prior_kernel(x1: jax.Array, x2: jax.Array, gamma: float) -> np.ndarray:
+    """NNGP kernel ``K(x, x') = E[(w.x)^2 (w.x')^2]`` of the square network under the prior ``exp(-|w|^2/2 - Gamma)``,
+    ``Gamma = fourier_sextic(gamma)``, for two-hot inputs ``x = e_n (+) e_m``, ``x' = e_n' (+) e_m'``: (P1, P2).
+
+    ``w.x = u_n + v_m`` with ``u``, ``v`` independent and translation invariant, so
+    ``K = D(n - n') + D(m - m') + 2 C(0)^2 + 4 C(n - n') C(m - m')`` (``prior_correlations``). gamma = 0 gives the
+    Gaussian closed form ``q11 q22 + 2 q12^2`` (``mft_jax.gp.nngp_kernel("square", 1, ...)``).
+    """
+    x1, x2 = np.asarray(x1), np.asarray(x2)
+    modulus = x1.shape[-1] // 2
+    c, d = prior_correlations(float(gamma), modulus)
+    n1, m1 = np.argmax(x1[:, :modulus], 1), np.argmax(x1[:, modulus:], 1)
+    n2, m2 = np.argmax(x2[:, :modulus], 1), np.argmax(x2[:, modulus:], 1)
+    dn, dm = (n1[:, None] - n2[None, :]) % modulus, (m1[:, None] - m2[None, :]) % modulus
+    return d[dn] + d[dm] + 2 * c[0] ** 2 + 4 * c[dn] * c[dm]
+
+
+def prior_gp_predict(data, model, x_new: jax.Array, gamma: float) -> jax.Array:
+    """GP prediction with ``prior_kernel`` in the library's convention (``mft_jax.gp``): ``r = (I + beta sa2 K Q)^(-1) y``
+    on the data, ``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at ``x_new`` (M, 2P): (M, P)."""
+    gram = jnp.asarray(prior_kernel(data.x, data.x, gamma), data.x.dtype)
+    residual = residual_from_kernel(model, data, gram)
+    kernel = jnp.asarray(prior_kernel(x_new, data.x, gamma), data.x.dtype)
+    return model.gain * kernel @ (data.q[:, None] * residual)

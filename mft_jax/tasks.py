@@ -227,3 +227,20 @@ def make_data(name: str, *, quadrature=None, samples=None, n_train=None, seed: i
     key = jax.random.key(seed)
     dataset = task.sample(key, sizes.get("samples") or sizes["n_train"])
     return make_dataset(dataset.x, dataset.y, dataset.q, name=name)
+
+
+def make_split(name: str, *, n_train: int, seed: int = 0, **options) -> tuple[Dataset, Dataset]:
+    """A finite-table task's training set ``make_data(name, n_train=n_train, seed=seed, **options)`` and its complement.
+
+    The held-out set holds the ``len(table) - n_train`` table inputs the training set leaves out (weights
+    ``1/n_test``), in the order of the same permutation; training sets of one ``seed`` are nested in ``n_train``.
+    """
+    task = get_task(name, **options)
+    if task.table is None:
+        raise ConfigError(f"make_split needs a task with a finite input table; {name!r} has Gaussian inputs")
+    train = make_data(name, n_train=n_train, seed=seed, **options)
+    size = len(task.table)
+    if n_train >= size:
+        raise ConfigError(f"make_split: n_train = {n_train} leaves no held-out input of the {size} in task {name!r}")
+    x = jnp.asarray(task.table)[jax.random.permutation(jax.random.key(seed), size)[n_train:]]
+    return train, Dataset(x, jnp.full((size - n_train,), 1.0 / (size - n_train), x.dtype), task.target(x))

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import linear  # noqa: E402
 import modular_addition  # noqa: E402
+import modular_grokking  # noqa: E402
 import teacher_student  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.tasks import make_data  # noqa: E402
@@ -61,7 +62,7 @@ def test_teacher_student_mapping_reproduces_the_papers_numbers():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", [linear, modular_addition])  # teacher_student: tests/test_teacher_student.py
+@pytest.mark.parametrize("module", [linear, modular_addition, modular_grokking])  # teacher_student: tests/test_teacher_student.py
 def test_quick_run(tmp_path, module):
     results = module.main(["--quick", "--results", str(tmp_path), "--figures", str(tmp_path)])
     saved = json.loads((tmp_path / f"{module.NAME}.json").read_text())
@@ -73,6 +74,12 @@ def test_quick_run(tmp_path, module):
     if module is modular_addition:  # Fig. 3's GMFL-I onset in the reading that gives the paper's 0.227; a network point ran
         assert abs(results["paper_fig3"]["readings"]["mixed"]["gmfl1_sigma2"] - modular_addition.PAPER["gmfl1_sigma2"]) < 0.002
         assert all(math.isfinite(point["a"]) for points in results["networks"].values() for point in points)
+        sweep = results["width_sweep"]
+        assert math.isfinite(sweep["fits"]["inverse_width"]["a_inf"]) and sweep["theory_start"]["start"] == "theory" and sweep["long"]["steps"] > sweep["points"][0]["steps"]
+    if module is modular_grokking:  # every metric finite and in range, for networks and the GP
+        for name in ("networks", "gp"):
+            for modulus, summary in results[name].items():
+                assert all(0 <= v <= 1 for v in summary["test_accuracy"]) and all(v > 0 for v in summary["test_loss"])
 
 
 def test_square_activation_refused_then_metastable():
@@ -90,3 +97,30 @@ def test_square_activation_refused_then_metastable():
     assert solution.converged and solution.diagnostics["ess"] > 0.5 * 512
     with pytest.raises(ConfigError, match="normalizability"):
         solve(data, model, importance_sampler(512), key=jax.random.key(0), normalizability="ignore")
+
+
+def test_inverse_width_fit_recovers_a_line_and_its_error():
+    """``a(N) = a_inf + c/N`` (and ``+ d/N^2`` at order 2) exactly: the fit returns it with chi2 = 0; with Gaussian noise of known s.e. the pull
+    ``(a_inf - truth)/se`` over 400 noisy replicas has mean ~0 and sd ~1 (within 0.15 and 1 +- 0.15: 3-4 s.e. of those
+    estimates: 0.05 and 0.035). Power: a fit that ignored the 1/N term would be off by at least c/N_max ~ 1e-2, > 30 s.e."""
+    widths = np.array([256, 512, 1024, 2048])
+    truth, slope, se = 0.85, 20.0, np.array([6e-4, 1e-3, 2e-4, 3e-4])
+    fit = modular_addition.fit_inverse_width(widths, truth + slope / widths, se)
+    np.testing.assert_allclose([fit["a_inf"], fit["c"][0], fit["chi2_per_dof"]], [truth, slope, 0.0], atol=1e-10)
+    curved = modular_addition.fit_inverse_width(widths, truth + slope / widths - 3e3 / widths**2, se, order=2)
+    np.testing.assert_allclose([curved["a_inf"], *curved["c"]], [truth, slope, -3e3], rtol=1e-8)
+    rng = np.random.default_rng(0)
+    pulls = []
+    for _ in range(400):
+        noisy = modular_addition.fit_inverse_width(widths, truth + slope / widths + se * rng.standard_normal(4), se)
+        pulls.append((noisy["a_inf"] - truth) / noisy["a_inf_se"])
+    assert abs(np.mean(pulls)) < 0.15 and abs(np.std(pulls) - 1) < 0.15
+    assert slope / widths.max() > 30 * fit["a_inf_se"]
+
+
+def test_grokking_transition_interpolates_the_first_crossing():
+    fractions = [0.1, 0.3, 0.5, 0.7]
+    assert modular_grokking.transition(fractions, [1.2, 0.9, 0.3, 0.6], 0.5) == pytest.approx(0.3 + 0.2 * 0.4 / 0.6)
+    assert modular_grokking.transition(fractions, [0.4, 0.9, 0.3, 0.6], 0.5) == 0.1
+    assert math.isnan(modular_grokking.transition(fractions, [1.2, 0.9, 0.6, 0.6], 0.5))
+    assert modular_grokking.transition(fractions, [0.0, 0.2, 0.8, 1.0], 0.5, falling=False) == pytest.approx(0.4)

@@ -84,6 +84,17 @@ def test_a_noisy_map_stops_at_its_noise_floor_and_counts_as_converged():
     assert clean.result is Result.SUCCESSFUL
 
 
+def test_a_noise_floor_above_the_ceiling_is_no_fixed_point():
+    """A map that only wanders (``G(x) = noise``, relative change ~1 at every step) stops as stalled, in words,
+    not as converged; the same rule with a ceiling above that floor would call it converged (the check has power)."""
+    rng = np.random.default_rng(1)
+    problem = Problem(lambda x: Evaluation(rng.normal(size=x.shape) - x))
+    run = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-6, max_steps=200, stop=(NoiseFloor(10, 0.8),))
+    assert run.result is Result.STALLED and not run.converged and "no fixed point" in run.message
+    lenient = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-6, max_steps=200, stop=(NoiseFloor(10, 0.8, ceiling=10.0),))
+    assert lenient.converged and "noise floor" in lenient.message
+
+
 def test_anderson_keeps_its_iterates_admissible():
     """The admissible region ``x_0 <= 1.5`` around a fixed point with ``x_0 = 1``: unconstrained, the first
     (damped) step lands at ``x_0 = 1.57``; constrained, every iterate stays inside and the fixed point is reached."""

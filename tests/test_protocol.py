@@ -59,7 +59,7 @@ def test_both_models_implement_the_protocol_and_other_objects_do_not():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_prior_draws_have_the_declared_variances(name):
     model = MODELS[name]
-    params = model.init_params(jax.random.key(0), 2048, 4, 2)
+    params = model.init_params(jax.random.key(0), 1024, 4, 4)
     variances = model.prior_variances()
     assert set(params) == set(variances)
     for array, variance in variances.items():
