@@ -15,10 +15,23 @@ Three theories and the networks, per scale and sigma^2:
 3. ``networks``: Langevin networks (``mft_jax.train.joint``, float32, seeds vmapped), data draws x init
    seeds, from the prior and from neurons placed at ``w.w* = +-1``; the mean output over the kept samples
    projected on H1 and H3 over fresh test points; the law of ``w.w*`` over all neurons, seeds and samples.
-   Step size and length: a pilot run measures the integrated autocorrelation time of the cubic component.
+   Step size and length: a pilot run measures the integrated autocorrelation time of the cubic component. That
+   time is the fast collective mode's: at scale 1/8, sigma^2 = 0.18, 4000 steps leave f1 0.08 and f3 15% short
+   of what 16000 steps reach (``--steps``; results/teacher_student_equilibration.json).
+4. ``training_set_theory`` (``--training-set-theory``): the exact infinite-width theory (``mft_jax.solver.solve``,
+   the full ``TwoLayer`` in d dimensions, the networks' model) on each network training set itself (finite n,
+   infinite N): MCMC from an importance-sampling start (``theory_on_training_set``), ``--theory-keys`` independent
+   solves (their spread is the error); its mean predictor projected on H1, H3 on the networks' test points, next to
+   the networks of the same draw (prior start) and the population theory; the NNGP on the same set for reference.
+5. ``width_sweep`` (``--widths 88 176 352``): networks of width N' with the *same* ``TwoLayer`` model (sa2, sw2,
+   beta: in the paper's units sigma_a^2 and sigma^2 scale as 1/N') on one draw (``--width-draw``) at
+   ``--width-sigma2``, with a fit ``f = f_inf + A/N'`` (weighted least squares) next to the training-set theory.
+6. ``sample_check`` (``--sample-check 1500``): the training-set solve on a fresh sample of that many points at the same
+   model; it must approach the population theory (a check of the MCMC route where the exact reduced solver applies).
 
 Run: ``python benchmarks/teacher_student.py [--quick] [--scales 1/8 1/2] [--sigma2 0.15 0.2] [--seeds 4]
-[--draws 2] [--steps 20000] [--no-networks]``. Network runs are checkpointed under ``runs/teacher_student``
+[--draws 2] [--steps 20000] [--no-networks] [--no-population] [--training-set-theory] [--widths 88 176 352
+--width-sigma2 0.10 0.18] [--sample-check 1500]``. Network runs are checkpointed under ``runs/teacher_student``
 (one JSON per (scale, sigma^2, start, draw)); a rerun skips finished ones.
 """
 
@@ -40,10 +53,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mft_jax import rubin  # noqa: E402
+from mft_jax.background import predict  # noqa: E402
+from mft_jax.foreground.importance import importance_sampler  # noqa: E402
+from mft_jax.foreground.mcmc import mcmc_sampler  # noqa: E402
+from mft_jax.gp import gp_predict  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.single_index import SingleIndex, hermite_components, reduce_weights, reduced_grid_sampler, reduced_population  # noqa: E402
-from mft_jax.solver import solve_branches  # noqa: E402
+from mft_jax.solver import solve, solve_branches  # noqa: E402
 from mft_jax.tasks import teacher_student  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
 from mft_jax.train.network import predict as network_predict  # noqa: E402
@@ -52,9 +69,12 @@ NAME = "teacher_student"
 PAPER = {"u_c": 30.2, "sigma2_c": 0.18}
 Q_BINS = np.linspace(-1.6, 1.6, 81)
 FULL = {"scales": ["1/8", "1/2", "1", "2"], "sigma2": [0.10, 0.15, 0.17, 0.18, 0.19, 0.20, 0.25, 0.30],
-        "seeds": 4, "draws": 4, "steps": 40000, "step_size": 0.01, "test_points": 3000}
+        "seeds": 4, "draws": 4, "steps": 40000, "step_size": 0.01, "test_points": 3000,
+        "theory_samples": 100_000, "theory_keys": 2, "width_sigma2": [0.10, 0.18],
+        "theory_mcmc": {"chains": 1024, "steps": 60, "warmup": 30, "damping": 0.05, "max_iter": 60, "refresh": 4}}
 QUICK = {"scales": ["1/8"], "sigma2": [0.12, 0.18, 0.30], "seeds": 2, "draws": 1, "steps": 600, "step_size": 0.01,
-         "test_points": 3000}
+         "test_points": 3000, "theory_samples": 20_000, "theory_keys": 2, "width_sigma2": [0.18],
+         "theory_mcmc": {"chains": 256, "steps": 20, "warmup": 10, "damping": 0.05, "max_iter": 25, "refresh": 2}}
 
 
 def parse(argv=None):
@@ -72,6 +92,20 @@ def parse(argv=None):
     p.add_argument("--runs", default=str(ROOT / "runs" / NAME), help="checkpoint directory")
     p.add_argument("--results", default=str(ROOT / "results"))
     p.add_argument("--figures", default=str(ROOT / "figures"))
+    p.add_argument("--training-set-theory", action="store_true",
+                   help="exact infinite-width theory on each network training set (finite n), next to its networks")
+    p.add_argument("--theory-samples", type=int, default=None,
+                   help="importance draws from the prior for the start of the training-set theory (the first sigma^2 of a draw)")
+    p.add_argument("--theory-keys", type=int, default=None, help="independent MCMC solves per point (their spread: the error)")
+    p.add_argument("--theory-chains", type=int, default=None, help="MCMC chains of the training-set theory (default 1024; quick 256)")
+    p.add_argument("--theory-damping", type=float, default=None, help="damping of the MCMC fixed-point iteration (default 0.05)")
+    p.add_argument("--widths", nargs="+", type=int, default=None,
+                   help="width sweep: network widths N' with the same TwoLayer model (sa2, sw2, beta), e.g. 88 176 352")
+    p.add_argument("--width-sigma2", nargs="+", type=float, default=None, help="sigma^2 values of the width sweep")
+    p.add_argument("--width-draw", type=int, default=0, help="training-set draw of the width sweep")
+    p.add_argument("--sample-check", type=int, default=None, metavar="POINTS",
+                   help="the training-set solve on a fresh sample of POINTS points at the same model (checks the MCMC route against the population theory)")
+    p.add_argument("--sample-check-sigma2", nargs="+", type=float, default=[0.18])
     p.add_argument("--merge-into", default=None, metavar="JSON",
                    help="update this results file's scales with what this run computed (keeping the rest) and write it back")
     args = p.parse_args(argv)
@@ -80,6 +114,13 @@ def parse(argv=None):
         if getattr(args, key) is None:
             setattr(args, key, base[key])
     args.test_points = base["test_points"]
+    args.theory_samples = args.theory_samples or base["theory_samples"]
+    args.theory_keys = args.theory_keys or base["theory_keys"]
+    args.theory_mcmc = dict(base["theory_mcmc"])
+    for key in ("chains", "damping"):
+        if getattr(args, "theory_" + key) is not None:
+            args.theory_mcmc[key] = getattr(args, "theory_" + key)
+    args.width_sigma2 = args.width_sigma2 or base["width_sigma2"]
     args.network_scales = args.network_scales or args.scales
     return args
 
@@ -191,12 +232,15 @@ def autocorrelation_time(series: np.ndarray) -> float:
     return float(max(tau, 1.0))
 
 
-def network_run(setting, sigma2, start, draw, args, x_test) -> dict:
-    """One data draw, ``args.seeds`` vmapped init seeds: time-averaged f1, f3 per seed after burn-in, histogram of q."""
-    path = Path(args.runs) / f"s{setting.d}_{sigma2:.4f}_{start}_{draw}_{args.seeds}x{args.steps}.json"
+def network_run(setting, sigma2, start, draw, args, x_test, width=None) -> dict:
+    """One data draw, ``args.seeds`` vmapped init seeds: time-averaged f1, f3 per seed after burn-in, histogram of q.
+    ``width``: the number of neurons N' (default the setting's N), with the setting's ``TwoLayer`` model unchanged."""
+    N = setting.N if width is None else int(width)
+    tag = "" if N == setting.N else f"_N{N}"
+    path = Path(args.runs) / f"s{setting.d}_{sigma2:.4f}_{start}_{draw}_{args.seeds}x{args.steps}{tag}.json"
     if path.exists():
         return json.loads(path.read_text())
-    d, N = setting.d, setting.N
+    d = setting.d
     model = theory_model(setting, sigma2, reduced=False)
     task = teacher_student(d, setting.eps)
     data = task.training_set(jax.random.key(1000 + draw), setting.n)
@@ -226,7 +270,7 @@ def network_run(setting, sigma2, start, draw, args, x_test) -> dict:
     f1 = np.asarray(hist["f1"])[kept]  # (records, seeds)
     f3 = np.asarray(hist["f3"])[kept]
     q = np.asarray(hist["q"])[kept]  # (records, seeds, N)
-    out = {"sigma2": sigma2, "start": start, "draw": draw, "seeds": args.seeds, "steps": args.steps, "chunk": chunk,
+    out = {"sigma2": sigma2, "start": start, "draw": draw, "width": N, "seeds": args.seeds, "steps": args.steps, "chunk": chunk,
            "step_size": args.step_size, "f1_seeds": f1.mean(axis=0).tolist(), "f3_seeds": f3.mean(axis=0).tolist(),
            "tau_f3_records": autocorrelation_time(np.asarray(hist["f3"])[kept]),
            "f3_trace": np.asarray(hist["f3"]).mean(axis=1).tolist(), "trace_step": np.asarray(hist["step"]).tolist(),
@@ -299,6 +343,233 @@ def network_transition(setting, points, draws=2000) -> dict:
             "method": "midpoint crossing of the prior-start cubic component; error: resampling within standard errors"}
 
 
+# ------------------------------------------------------------------------------------------ finite n vs finite N
+def _mean_se(values) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan"))
+
+
+def network_test_inputs(setting, args) -> jax.Array:
+    """The networks' test points (``networks``): the Hermite components of every predictor are taken on these."""
+    return jax.random.normal(jax.random.key(424242), (args.test_points, setting.d))
+
+
+_THEORY_CACHE: dict = {}
+
+
+def _projected(projector, f) -> tuple[float, float]:
+    f1, f3, _ = (float(v) for v in np.asarray(projector @ f[:, 0]))
+    return f1, f3
+
+
+def theory_on_training_set(setting, sigma2, draw, args, init=None, points=None) -> tuple[dict, jax.Array]:
+    """The exact infinite-width fixed point (``solve``: the full ``TwoLayer`` in d dimensions, the networks' model) on the
+    networks' training set ``draw``; f1, f3 of its mean predictor on the networks' test points. Returns (record, residual).
+
+    The single-neuron law puts 2-10% of its mass at ``|w.w*| > 0.45`` (``mass_abs_q_above_0.45``), 4.6 prior sd out, which prior
+    draws never reach: importance sampling (``args.theory_samples`` draws) converges there but to the law of the draws
+    (recorded as ``importance_start``), so it is only the start (when ``init`` is None). The answer is MCMC
+    (``mcmc_sampler``, ``args.theory_mcmc``): the map is so steep (coupling c = u d / 2 ~ 10^3) that damping 0.2
+    oscillates with period 2; damping 0.05 settles at the sampler's noise floor. Per key: one MCMC solve from ``init``,
+    then ``refresh`` sampler updates at its final residual, f1, f3 averaged over them; ``args.theory_keys`` keys.
+    ``points``: instead of the networks' set, a fresh sample of this many points (key ``5000 + draw``), same model."""
+
+    cache_key = (setting, round(float(sigma2), 8), draw, points)
+    if cache_key in _THEORY_CACHE:
+        return _THEORY_CACHE[cache_key]
+    x_test = network_test_inputs(setting, args)
+    projector = hermite_projector(x_test[:, 0])
+    model = theory_model(setting, sigma2, reduced=False)
+    task = teacher_student(setting.d, setting.eps)
+    data = task.training_set(jax.random.key(1000 + draw), setting.n) if points is None else task.training_set(jax.random.key(5000 + draw), points)
+    out = {"draw": draw, "points": data.num_points}
+    if init is None:
+        t0 = time.time()
+        sol = solve(data, model, importance_sampler(args.theory_samples), key=jax.random.key(0))
+        f1, f3 = _projected(projector, sol.predict(x_test))
+        out["importance_start"] = {"f1": f1, "f3": f3, "loss": float(sol.loss), "converged": bool(sol.converged),
+                                   "message": sol.message, "ess": float(sol.diagnostics["ess"]),
+                                   "warnings": list(sol.diagnostics["warnings"]), "seconds": time.time() - t0}
+        init = sol.residual
+    else:
+        out["start"] = "the MCMC residual of the previous (larger) sigma^2 on this draw"
+    cfg = args.theory_mcmc
+    sampler = mcmc_sampler(cfg["chains"], cfg["steps"], num_warmup=cfg["warmup"])
+    solves, residuals = [], []
+    for k in range(args.theory_keys):
+        t0 = time.time()
+        sol = solve(data, model, sampler, key=jax.random.key(100 + k), init=init, damping=cfg["damping"], tol=1e-3,
+                    max_iter=cfg["max_iter"])
+        state = sampler.init(jax.random.key(200 + k), model, data)
+        state = state._replace(position=jnp.asarray(sol.law.w, state.position.dtype),
+                               step_size=jnp.asarray(sol.diagnostics["step_size"], state.position.dtype))
+        fs = [_projected(projector, sol.predict(x_test))]
+        for _ in range(cfg["refresh"]):
+            law, state = sampler.update(state, model, data, sol.residual)
+            fs.append(_projected(projector, predict(model, law, data, sol.residual, x_test)))
+        fs = np.array(fs)
+        q = np.abs(np.asarray(sol.law.w)[:, 0])
+        diag = sol.diagnostics
+        solves.append({"key": 100 + k, "f1": float(fs[:, 0].mean()), "f3": float(fs[:, 1].mean()),
+                       "f1_laws": fs[:, 0].tolist(), "f3_laws": fs[:, 1].tolist(), "loss": float(sol.loss),
+                       "converged": bool(sol.converged), "message": sol.message, "iterations": int(sol.iterations),
+                       "final_change": float(diag["change"]), "change_history": [float(c) for c in sol.history["change"]],
+                       "acceptance_rate": float(diag["acceptance_rate"]), "autocorrelation_time": float(diag["autocorrelation_time"]),
+                       "warnings": list(diag["warnings"]), "mass_abs_q_above_0.45": float(np.mean(q > 0.45)),
+                       "mean_abs_q": float(q.mean()), "seconds": time.time() - t0})
+        residuals.append(sol.residual)
+    out.update(solves=solves, sampler={"name": "mcmc", **cfg, "tol": 1e-3},
+               stopped_at_noise_floor=all("noise floor" in r["message"] for r in solves))
+    for name in ("f1", "f3"):
+        out[name], out[name + "_se"] = _mean_se([r[name] for r in solves])
+    out["nngp"] = dict(zip(("f1", "f3"), _projected(projector, gp_predict(data, model, x_test))))
+    residual = jnp.mean(jnp.stack(residuals), axis=0)
+    _THEORY_CACHE[cache_key] = (out, residual)
+    return out, residual
+
+
+def _versus(a, a_se, b, b_se) -> float:
+    """``(a - b)`` in combined standard errors (nan-safe: a missing error counts as 0)."""
+    se = math.sqrt(np.nan_to_num(a_se) ** 2 + np.nan_to_num(b_se) ** 2)
+    return float((a - b) / se) if se > 0 else float("nan")
+
+
+def training_set_theory(setting, sigma2s, args) -> dict:
+    """Per sigma^2 and training-set draw: the theory on that set (finite n, N = inf; ``theory_on_training_set``, from the
+    largest sigma^2 down, each warm-started from the last) and the networks trained on it (prior start, ``args.seeds``
+    seeds; cached runs reused); the draw average; population values are attached in ``attach_population``."""
+    x_test = network_test_inputs(setting, args)
+    rows = {}
+    for draw in range(args.draws):
+        residual = None
+        for s in sorted(sigma2s, reverse=True):
+            t0 = time.time()
+            row, residual = theory_on_training_set(setting, s, draw, args, init=residual)
+            row = dict(row)
+            # the networks of this draw (prior start; cached runs reused, also with --no-networks)
+            run = network_run(setting, s, "prior", draw, args, x_test)
+            f1, f1_se = _mean_se(run["f1_seeds"])
+            f3, f3_se = _mean_se(run["f3_seeds"])
+            row["networks"] = {"f1": f1, "f1_se": f1_se, "f3": f3, "f3_se": f3_se, "seeds": len(run["f1_seeds"]),
+                               "f1_seeds": run["f1_seeds"], "f3_seeds": run["f3_seeds"], "steps": run["steps"]}
+            row["networks_minus_theory_in_se"] = {k: _versus(row["networks"][k], row["networks"][k + "_se"], row[k], row[k + "_se"])
+                                                  for k in ("f1", "f3")}
+            rows[(s, draw)] = row
+            net = row.get("networks", {})
+            print(f"  training-set theory s2={s:.3f} draw {draw}: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} f3 {row['f3']:+.4f}"
+                  f"+-{row['f3_se']:.4f} ({'noise floor' if row['stopped_at_noise_floor'] else 'see message'}); networks f1 "
+                  f"{net.get('f1', float('nan')):.4f}+-{net.get('f1_se', float('nan')):.4f} f3 {net.get('f3', float('nan')):+.4f}"
+                  f"+-{net.get('f3_se', float('nan')):.4f}; NNGP f1 {row['nngp']['f1']:.3f} ({time.time() - t0:.0f} s)", flush=True)
+    points = []
+    for s in sigma2s:
+        per_draw = [rows[(s, draw)] for draw in range(args.draws)]
+        point = {"sigma2": s, "u": float(setting.u(s)), "draws": per_draw}
+        for name in ("f1", "f3"):
+            point[name], point[name + "_se"] = _mean_se([r[name] for r in per_draw])  # over draws
+            point[name + "_sampler_se"] = math.sqrt(sum(np.nan_to_num(r[name + "_se"]) ** 2 for r in per_draw)) / len(per_draw)
+            if all("networks" in r for r in per_draw):
+                pooled = np.concatenate([r["networks"][name + "_seeds"] for r in per_draw])
+                point["networks_" + name], point["networks_" + name + "_se"] = _mean_se(pooled)
+                gap = np.array([r["networks"][name] - r[name] for r in per_draw])  # paired by draw
+                point["networks_minus_theory_" + name] = float(gap.mean())
+                point["networks_minus_theory_" + name + "_se"] = math.sqrt(
+                    sum(r["networks"][name + "_se"] ** 2 + np.nan_to_num(r[name + "_se"]) ** 2 for r in per_draw)) / len(per_draw)
+        points.append(point)
+    return {"points": points, "sampler": {"start": {"name": "importance", "num_samples": args.theory_samples},
+                                          "mcmc": args.theory_mcmc, "keys": args.theory_keys},
+            "method": "mft_jax.solver.solve on each network training set with theory_model(reduced=False), MCMC from an "
+                      "importance-sampling start (theory_on_training_set); f1, f3 by least squares on the networks' test "
+                      "points; errors: theory over MCMC keys, networks over init seeds; point values: means over draws "
+                      "(f*_se: their spread over draws)"}
+
+
+def sample_check(setting, args) -> dict:
+    """The same solve (``theory_on_training_set``) on a fresh sample of ``args.sample_check`` points at the same model
+    (beta of the n-point set): as that sample grows it approaches the population theory, which checks the MCMC route
+    against the exact reduced solver where both apply."""
+    points = []
+    for s in args.sample_check_sigma2:
+        row, _ = theory_on_training_set(setting, s, 0, args, points=args.sample_check)
+        points.append({"sigma2": s, **row})
+        print(f"  sample check s2={s:.3f}, {args.sample_check} fresh points: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} "
+              f"f3 {row['f3']:+.4f}+-{row['f3_se']:.4f}", flush=True)
+    return {"points": points, "num_points": args.sample_check}
+
+
+def attach_population(entry) -> None:
+    """Add the population theory's f1, f3 (same sigma^2) and the finite-n shift to each training-set-theory point."""
+    if "population" not in entry:
+        return
+    population = {round(p["sigma2"], 6): p for p in entry["population"]["points"]}
+    for point in entry.get("sample_check", {}).get("points", []):
+        pop = population.get(round(point["sigma2"], 6))
+        if pop is not None:
+            point["population_f1"], point["population_f3"] = pop["f1"], pop["f3"]
+    if "training_set_theory" not in entry:
+        return
+    for point in entry["training_set_theory"]["points"]:
+        pop = population.get(round(point["sigma2"], 6))
+        if pop is None:
+            continue
+        point["population_f1"], point["population_f3"] = pop["f1"], pop["f3"]
+        point["theory_minus_population_f1"] = point["f1"] - pop["f1"]
+        point["theory_minus_population_f3"] = point["f3"] - pop["f3"]
+        if "networks_f1" in point:
+            point["networks_minus_population_f1"] = point["networks_f1"] - pop["f1"]
+            point["networks_minus_population_f3"] = point["networks_f3"] - pop["f3"]
+            for name in ("f1", "f3"):
+                total = point["networks_" + name] - pop[name]
+                point["finite_n_share_" + name] = float((point[name] - pop[name]) / total) if total else float("nan")
+
+
+def _fit_inverse_width(widths, values, errors) -> dict:
+    """Weighted least squares ``f = f_inf + A / N'``: f_inf, A, their errors, chi^2 (dof = points - 2)."""
+    x = 1.0 / np.asarray(widths, float)
+    y = np.asarray(values, float)
+    e = np.asarray(errors, float)
+    if len(x) < 2 or not np.all(e > 0):
+        return {}
+    design = np.stack([np.ones_like(x), x], axis=1) / e[:, None]
+    cov = np.linalg.inv(design.T @ design)
+    coef = cov @ design.T @ (y / e)
+    chi2 = float(np.sum(((y - coef[0] - coef[1] * x) / e) ** 2))
+    return {"f_inf": float(coef[0]), "f_inf_se": float(math.sqrt(cov[0, 0])), "slope": float(coef[1]),
+            "slope_se": float(math.sqrt(cov[1, 1])), "chi2": chi2, "dof": len(x) - 2}
+
+
+def width_sweep(setting, args) -> dict:
+    """Networks of width N' (``args.widths``) with the setting's ``TwoLayer`` model on draw ``args.width_draw`` (prior
+    start), at ``args.width_sigma2``; the 1/N' extrapolation next to the theory on the same training set."""
+    x_test = network_test_inputs(setting, args)
+    points = []
+    for s in args.width_sigma2:
+        rows = []
+        for N in args.widths:
+            run = network_run(setting, s, "prior", args.width_draw, args, x_test, width=N)
+            row = {"width": N, "seeds": len(run["f1_seeds"]), "tau_f3_records": run["tau_f3_records"],
+                   "seconds": run["seconds"], "f1_seeds": run["f1_seeds"], "f3_seeds": run["f3_seeds"]}
+            for name in ("f1", "f3"):
+                row[name], row[name + "_se"] = _mean_se(run[name + "_seeds"])
+            rows.append(row)
+            print(f"  width sweep s2={s:.3f} N'={N}: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} f3 {row['f3']:+.4f}"
+                  f"+-{row['f3_se']:.4f} ({run['seconds']:.0f} s)", flush=True)
+        theory, _ = theory_on_training_set(setting, s, args.width_draw, args)
+        point = {"sigma2": s, "draw": args.width_draw, "networks": rows,
+                 "theory": {k: theory[k] for k in ("f1", "f1_se", "f3", "f3_se", "stopped_at_noise_floor")}}
+        for name in ("f1", "f3"):
+            fit = _fit_inverse_width([r["width"] for r in rows], [r[name] for r in rows], [r[name + "_se"] for r in rows])
+            if fit:
+                fit["f_inf_minus_theory_in_se"] = _versus(fit["f_inf"], fit["f_inf_se"], theory[name], theory[name + "_se"])
+            point["fit_" + name] = fit
+            if fit:
+                print(f"  width sweep s2={s:.3f}: {name}(N' -> inf) = {fit['f_inf']:.4f}+-{fit['f_inf_se']:.4f} "
+                      f"(chi2 {fit['chi2']:.1f}/{fit['dof']}), theory on the set {theory[name]:.4f}+-{theory[name + '_se']:.4f}", flush=True)
+        points.append(point)
+    return {"points": points, "widths": list(args.widths), "draw": args.width_draw, "seeds": args.seeds, "steps": args.steps,
+            "step_size": args.step_size, "method": "same TwoLayer model (sa2, sw2, beta) at every width; Langevin from the "
+            "prior; f = f_inf + A/N' by weighted least squares over the seeds' standard errors"}
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv=None) -> dict:
     args = parse(argv)
@@ -323,6 +594,12 @@ def main(argv=None) -> dict:
             entry["networks"]["fraction_of_peak"] = entry["networks"]["flops_per_second"] / peak
             print(f"  Langevin: {entry['networks']['flops_per_second'] / 1e9:.2f} GFLOP/s = "
                   f"{entry['networks']['fraction_of_peak']:.2f} of the measured matmul peak", flush=True)
+        if args.training_set_theory:
+            entry["training_set_theory"] = training_set_theory(setting, args.sigma2, args)
+        if args.sample_check:
+            entry["sample_check"] = sample_check(setting, args)
+        if args.widths:
+            entry["width_sweep"] = width_sweep(setting, args)
         results["scales"][name] = entry
     results["seconds"] = time.time() - t_start
     target = Path(args.results) / f"{NAME}.json"
@@ -332,9 +609,13 @@ def main(argv=None) -> dict:
         for name, entry in results["scales"].items():
             merged["scales"].setdefault(name, {}).update(entry)
         parts = ["the paper's equations"] + [f"the {k}" for k in ("population", "networks") if not getattr(args, "no_" + k)]
+        parts += (["the training-set theory"] * bool(args.training_set_theory) + ["the width sweep"] * bool(args.widths)
+                  + [f"the {args.sample_check}-point sample check"] * bool(args.sample_check))
         merged["run"] += f"; merged in: scales {', '.join(results['scales'])}: {', '.join(parts)} (--merge-into)"
         merged.setdefault("merged_runs", []).append({"meta": results["meta"], "machine": results["machine"], "seconds": results["seconds"]})
         results = merged
+    for entry in results["scales"].values():
+        attach_population(entry)
     results["transition"] = transition_summary(results)
     write_json(target, results)
     print_table(results)
@@ -421,6 +702,62 @@ def make_figures(results, outdir) -> list:
     fig.tight_layout()
     Path(outdir).mkdir(parents=True, exist_ok=True)
     path = Path(outdir) / f"{NAME}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [str(path)] + finite_n_figure(results, outdir)
+
+
+def finite_n_figure(results, outdir) -> list:
+    """``teacher_student_finite_n.png``: f1 and f3 vs sigma^2 (population theory, theory on each training set,
+    networks per draw) and the width sweep against 1/N' (fit and the theory on the same set)."""
+    import matplotlib.pyplot as plt
+
+    entries = [(name, e) for name, e in results["scales"].items() if "training_set_theory" in e or "width_sweep" in e]
+    if not entries:
+        return []
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.3))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for name, entry in entries:
+        for ax, comp in zip(axes[:2], ("f1", "f3")):
+            if "population" in entry:
+                pts = entry["population"]["points"]
+                ax.plot([p["sigma2"] for p in pts], [p[comp] for p in pts], "k-", label=f"population theory, s = {name}")
+            if "training_set_theory" in entry:
+                pts = entry["training_set_theory"]["points"]
+                for j in range(len(pts[0]["draws"])):
+                    c = colors[j % len(colors)]
+                    s2 = [p["sigma2"] for p in pts]
+                    ax.errorbar(s2, [p["draws"][j][comp] for p in pts], yerr=[np.nan_to_num(p["draws"][j][comp + "_se"]) for p in pts],
+                                fmt="--", color=c, label=f"theory on training set {j} (N = inf)")
+                    if "networks" in pts[0]["draws"][j]:
+                        ax.errorbar(s2, [p["draws"][j]["networks"][comp] for p in pts],
+                                    yerr=[p["draws"][j]["networks"][comp + "_se"] for p in pts], fmt="o", color=c,
+                                    label=f"networks on training set {j} (N = {entry['setting']['N']})")
+            ax.set_xlabel("sigma^2")
+            ax.set_ylabel(f"{comp} (teacher: {1 if comp == 'f1' else results['scales'][name]['setting']['eps']})")
+            ax.set_title(f"({'a' if comp == 'f1' else 'b'}) {comp}: finite n (theory on the set) vs finite N (networks)")
+            ax.legend(fontsize=6)
+        if "width_sweep" in entry:
+            for ax, comp in zip(axes[2:], ("f1", "f3")):
+                for k, point in enumerate(entry["width_sweep"]["points"]):
+                    c = colors[k % len(colors)]
+                    rows = point["networks"]
+                    x = [1 / r["width"] for r in rows]
+                    ax.errorbar(x, [r[comp] for r in rows], yerr=[r[comp + "_se"] for r in rows], fmt="o", color=c,
+                                label=f"networks, sigma^2 = {point['sigma2']:.2f}")
+                    fit = point["fit_" + comp]
+                    if fit:
+                        grid = np.linspace(0, max(x) * 1.05, 20)
+                        ax.plot(grid, fit["f_inf"] + fit["slope"] * grid, "-", color=c, lw=0.8)
+                    th = point["theory"]
+                    ax.errorbar([0], [th[comp]], yerr=[np.nan_to_num(th[comp + "_se"])], fmt="*", ms=12, color=c,
+                                label=f"theory on the set (N = inf), sigma^2 = {point['sigma2']:.2f}")
+                ax.set_xlabel("1 / N'  (same sa2, sw2, beta)")
+                ax.set_ylabel(comp)
+                ax.set_title(f"({'c' if comp == 'f1' else 'd'}) {comp} vs width, draw {entry['width_sweep']['draw']}")
+                ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = Path(outdir) / f"{NAME}_finite_n.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return [str(path)]

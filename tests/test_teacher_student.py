@@ -164,3 +164,33 @@ def test_quick_run(tmp_path):
     assert t["paper"] == {"u_c": 30.2, "sigma2_c": 0.18} and abs(t["paper_equations"]["u_c"] - 30.2) < 1.0
     assert set(t["exact_population"]) == {"1/8"} and set(t["networks"]) == {"1/8"}
     assert "sigma2_c_err" in t["networks"]["1/8"]
+
+
+def test_inverse_width_fit_recovers_a_line():
+    """``f = f_inf + A/N'`` by weighted least squares: exact on a line (chi^2 0), errors scale with the inputs' errors,
+    and a curve in 1/N' shows up as chi^2 >> dof."""
+    import teacher_student as bench
+
+    widths = [88, 176, 352]
+    line = [0.7 - 8.0 / N for N in widths]
+    fit = bench._fit_inverse_width(widths, line, [0.01] * 3)
+    np.testing.assert_allclose([fit["f_inf"], fit["slope"], fit["chi2"]], [0.7, -8.0, 0.0], atol=1e-10)
+    wider = bench._fit_inverse_width(widths, line, [0.02] * 3)
+    np.testing.assert_allclose(wider["f_inf_se"], 2 * fit["f_inf_se"], rtol=1e-10)
+    curved = bench._fit_inverse_width(widths, [0.7 - 8.0 / N + 2000.0 / N**2 for N in widths], [0.001] * 3)
+    assert curved["chi2"] > 10 * max(curved["dof"], 1)
+
+
+@pytest.mark.slow
+def test_training_set_theory_and_width_sweep_run(tmp_path):
+    """Smoke: ``--training-set-theory`` and ``--widths`` write their keys (theory per draw, networks per width, the 1/N' fit)."""
+    import teacher_student as bench
+
+    bench.main(["--quick", "--no-population", "--sigma2", "0.3", "--training-set-theory", "--widths", "16", "32",
+                "--width-sigma2", "0.3", "--steps", "200", "--results", str(tmp_path), "--figures", str(tmp_path),
+                "--runs", str(tmp_path / "runs")])
+    entry = json.loads((tmp_path / f"{bench.NAME}.json").read_text())["scales"]["1/8"]
+    point = entry["training_set_theory"]["points"][0]
+    assert point["draws"][0]["solves"] and "networks" in point["draws"][0] and math.isfinite(point["draws"][0]["nngp"]["f1"])
+    sweep = entry["width_sweep"]["points"][0]
+    assert [r["width"] for r in sweep["networks"]] == [16, 32] and "f_inf" in sweep["fit_f1"]
