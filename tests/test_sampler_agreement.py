@@ -62,6 +62,7 @@ def _grid_moments(model, data, residual, size=181):
     return np.asarray(law.expectation(_moments(model, data, residual, law.w)), np.float64)
 
 
+@pytest.mark.slow  # default-suite budget (2026-12-01, suite 9:01 on this machine with the model-protocol tests added): make test-slow; each sampler keeps its own exact-law test in the default suite
 def test_grid_importance_and_mcmc_laws_agree():
     """Budget per moment: K_SIGMA standard errors of the estimator plus the grid's own error (its change on
     refining). Power, in the test: the same check against the grid law at beta x 1.1, at beta / 1.1 and at the

@@ -104,6 +104,7 @@ def test_infinite_data_run_measures_on_fresh_samples(tmp_path):
     assert json.loads((out / "train.json").read_text())["eval"] == "50 fresh samples"
 
 
+@pytest.mark.slow  # default-suite budget (2026-12-01, suite 9:01 on this machine with the model-protocol tests added): make test-slow; resume itself stays in the default suite (test_resumed_run_ends_in_the_state_of_the_uninterrupted_run)
 def test_a_killed_run_resumes_to_the_state_of_the_uninterrupted_run(tmp_path):
     """SIGKILL a real `mft-jax train` process after its first checkpoint; `--resume` ends bit-for-bit where
     an uninterrupted run of the same config ends (the kill may land mid-write: checkpoints are atomic)."""
@@ -121,6 +122,7 @@ def test_a_killed_run_resumes_to_the_state_of_the_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(np.load(part / "network.npz")[name], np.load(tmp_path / "full" / "network.npz")[name])
 
 
+@pytest.mark.slow  # default-suite budget (2026-12-01, suite 9:01 on this machine with the model-protocol tests added): make test-slow; the refusal stays in the default suite (tests/test_loop.py::test_training_resume_refuses_another_beta_and_step_size)
 def test_resume_of_a_changed_run_exits_2_naming_the_keys(tmp_path, capsys):
     """A checkpoint stores the run's fingerprint: --resume with another beta or step size is refused (exit 2,
     the differing keys named); the same config with more steps resumes."""
