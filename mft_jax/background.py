@@ -143,6 +143,11 @@ def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax
     return data.y - gain * gram @ (root_q * g)
 
 
+def predict_from_kernel(model, data: Dataset, residual: jax.Array, cross: jax.Array) -> jax.Array:
+    """``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` from the cross kernel ``K(x_new, X)`` (M, P): (M, C)."""
+    return model.gain * cross @ (data.q[:, None] * residual)
+
+
 def loss(data: Dataset, residual: jax.Array) -> jax.Array:
     """``L = 1/2 sum_mu q_mu |r_mu|^2``."""
     return 0.5 * jnp.sum(data.q[:, None] * residual * residual)

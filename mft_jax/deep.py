@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.activations import Activation, get_activation
-from mft_jax.background import data_term
+from mft_jax.background import data_term, predict_from_kernel, residual_from_kernel  # readout: r = (I + beta sa2 Phi_H Q)^-1 y
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
 from mft_jax.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, NewtonKrylov, Problem, Result, Stall,
@@ -154,7 +154,8 @@ class Deep:
     def feature_kernels(self, params: dict, x: jax.Array) -> jax.Array:
         """``Phi_l = phi(hl) phi(hl)^T / N`` for l = 1..H: (H, P, P), the network's counterpart of ``DeepSolution.kernels``."""
         width = params["w"].shape[0]
-        return jnp.stack([self.activation(h) @ self.activation(h).T / width for h in self.preactivations(params, x)])
+        features = [self.activation(h) for h in self.preactivations(params, x)]
+        return jnp.stack([phi @ phi.T / width for phi in features])
 
     # ------------------------------------------------------------------ the single-site law (6.3, 6.8)
     def layer_background(self, solution, layer: int) -> LayerBackground:
@@ -172,16 +173,6 @@ class Deep:
     def site_log_density(self, theta: jax.Array, background: LayerBackground) -> jax.Array:
         """``-|theta|^2/(2 v) - 1/2 phi(B theta)^T Phihat_l phi(B theta)`` per neuron (``mft_jax.protocol``)."""
         return site_log_density(self.activation, theta, background)
-
-
-# ------------------------------------------------------------------------------------- readout
-def readout_residual(model: Deep, data: Dataset, kernel):
-    """``r = (I + beta sa2 K Q)^-1 y`` (symmetric form, Cholesky), ``K = Phi_H`` on the data."""
-    gain = model.gain
-    root_q = jnp.sqrt(data.q)[:, None]
-    system = jnp.eye(data.num_points, dtype=kernel.dtype) + gain * root_q * kernel * root_q.T
-    g = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(system, lower=True), root_q * data.y)
-    return data.y - gain * kernel @ (root_q * g)
 
 
 # ------------------------------------------------------------------------------------- the map
@@ -226,7 +217,7 @@ def _forward(model: Deep, sampler: LayerSampler, particles: tuple, data: Dataset
     for layer in range(1, H):  # Phihat_l = -s_(l+1) E_(p_(l+1))[grad^2 t + grad t grad t^T]: Stein's lemma, no Phi_l^-1
         hat = -model.layer_variance(layer + 1) * stats[layer].stein
         new_hat.append(0.5 * (hat + hat.T))
-    residual = readout_residual(model, data, stats[-1].phi)
+    residual = residual_from_kernel(model, data, stats[-1].phi)
     return Forward(tuple(factors), tuple(stats), DeepState(tuple(new_hat), residual))
 
 
@@ -266,7 +257,7 @@ class DeepSolution(NamedTuple):
     def predict(self, x_new) -> jax.Array:
         """``f(x*) = beta sa2 Phi_H(x*, X) Q r`` with the test kernels carried through the layers (6.4)."""
         cross, _ = test_kernels(self, x_new)
-        return self.model.gain * cross[-1] @ (self.data.q[:, None] * self.residual)
+        return predict_from_kernel(self.model, self.data, self.residual, cross[-1])
 
 
 class LayerLaw(NamedTuple):
@@ -409,7 +400,7 @@ def nngp_state(model: Deep, data: Dataset) -> DeepState:
     """The NNGP state: ``Phihat_l = 0`` and the residual of the deep NNGP kernel (6.5)."""
     kernels = deep_nngp(model, data.x)
     P = data.num_points
-    return DeepState(tuple(jnp.zeros((P, P), data.x.dtype) for _ in range(model.hidden_layers - 1)), readout_residual(model, data, kernels[-1]))
+    return DeepState(tuple(jnp.zeros((P, P), data.x.dtype) for _ in range(model.hidden_layers - 1)), residual_from_kernel(model, data, kernels[-1]))
 
 
 STALL_WINDOW = 10  # automatic mode: a stage whose best change does not fall below STALL_FACTOR x the best
@@ -710,5 +701,5 @@ def deep_nngp_predict(model: Deep, data: Dataset, x_new) -> jax.Array:
     P = data.num_points
     both = jnp.concatenate([data.x, jnp.asarray(x_new, data.x.dtype)])
     kernel = deep_nngp(model, both)[-1]
-    residual = readout_residual(model, data, kernel[:P, :P])
-    return model.gain * kernel[P:, :P] @ (data.q[:, None] * residual)
+    residual = residual_from_kernel(model, data, kernel[:P, :P])
+    return predict_from_kernel(model, data, residual, kernel[P:, :P])

@@ -330,7 +330,7 @@ class Stall:
 class NoiseFloor:
     """A noisy map's floor: the median change of the last ``window`` iterations is above ``plateau``
     x the median of the ``window`` before them. A floor above ``ceiling`` (relative change) is no fixed
-    point: the run stops as stalled (``NoiseFloor.stalled``), not converged."""
+    point: the rule then returns ``(Result.STALLED, message)``, not converged."""
 
     window: int = 10
     plateau: float = 0.8
@@ -341,15 +341,15 @@ class NoiseFloor:
         if len(changes) < 2 * self.window:
             return None
         recent, earlier = np.median(changes[-self.window:]), np.median(changes[-2 * self.window: -self.window])
-        if recent > self.plateau * earlier and recent > self.ceiling:
+        if recent <= self.plateau * earlier:
+            return None  # still falling
+        if recent > self.ceiling:
             return Result.STALLED, (
                 f"stalled, no fixed point: the relative change stopped falling at {recent:.3g} (median of the last "
                 f"{self.window} iterations), above the largest noise floor taken for a fixed point ({self.ceiling:g}); "
                 "the sampler's law does not settle (chains that do not mix, or no fixed point)")
-        if recent > self.plateau * earlier:
-            return (f"stopped at the sampler's noise floor: the relative change stalled at {recent:.3g} "
-                    f"(median of the last {self.window} iterations, tol {tol:g})")
-        return None
+        return (f"stopped at the sampler's noise floor: the relative change stalled at {recent:.3g} "
+                f"(median of the last {self.window} iterations, tol {tol:g})")
 
 
 # ------------------------------------------------------------------------------------------ engine

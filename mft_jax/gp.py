@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.activations import Activation, get_activation
-from mft_jax.background import loss, residual_from_kernel
+from mft_jax.background import loss, predict_from_kernel, residual_from_kernel
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
@@ -157,7 +157,7 @@ def gp_predict(data: Dataset, model: TwoLayer, x_new: jax.Array, nodes: int = DE
     """GP prediction ``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at the points ``x_new`` (M, d): (M, C)."""
     residual = gp_residual(data, model, nodes)
     kernel = nngp_kernel(model.activation, model.sw2, x_new, data.x, nodes)
-    return model.gain * kernel @ (data.q[:, None] * residual)
+    return predict_from_kernel(model, data, residual, kernel)
 
 
 def gp_loss(data: Dataset, model: TwoLayer, nodes: int = DEFAULT_NODES) -> jax.Array:

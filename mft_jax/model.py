@@ -222,4 +222,4 @@ class TwoLayerNetwork(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         w = self.param("w", nn.initializers.normal(math.sqrt(self.model.sw2)), (self.width, x.shape[-1]))
         a = self.param("a", nn.initializers.normal(math.sqrt(self.model.sa2)), (self.width, self.output_dim))
-        return self.model.features(w, x).T @ a / self.model.readout_norm(self.width)
+        return self.model.apply({"a": a, "w": w}, x)

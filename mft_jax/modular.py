@@ -39,10 +39,9 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.special import logsumexp
 
-from mft_jax.background import residual_from_kernel
+from mft_jax.background import predict_from_kernel, residual_from_kernel
 from mft_jax.errors import ConfigError
 from mft_jax.priors import fourier_coefficients
-from mft_jax.train.network import readout_norm
 
 # ---------------------------------------------------------------------------------------------
 # Networks: the exact Fourier form of the loss on the full table, and Fourier diagnostics
@@ -90,7 +89,7 @@ def fourier_loss(params: dict, model, data=None) -> jax.Array:
     """
     a, w = params["a"], params["w"]
     modulus = w.shape[-1] // 2
-    norm = readout_norm(model, a.shape[0])
+    norm = model.readout_norm(a.shape[0])
     output_power = jnp.sum((a @ a.T) * feature_gram(w)) / norm**2
     cross = jnp.sum(a * target_overlap(w)) / norm
     return (output_power - 2.0 * cross + modulus * (modulus - 1)) / (2.0 * modulus**2)
@@ -107,7 +106,7 @@ def network_discrepancy(params: dict, model) -> jax.Array:
     """``a = 1 - sum_x f . y / sum_x |y|^2`` of a network on the full table (``r = a y`` when the symmetry holds)."""
     a, w = params["a"], params["w"]
     modulus = w.shape[-1] // 2
-    norm = readout_norm(model, a.shape[0])
+    norm = model.readout_norm(a.shape[0])
     return 1.0 - jnp.sum(a * target_overlap(w)) / (norm * modulus * (modulus - 1))
 
 
@@ -387,4 +386,4 @@ def prior_gp_predict(data, model, x_new: jax.Array, gamma: float) -> jax.Array:
     gram = jnp.asarray(prior_kernel(data.x, data.x, gamma), data.x.dtype)
     residual = residual_from_kernel(model, data, gram)
     kernel = jnp.asarray(prior_kernel(x_new, data.x, gamma), data.x.dtype)
-    return model.gain * kernel @ (data.q[:, None] * residual)
+    return predict_from_kernel(model, data, residual, kernel)

@@ -13,14 +13,7 @@ from __future__ import annotations
 
 import jax
 
-from mft_jax.data import Dataset
 from mft_jax.deep import Deep
-from mft_jax.train import network
-
-
-def init_deep_network(key: jax.Array, model: Deep, width: int, input_dim: int, output_dim: int = 1) -> dict:
-    """Prior draw ``{"a": (N, C), "w": (N, d), "W": (H - 1, N, N)}`` (``Deep.init_params``)."""
-    return model.init_params(key, width, input_dim, output_dim)
 
 
 def preactivations(params: dict, model: Deep, x: jax.Array) -> list:
@@ -31,11 +24,6 @@ def preactivations(params: dict, model: Deep, x: jax.Array) -> list:
 def predict(params: dict, model: Deep, x: jax.Array) -> jax.Array:
     """``f(x) = phi(hH(x)) a / N``: (P, C) (``Deep.apply``)."""
     return model.apply(params, x)
-
-
-def loss(params: dict, model: Deep, data: Dataset) -> jax.Array:
-    """``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2`` (``mft_jax.train.network.loss``: any model of the protocol)."""
-    return network.loss(params, model, data)
 
 
 def feature_kernels(params: dict, model: Deep, x: jax.Array) -> jax.Array:

@@ -196,7 +196,7 @@ def init_foreground(
 
     init_key, noise_key, batch_key = jax.random.split(key, 3)
     neurons = shard_neurons(init_neurons(init_key, model, num_neurons, data.input_dim, data.output_dim, dtype), mesh)
-    transform = langevin(float(step_size), float(temperature), {"a": model.sa2, "w": model.sw2}, noise_key, penalty=model.prior_penalties())
+    transform = langevin(float(step_size), float(temperature), model.prior_variances(), noise_key, penalty=model.prior_penalties())
     return foreground_step(model, batches, transform, mesh), ForegroundState(neurons, transform.init(neurons), batch_key)
 
 

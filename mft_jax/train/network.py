@@ -19,11 +19,6 @@ from mft_jax.model import TwoLayer, TwoLayerNetwork  # noqa: F401  (TwoLayerNetw
 from mft_jax.neurons import NeuronLaw
 
 
-def readout_norm(model: TwoLayer, width: int) -> float:
-    """``N`` (mean-field) or ``sqrt(N)`` (standard): the divisor of the readout sum (``TwoLayer.readout_norm``)."""
-    return model.readout_norm(width)
-
-
 def init_network(key: jax.Array, model: TwoLayer, width: int, input_dim: int, output_dim: int = 1) -> dict:
     """Prior draw ``{"a": (N, C) ~ N(0, sa2), "w": (N, d) ~ N(0, sw2 I)}`` (``TwoLayer.init_params``)."""
     return model.init_params(key, width, input_dim, output_dim)
