@@ -25,10 +25,12 @@ from mft_jax.foreground import Sampler
 from mft_jax.foreground.grid import grid_sampler
 from mft_jax.foreground.importance import importance_sampler
 from mft_jax.foreground.mcmc import mcmc_sampler
+from mft_jax.foreground.pooled import pooled_sampler
+from mft_jax.foreground.tempered import tempered_sampler
 from mft_jax.solver import solve
 
 SECTIONS = ("task", "model", "solver")
-SAMPLERS = ("grid", "importance", "mcmc")
+SAMPLERS = ("grid", "importance", "mcmc", "tempered")
 DEEP_SAMPLERS = ("grid", "importance", "gaussian", "mcmc")  # depth >= 3 (mft_jax.layers.LayerSampler)
 DEEP_METHODS = ("newton", "anderson", "damped")  # depth >= 3: [solver] method
 
@@ -44,6 +46,9 @@ class SolverConfig:
     num_chains: int = 1024  # mcmc
     mcmc_steps: int = 100  # mcmc: steps per fixed-point iteration
     step_size: float = 0.1  # mcmc
+    num_levels: int = 8  # tempered: replicas per chain (mft_jax.foreground.tempered)
+    min_inverse_temperature: float = 0.1  # tempered: the hottest replica's b
+    pool: int = 1  # mcmc / tempered: each law = the union of the last `pool` laws (mft_jax.foreground.pooled; 1: off)
     init: str = "gp"  # gp | feature
     tol: float = 1e-5
     max_iter: int = 300
@@ -62,12 +67,17 @@ class SolverConfig:
 def make_sampler(config: SolverConfig) -> Sampler:
     """The ``Sampler`` a ``[solver]`` section names."""
     if config.sampler == "grid":
-        return grid_sampler(config.grid_size, config.grid_extent)
-    if config.sampler == "importance":
-        return importance_sampler(config.num_samples)
-    if config.sampler == "mcmc":
-        return mcmc_sampler(config.num_chains, config.mcmc_steps, config.step_size)
-    raise ConfigError(f"[solver] sampler = {config.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
+        sampler = grid_sampler(config.grid_size, config.grid_extent)
+    elif config.sampler == "importance":
+        sampler = importance_sampler(config.num_samples)
+    elif config.sampler == "mcmc":
+        sampler = mcmc_sampler(config.num_chains, config.mcmc_steps, config.step_size)
+    elif config.sampler == "tempered":
+        sampler = tempered_sampler(config.num_chains, config.mcmc_steps, num_levels=config.num_levels,
+                                   min_inverse_temperature=config.min_inverse_temperature)
+    else:
+        raise ConfigError(f"[solver] sampler = {config.sampler!r} is unknown; allowed: {', '.join(SAMPLERS)}")
+    return sampler if config.pool == 1 else pooled_sampler(sampler, config.pool)
 
 
 def make_layer_sampler(config: SolverConfig):
