@@ -11,8 +11,17 @@ at fixed ``sa2 = kappa/beta`` (the posterior ``exp(-sum_mu |r_mu|^2/(2 T_1) - pr
    held-out pairs is the network output averaged over the recorded steps after the burn-in (the posterior mean).
 2. ``gp``: the Gaussian process with the same prior (``mft_jax.modular.prior_gp_predict``: the exact NNGP kernel
    ``E[(w.x)^2 (w.x')^2]`` under the sextic prior).
-The exact two-layer theory on the training set (``mft_jax.solver.solve`` with MALA chains in 2P dimensions) is not
-run here: at these couplings the chains do not mix (README, modular addition).
+3. ``theory`` (``[theory]``, one P): the exact infinite-width theory on the same training sets
+   (``mft_jax.solver.solve``, the full 2P-dimensional single-neuron law). Plain MALA chains (``mcmc_sampler``) do not
+   serve: the kernel of a few hundred particles biases ``G(r) = (I + beta sa2 K Q)^-1 y`` where the gain on the target
+   is large, and its noise floor sits above the solver's ceiling. The sampler is replica-exchange MALA
+   (``tempered_sampler``: crosses the barrier between the zero and the learned wells) pooled over the last updates
+   (``pooled_sampler``); the map is steep (a slope of order -27 along the target at P = 11), so the damping is small
+   (0.03) and the relative change ``|G(r) - r|/|G(r)|`` stays of order 0.5 however close ``r`` is: the slope amplifies
+   the sampler's noise. The noise-floor rule would call that "stalled", so the solve runs a fixed ``max_iter``
+   iterations (``stochastic=False``; it reports not converged, in words) and the route is validated where the answer is
+   known: first the same solve on the full table against the exact per-mode ``a`` (``full_table_check``), and the map at
+   the exact fixed point with single and pooled laws (``pool_check``).
 
 Test loss ``1/2 mean_test |f - y|^2`` (relative: over that of f = 0, ``(P-1)/(2P)``) and test accuracy
 (``argmax_p f_p = (n + m) mod P``). The transition fraction is where the relative test loss of a split
@@ -40,12 +49,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
+from mft_jax.background import Background  # noqa: E402
+from mft_jax.background import predict as predict_law  # noqa: E402
 from mft_jax.config import load_toml, section  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
+from mft_jax.neurons import NeuronLaw  # noqa: E402
 from mft_jax.modular import library_couplings, prior_gp_predict, solve_discrepancy  # noqa: E402
 from mft_jax.priors import fourier_sextic  # noqa: E402
-from mft_jax.tasks import make_split  # noqa: E402
+from mft_jax.foreground.pooled import pooled_sampler  # noqa: E402
+from mft_jax.foreground.tempered import tempered_sampler  # noqa: E402
+from mft_jax.solver import solve  # noqa: E402
+from mft_jax.tasks import make_data, make_split  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
 from mft_jax.train.network import predict  # noqa: E402
 
@@ -68,6 +83,39 @@ class GrokkingSection:
     record_every: int = 250
     step_size: float = 0.1
     seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TheorySection:
+    """``[theory]``: the exact infinite-width theory on the training set (``mft_jax.solver.solve`` in 2P dimensions),
+    sampled by replica-exchange MALA (``tempered_sampler``) pooled over the last ``pool`` updates (``pooled_sampler``),
+    damped iteration from ``r = a_full y`` (the full table's exact ``a``); ``keys`` independent solves per point."""
+
+    modulus: int = 11
+    fractions: list = dataclasses.field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
+    splits: int = 1
+    keys: int = 2
+    chains: int = 512
+    steps: int = 100
+    warmup: int = 50
+    levels: int = 8
+    min_inverse_temperature: float = 0.1
+    pool: int = 16
+    damping: float = 0.03
+    max_iter: int = 120  # a fixed run length: the relative-change rule does not apply to this steep map (docstring)
+    tol: float = 1e-3
+    full_table_check: bool = True
+    pool_check_chains: list = dataclasses.field(default_factory=lambda: [256, 1024])  # single laws; the last also pooled
+
+
+@dataclasses.dataclass(frozen=True)
+class WidthTrendSection:
+    """``[width_trend]``: the networks of ``[grokking]`` at ``modulus`` (same splits and keys) at several widths: do they
+    move towards the infinite-width theory of ``[theory]`` as N grows?"""
+
+    modulus: int = 11
+    widths: list = dataclasses.field(default_factory=lambda: [1024, 2048])
+    fractions: list = dataclasses.field(default_factory=lambda: [0.5, 0.9])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +172,61 @@ def network_point(key, modulus: int, n_train: int, split: int, beta_full: float,
     return record
 
 
+def theory_sampler(t: TheorySection):
+    return pooled_sampler(tempered_sampler(t.chains, t.steps, num_warmup=t.warmup, num_levels=t.levels,
+                                           min_inverse_temperature=t.min_inverse_temperature), t.pool)
+
+
+def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float, a_full: float, g: GrokkingSection,
+                 t: TheorySection, cache: Path) -> dict:
+    """The exact theory on one split (``n_train=None``: the full table, where ``r = a y`` with the exact per-mode ``a``
+    is the answer): ``t.keys`` independent solves; held-out metrics of each solve's prediction, the discrepancy
+    ``a = <r, y>/<y, y>`` on the training pairs; cached as JSON."""
+    tag = "full" if n_train is None else f"n{n_train}_s{split}"
+    path = cache / (f"theory_P{modulus}_beta{beta_full:g}_{tag}_M{t.chains}x{t.levels}_b{t.min_inverse_temperature:g}"
+                    f"_pool{t.pool}_d{t.damping:g}_k{t.keys}.json")
+    if path.is_file():
+        return json.loads(path.read_text())
+    if n_train is None:
+        data = make_data("modular_addition", modulus=modulus)
+        test, model = data, model_at(modulus, modulus**2, beta_full, g)
+    else:
+        data, test = make_split("modular_addition", modulus=modulus, n_train=n_train, seed=g.seed + split)
+        model = model_at(modulus, n_train, beta_full, g)
+    solves = []
+    for k in range(t.keys):
+        clock = time.perf_counter()
+        sol = solve(data, model, theory_sampler(t), key=jax.random.key(1000 + k), init=a_full * data.y, damping=t.damping,
+                    anderson=0, tol=t.tol, max_iter=t.max_iter, auto=False, stochastic=False)
+        y, r = np.asarray(data.y, float), np.asarray(sol.residual, float)
+        a = float(np.sum(r * y) / np.sum(y * y))
+        info = sol.diagnostics
+        prediction = np.asarray(sol.predict(test.x), float)
+        # the pooled law is t.pool laws of t.chains particles (slot order): the prediction is linear in the law, so the
+        # spread of the per-law predictions gives its sampling error (a lower bound: successive laws are correlated)
+        parts = sol.law.w.reshape(t.pool, t.chains, -1)
+        per_law = np.stack([np.asarray(predict_law(model, NeuronLaw.from_samples(w), data, sol.residual, test.x), float) for w in parts])
+        noise = 0.5 * float(np.mean(np.sum(per_law.var(axis=0, ddof=1) / t.pool, axis=1)))
+        solves.append({"key": 1000 + k, **test_metrics(prediction, test), "a_train": a, "prediction": prediction.tolist(),
+                       "prediction_noise_loss_relative": noise / (0.5 * (modulus - 1) / modulus),
+                       "off_target": float(np.linalg.norm(r - a * y) / np.linalg.norm(a * y)),
+                       "converged": bool(sol.converged), "message": sol.message, "iterations": len(sol.history["change"]),
+                       "final_change": float(info["change"]), "swap_rate": float(info["swap_rate"]),
+                       "round_trips": float(info["round_trips"]), "acceptance_rate": float(info["acceptance_rate"]),
+                       "warnings": list(info["warnings"]), "seconds": time.perf_counter() - clock})
+    record = {"P": modulus, "n_train": modulus**2 if n_train is None else n_train, "split": split, "beta": model.beta,
+              "solves": solves, "load_average": os.getloadavg()[0]}
+    for metric in ("test_loss", "test_loss_relative", "test_accuracy", "a_train"):
+        record[metric], record[metric + "_se"] = _mean_se([s_[metric] for s_ in solves])
+    if len(solves) > 1:  # the keys' mean prediction, and how much of the keys' difference is noise: E|f_0 - f_1|^2 / 4
+        f = np.array([s_["prediction"] for s_ in solves])
+        record["mean_prediction"] = test_metrics(f.mean(axis=0), test)
+        record["key_difference_loss_relative"] = float(0.5 * np.mean(np.sum((f[0] - f[1]) ** 2, axis=1)) / 4) / (0.5 * (modulus - 1) / modulus)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return record
+
+
 def gp_point(modulus: int, n_train: int, split: int, beta_full: float, g: GrokkingSection) -> dict:
     """The GP with the same prior (exact sextic-prior NNGP kernel) on the same split."""
     data, test = make_split("modular_addition", modulus=modulus, n_train=n_train, seed=g.seed + split)
@@ -170,9 +273,83 @@ def summarise(fractions, per_split: list[list[dict]]) -> dict:
     return out
 
 
+def pool_check(t: TheorySection, g: GrokkingSection, beta_full: float, a_full: float) -> list[dict]:
+    """The map at the exact full-table fixed point ``r = a_full y``: ``G(r)``'s discrepancy ``a_G = <G, y>/<y, y>`` (must be
+    ``a_full``) and its off-target part, from ``chains`` tempered chains pooled over ``pool`` updates (after ``pool + 2``
+    updates at that residual): the O(1/M) bias of the nonlinear residual solve, and what pooling does to it."""
+    data = make_data("modular_addition", modulus=t.modulus)
+    model = model_at(t.modulus, t.modulus**2, beta_full, g)
+    y = np.asarray(data.y, float)
+    out = []
+    configs = [(chains, 1) for chains in t.pool_check_chains] + [(t.pool_check_chains[-1], t.pool)]
+    for chains, pool in configs:
+        sampler = pooled_sampler(tempered_sampler(chains, t.steps, num_warmup=t.warmup, num_levels=t.levels,
+                                                  min_inverse_temperature=t.min_inverse_temperature), pool)
+        state = sampler.init(jax.random.key(7), model, data)
+        for _ in range(pool + 2):
+            law, state = sampler.update(state, model, data, a_full * data.y)
+        G = np.asarray(Background(model, law, data).residual(), float)
+        a_g = float(np.sum(G * y) / np.sum(y * y))
+        out.append({"chains": chains, "pool": pool, "a_G": a_g, "a_exact": a_full,
+                    "off_target": float(np.linalg.norm(G - a_g * y) / np.linalg.norm(a_g * y))})
+        print(f"  pool check: {chains} chains x {pool} updates: a_G = {a_g:.4f} (exact {a_full:.4f}), off-target "
+              f"{out[-1]['off_target']:.3f}", flush=True)
+    return out
+
+
+def theory_section(t: TheorySection, g: GrokkingSection, results: dict, cache: Path) -> dict:
+    """The exact theory on the training sets of ``t.modulus`` (the splits of the networks), and first, if asked, the same
+    solver route on the full table against the exact per-mode ``a`` (its check)."""
+    full = results["full_table_theory"][str(t.modulus)]
+    beta_full = full["beta"]
+    out = {"settings": dataclasses.asdict(t), "method": "mft_jax.solver.solve (auto=False, anderson=0) with "
+           "pooled_sampler(tempered_sampler(...)); start r = a_full y; errors: spread over independent solves (keys)"}
+    if t.full_table_check:
+        out["pool_check"] = pool_check(t, g, beta_full, full["a"])
+        check = theory_point(t.modulus, None, 0, beta_full, full["a"], g, t, cache)
+        out["full_table_check"] = {**check, "a_exact": full["a"]}
+        print(f"theory P = {t.modulus}, full table: a = {check['a_train']:.4f} +- {check['a_train_se']:.2g} by the 2P-dimensional "
+              f"solve vs {full['a']:.4f} exact per mode ({', '.join(s_['message'][:60] for s_ in check['solves'])})", flush=True)
+    per_fraction, points = [], []
+    for fraction in t.fractions:
+        n_train = int(round(fraction * t.modulus**2))
+        records = [theory_point(t.modulus, n_train, split, beta_full, full["a"], g, t, cache) for split in range(t.splits)]
+        per_fraction.append(records)
+        points.append({"fraction": fraction, "n_train": n_train, "splits": records})
+        r = records[0]
+        print(f"theory P = {t.modulus}, fraction {fraction:.2f} (n = {n_train}): relative test loss {r['test_loss_relative']:.3f} "
+              f"+- {r['test_loss_relative_se']:.2g} (sampling noise in it >= {np.mean([s_['prediction_noise_loss_relative'] for s_ in r['solves']]):.3g}; "
+              f"keys' mean {r.get('mean_prediction', {}).get('test_loss_relative', float('nan')):.3f}, noise in the keys' "
+              f"difference {r.get('key_difference_loss_relative', float('nan')):.3g}), accuracy {r['test_accuracy']:.3f}, a_train {r['a_train']:.3f}; converged "
+              f"{[s_['converged'] for s_ in r['solves']]} in {[s_['iterations'] for s_ in r['solves']]} iterations "
+              f"[{sum(s_['seconds'] for s_ in r['solves']):.0f} s]", flush=True)
+    out.update(summarise(t.fractions, per_fraction), points=points)
+    return out
+
+
+def width_trend(trend: WidthTrendSection, g: GrokkingSection, key, cache: Path) -> dict:
+    """Relative test loss of the ``[grokking]`` networks (same keys and splits) at each width of ``trend.widths``."""
+    beta_full = float(g.betas[list(g.moduli).index(trend.modulus)])
+    rows = []
+    for fraction in trend.fractions:
+        i = list(g.fractions).index(fraction)
+        n_train = int(round(fraction * trend.modulus**2))
+        for width in [g.width] + list(trend.widths):
+            varied = dataclasses.replace(g, width=width)
+            points = [network_point(jax.random.fold_in(key, 100_000 * trend.modulus + 100 * i + s), trend.modulus, n_train, s,
+                                    beta_full, varied, cache) for s in range(g.num_seeds)]
+            loss, loss_se = _mean_se([p["test_loss_relative"] for p in points])
+            rows.append({"fraction": fraction, "width": width, "test_loss_relative": loss, "test_loss_relative_se": loss_se,
+                         "train_loss": float(np.mean([p["train_loss"] for p in points])),
+                         "per_split": [p["test_loss_relative"] for p in points]})
+            print(f"width trend P = {trend.modulus}, fraction {fraction:.2f}, N = {width}: relative test loss {loss:.3f} +- {loss_se:.2g} "
+                  f"(train loss {rows[-1]['train_loss']:.3g}) [{sum(p['seconds'] for p in points):.0f} s]", flush=True)
+    return {"P": trend.modulus, "rows": rows}
+
+
 def main(argv=None) -> dict:
     args = parse(NAME, __doc__.splitlines()[0], argv)
-    raw = load_toml(args.config, {"grokking", "width_check", "steps_check"})
+    raw = load_toml(args.config, {"grokking", "theory", "width_trend", "width_check", "steps_check"})
     g = section(GrokkingSection, raw.get("grokking"), "grokking")
     cache = ROOT / "runs" / NAME
     key = jax.random.key(g.seed)
@@ -207,6 +384,10 @@ def main(argv=None) -> dict:
             print(f"P = {modulus}: {name} transitions (fraction; mean +- s.e. over the splits that cross): " + "; ".join(
                 f"{k[len('transition_'):]} {v['mean']:.3f} +- {v['se']:.2g} ({v['found']} of {g.num_seeds})"
                 for k, v in r.items() if k.startswith("transition_")), flush=True)
+    if "theory" in raw:
+        results["theory"] = theory_section(section(TheorySection, raw["theory"], "theory"), g, results, cache)
+    if "width_trend" in raw:
+        results["width_trend"] = width_trend(section(WidthTrendSection, raw["width_trend"], "width_trend"), g, key, cache)
     for name in ("width_check", "steps_check"):
         if name not in raw:
             continue
@@ -262,6 +443,13 @@ def make_figures(results: dict, outdir="figures") -> list:
         for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
             ax.errorbar(check["fractions"], check[metric], check[metric + "_se"], fmt=marker, color=colour, mfc="none", ms=8,
                         label=f"networks P = {check['P']}, N = {check['width']}, {check['steps']} steps")
+    theory = results.get("theory")
+    if theory:
+        colour = f"C{list(results['networks']).index(str(theory['settings']['modulus']))}" if str(theory["settings"]["modulus"]) in results["networks"] else "k"
+        for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
+            ax.errorbar(theory["fractions"], theory[metric], np.nan_to_num(theory[metric + "_se"]), fmt="*--", color=colour, ms=10,
+                        label=f"exact theory on the training set, P = {theory['settings']['modulus']}")
+        axes[0].set_yscale("log")  # the theory's held-out loss is 10-60x that of f = 0
     axes[0].axhline(0.5, color="gray", lw=0.8, ls="--")
     axes[0].axhline(1.0, color="gray", lw=0.8, ls=":")
     axes[0].set(xlabel="training fraction of the P^2 pairs", ylabel="test loss / test loss of f = 0", title="held-out pairs: loss")

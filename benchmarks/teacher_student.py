@@ -15,9 +15,11 @@ Three theories and the networks, per scale and sigma^2:
 3. ``networks``: Langevin networks (``mft_jax.train.joint``, float32, seeds vmapped), data draws x init
    seeds, from the prior and from neurons placed at ``w.w* = +-1``; the mean output over the kept samples
    projected on H1 and H3 over fresh test points; the law of ``w.w*`` over all neurons, seeds and samples.
-   Step size and length: a pilot run measures the integrated autocorrelation time of the cubic component. That
-   time is the fast collective mode's: at scale 1/8, sigma^2 = 0.18, 4000 steps leave f1 0.08 and f3 15% short
-   of what 16000 steps reach (``--steps``; results/teacher_student_equilibration.json).
+   Step size and length: each run reports the integrated autocorrelation time of the cubic component
+   (``tau_f3_records``). That time is the fast collective mode's and does not set the run length: at scale 1/8,
+   sigma^2 = 0.18, 4000 steps leave f1 0.08 and f3 15% short of what 16000 steps reach, and at sigma^2 = 0.10 f3 is
+   still drifting after 64000 (``--steps``; results/teacher_student_equilibration*.json; the slow variables are the
+   readouts, relaxing over ~``beta sa2`` time units).
 4. ``training_set_theory`` (``--training-set-theory``): the exact infinite-width theory (``mft_jax.solver.solve``,
    the full ``TwoLayer`` in d dimensions, the networks' model) on each network training set itself (finite n,
    infinite N): MCMC from an importance-sampling start (``theory_on_training_set``), ``--theory-keys`` independent

@@ -80,6 +80,11 @@ def test_quick_run(tmp_path, module):
         for name in ("networks", "gp"):
             for modulus, summary in results[name].items():
                 assert all(0 <= v <= 1 for v in summary["test_accuracy"]) and all(v > 0 for v in summary["test_loss"])
+        theory = results["theory"]  # the training-set theory and its full-table check ran and recorded their verdicts
+        assert all(0 <= v <= 1 for v in theory["test_accuracy"]) and all(v > 0 for v in theory["test_loss"])
+        assert math.isfinite(theory["full_table_check"]["a_train"]) and 0 < theory["full_table_check"]["a_exact"] < 1
+        assert all(isinstance(s["converged"], bool) and s["message"] for s in theory["full_table_check"]["solves"])
+        assert [row["width"] for row in results["width_trend"]["rows"]] == [32, 48]
 
 
 def test_square_activation_refused_then_metastable():
