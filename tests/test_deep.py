@@ -268,6 +268,7 @@ def test_anderson_reaches_the_deep_linear_closed_form_where_damping_cannot(x64, 
     assert not damped.converged and "no step makes progress" in damped.message
 
 
+@pytest.mark.slow  # ~10 s (default-suite budget); the two-layer escalation is tested by default in tests/test_solver*.py
 def test_automatic_continuation_rescues_a_stalled_newton_solve(x64):
     """From the GP start the direct Newton solve of this deep linear net crawls (steps of 1/64 held by
     the normalizability line search); ``auto`` detects the stall and continues in beta from the GP side."""

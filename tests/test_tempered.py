@@ -93,7 +93,7 @@ def test_warnings_name_a_coarse_ladder_and_short_chains():
 @pytest.mark.parametrize("options", [dict(num_levels=1), dict(min_inverse_temperature=0.0), dict(min_inverse_temperature=1.5),
                                      dict(num_chains=1), dict(num_steps=2)])
 def test_bad_settings_raise_config_error(options):
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=f"tempered {next(iter(options))}"):
         tempered_sampler(**options)
 
 

@@ -48,6 +48,7 @@ def test_outputs_follow_the_io_contract(full_run):
     assert len(report["final_loss_per_seed"]) == 3 and report["meta"]["config"]["train"]["width"] == 16
 
 
+@pytest.mark.slow  # ~8 s (default-suite budget); resuming is tested bit for bit at the loop level in tests/test_loop.py
 def test_resumed_run_ends_in_the_state_of_the_uninterrupted_run(tmp_path, full_run):
     full, part = full_run, tmp_path / "part"
     shorter = LANGEVIN.replace("steps = 40", "steps = 20")

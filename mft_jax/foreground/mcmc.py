@@ -108,15 +108,15 @@ class MCMCSampler(Sampler):
         ]
 
 
-def _check_int(name, value, minimum):
+def _check_int(name, value, minimum, sampler="mcmc"):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"mcmc {name} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"{sampler} {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
-def _check_float(name, value, low, high):
+def _check_float(name, value, low, high, sampler="mcmc"):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
-        raise ConfigError(f"mcmc {name} must be a number in ({low}, {high}), got {value!r}")
+        raise ConfigError(f"{sampler} {name} must be a number in ({low}, {high}), got {value!r}")
     return float(value)
 
 

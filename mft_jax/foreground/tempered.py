@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.data import Dataset
-from mft_jax.errors import ConfigError, NonFiniteError
+from mft_jax.errors import NonFiniteError
 from mft_jax.foreground import Sampler
 from mft_jax.foreground.mcmc import MIXING_FACTOR, _check_float, _check_int, _log_density_fn
 from mft_jax.neurons import NeuronLaw
@@ -227,12 +227,14 @@ def tempered_sampler(
     (``info.swap_rate``, warned below 0.05: the spacing should shrink like ``1/sqrt(d)``) and replicas make
     round trips (``info.round_trips``). Cost: ``num_levels`` times that of ``mcmc_sampler`` with the same chains.
     """
+    check_int = lambda name, value, minimum: _check_int(name, value, minimum, "tempered")  # noqa: E731
+    check_float = lambda name, value, low, high: _check_float(name, value, low, high, "tempered")  # noqa: E731
     return TemperedSampler(
-        num_chains=_check_int("num_chains", num_chains, 2),
-        num_steps=_check_int("num_steps", num_steps, 4),
-        num_warmup=_check_int("num_warmup", num_warmup, 0),
-        num_levels=_check_int("num_levels", num_levels, 2),
-        min_inverse_temperature=_check_float("min_inverse_temperature", min_inverse_temperature, 0.0, 1.0),
-        target_acceptance=_check_float("target_acceptance", target_acceptance, 0.0, 1.0),
-        adaptation_rate=0.0 if adaptation_rate == 0 else _check_float("adaptation_rate", adaptation_rate, 0.0, math.inf),
+        num_chains=check_int("num_chains", num_chains, 2),
+        num_steps=check_int("num_steps", num_steps, 4),
+        num_warmup=check_int("num_warmup", num_warmup, 0),
+        num_levels=check_int("num_levels", num_levels, 2),
+        min_inverse_temperature=check_float("min_inverse_temperature", min_inverse_temperature, 0.0, 1.0),
+        target_acceptance=check_float("target_acceptance", target_acceptance, 0.0, 1.0),
+        adaptation_rate=0.0 if adaptation_rate == 0 else check_float("adaptation_rate", adaptation_rate, 0.0, math.inf),
     )
