@@ -172,9 +172,26 @@ def network_point(key, modulus: int, n_train: int, split: int, beta_full: float,
     return record
 
 
-def theory_sampler(t: TheorySection):
-    return pooled_sampler(tempered_sampler(t.chains, t.steps, num_warmup=t.warmup, num_levels=t.levels,
-                                           min_inverse_temperature=t.min_inverse_temperature), t.pool)
+def theory_sampler(t: TheorySection, chains: int | None = None, pool: int | None = None):
+    """``[theory]``'s sampler; ``chains``, ``pool``: other than ``t.chains``, ``t.pool`` (the pool check)."""
+    return pooled_sampler(tempered_sampler(chains or t.chains, t.steps, num_warmup=t.warmup, num_levels=t.levels,
+                                           min_inverse_temperature=t.min_inverse_temperature), pool or t.pool)
+
+
+def discrepancy(residual, y) -> tuple[float, float]:
+    """``a = <r, y>/<y, y>`` and the off-target part ``|r - a y|/|a y|`` of a residual (P, C)."""
+    r, y = np.asarray(residual, float), np.asarray(y, float)
+    a = float(np.sum(r * y) / np.sum(y * y))
+    return a, float(np.linalg.norm(r - a * y) / np.linalg.norm(a * y))
+
+
+def split_points(key, modulus: int, fraction: float, beta_full: float, g: GrokkingSection, cache: Path) -> list[dict]:
+    """The networks of every split at one fraction of ``g.fractions`` (keys fixed by the fraction's place there, so every
+    section that varies ``g`` runs the same splits from the same keys)."""
+    i = list(g.fractions).index(fraction)
+    n_train = int(round(fraction * modulus**2))
+    return [network_point(jax.random.fold_in(key, 100_000 * modulus + 100 * i + s), modulus, n_train, s, beta_full, g, cache)
+            for s in range(g.num_seeds)]
 
 
 def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float, a_full: float, g: GrokkingSection,
@@ -198,8 +215,7 @@ def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float
         clock = time.perf_counter()
         sol = solve(data, model, theory_sampler(t), key=jax.random.key(1000 + k), init=a_full * data.y, damping=t.damping,
                     anderson=0, tol=t.tol, max_iter=t.max_iter, auto=False, stochastic=False)
-        y, r = np.asarray(data.y, float), np.asarray(sol.residual, float)
-        a = float(np.sum(r * y) / np.sum(y * y))
+        a, off_target = discrepancy(sol.residual, data.y)
         info = sol.diagnostics
         prediction = np.asarray(sol.predict(test.x), float)
         # the pooled law is t.pool laws of t.chains particles (slot order): the prediction is linear in the law, so the
@@ -209,7 +225,7 @@ def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float
         noise = 0.5 * float(np.mean(np.sum(per_law.var(axis=0, ddof=1) / t.pool, axis=1)))
         solves.append({"key": 1000 + k, **test_metrics(prediction, test), "a_train": a, "prediction": prediction.tolist(),
                        "prediction_noise_loss_relative": noise / (0.5 * (modulus - 1) / modulus),
-                       "off_target": float(np.linalg.norm(r - a * y) / np.linalg.norm(a * y)),
+                       "off_target": off_target,
                        "converged": bool(sol.converged), "message": sol.message, "iterations": len(sol.history["change"]),
                        "final_change": float(info["change"]), "swap_rate": float(info["swap_rate"]),
                        "round_trips": float(info["round_trips"]), "acceptance_rate": float(info["acceptance_rate"]),
@@ -279,19 +295,15 @@ def pool_check(t: TheorySection, g: GrokkingSection, beta_full: float, a_full: f
     updates at that residual): the O(1/M) bias of the nonlinear residual solve, and what pooling does to it."""
     data = make_data("modular_addition", modulus=t.modulus)
     model = model_at(t.modulus, t.modulus**2, beta_full, g)
-    y = np.asarray(data.y, float)
     out = []
     configs = [(chains, 1) for chains in t.pool_check_chains] + [(t.pool_check_chains[-1], t.pool)]
     for chains, pool in configs:
-        sampler = pooled_sampler(tempered_sampler(chains, t.steps, num_warmup=t.warmup, num_levels=t.levels,
-                                                  min_inverse_temperature=t.min_inverse_temperature), pool)
+        sampler = theory_sampler(t, chains, pool)
         state = sampler.init(jax.random.key(7), model, data)
         for _ in range(pool + 2):
             law, state = sampler.update(state, model, data, a_full * data.y)
-        G = np.asarray(Background(model, law, data).residual(), float)
-        a_g = float(np.sum(G * y) / np.sum(y * y))
-        out.append({"chains": chains, "pool": pool, "a_G": a_g, "a_exact": a_full,
-                    "off_target": float(np.linalg.norm(G - a_g * y) / np.linalg.norm(a_g * y))})
+        a_g, off_target = discrepancy(Background(model, law, data).residual(), data.y)
+        out.append({"chains": chains, "pool": pool, "a_G": a_g, "a_exact": a_full, "off_target": off_target})
         print(f"  pool check: {chains} chains x {pool} updates: a_G = {a_g:.4f} (exact {a_full:.4f}), off-target "
               f"{out[-1]['off_target']:.3f}", flush=True)
     return out
@@ -332,12 +344,8 @@ def width_trend(trend: WidthTrendSection, g: GrokkingSection, key, cache: Path) 
     beta_full = float(g.betas[list(g.moduli).index(trend.modulus)])
     rows = []
     for fraction in trend.fractions:
-        i = list(g.fractions).index(fraction)
-        n_train = int(round(fraction * trend.modulus**2))
         for width in [g.width] + list(trend.widths):
-            varied = dataclasses.replace(g, width=width)
-            points = [network_point(jax.random.fold_in(key, 100_000 * trend.modulus + 100 * i + s), trend.modulus, n_train, s,
-                                    beta_full, varied, cache) for s in range(g.num_seeds)]
+            points = split_points(key, trend.modulus, fraction, beta_full, dataclasses.replace(g, width=width), cache)
             loss, loss_se = _mean_se([p["test_loss_relative"] for p in points])
             rows.append({"fraction": fraction, "width": width, "test_loss_relative": loss, "test_loss_relative_se": loss_se,
                          "train_loss": float(np.mean([p["train_loss"] for p in points])),
@@ -361,10 +369,9 @@ def main(argv=None) -> dict:
         results["full_table_theory"][str(modulus)] = {"a": full.a, "phase": full.phase, "learned": full.learned,
                                                        "a_gp": 1 / (1 + 4 * kappa / modulus**2), "beta": beta_full, "sa2": g.kappa / beta_full}
         nets, gps, raw_points = [], [], []
-        for i, fraction in enumerate(g.fractions):
+        for fraction in g.fractions:
             n_train = int(round(fraction * modulus**2))
-            points = [network_point(jax.random.fold_in(key, 100_000 * modulus + 100 * i + s), modulus, n_train, s, beta_full, g, cache)
-                      for s in range(g.num_seeds)]
+            points = split_points(key, modulus, fraction, beta_full, g, cache)
             gp = [gp_point(modulus, n_train, s, beta_full, g) for s in range(g.num_seeds)]
             nets.append(points)
             gps.append(gp)
@@ -397,10 +404,7 @@ def main(argv=None) -> dict:
         beta_full = float(g.betas[list(g.moduli).index(check.modulus)])
         per_fraction = []
         for fraction in check.fractions:
-            i = list(g.fractions).index(fraction)  # same keys and splits as the [grokking] point
-            n_train = int(round(fraction * check.modulus**2))
-            points = [network_point(jax.random.fold_in(key, 100_000 * check.modulus + 100 * i + s), check.modulus, n_train, s, beta_full, varied, cache)
-                      for s in range(g.num_seeds)]
+            points = split_points(key, check.modulus, fraction, beta_full, varied, cache)  # same keys and splits as [grokking]
             per_fraction.append(points)
             loss, loss_se = _mean_se([p["test_loss_relative"] for p in points])
             late, late_se = _mean_se([p["second_half"]["test_loss_relative"] for p in points])

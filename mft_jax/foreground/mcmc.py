@@ -89,23 +89,42 @@ class MCMCSampler(Sampler):
         position, log_density, key, h, acceptance, ess = _run_chains(
             self, model, data, residual, state.position, state.key, state.step_size
         )
-        if not isinstance(log_density, jax.core.Tracer):
-            runaway = int(jnp.sum(~jnp.isfinite(log_density)))
-            if runaway:
-                raise NonFiniteError(
-                    f"mcmc: {runaway} of {self.num_chains} chains reached a non-finite log rho(w) "
-                    f"(step size {float(h):.3g}); the single-neuron law may be non-normalizable "
-                    "(unbounded activation, large coupling) or the step size too large"
-                )
+        refuse_runaway(log_density, "mcmc", "chains", h)
         return NeuronLaw.from_samples(position), MCMCState(position, key, h, _info(self, acceptance, h, ess))
 
     def warnings(self, info: MCMCInfo, law) -> list[str]:
-        if float(info.mixed) >= 1.0:
-            return []
-        return [
-            f"the MCMC chains ran {self.num_warmup + self.num_steps} steps, fewer than {MIXING_FACTOR} autocorrelation "
-            f"times ({float(info.autocorrelation_time):.3g} steps each): the law may not be mixed; raise num_steps"
-        ]
+        return short_chains(self, info, "the MCMC chains")
+
+
+def refuse_runaway(log_density, sampler: str, chains: str, step_size=None) -> None:
+    """``NonFiniteError`` in words if any final ``log rho`` (one per chain, any shape) is not finite; skipped under tracing."""
+    if isinstance(log_density, jax.core.Tracer):
+        return
+    runaway = int(jnp.sum(~jnp.isfinite(log_density)))
+    if runaway:
+        step = "" if step_size is None else f" (step size {float(step_size):.3g})"
+        raise NonFiniteError(
+            f"{sampler}: {runaway} of {log_density.size} {chains} reached a non-finite log rho(w){step}; the single-neuron law may be "
+            "non-normalizable (unbounded activation, large coupling) or the step size too large"
+        )
+
+
+def mixing(settings, ess):
+    """``(autocorrelation_time, mixed)``: ``num_chains num_steps / ess`` in steps, and 1.0 if ``num_warmup + num_steps``
+    is at least ``MIXING_FACTOR`` of them (``settings``: any sampler with those three fields)."""
+    autocorrelation_time = settings.num_chains * settings.num_steps / ess
+    mixed = (settings.num_warmup + settings.num_steps >= MIXING_FACTOR * autocorrelation_time).astype(ess.dtype)
+    return autocorrelation_time, mixed
+
+
+def short_chains(settings, info, chains: str) -> list[str]:
+    """The warning for chains shorter than ``MIXING_FACTOR`` autocorrelation times (``info.mixed`` < 1), else []."""
+    if float(info.mixed) >= 1.0:
+        return []
+    return [
+        f"{chains} ran {settings.num_warmup + settings.num_steps} steps, fewer than {MIXING_FACTOR} autocorrelation "
+        f"times ({float(info.autocorrelation_time):.3g} steps each): the law may not be mixed; raise num_steps"
+    ]
 
 
 def _check_int(name, value, minimum, sampler="mcmc"):
@@ -159,9 +178,7 @@ def _run_chains(settings: MCMCSampler, model: TwoLayer, data, residual, position
 
 
 def _info(settings: MCMCSampler, acceptance, step_size, ess) -> MCMCInfo:
-    autocorrelation_time = settings.num_chains * settings.num_steps / ess
-    mixed = (settings.num_warmup + settings.num_steps >= MIXING_FACTOR * autocorrelation_time).astype(ess.dtype)
-    return MCMCInfo(acceptance, step_size, ess, autocorrelation_time, mixed)
+    return MCMCInfo(acceptance, step_size, ess, *mixing(settings, ess))
 
 
 def mcmc_sampler(

@@ -39,9 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.data import Dataset
-from mft_jax.errors import NonFiniteError
 from mft_jax.foreground import Sampler
-from mft_jax.foreground.mcmc import MIXING_FACTOR, _check_float, _check_int, _log_density_fn
+from mft_jax.foreground.mcmc import _check_float, _check_int, _log_density_fn, mixing, refuse_runaway, short_chains
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require
 
@@ -105,16 +104,8 @@ class TemperedSampler(Sampler):
         position, log_density, key, h, acceptance, swap, trips, ess = _run_ladder(
             self, model, data, residual, state.position, state.key, state.step_size, b
         )
-        if not isinstance(log_density, jax.core.Tracer):
-            runaway = int(jnp.sum(~jnp.isfinite(log_density)))
-            if runaway:
-                raise NonFiniteError(
-                    f"tempered: {runaway} of {self.num_chains * self.num_levels} replicas reached a non-finite log rho(w); "
-                    "the single-neuron law may be non-normalizable or the step size too large"
-                )
-        autocorrelation_time = self.num_chains * self.num_steps / ess
-        mixed = (self.num_warmup + self.num_steps >= MIXING_FACTOR * autocorrelation_time).astype(ess.dtype)
-        info = TemperedInfo(acceptance, swap, trips, h[0], ess, autocorrelation_time, mixed)
+        refuse_runaway(log_density, "tempered", "replicas")
+        info = TemperedInfo(acceptance, swap, trips, h[0], ess, *mixing(self, ess))
         return NeuronLaw.from_samples(position[0]), TemperedState(position, key, h, info)
 
     def warnings(self, info: TemperedInfo, law) -> list[str]:
@@ -124,12 +115,7 @@ class TemperedSampler(Sampler):
                 f"a neighbour pair of the tempering ladder exchanged in only {float(info.swap_rate):.3g} of the proposals "
                 f"(< {MIN_SWAP_RATE}): the ladder is too coarse there; raise num_levels"
             )
-        if float(info.mixed) < 1.0:
-            words.append(
-                f"the level-0 chains ran {self.num_warmup + self.num_steps} steps, fewer than {MIXING_FACTOR} autocorrelation "
-                f"times ({float(info.autocorrelation_time):.3g} steps each): the law may not be mixed; raise num_steps"
-            )
-        return words
+        return words + short_chains(self, info, "the level-0 chains")
 
 
 def _exchange(key, parity, b, position, logdensity, grad):
