@@ -512,8 +512,7 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
     paths = []
     cloud = lambda key: NeuronLaw.from_samples(jnp.asarray(clouds[key]))  # noqa: E731
     if results["theory"].get("density"):
-        import matplotlib.pyplot as plt
-
+        plt = io.pyplot()
         law = _law_from_density(results["theory"]["density"])
         figure, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
         # log colour scale: rho is sharply peaked, and a linear scale hides the tails the neurons populate
@@ -521,8 +520,7 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
         plots.neuron_density(law, neurons=cloud("network"), ax=axes[1], log=True,
                              title="with the neurons of a Langevin network")
         path = outdir / f"{name}_density.png"
-        figure.savefig(path, dpi=150)
-        plt.close(figure)
+        io.save_figure(figure, path, dpi=150)
         paths.append(path)
     path = outdir / f"{name}_foreground.png"
     plots.foreground_vs_background(cloud("network"), cloud("foreground"), path=path,
@@ -535,8 +533,7 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
                                    title="foreground on the wrong (GP) background")
     paths.append(path)
     if len(results["networks"]) >= 2:
-        import matplotlib.pyplot as plt
-
+        plt = io.pyplot()
         widths = [r["width"] for r in results["networks"]]
         figure, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.8), constrained_layout=True)
         for ax, metric in zip(axes, METRICS):
@@ -545,8 +542,7 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
                                     [s["noise_floor"] for s in summaries], fit=True, ax=ax,
                                     label="network vs theory", ylabel=f"{METRIC_LABELS[metric]} distance to rho(w)")
         path = outdir / f"{name}_distance.png"
-        figure.savefig(path, dpi=150)
-        plt.close(figure)
+        io.save_figure(figure, path, dpi=150)
         paths.append(path)
     return [str(p) for p in paths]
 

@@ -224,18 +224,8 @@ def main(argv=None) -> None:
     print(f"deep_composition: wrote {out} and {figure}")
 
 
-def make_figures(results: dict, outdir: str) -> list[Path]:
-    """Redraw the figure from ``results/deep_composition.json`` (``make figures``)."""
-    path = Path(outdir) / ("deep_composition_quick.png" if results.get("quick") else "deep_composition.png")
-    plot(results, path)
-    return [path]
-
-
 def plot(payload, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = io.pyplot()
 
     panels = [(name, layer) for name in payload["layers"] for layer in payload["layers"][name]]
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.8 * (len(panels) + 1), 3.6))
@@ -257,11 +247,10 @@ def plot(payload, path) -> None:
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel(r"test loss $\frac{1}{2}E(f-y)^2$ (0.5: f = 0)")
     fig.suptitle(f"y = (x1 x2)(x3 x4), P = {payload['train_points']}, {payload['activation']}, beta = {payload['beta']:g}, N = {payload['width']}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=130)
 
+
+make_figures = io.figure_redrawer("deep_composition", plot)
 
 if __name__ == "__main__":
     main()

@@ -145,18 +145,8 @@ def main(argv=None) -> None:
     print(f"deep_digits: wrote {out} and {figure}")
 
 
-def make_figures(results: dict, outdir: str) -> list[Path]:
-    """Redraw the figure from ``results/deep_digits.json`` (``make figures``)."""
-    path = Path(outdir) / ("deep_digits_quick.png" if results.get("quick") else "deep_digits.png")
-    plot(results, path)
-    return [path]
-
-
 def plot(payload, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = io.pyplot()
 
     kernels, mean, nngp = ([np.asarray(k) for k in payload["kernels"][name]] for name in ("theory", "networks", "nngp"))
     layers = len(kernels)
@@ -184,11 +174,10 @@ def plot(payload, path) -> None:
     ax.set_ylabel("$|K_{net} - K| / |K|$")
     ax.legend(fontsize=6)
     fig.suptitle(f"digits 0 vs 1, P = {payload['train_points']}, tanh, two hidden layers, beta = {payload['beta']:g}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=130)
 
+
+make_figures = io.figure_redrawer("deep_digits", plot)
 
 if __name__ == "__main__":
     main()

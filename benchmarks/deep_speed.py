@@ -215,18 +215,8 @@ def main(argv=None) -> None:
     print(f"deep_speed: wrote {out} and {figure}")
 
 
-def make_figures(results: dict, outdir: str) -> list[Path]:
-    """Redraw the figure from ``results/deep_speed.json`` (``make figures``)."""
-    path = Path(outdir) / ("deep_speed_quick.png" if results.get("quick") else "deep_speed.png")
-    plot(results, path)
-    return [path]
-
-
 def plot(payload, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = io.pyplot()
 
     rows = [r for r in payload["points"] if "map_seconds" in r]
     P = np.array([r["P"] for r in rows], float)
@@ -263,11 +253,10 @@ def plot(payload, path) -> None:
     right.legend(fontsize=6)
     fig.suptitle(f"deep map cost: {payload['task']}, {payload['model']['activation']}, depth {payload['model']['depth']}, "
                  f"beta = {payload['model']['beta']:g}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=130)
 
+
+make_figures = io.figure_redrawer("deep_speed", plot)
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,7 @@ from mft_jax.config import data_from, load_toml, model_from, section  # noqa: E4
 from mft_jax.errors import NonNormalizableError  # noqa: E402
 from mft_jax.foreground.grid import grid_sampler  # noqa: E402
 from mft_jax.foreground.importance import importance_sampler  # noqa: E402
-from mft_jax.io import run_metadata, write_json  # noqa: E402
+from mft_jax.io import pyplot, run_metadata, save_figure, write_json  # noqa: E402
 from mft_jax.normalizability import runaway_strength  # noqa: E402
 from mft_jax.solver import solve  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
@@ -252,13 +252,9 @@ def print_table(results: dict) -> None:
 
 def make_figures(results: dict, outdir="figures") -> list:
     """``figures/linear.png``: g and loss vs beta (exact, grid, importance, networks); networks' approach vs width."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     v = np.asarray(results["teacher"], dtype=float)
     sweep = results["sweep"]
     betas = np.array([p["beta"] for p in sweep])
@@ -302,11 +298,7 @@ def make_figures(results: dict, outdir="figures") -> list:
     ax.plot(widths, 1.0 / widths, "k:", lw=0.8, label="1/N")
     ax.set(xscale="log", yscale="log", xlabel="width N", ylabel="|network / exact - 1|", title="Langevin networks vs theory")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = outdir / f"{NAME}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, outdir / f"{NAME}.png", dpi=120)]
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
 from mft_jax.config import load_toml, section  # noqa: E402
-from mft_jax.io import run_metadata, write_json  # noqa: E402
+from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.modular import (  # noqa: E402
     coexistence_coupling, exact_coexistence, fourier_loss, learned_fraction, library_couplings, mode_powers,
@@ -244,7 +244,7 @@ def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Pa
     ``start``: ``"prior"`` (prior draws) or ``"theory"`` (first-layer weights drawn from the exact theory's
     single-neuron law at its self-consistent coupling, ``mft_jax.modular.sample_neurons``; readouts from the prior).
     """
-    suffix = "" if start == "prior" else f"_start{start}"
+    suffix = ("" if start == "prior" else f"_start{start}") + ("" if net.step_size == 0.1 else f"_h{net.step_size:g}")
     path = cache / f"P{modulus}_beta{beta:g}_N{net.width}_S{net.num_seeds}_T{net.steps}{suffix}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -418,21 +418,15 @@ def main(argv=None) -> dict:
     widths = width_sweep(jax.random.fold_in(key, 1), sweep, net, cache) if sweep is not None else None
     results = {"paper_fig3": paper_fig3, "corrected": corrected, "exact_theory": theory, "networks": networks,
                "width_sweep": widths, "loss_timing": timing, "config": raw, "meta": run_metadata(raw, net.seed)}
-    write_json(Path(args.results) / f"{NAME}.json", results)
-    paths = make_figures(results, args.figures)
-    print("figures:", ", ".join(str(p) for p in paths))
+    write_results(Path(args.results) / f"{NAME}.json", results, make_figures, args.figures)
     return results
 
 
 def make_figures(results: dict, outdir="figures") -> list:
     """Phase diagram (a vs sigma^2, Fig. 3), networks vs theory, Fourier spectra of trained neurons, a(N) of the width sweep."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     paths = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     ax = axes[0]
@@ -451,10 +445,7 @@ def make_figures(results: dict, outdir="figures") -> list:
     ax = axes[1]
     ax.semilogy([p["sigma2"] for p in exact], [max(p["learned"], 1e-12) for p in exact], "k-o", ms=3)
     ax.set(xlabel=r"$\sigma^2$", ylabel="fraction of pair modes at the nonzero saddle", title="mixed phase: how many modes learn (exact)")
-    fig.tight_layout()
-    paths.append(outdir / f"{NAME}.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, outdir / f"{NAME}.png", dpi=120))
 
     nets = results["networks"]
     if any(nets.values()):
@@ -477,10 +468,7 @@ def make_figures(results: dict, outdir="figures") -> list:
         axes[2].set(xlabel="share of the top pair mode in a neuron's power", ylabel="fraction of neurons", title="one frequency or all?")
         for ax in axes:
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(outdir / f"{NAME}_networks.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(save_figure(fig, outdir / f"{NAME}_networks.png", dpi=120))
     sweep = results.get("width_sweep")
     if sweep:
         fig, ax = plt.subplots(figsize=(6, 4.3))
@@ -498,10 +486,7 @@ def make_figures(results: dict, outdir="figures") -> list:
         ax.axhline(sweep["theory"]["a"], color="r", lw=1, label=f"exact theory {sweep['theory']['a']:.4f}")
         ax.set(xlabel="1/N", ylabel="a", title=f"P = {sweep['P']}, beta = {sweep['beta']:g}: a(N)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(outdir / f"{NAME}_width.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(save_figure(fig, outdir / f"{NAME}_width.png", dpi=120))
     return paths
 
 

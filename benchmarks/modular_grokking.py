@@ -23,6 +23,15 @@ at fixed ``sa2 = kappa/beta`` (the posterior ``exp(-sum_mu |r_mu|^2/(2 T_1) - pr
    known: first the same solve on the full table against the exact per-mode ``a`` (``full_table_check``), and the map at
    the exact fixed point with single and pooled laws (``pool_check``).
 
+4. ``full_table_networks`` (``[full_table_networks]``): networks on the full table at the same coupling, where the
+   exact per-mode theory is known, from the prior and from the theory's own single-neuron law, at two widths and run
+   lengths: how far from the theory's state the networks are where they are trained, and whether that is run length
+   (barrier crossing) or width.
+
+5. ``theory_start`` (``[theory_start]``): networks on the theory's training sets started in the full-table theory's
+   single-neuron law (modes learned) at a step size that holds that basin: the networks in the theory's basin
+   against the exact theory on the same set.
+
 Test loss ``1/2 mean_test |f - y|^2`` (relative: over that of f = 0, ``(P-1)/(2P)``) and test accuracy
 (``argmax_p f_p = (n + m) mod P``). The transition fraction is where the relative test loss of a split
 first falls below 1/2 (linear interpolation on the fraction grid), mean and s.e. over the splits that cross; likewise
@@ -52,10 +61,12 @@ from benchmark_cli import parse  # noqa: E402
 from mft_jax.background import Background  # noqa: E402
 from mft_jax.background import predict as predict_law  # noqa: E402
 from mft_jax.config import load_toml, section  # noqa: E402
-from mft_jax.io import run_metadata, write_json  # noqa: E402
+from mft_jax.errors import ConfigError  # noqa: E402
+from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
+from modular_addition import NetworkSection, network_point as full_table_point  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.neurons import NeuronLaw  # noqa: E402
-from mft_jax.modular import library_couplings, prior_gp_predict, solve_discrepancy  # noqa: E402
+from mft_jax.modular import library_couplings, prior_gp_predict, sample_neurons, solve_discrepancy  # noqa: E402
 from mft_jax.priors import fourier_sextic  # noqa: E402
 from mft_jax.foreground.pooled import pooled_sampler  # noqa: E402
 from mft_jax.foreground.tempered import tempered_sampler  # noqa: E402
@@ -119,6 +130,49 @@ class WidthTrendSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class FullTableSection:
+    """``[full_table_networks]``: networks on the full table at ``[grokking]``'s coupling (its beta, kappa, gamma), where
+    the exact per-mode theory is known, by ``modular_addition.network_point``. Run ``i`` has width ``widths[i]``,
+    ``steps[i]`` Langevin steps of size ``step_sizes[i]`` (burn-in half) and starts from ``starts[i]``: ``"prior"``, or
+    ``"theory"`` (first-layer weights drawn from the theory's own single-neuron law, readouts from the prior). From the
+    prior a neuron's mode must cross the per-mode barrier to learn; from the theory's law it starts learned. Where the
+    starts meet, and how that moves with the step size and the width, separates run length, discretisation and width."""
+
+    modulus: int = 11
+    widths: list = dataclasses.field(default_factory=lambda: [256])
+    steps: list = dataclasses.field(default_factory=lambda: [3000])
+    step_sizes: list = dataclasses.field(default_factory=lambda: [0.1])
+    starts: list = dataclasses.field(default_factory=lambda: ["prior"])
+    num_seeds: int = 2
+
+    def __post_init__(self):
+        lengths = {len(self.widths), len(self.steps), len(self.step_sizes), len(self.starts)}
+        if len(lengths) != 1:
+            raise ConfigError("[full_table_networks] widths, steps, step_sizes and starts are one entry per run and must have "
+                              f"the same length; got {len(self.widths)}, {len(self.steps)}, {len(self.step_sizes)}, {len(self.starts)}")
+        bad = [s_ for s_ in self.starts if s_ not in ("prior", "theory")]
+        if bad:
+            raise ConfigError(f"[full_table_networks] starts must be 'prior' or 'theory'; got {bad}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TheoryStartSection:
+    """``[theory_start]``: networks on the ``[theory]`` training sets (split 0) started in the full-table theory's
+    single-neuron law (its modes learned: the basin the prior start does not reach in these runs, ``[full_table_networks]``),
+    at a step size that holds that basin, against the exact theory on the same sets."""
+
+    modulus: int = 11
+    fractions: list = dataclasses.field(default_factory=lambda: [0.5, 0.9])
+    steps: list = dataclasses.field(default_factory=lambda: [30000, 30000])  # one entry per fraction entry
+    width: int = 1024
+    step_size: float = 0.01
+
+    def __post_init__(self):
+        if len(self.fractions) != len(self.steps):
+            raise ConfigError(f"[theory_start] fractions and steps are one entry per run; got {len(self.fractions)} and {len(self.steps)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class CheckSection:
     """``[width_check]``, ``[steps_check]``: the networks of ``[grokking]`` (same splits and keys) at another width and/or
     another number of steps (burn-in scaled alike; 0: as in ``[grokking]``), at one P and a few fractions."""
@@ -144,17 +198,27 @@ def test_metrics(f, test) -> dict:
             "test_accuracy": float(np.mean(np.argmax(f, 1) == np.argmax(y, 1)))}
 
 
-def network_point(key, modulus: int, n_train: int, split: int, beta_full: float, g: GrokkingSection, cache: Path) -> dict:
-    """One Langevin network on one split: time-averaged held-out output after the burn-in; cached as JSON."""
-    path = cache / f"P{modulus}_beta{beta_full:g}_n{n_train}_s{split}_N{g.width}_T{g.steps}_h{g.step_size:g}.json"
+def network_point(key, modulus: int, n_train: int, split: int, beta_full: float, g: GrokkingSection, cache: Path,
+                  start_coupling: float | None = None) -> dict:
+    """One Langevin network on one split: time-averaged held-out output after the burn-in; cached as JSON.
+    ``start_coupling``: first-layer weights drawn from the per-mode single-neuron law at this coupling
+    (``mft_jax.modular.sample_neurons``; the full-table theory's, so the modes start learned), readouts from the prior;
+    None: the prior."""
+    tag = "" if start_coupling is None else f"_start{start_coupling:.4g}"
+    path = cache / f"P{modulus}_beta{beta_full:g}_n{n_train}_s{split}_N{g.width}_T{g.steps}_h{g.step_size:g}{tag}.json"
     if path.is_file():
         return json.loads(path.read_text())
     data, test = make_split("modular_addition", modulus=modulus, n_train=n_train, seed=g.seed + split)
     model = model_at(modulus, n_train, beta_full, g)
     observe = lambda p: {"test_output": predict(p, model, test.x)}
+    init_params = None
+    if start_coupling is not None:
+        rng = np.random.default_rng([g.seed, modulus, n_train, split, g.width])
+        w = sample_neurons(rng, start_coupling, g.gamma, modulus, g.width, points=300)
+        init_params = {"a": math.sqrt(model.sa2) * rng.standard_normal((1, g.width, modulus)), "w": w.reshape(1, g.width, 2 * modulus)}
     clock = time.perf_counter()
     result = train(key, model, g.width, data, langevin_optimizer(model, g.step_size), g.steps, num_seeds=1,
-                   chunk=g.record_every, observables=observe, progress=False)
+                   chunk=g.record_every, observables=observe, progress=False, init_params=init_params)
     seconds = time.perf_counter() - clock
     steps = np.asarray(result.history["step"])
     outputs = np.asarray(result.history["test_output"], float)[:, 0]  # (records, n_test, P)
@@ -355,9 +419,60 @@ def width_trend(trend: WidthTrendSection, g: GrokkingSection, key, cache: Path) 
     return {"P": trend.modulus, "rows": rows}
 
 
+def full_table_networks(ft: FullTableSection, g: GrokkingSection, key, cache: Path) -> dict:
+    """``[full_table_networks]``: per width, run length and start, the networks' discrepancy ``a`` (second half of the
+    run), its halves, the fraction of (neuron, mode) pairs past the barrier, against the exact theory's."""
+    beta_full = float(g.betas[list(g.moduli).index(ft.modulus)])
+    rows = []
+    for width, steps, step_size, start in zip(ft.widths, ft.steps, ft.step_sizes, ft.starts):
+        net = NetworkSection(moduli=[ft.modulus], betas=[beta_full], kappa=g.kappa, gamma=g.gamma, width=width,
+                             num_seeds=ft.num_seeds, steps=steps, burn_in=steps // 2, record_every=max(steps // 12, 1),
+                             step_size=step_size, seed=g.seed)
+        # one key per width
+        p = full_table_point(jax.random.fold_in(key, 7_000_000 + width), ft.modulus, beta_full, net, cache, start=start)
+        rows.append({"width": width, "steps": steps, "step_size": step_size, "time": steps * step_size, "start": start,
+                     **{k: p[k] for k in ("a", "a_se", "a_first_half", "a_second_half", "learned", "learned_se", "top_mode_share",
+                                          "seconds")},
+                     "finite_width_ratio": p["theory"]["finite_width_ratio"], "a_trace": p["a_trace"],
+                     "learned_trace": p["learned_trace"], "steps_recorded": p["steps_recorded"]})
+        theory = p["theory"]
+        print(f"full table P = {ft.modulus}, beta = {beta_full:g}, N = {width}, {steps} x {step_size:g} steps from the {start}: a = "
+              f"{p['a']:.4f} +- {p['a_se']:.2g} (halves {p['a_first_half']:.4f} / {p['a_second_half']:.4f}), past the barrier "
+              f"{p['learned']:.3f}; theory a = {theory['a']:.4f}, past the barrier {theory['learned']:.3f} [{p['seconds']:.0f} s]", flush=True)
+    return {"P": ft.modulus, "beta": beta_full, "theory": {k: theory[k] for k in ("a", "a_gp", "learned", "phase")},
+            "rows": rows}
+
+
+def theory_start(ts: TheoryStartSection, g: GrokkingSection, results: dict, key, cache: Path) -> dict:
+    """``[theory_start]``: per fraction, the network on split 0 from the full-table theory's law (``network_point`` with
+    ``start_coupling``), next to the prior-start networks of ``[grokking]`` and the exact theory on that split."""
+    full = results["full_table_theory"][str(ts.modulus)]
+    theory = {round(p["fraction"], 6): p["splits"][0] for p in results.get("theory", {}).get("points", [])
+              if results["theory"]["settings"]["modulus"] == ts.modulus}
+    rows = []
+    for fraction, steps in zip(ts.fractions, ts.steps):
+        n_train = int(round(fraction * ts.modulus**2))
+        varied = dataclasses.replace(g, width=ts.width, steps=steps, step_size=ts.step_size, burn_in=steps // 2,
+                                     record_every=max(steps // 12, 1))
+        p = network_point(jax.random.fold_in(key, 8_000_000 + n_train), ts.modulus, n_train, 0, full["beta"], varied, cache,
+                          start_coupling=full["g"])
+        th = theory.get(round(fraction, 6), {})
+        row = {"fraction": fraction, "n_train": n_train, "steps": steps, "time": steps * ts.step_size,
+               **{k: p[k] for k in ("test_loss_relative", "test_accuracy", "train_loss", "seconds")},
+               "test_loss_relative_trace": [t["test_loss_relative"] for t in p["trace"]], "steps_recorded": p["steps_recorded"],
+               "second_half_test_loss_relative": p["second_half"]["test_loss_relative"],
+               "theory_test_loss_relative": th.get("test_loss_relative"), "theory_test_loss_relative_se": th.get("test_loss_relative_se")}
+        rows.append(row)
+        print(f"theory start P = {ts.modulus}, fraction {fraction:.2f} (n = {n_train}), N = {ts.width}, {steps} x {ts.step_size:g} steps: "
+              f"relative test loss {row['test_loss_relative']:.3f} (second half {row['second_half_test_loss_relative']:.3f}), accuracy "
+              f"{row['test_accuracy']:.3f}, train loss {row['train_loss']:.3g}; exact theory on the set "
+              f"{th.get('test_loss_relative', float('nan')):.3g} [{p['seconds']:.0f} s]", flush=True)
+    return {"P": ts.modulus, "width": ts.width, "step_size": ts.step_size, "start_coupling": full["g"], "rows": rows}
+
+
 def main(argv=None) -> dict:
     args = parse(NAME, __doc__.splitlines()[0], argv)
-    raw = load_toml(args.config, {"grokking", "theory", "width_trend", "width_check", "steps_check"})
+    raw = load_toml(args.config, {"grokking", "theory", "width_trend", "full_table_networks", "theory_start", "width_check", "steps_check"})
     g = section(GrokkingSection, raw.get("grokking"), "grokking")
     cache = ROOT / "runs" / NAME
     key = jax.random.key(g.seed)
@@ -366,7 +481,7 @@ def main(argv=None) -> dict:
         beta_full = float(g.betas[index])
         u, kappa = library_couplings(modulus, g.kappa / beta_full, beta_full)
         full = solve_discrepancy(u, kappa, g.gamma, modulus, points=200)
-        results["full_table_theory"][str(modulus)] = {"a": full.a, "phase": full.phase, "learned": full.learned,
+        results["full_table_theory"][str(modulus)] = {"a": full.a, "g": full.g, "phase": full.phase, "learned": full.learned,
                                                        "a_gp": 1 / (1 + 4 * kappa / modulus**2), "beta": beta_full, "sa2": g.kappa / beta_full}
         nets, gps, raw_points = [], [], []
         for fraction in g.fractions:
@@ -395,6 +510,11 @@ def main(argv=None) -> dict:
         results["theory"] = theory_section(section(TheorySection, raw["theory"], "theory"), g, results, cache)
     if "width_trend" in raw:
         results["width_trend"] = width_trend(section(WidthTrendSection, raw["width_trend"], "width_trend"), g, key, cache)
+    if "full_table_networks" in raw:
+        results["full_table_networks"] = full_table_networks(section(FullTableSection, raw["full_table_networks"], "full_table_networks"),
+                                                             g, key, cache)
+    if "theory_start" in raw:
+        results["theory_start"] = theory_start(section(TheoryStartSection, raw["theory_start"], "theory_start"), g, results, key, cache)
     for name in ("width_check", "steps_check"):
         if name not in raw:
             continue
@@ -417,21 +537,16 @@ def main(argv=None) -> dict:
                          "points": [[{k: v for k, v in p.items() if k != "trace"} for p in points] for points in per_fraction]}
     results["config"] = raw
     results["meta"] = run_metadata(raw, g.seed)
-    write_json(Path(args.results) / f"{NAME}.json", results)
-    paths = make_figures(results, args.figures)
-    print("figures:", ", ".join(str(p) for p in paths))
+    write_results(Path(args.results) / f"{NAME}.json", results, make_figures, args.figures)
     return results
 
 
 def make_figures(results: dict, outdir="figures") -> list:
-    """Relative test loss and test accuracy vs training fraction: networks and GP; one colour per P."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Relative test loss and test accuracy vs training fraction: networks, GP, the training-set theory and the networks
+    started in its basin; one colour per P."""
+    plt = pyplot()
 
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     for i, (modulus, nets) in enumerate(results["networks"].items()):
         gp = results["gp"][modulus]
@@ -454,17 +569,22 @@ def make_figures(results: dict, outdir="figures") -> list:
             ax.errorbar(theory["fractions"], theory[metric], np.nan_to_num(theory[metric + "_se"]), fmt="*--", color=colour, ms=10,
                         label=f"exact theory on the training set, P = {theory['settings']['modulus']}")
         axes[0].set_yscale("log")  # the theory's held-out loss is 10-60x that of f = 0
+    start = results.get("theory_start")
+    if start:  # the networks started in the theory's basin: one marker per run length
+        colour = f"C{list(results['networks']).index(str(start['P']))}" if str(start["P"]) in results["networks"] else "k"
+        for steps in sorted({r["steps"] for r in start["rows"]}):
+            rows = [r for r in start["rows"] if r["steps"] == steps]
+            for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
+                ax.plot([r["fraction"] for r in rows], [r[metric] for r in rows], "^" if steps == min(r["steps"] for r in start["rows"]) else "P",
+                        color=colour, ms=9, mfc="none", label=f"networks from the theory's law, P = {start['P']}, N = {start['width']}, "
+                        f"{steps} x {start['step_size']:g} steps")
     axes[0].axhline(0.5, color="gray", lw=0.8, ls="--")
     axes[0].axhline(1.0, color="gray", lw=0.8, ls=":")
     axes[0].set(xlabel="training fraction of the P^2 pairs", ylabel="test loss / test loss of f = 0", title="held-out pairs: loss")
     axes[1].set(xlabel="training fraction of the P^2 pairs", ylabel="test accuracy", title="held-out pairs: accuracy")
     for ax in axes:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = outdir / f"{NAME}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save_figure(fig, outdir / f"{NAME}.png", dpi=120)]
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ Three theories and the networks, per scale and sigma^2:
    infinite N): MCMC from an importance-sampling start (``theory_on_training_set``), ``--theory-keys`` independent
    solves (their spread is the error); its mean predictor projected on H1, H3 on the networks' test points, next to
    the networks of the same draw (prior start) and the population theory; the NNGP on the same set for reference.
+   With ``--no-networks`` and no checkpointed run of a draw (networks run elsewhere, e.g. on a GPU, and merged with
+   ``--merge-into``), the comparison is with the scale's networks pooled over the same draws (``attach_networks``).
 5. ``width_sweep`` (``--widths 88 176 352``): networks of width N' with the *same* ``TwoLayer`` model (sa2, sw2,
    beta: in the paper's units sigma_a^2 and sigma^2 scale as 1/N') on one draw (``--width-draw``) at
    ``--width-sigma2``, with a fit ``f = f_inf + A/N'`` (weighted least squares) next to the training-set theory.
@@ -59,7 +61,7 @@ from mft_jax.background import predict  # noqa: E402
 from mft_jax.foreground.importance import importance_sampler  # noqa: E402
 from mft_jax.foreground.mcmc import mcmc_sampler  # noqa: E402
 from mft_jax.gp import gp_predict  # noqa: E402
-from mft_jax.io import run_metadata, write_json  # noqa: E402
+from mft_jax.io import pyplot, run_metadata, save_figure, write_json  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.single_index import SingleIndex, hermite_components, reduce_weights, reduced_grid_sampler, reduced_population  # noqa: E402
 from mft_jax.solver import solve, solve_branches  # noqa: E402
@@ -234,14 +236,17 @@ def autocorrelation_time(series: np.ndarray) -> float:
     return float(max(tau, 1.0))
 
 
-def network_run(setting, sigma2, start, draw, args, x_test, width=None) -> dict:
+def network_run(setting, sigma2, start, draw, args, x_test, width=None, cached_only=False) -> dict | None:
     """One data draw, ``args.seeds`` vmapped init seeds: time-averaged f1, f3 per seed after burn-in, histogram of q.
-    ``width``: the number of neurons N' (default the setting's N), with the setting's ``TwoLayer`` model unchanged."""
+    ``width``: the number of neurons N' (default the setting's N), with the setting's ``TwoLayer`` model unchanged.
+    ``cached_only``: return the checkpointed run's record if there is one, else None (train nothing)."""
     N = setting.N if width is None else int(width)
     tag = "" if N == setting.N else f"_N{N}"
     path = Path(args.runs) / f"s{setting.d}_{sigma2:.4f}_{start}_{draw}_{args.seeds}x{args.steps}{tag}.json"
     if path.exists():
         return json.loads(path.read_text())
+    if cached_only:
+        return None
     d = setting.d
     model = theory_model(setting, sigma2, reduced=False)
     task = teacher_student(d, setting.eps)
@@ -448,8 +453,14 @@ def training_set_theory(setting, sigma2s, args) -> dict:
             t0 = time.time()
             row, residual = theory_on_training_set(setting, s, draw, args, init=residual)
             row = dict(row)
-            # the networks of this draw (prior start; cached runs reused, also with --no-networks)
-            run = network_run(setting, s, "prior", draw, args, x_test)
+            # the networks of this draw (prior start; cached runs reused, also with --no-networks; without a cached run
+            # --no-networks leaves them out and ``attach_networks`` compares with the scale's pooled networks instead)
+            run = network_run(setting, s, "prior", draw, args, x_test, cached_only=args.no_networks)
+            if run is None:
+                rows[(s, draw)] = row
+                print(f"  training-set theory s2={s:.3f} draw {draw}: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} f3 {row['f3']:+.4f}"
+                      f"+-{row['f3_se']:.4f}; NNGP f1 {row['nngp']['f1']:.3f} ({time.time() - t0:.0f} s)", flush=True)
+                continue
             f1, f1_se = _mean_se(run["f1_seeds"])
             f3, f3_se = _mean_se(run["f3_seeds"])
             row["networks"] = {"f1": f1, "f1_se": f1_se, "f3": f3, "f3_se": f3_se, "seeds": len(run["f1_seeds"]),
@@ -522,6 +533,26 @@ def attach_population(entry) -> None:
             for name in ("f1", "f3"):
                 total = point["networks_" + name] - pop[name]
                 point["finite_n_share_" + name] = float((point[name] - pop[name]) / total) if total else float("nan")
+
+
+def attach_networks(entry) -> None:
+    """Where a training-set-theory point has no networks of its own draws (``--no-networks`` without cached runs, e.g.
+    networks run on another machine and merged), compare it with the scale's networks (prior start) pooled over the same
+    draws: ``networks_minus_theory_*`` = pooled network mean - draw-averaged theory, error from the networks' s.e. over
+    runs (draw-to-draw spread included) and the theory's sampler error."""
+    if "training_set_theory" not in entry or "networks" not in entry:
+        return
+    nets = {round(p["sigma2"], 6): p["prior"] for p in entry["networks"]["points"]}
+    for point in entry["training_set_theory"]["points"]:
+        net = nets.get(round(point["sigma2"], 6))
+        if net is None or any("networks" in r for r in point["draws"]):
+            continue
+        point["networks_source"] = "the scale's networks (prior start) pooled over the same draws"
+        for name in ("f1", "f3"):
+            point["networks_" + name], point["networks_" + name + "_se"] = net[name], net[name + "_se"]
+            gap = net[name] - point[name]
+            se = math.sqrt(net[name + "_se"] ** 2 + np.nan_to_num(point[name + "_sampler_se"]) ** 2)
+            point["networks_minus_theory_" + name], point["networks_minus_theory_" + name + "_se"] = gap, se
 
 
 def _fit_inverse_width(widths, values, errors) -> dict:
@@ -617,6 +648,7 @@ def main(argv=None) -> dict:
         merged.setdefault("merged_runs", []).append({"meta": results["meta"], "machine": results["machine"], "seconds": results["seconds"]})
         results = merged
     for entry in results["scales"].values():
+        attach_networks(entry)
         attach_population(entry)
     results["transition"] = transition_summary(results)
     write_json(target, results)
@@ -649,13 +681,19 @@ def print_table(results) -> None:
         print(f"  exact population, scale {name}: sigma2_c = {v['sigma2_c']:.4f}, u_c = {v['u_c']:.2f} ({v['kind']})")
     for name, v in t["networks"].items():
         print(f"  networks, scale {name}: sigma2_c = {v['sigma2_c']:.4f} +- {v['sigma2_c_err']:.4f}")
+    for name, entry in results["scales"].items():
+        for p in entry.get("training_set_theory", {}).get("points", []):
+            line = f"  scale {name} s2={p['sigma2']:.3f}: theory on the sets f1 {p['f1']:.4f} f3 {p['f3']:+.4f}"
+            if "networks_minus_theory_f3" in p:
+                line += "; networks - theory " + ", ".join(
+                    f"{c} {p['networks_minus_theory_' + c]:+.4f} +- {p['networks_minus_theory_' + c + '_se']:.4f} "
+                    f"({_versus(p['networks_minus_theory_' + c], p['networks_minus_theory_' + c + '_se'], 0.0, 0.0):+.1f} se)"
+                    for c in ("f1", "f3"))
+            print(line)
 
 
 def make_figures(results, outdir) -> list:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     centers = 0.5 * (Q_BINS[1:] + Q_BINS[:-1])
@@ -701,43 +739,40 @@ def make_figures(results, outdir) -> list:
     axes[2].set_ylabel("cubic component f3 = E[f H3]/6 (teacher: eps = -0.3)")
     axes[2].set_title("(c) cubic component" + (" (quick)" if results["run"] == "quick" else " (full)" if results["run"] == "full" else " (partial run)"))
     axes[2].legend(fontsize=6)
-    fig.tight_layout()
-    Path(outdir).mkdir(parents=True, exist_ok=True)
-    path = Path(outdir) / f"{NAME}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [str(path)] + finite_n_figure(results, outdir)
+    return [str(save_figure(fig, Path(outdir) / f"{NAME}.png"))] + finite_n_figure(results, outdir)
 
 
 def finite_n_figure(results, outdir) -> list:
     """``teacher_student_finite_n.png``: f1 and f3 vs sigma^2 (population theory, theory on each training set,
     networks per draw) and the width sweep against 1/N' (fit and the theory on the same set)."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     entries = [(name, e) for name, e in results["scales"].items() if "training_set_theory" in e or "width_sweep" in e]
     if not entries:
         return []
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.3))
+    fig, grid = plt.subplots(len(entries), 4, figsize=(19, 4.3 * len(entries)), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for name, entry in entries:
+    for axes, (name, entry) in zip(grid, entries):
         for ax, comp in zip(axes[:2], ("f1", "f3")):
             if "population" in entry:
                 pts = entry["population"]["points"]
-                ax.plot([p["sigma2"] for p in pts], [p[comp] for p in pts], "k-", label=f"population theory, s = {name}")
+                ax.plot([p["sigma2"] for p in pts], [p[comp] for p in pts], "k-", label="population theory")
             if "training_set_theory" in entry:
                 pts = entry["training_set_theory"]["points"]
+                s2 = [p["sigma2"] for p in pts]
                 for j in range(len(pts[0]["draws"])):
                     c = colors[j % len(colors)]
-                    s2 = [p["sigma2"] for p in pts]
                     ax.errorbar(s2, [p["draws"][j][comp] for p in pts], yerr=[np.nan_to_num(p["draws"][j][comp + "_se"]) for p in pts],
                                 fmt="--", color=c, label=f"theory on training set {j} (N = inf)")
                     if "networks" in pts[0]["draws"][j]:
                         ax.errorbar(s2, [p["draws"][j]["networks"][comp] for p in pts],
                                     yerr=[p["draws"][j]["networks"][comp + "_se"] for p in pts], fmt="o", color=c,
                                     label=f"networks on training set {j} (N = {entry['setting']['N']})")
+                if "networks_source" in pts[0]:
+                    ax.errorbar(s2, [p["networks_" + comp] for p in pts], yerr=[p["networks_" + comp + "_se"] for p in pts],
+                                fmt="ks", mfc="none", label=f"networks on both sets, pooled (N = {entry['setting']['N']})")
             ax.set_xlabel("sigma^2")
-            ax.set_ylabel(f"{comp} (teacher: {1 if comp == 'f1' else results['scales'][name]['setting']['eps']})")
-            ax.set_title(f"({'a' if comp == 'f1' else 'b'}) {comp}: finite n (theory on the set) vs finite N (networks)")
+            ax.set_ylabel(f"{comp} (teacher: {1 if comp == 'f1' else entry['setting']['eps']})")
+            ax.set_title(f"({'a' if comp == 'f1' else 'b'}) scale {name}, {comp}: theory on the sets vs networks")
             ax.legend(fontsize=6)
         if "width_sweep" in entry:
             for ax, comp in zip(axes[2:], ("f1", "f3")):
@@ -749,20 +784,19 @@ def finite_n_figure(results, outdir) -> list:
                                 label=f"networks, sigma^2 = {point['sigma2']:.2f}")
                     fit = point["fit_" + comp]
                     if fit:
-                        grid = np.linspace(0, max(x) * 1.05, 20)
-                        ax.plot(grid, fit["f_inf"] + fit["slope"] * grid, "-", color=c, lw=0.8)
+                        xs = np.linspace(0, max(x) * 1.05, 20)
+                        ax.plot(xs, fit["f_inf"] + fit["slope"] * xs, "-", color=c, lw=0.8)
                     th = point["theory"]
                     ax.errorbar([0], [th[comp]], yerr=[np.nan_to_num(th[comp + "_se"])], fmt="*", ms=12, color=c,
                                 label=f"theory on the set (N = inf), sigma^2 = {point['sigma2']:.2f}")
                 ax.set_xlabel("1 / N'  (same sa2, sw2, beta)")
                 ax.set_ylabel(comp)
-                ax.set_title(f"({'c' if comp == 'f1' else 'd'}) {comp} vs width, draw {entry['width_sweep']['draw']}")
+                ax.set_title(f"({'c' if comp == 'f1' else 'd'}) scale {name}, {comp} vs width, draw {entry['width_sweep']['draw']}")
                 ax.legend(fontsize=6)
-    fig.tight_layout()
-    path = Path(outdir) / f"{NAME}_finite_n.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [str(path)]
+        else:
+            for ax in axes[2:]:
+                ax.axis("off")
+    return [str(save_figure(fig, Path(outdir) / f"{NAME}_finite_n.png"))]
 
 
 if __name__ == "__main__":

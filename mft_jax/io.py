@@ -82,6 +82,51 @@ def write_json(path: str | os.PathLike, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the off-screen Agg backend: what the benchmarks draw their figures with."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Lay out a pyplot ``figure`` (tight layout unless it has a layout engine), write it to ``path`` (folders made) and close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if figure.get_layout_engine() is None:  # a constrained-layout figure lays itself out
+        figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return path
+
+
+def write_results(path: str | os.PathLike, results: dict, make_figures, figures_dir) -> list[Path]:
+    """A benchmark's last step: write ``results`` to ``path`` (JSON) and draw its figures from them with
+    ``make_figures(results, figures_dir)`` (the function ``make figures`` calls too); prints and returns the figure paths."""
+    write_json(path, results)
+    paths = [Path(p) for p in make_figures(results, figures_dir)]
+    print(f"wrote {path}; figures: {', '.join(str(p) for p in paths)}", flush=True)
+    return paths
+
+
+def figure_redrawer(name: str, plot):
+    """``make_figures(results, outdir)`` of a benchmark whose one figure is ``plot(results, path)``: it draws
+    ``outdir/NAME.png``, or ``outdir/NAME_quick.png`` from a ``--quick`` run's results (``results["quick"]``)."""
+
+    def make_figures(results: dict, outdir) -> list[Path]:
+        path = Path(outdir) / (f"{name}_quick.png" if results.get("quick") else f"{name}.png")
+        plot(results, path)
+        return [path]
+
+    make_figures.__doc__ = f"Redraw ``figures/{name}.png`` from ``results/{name}.json`` (``make figures``)."
+    return make_figures
+
+
 def save_npz(path: str | os.PathLike, **arrays) -> None:
     """``np.savez`` written atomically (a crash never leaves a half-written file)."""
     path = Path(path)

@@ -85,6 +85,12 @@ def test_quick_run(tmp_path, module):
         assert math.isfinite(theory["full_table_check"]["a_train"]) and 0 < theory["full_table_check"]["a_exact"] < 1
         assert all(isinstance(s["converged"], bool) and s["message"] for s in theory["full_table_check"]["solves"])
         assert [row["width"] for row in results["width_trend"]["rows"]] == [32, 48]
+        rows = results["full_table_networks"]["rows"]  # every width x run length x start ran, against the full-table theory
+        assert [(r["steps"], r["step_size"], r["start"]) for r in rows] == [(200, 0.1, "prior"), (400, 0.1, "prior"), (600, 0.03, "prior"), (600, 0.03, "theory")]
+        assert all(math.isfinite(r["a"]) and 0 <= r["learned"] <= 1 for r in rows)
+        assert 0 < results["full_table_networks"]["theory"]["a"] < 1
+        start = results["theory_start"]  # a network started in the full-table theory's law ran on the theory's split
+        assert start["start_coupling"] > 0 and all(r["test_loss_relative"] > 0 and r["theory_test_loss_relative"] > 0 for r in start["rows"])
 
 
 def test_square_activation_refused_then_metastable():

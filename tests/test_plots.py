@@ -117,3 +117,27 @@ def test_histograms_are_normalised(tmp_path):
         area = 0.5 * abs(np.dot(vertices[:, 0], np.roll(vertices[:, 1], 1)) - np.dot(vertices[:, 1], np.roll(vertices[:, 0], 1)))
         np.testing.assert_allclose(area, 1.0, rtol=1e-6)  # float64 histogram arithmetic
     assert ax.get_ylabel() == "density"
+
+
+def test_benchmark_figure_helpers_write_json_and_the_figures_it_draws(tmp_path):
+    """``io.write_results`` writes the JSON, then the figures ``make_figures`` draws from it; ``save_figure`` makes the
+    folder and closes the figure; ``figure_redrawer`` names a --quick run's figure NAME_quick.png."""
+    import json
+
+    from mft_jax import io
+
+    plt = io.pyplot()
+    drawn, numbers = [], []
+
+    def plot(results, path):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot(results["x"], results["y"])
+        numbers.append(fig.number)
+        drawn.append(io.save_figure(fig, path, dpi=100))
+
+    make_figures = io.figure_redrawer("toy", plot)
+    paths = io.write_results(tmp_path / "results" / "toy.json", {"x": [0, 1, 2], "y": [1.0, 0.0, 2.0]}, make_figures, tmp_path / "figs")
+    assert json.loads((tmp_path / "results" / "toy.json").read_text())["y"] == [1.0, 0.0, 2.0]
+    assert paths == drawn == [tmp_path / "figs" / "toy.png"] and _png_size(paths[0]) == (300, 200)
+    assert numbers[0] not in plt.get_fignums()  # closed
+    assert make_figures({"quick": True, "x": [0, 1], "y": [0, 1]}, tmp_path / "figs") == [tmp_path / "figs" / "toy_quick.png"]
