@@ -194,3 +194,32 @@ def test_training_set_theory_and_width_sweep_run(tmp_path):
     assert point["draws"][0]["solves"] and "networks" in point["draws"][0] and math.isfinite(point["draws"][0]["nngp"]["f1"])
     sweep = entry["width_sweep"]["points"][0]
     assert [r["width"] for r in sweep["networks"]] == [16, 32] and "f_inf" in sweep["fit_f1"]
+
+
+def test_training_set_theory_without_networks_of_its_draws_is_compared_with_the_pooled_networks(tmp_path):
+    """Networks run elsewhere and merged: ``network_run(cached_only=True)`` trains nothing without a checkpointed run, and
+    ``attach_networks`` compares the draw-averaged theory with the scale's pooled prior-start networks (error: the
+    networks' s.e. and the theory's sampler error in quadrature); points with networks of their own draws, or without a
+    network point at their sigma^2, are left alone."""
+    from types import SimpleNamespace
+
+    import teacher_student as bench
+    from mft_jax import rubin
+
+    args = SimpleNamespace(runs=str(tmp_path), seeds=2, steps=100)
+    assert bench.network_run(rubin.paper_setting(0.125), 0.18, "prior", 0, args, None, cached_only=True) is None
+    assert not any(tmp_path.iterdir())  # nothing trained or written
+    own = {"networks": {"f3": -0.02}}
+    entry = {"networks": {"points": [{"sigma2": 0.18, "prior": {"f1": 0.70, "f1_se": 0.004, "f3": -0.0110, "f3_se": 0.0004}},
+                                     {"sigma2": 0.25, "prior": {"f1": 0.60, "f1_se": 0.003, "f3": -0.0070, "f3_se": 0.0002}}]},
+             "training_set_theory": {"points": [
+                 {"sigma2": 0.18, "f1": 0.75, "f3": -0.0166, "f1_sampler_se": 0.006, "f3_sampler_se": 0.0003, "draws": [{}, {}]},
+                 {"sigma2": 0.25, "f1": 0.62, "f3": -0.0076, "f1_sampler_se": 0.003, "f3_sampler_se": 0.0002, "draws": [own, own]},
+                 {"sigma2": 0.30, "f1": 0.54, "f3": -0.0055, "f1_sampler_se": 0.002, "f3_sampler_se": 0.0002, "draws": [{}, {}]}]}}
+    bench.attach_networks(entry)
+    pooled, has_own, missing = entry["training_set_theory"]["points"]
+    assert pooled["networks_f3"] == -0.0110 and pooled["networks_f1_se"] == 0.004
+    np.testing.assert_allclose([pooled["networks_minus_theory_f3"], pooled["networks_minus_theory_f3_se"]], [0.0056, 0.0005], rtol=1e-9)
+    np.testing.assert_allclose([pooled["networks_minus_theory_f1"], pooled["networks_minus_theory_f1_se"]],
+                               [-0.05, (0.004**2 + 0.006**2) ** 0.5], rtol=1e-9)
+    assert "networks_source" not in has_own and "networks_source" not in missing and "networks_f3" not in missing
