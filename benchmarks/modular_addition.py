@@ -244,7 +244,7 @@ def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Pa
     ``start``: ``"prior"`` (prior draws) or ``"theory"`` (first-layer weights drawn from the exact theory's
     single-neuron law at its self-consistent coupling, ``mft_jax.modular.sample_neurons``; readouts from the prior).
     """
-    suffix = ("" if start == "prior" else f"_start{start}") + ("" if net.step_size == 0.1 else f"_h{net.step_size:g}")
+    suffix = ("" if start == "prior" else f"_start{start}") + ("" if net.step_size == NetworkSection.step_size else f"_h{net.step_size:g}")  # default: the old name
     path = cache / f"P{modulus}_beta{beta:g}_N{net.width}_S{net.num_seeds}_T{net.steps}{suffix}.json"
     if path.is_file():
         return json.loads(path.read_text())

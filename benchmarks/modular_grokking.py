@@ -147,9 +147,9 @@ class FullTableSection:
 
     def __post_init__(self):
         lengths = {len(self.widths), len(self.steps), len(self.step_sizes), len(self.starts)}
-        if len(lengths) != 1:
+        if len(lengths) != 1 or 0 in lengths:
             raise ConfigError("[full_table_networks] widths, steps, step_sizes and starts are one entry per run and must have "
-                              f"the same length; got {len(self.widths)}, {len(self.steps)}, {len(self.step_sizes)}, {len(self.starts)}")
+                              f"the same, nonzero length; got {len(self.widths)}, {len(self.steps)}, {len(self.step_sizes)}, {len(self.starts)}")
         bad = [s_ for s_ in self.starts if s_ not in ("prior", "theory")]
         if bad:
             raise ConfigError(f"[full_table_networks] starts must be 'prior' or 'theory'; got {bad}")
@@ -541,6 +541,12 @@ def main(argv=None) -> dict:
     return results
 
 
+def _colour(results: dict, modulus) -> str:
+    """The colour of modulus P in the figure: that of its networks' curve, black if it has none."""
+    moduli = list(results["networks"])
+    return f"C{moduli.index(str(modulus))}" if str(modulus) in moduli else "k"
+
+
 def make_figures(results: dict, outdir="figures") -> list:
     """Relative test loss and test accuracy vs training fraction: networks, GP, the training-set theory and the networks
     started in its basin; one colour per P."""
@@ -558,20 +564,20 @@ def make_figures(results: dict, outdir="figures") -> list:
         check = results.get(name)
         if not check:
             continue
-        colour = f"C{list(results['networks']).index(str(check['P']))}"
+        colour = _colour(results, check["P"])
         for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
             ax.errorbar(check["fractions"], check[metric], check[metric + "_se"], fmt=marker, color=colour, mfc="none", ms=8,
                         label=f"networks P = {check['P']}, N = {check['width']}, {check['steps']} steps")
     theory = results.get("theory")
     if theory:
-        colour = f"C{list(results['networks']).index(str(theory['settings']['modulus']))}" if str(theory["settings"]["modulus"]) in results["networks"] else "k"
+        colour = _colour(results, theory["settings"]["modulus"])
         for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
             ax.errorbar(theory["fractions"], theory[metric], np.nan_to_num(theory[metric + "_se"]), fmt="*--", color=colour, ms=10,
                         label=f"exact theory on the training set, P = {theory['settings']['modulus']}")
         axes[0].set_yscale("log")  # the theory's held-out loss is 10-60x that of f = 0
     start = results.get("theory_start")
     if start:  # the networks started in the theory's basin: one marker per run length
-        colour = f"C{list(results['networks']).index(str(start['P']))}" if str(start["P"]) in results["networks"] else "k"
+        colour = _colour(results, start["P"])
         for steps in sorted({r["steps"] for r in start["rows"]}):
             rows = [r for r in start["rows"] if r["steps"] == steps]
             for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):

@@ -456,17 +456,13 @@ def training_set_theory(setting, sigma2s, args) -> dict:
             # the networks of this draw (prior start; cached runs reused, also with --no-networks; without a cached run
             # --no-networks leaves them out and ``attach_networks`` compares with the scale's pooled networks instead)
             run = network_run(setting, s, "prior", draw, args, x_test, cached_only=args.no_networks)
-            if run is None:
-                rows[(s, draw)] = row
-                print(f"  training-set theory s2={s:.3f} draw {draw}: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} f3 {row['f3']:+.4f}"
-                      f"+-{row['f3_se']:.4f}; NNGP f1 {row['nngp']['f1']:.3f} ({time.time() - t0:.0f} s)", flush=True)
-                continue
-            f1, f1_se = _mean_se(run["f1_seeds"])
-            f3, f3_se = _mean_se(run["f3_seeds"])
-            row["networks"] = {"f1": f1, "f1_se": f1_se, "f3": f3, "f3_se": f3_se, "seeds": len(run["f1_seeds"]),
-                               "f1_seeds": run["f1_seeds"], "f3_seeds": run["f3_seeds"], "steps": run["steps"]}
-            row["networks_minus_theory_in_se"] = {k: _versus(row["networks"][k], row["networks"][k + "_se"], row[k], row[k + "_se"])
-                                                  for k in ("f1", "f3")}
+            if run is not None:
+                f1, f1_se = _mean_se(run["f1_seeds"])
+                f3, f3_se = _mean_se(run["f3_seeds"])
+                row["networks"] = {"f1": f1, "f1_se": f1_se, "f3": f3, "f3_se": f3_se, "seeds": len(run["f1_seeds"]),
+                                   "f1_seeds": run["f1_seeds"], "f3_seeds": run["f3_seeds"], "steps": run["steps"]}
+                row["networks_minus_theory_in_se"] = {k: _versus(row["networks"][k], row["networks"][k + "_se"], row[k], row[k + "_se"])
+                                                      for k in ("f1", "f3")}
             rows[(s, draw)] = row
             net = row.get("networks", {})
             print(f"  training-set theory s2={s:.3f} draw {draw}: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} f3 {row['f3']:+.4f}"

@@ -135,3 +135,19 @@ def test_grokking_transition_interpolates_the_first_crossing():
     assert modular_grokking.transition(fractions, [0.4, 0.9, 0.3, 0.6], 0.5) == 0.1
     assert math.isnan(modular_grokking.transition(fractions, [1.2, 0.9, 0.6, 0.6], 0.5))
     assert modular_grokking.transition(fractions, [0.0, 0.2, 0.8, 1.0], 0.5, falling=False) == pytest.approx(0.4)
+
+
+def test_grokking_run_lists_are_refused_in_words_when_they_do_not_pair_up():
+    """``[full_table_networks]`` and ``[theory_start]`` take one entry per run in parallel lists: unequal or empty lists,
+    or an unknown start, are refused naming the section and what is allowed."""
+    from mft_jax.config import section
+    from mft_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[full_table_networks\].*same, nonzero length"):
+        section(modular_grokking.FullTableSection, {"widths": [], "steps": [], "step_sizes": [], "starts": []}, "full_table_networks")
+    with pytest.raises(ConfigError, match=r"\[full_table_networks\].*same, nonzero length; got 2, 1, 1, 1"):
+        section(modular_grokking.FullTableSection, {"widths": [256, 512]}, "full_table_networks")
+    with pytest.raises(ConfigError, match="'prior' or 'theory'"):
+        section(modular_grokking.FullTableSection, {"starts": ["teacher"]}, "full_table_networks")
+    with pytest.raises(ConfigError, match=r"\[theory_start\] fractions and steps"):
+        section(modular_grokking.TheoryStartSection, {"fractions": [0.5], "steps": [1, 2]}, "theory_start")
