@@ -19,7 +19,11 @@ Three theories and the networks, per scale and sigma^2:
    (``tau_f3_records``). That time is the fast collective mode's and does not set the run length: at scale 1/8,
    sigma^2 = 0.18, 4000 steps leave f1 0.08 and f3 15% short of what 16000 steps reach, and at sigma^2 = 0.10 f3 is
    still drifting after 64000 (``--steps``; results/teacher_student_equilibration*.json; the slow variables are the
-   readouts, relaxing over ~``beta sa2`` time units).
+   readouts, relaxing over ~``beta sa2`` time units). ``--readout-gibbs K`` removes that mode: an exact draw of the
+   readouts from their Gaussian conditional law before every K-th step (``mft_jax.train.gibbs``; the same posterior),
+   kept as ``networks_gibbs`` (and ``width_sweep_gibbs``) next to the plain-Langevin ``networks``, and paired by draw
+   with the training-set theory (``attach_gibbs_versus_theory``); ``f3_eighths`` (f3 over each eighth of the run)
+   shows whether a run still drifts.
 4. ``training_set_theory`` (``--training-set-theory``): the exact infinite-width theory (``mft_jax.solver.solve``,
    the full ``TwoLayer`` in d dimensions, the networks' model) on each network training set itself (finite n,
    infinite N): MCMC from an importance-sampling start (``theory_on_training_set``), ``--theory-keys`` independent
@@ -30,12 +34,15 @@ Three theories and the networks, per scale and sigma^2:
 5. ``width_sweep`` (``--widths 88 176 352``): networks of width N' with the *same* ``TwoLayer`` model (sa2, sw2,
    beta: in the paper's units sigma_a^2 and sigma^2 scale as 1/N') on one draw (``--width-draw``) at
    ``--width-sigma2``, with a fit ``f = f_inf + A/N'`` (weighted least squares) next to the training-set theory.
-6. ``sample_check`` (``--sample-check 1500``): the training-set solve on a fresh sample of that many points at the same
+6. ``population_extra`` (``--population-sigma2 0.19 0.21``): the population theory at extra sigma^2; with the scales'
+   population points it feeds ``transition.exact_population_d_to_inf`` (``large_d_limit``: per sigma^2 the line
+   f3 = f3_inf + B/d over the scales with d >= 100, and where f3_inf vanishes).
+7. ``sample_check`` (``--sample-check 1500``): the training-set solve on a fresh sample of that many points at the same
    model; it must approach the population theory (a check of the MCMC route where the exact reduced solver applies).
 
 Run: ``python benchmarks/teacher_student.py [--quick] [--scales 1/8 1/2] [--sigma2 0.15 0.2] [--seeds 4]
 [--draws 2] [--steps 20000] [--no-networks] [--no-population] [--training-set-theory] [--widths 88 176 352
---width-sigma2 0.10 0.18] [--sample-check 1500]``. Network runs are checkpointed under ``runs/teacher_student``
+--width-sigma2 0.10 0.18] [--sample-check 1500] [--readout-gibbs 10] [--population-sigma2 0.19 0.21]``. Network runs are checkpointed under ``runs/teacher_student``
 (one JSON per (scale, sigma^2, start, draw)); a rerun skips finished ones.
 """
 
@@ -91,7 +98,13 @@ def parse(argv=None):
     p.add_argument("--draws", type=int, default=None, help="training-set draws")
     p.add_argument("--steps", type=int, default=None, help="Langevin steps per run")
     p.add_argument("--step-size", type=float, default=None)
+    p.add_argument("--readout-gibbs", type=int, default=None, metavar="K",
+                   help="networks: an exact Gibbs draw of the readouts before every K-th Langevin step (the same posterior, "
+                        "no slow readout relaxation; mft_jax.train.gibbs). Default: plain Langevin")
     p.add_argument("--no-networks", action="store_true")
+    p.add_argument("--population-sigma2", nargs="+", type=float, default=None, metavar="S2",
+                   help="extra sigma^2 values for the exact population theory only (kept as population_extra; they refine "
+                        "its d -> inf extrapolation over the scales, large_d_limit)")
     p.add_argument("--no-population", action="store_true")
     p.add_argument("--runs", default=str(ROOT / "runs" / NAME), help="checkpoint directory")
     p.add_argument("--results", default=str(ROOT / "results"))
@@ -241,7 +254,7 @@ def network_run(setting, sigma2, start, draw, args, x_test, width=None, cached_o
     ``width``: the number of neurons N' (default the setting's N), with the setting's ``TwoLayer`` model unchanged.
     ``cached_only``: return the checkpointed run's record if there is one, else None (train nothing)."""
     N = setting.N if width is None else int(width)
-    tag = "" if N == setting.N else f"_N{N}"
+    tag = ("" if N == setting.N else f"_N{N}") + ("" if args.readout_gibbs is None else f"_g{args.readout_gibbs}")
     path = Path(args.runs) / f"s{setting.d}_{sigma2:.4f}_{start}_{draw}_{args.seeds}x{args.steps}{tag}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -270,6 +283,7 @@ def network_run(setting, sigma2, start, draw, args, x_test, width=None, cached_o
     t0 = time.time()
     result = train(key, model, N, data, langevin_optimizer(model, args.step_size), args.steps, num_seeds=args.seeds,
                    chunk=chunk, observables=observe, progress=False, init_params=init,
+                   readout_gibbs_every=args.readout_gibbs,
                    out_dir=str(path.with_suffix("")), resume=(path.with_suffix("") / "checkpoint.npz").exists(), checkpoint_every=max(args.steps // 5, chunk))
     seconds = time.time() - t0
     hist = result.history
@@ -278,7 +292,7 @@ def network_run(setting, sigma2, start, draw, args, x_test, width=None, cached_o
     f3 = np.asarray(hist["f3"])[kept]
     q = np.asarray(hist["q"])[kept]  # (records, seeds, N)
     out = {"sigma2": sigma2, "start": start, "draw": draw, "width": N, "seeds": args.seeds, "steps": args.steps, "chunk": chunk,
-           "step_size": args.step_size, "f1_seeds": f1.mean(axis=0).tolist(), "f3_seeds": f3.mean(axis=0).tolist(),
+           "step_size": args.step_size, "readout_gibbs_every": args.readout_gibbs, "f1_seeds": f1.mean(axis=0).tolist(), "f3_seeds": f3.mean(axis=0).tolist(),
            "tau_f3_records": autocorrelation_time(np.asarray(hist["f3"])[kept]),
            "f3_trace": np.asarray(hist["f3"]).mean(axis=1).tolist(), "trace_step": np.asarray(hist["step"]).tolist(),
            "q_hist": np.histogram(np.abs(q).reshape(-1), np.abs(Q_BINS[Q_BINS >= 0]))[0].tolist(),
@@ -312,9 +326,11 @@ def networks(setting, sigma2s, args) -> dict:
             f3 = np.concatenate([r["f3_seeds"] for r in runs])
             f1 = np.concatenate([r["f1_seeds"] for r in runs])
             n = len(f3)
+            per_draw = [{"draw": r["draw"], "seeds": len(r["f3_seeds"]), **dict(zip(("f1", "f1_se"), _mean_se(r["f1_seeds"]))),
+                         **dict(zip(("f3", "f3_se"), _mean_se(r["f3_seeds"])))} for r in runs]
             per_start[start] = {"f3": float(f3.mean()), "f3_se": float(f3.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
                                 "f1": float(f1.mean()), "f1_se": float(f1.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
-                                "runs": n, "tau_f3_records": float(np.nanmean([r["tau_f3_records"] for r in runs])),
+                                "runs": n, "per_draw": per_draw, "f3_eighths": _eighths([r["f3_trace"] for r in runs]), "tau_f3_records": float(np.nanmean([r["tau_f3_records"] for r in runs])),
                                 "q_counts": np.sum([r["q_counts"] for r in runs], axis=0).tolist(),
                                 "steps_per_second": float(np.mean([r["steps_per_second"] for r in runs]))}
         a, b = per_start["prior"], per_start["teacher"]
@@ -323,7 +339,9 @@ def networks(setting, sigma2s, args) -> dict:
                        "hysteresis": bool(gap > 3)})
         print(f"  networks s2={s:.3f}: f3 prior {a['f3']:+.4f}+-{a['f3_se']:.4f}, teacher {b['f3']:+.4f}+-{b['f3_se']:.4f} "
               f"({gap:.1f} se apart); tau(f3) ~ {a['tau_f3_records']:.1f} records; {a['steps_per_second']:.0f} steps/s", flush=True)
-    return {"points": points, "transition": network_transition(setting, points)}
+    sampler = "Langevin" if args.readout_gibbs is None else f"Langevin with an exact Gibbs draw of the readouts every {args.readout_gibbs} steps"
+    return {"points": points, "transition": network_transition(setting, points), "sampler": sampler,
+            "steps": args.steps, "step_size": args.step_size, "seeds": args.seeds, "draws": args.draws}
 
 
 def network_transition(setting, points, draws=2000) -> dict:
@@ -351,6 +369,12 @@ def network_transition(setting, points, draws=2000) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ finite n vs finite N
+def _eighths(traces) -> list[float]:
+    """Means of the recorded f3 (averaged over runs) over the eight consecutive eighths of the run: flat means relaxed."""
+    trace = np.mean([np.asarray(t, float) for t in traces], axis=0)
+    return [float(part.mean()) for part in np.array_split(trace, 8)]
+
+
 def _mean_se(values) -> tuple[float, float]:
     v = np.asarray(values, float)
     return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan"))
@@ -551,6 +575,43 @@ def attach_networks(entry) -> None:
             point["networks_minus_theory_" + name], point["networks_minus_theory_" + name + "_se"] = gap, se
 
 
+def network_key(args, base="networks") -> str:
+    """Where a scale keeps its networks (``base``: ``networks`` or ``width_sweep``): as ``base`` (plain Langevin) or
+    ``base + "_gibbs"`` (Langevin with exact Gibbs draws of the readouts, ``--readout-gibbs``): the same posterior by
+    two samplers, kept side by side."""
+    return base if args.readout_gibbs is None else base + "_gibbs"
+
+
+def attach_gibbs_versus_theory(entry) -> None:
+    """``networks_gibbs.versus_training_set_theory``: per sigma^2 and start, networks minus the theory on the same
+    training sets, paired by draw (over the draws both have), error from the networks' s.e. over seeds and the
+    theory's sampler error."""
+    if "networks_gibbs" not in entry or "training_set_theory" not in entry:
+        return
+    theory = {round(p["sigma2"], 6): {r["draw"] if "draw" in r else j: r for j, r in enumerate(p["draws"])}
+              for p in entry["training_set_theory"]["points"]}
+    rows = []
+    for point in entry["networks_gibbs"]["points"]:
+        by_draw = theory.get(round(point["sigma2"], 6))
+        if by_draw is None:
+            continue
+        row = {"sigma2": point["sigma2"]}
+        for start in ("prior", "teacher"):
+            pairs = [(net, by_draw[net["draw"]]) for net in point[start].get("per_draw", []) if net["draw"] in by_draw]
+            if not pairs:
+                continue
+            row[start] = {"draws": [net["draw"] for net, _ in pairs]}
+            for name in ("f1", "f3"):
+                gap = float(np.mean([net[name] - th[name] for net, th in pairs]))
+                se = math.sqrt(sum(np.nan_to_num(net[name + "_se"]) ** 2 + np.nan_to_num(th[name + "_se"]) ** 2 for net, th in pairs)) / len(pairs)
+                row[start].update({"networks_" + name: float(np.mean([net[name] for net, _ in pairs])),
+                                   "theory_" + name: float(np.mean([th[name] for _, th in pairs])),
+                                   "minus_theory_" + name: gap, "minus_theory_" + name + "_se": se,
+                                   "minus_theory_" + name + "_in_se": _versus(gap, se, 0.0, 0.0)})
+        rows.append(row)
+    entry["networks_gibbs"]["versus_training_set_theory"] = rows
+
+
 def _fit_inverse_width(widths, values, errors) -> dict:
     """Weighted least squares ``f = f_inf + A / N'``: f_inf, A, their errors, chi^2 (dof = points - 2)."""
     x = 1.0 / np.asarray(widths, float)
@@ -616,19 +677,22 @@ def main(argv=None) -> dict:
         entry = {"setting": setting._asdict(), "paper_equations": paper_theory(setting, args.sigma2)}
         if not args.no_population:
             entry["population"] = population_theory(setting, args.sigma2)
+        if args.population_sigma2:
+            entry["population_extra"] = population_theory(setting, args.population_sigma2)
         if not args.no_networks and name in args.network_scales:
-            entry["networks"] = networks(setting, args.sigma2, args)
-            rate = np.mean([p["prior"]["steps_per_second"] for p in entry["networks"]["points"]])
-            entry["networks"]["flops_per_second"] = rate * step_flops(setting, args.seeds)
-            entry["networks"]["fraction_of_peak"] = entry["networks"]["flops_per_second"] / peak
-            print(f"  Langevin: {entry['networks']['flops_per_second'] / 1e9:.2f} GFLOP/s = "
-                  f"{entry['networks']['fraction_of_peak']:.2f} of the measured matmul peak", flush=True)
+            key = network_key(args)
+            entry[key] = networks(setting, args.sigma2, args)
+            rate = np.mean([p["prior"]["steps_per_second"] for p in entry[key]["points"]])
+            entry[key]["flops_per_second"] = rate * step_flops(setting, args.seeds)
+            entry[key]["fraction_of_peak"] = entry[key]["flops_per_second"] / peak
+            print(f"  Langevin: {entry[key]['flops_per_second'] / 1e9:.2f} GFLOP/s = "
+                  f"{entry[key]['fraction_of_peak']:.2f} of the measured matmul peak (Langevin steps only)", flush=True)
         if args.training_set_theory:
             entry["training_set_theory"] = training_set_theory(setting, args.sigma2, args)
         if args.sample_check:
             entry["sample_check"] = sample_check(setting, args)
         if args.widths:
-            entry["width_sweep"] = width_sweep(setting, args)
+            entry[network_key(args, "width_sweep")] = width_sweep(setting, args)
         results["scales"][name] = entry
     results["seconds"] = time.time() - t_start
     target = Path(args.results) / f"{NAME}.json"
@@ -638,6 +702,8 @@ def main(argv=None) -> dict:
         for name, entry in results["scales"].items():
             merged["scales"].setdefault(name, {}).update(entry)
         parts = ["the paper's equations"] + [f"the {k}" for k in ("population", "networks") if not getattr(args, "no_" + k)]
+        parts = [f"the {network_key(args)}" if part == "the networks" else part for part in parts]
+        parts += ["the population theory at extra sigma^2"] * bool(args.population_sigma2)
         parts += (["the training-set theory"] * bool(args.training_set_theory) + ["the width sweep"] * bool(args.widths)
                   + [f"the {args.sample_check}-point sample check"] * bool(args.sample_check))
         merged["run"] += f"; merged in: scales {', '.join(results['scales'])}: {', '.join(parts)} (--merge-into)"
@@ -646,6 +712,7 @@ def main(argv=None) -> dict:
     for entry in results["scales"].values():
         attach_networks(entry)
         attach_population(entry)
+        attach_gibbs_versus_theory(entry)
     results["transition"] = transition_summary(results)
     write_json(target, results)
     print_table(results)
@@ -653,19 +720,58 @@ def main(argv=None) -> dict:
     return results
 
 
+LARGE_D_MIN = 100  # scales used by large_d_limit: d >= 100 (1/2, 1, 2); at d = 53 f3 is not yet linear in 1/d
+
+
+def large_d_limit(results, tol=1e-3) -> dict:
+    """The exact population theory at d -> inf: per sigma^2 computed at every scale with ``d >= LARGE_D_MIN``, the
+    least-squares line ``f3 = f3_inf + B / d`` (and its largest residual). Where ``f3_inf`` vanishes (``|f3_inf| < tol``)
+    the cubic component is an O(1/d) effect that disappears with the scale: the GP side of a transition; the
+    transition lies between the last sigma^2 with ``f3_inf < -tol`` and the first with ``|f3_inf| < tol``."""
+    tables = {}
+    for entry in results["scales"].values():
+        if entry["setting"]["d"] < LARGE_D_MIN:
+            continue
+        points = entry.get("population", {}).get("points", []) + entry.get("population_extra", {}).get("points", [])
+        if points:
+            tables[entry["setting"]["d"]] = {round(p["sigma2"], 6): p["f3"] for p in points}
+    if len(tables) < 3:
+        return {}
+    dims = sorted(tables)
+    common = sorted(set.intersection(*(set(t) for t in tables.values())))
+    x = 1.0 / np.asarray(dims, float)
+    rows = []
+    for s in common:
+        f3 = np.array([tables[d][s] for d in dims])
+        slope, f3_inf = np.polyfit(x, f3, 1)
+        rows.append({"sigma2": s, "f3_inf": float(f3_inf), "slope": float(slope),
+                     "max_residual": float(np.abs(f3 - f3_inf - slope * x).max()), "f3_by_d": f3.tolist()})
+    learned = [r["sigma2"] for r in rows if r["f3_inf"] < -tol]
+    vanished = [r["sigma2"] for r in rows if abs(r["f3_inf"]) < tol and (not learned or r["sigma2"] > max(learned))]
+    bracket = [max(learned), min(vanished)] if learned and vanished else None
+    u = rubin.paper_setting(1.0).u
+    return {"dims": dims, "points": rows, "tol": tol, "sigma2_c_bracket": bracket,
+            "u_c_bracket": None if bracket is None else [float(u(bracket[1])), float(u(bracket[0]))],
+            "method": "exact population theory at every scale with d >= 100; per sigma^2 the line f3 = f3_inf + B/d "
+                      "by least squares; the transition lies between the last sigma^2 with f3_inf < -tol and the "
+                      "first with |f3_inf| < tol"}
+
+
 def transition_summary(results) -> dict:
     scales = results["scales"]
     first = next(iter(scales.values()))["paper_equations"]["limit"]
     out = {"paper": PAPER, "paper_equations": {"u_c": first["u_c"], "sigma2_c": first["sigma2_c"],
                                                "spinodal_sigma2": first["spinodal_sigma2"]},
-           "exact_population": {}, "networks": {}, "run": results["run"]}
+           "exact_population": {}, "networks": {}, "networks_gibbs": {}, "run": results["run"]}
     for name, entry in scales.items():
         if "population" in entry:
             t = entry["population"]["transition"]
             out["exact_population"][name] = {"sigma2_c": t["sigma2_c"], "u_c": t["u_c"], "kind": t["kind"]}
-        if "networks" in entry:
-            t = entry["networks"]["transition"]
-            out["networks"][name] = {"sigma2_c": t["sigma2_c"], "sigma2_c_err": t["sigma2_c_err"]}
+        for key in ("networks", "networks_gibbs"):
+            if key in entry:
+                t = entry[key]["transition"]
+                out[key][name] = {"sigma2_c": t["sigma2_c"], "sigma2_c_err": t["sigma2_c_err"]}
+    out["exact_population_d_to_inf"] = large_d_limit(results)
     return out
 
 
@@ -675,8 +781,19 @@ def print_table(results) -> None:
     print(f"  paper's equations (d -> inf): sigma2_c = {t['paper_equations']['sigma2_c']:.4f}, u_c = {t['paper_equations']['u_c']:.2f}")
     for name, v in t["exact_population"].items():
         print(f"  exact population, scale {name}: sigma2_c = {v['sigma2_c']:.4f}, u_c = {v['u_c']:.2f} ({v['kind']})")
-    for name, v in t["networks"].items():
-        print(f"  networks, scale {name}: sigma2_c = {v['sigma2_c']:.4f} +- {v['sigma2_c_err']:.4f}")
+    limit = t.get("exact_population_d_to_inf")
+    if limit:
+        print(f"  exact population, d -> inf (f3 = f3_inf + B/d over d = {limit['dims']}): " + ", ".join(
+            f"{r['sigma2']:.3f}: {r['f3_inf']:+.4f}" for r in limit["points"]) + f"; transition in {limit['sigma2_c_bracket']}")
+    for key in ("networks", "networks_gibbs"):
+        for name, v in t.get(key, {}).items():
+            print(f"  {key}, scale {name}: sigma2_c = {v['sigma2_c']:.4f} +- {v['sigma2_c_err']:.4f}")
+    for name, entry in results["scales"].items():
+        for row in entry.get("networks_gibbs", {}).get("versus_training_set_theory", []):
+            print(f"  scale {name} s2={row['sigma2']:.3f}: Gibbs-readout networks - theory on the sets: " + "; ".join(
+                f"{start} start f1 {row[start]['minus_theory_f1']:+.4f} ({row[start]['minus_theory_f1_in_se']:+.1f} se), "
+                f"f3 {row[start]['minus_theory_f3']:+.4f} ({row[start]['minus_theory_f3_in_se']:+.1f} se)"
+                for start in ("prior", "teacher") if start in row))
     for name, entry in results["scales"].items():
         for p in entry.get("training_set_theory", {}).get("points", []):
             line = f"  scale {name} s2={p['sigma2']:.3f}: theory on the sets f1 {p['f1']:.4f} f3 {p['f3']:+.4f}"
@@ -705,11 +822,13 @@ def make_figures(results, outdir) -> list:
                 ax.plot(centers, -np.log(np.maximum(p / width, 1e-300)), color=color, label=f"exact population, s = {name}")
             p = np.asarray(entry["paper_equations"]["finite_d"][i]["p_q"])
             ax.plot(centers, -np.log(np.maximum(p / width, 1e-300)), "--", color=color, label=f"paper eqs, d = {entry['setting']['d']}")
-            if "networks" in entry:
-                counts = np.asarray(entry["networks"]["points"][i]["prior"]["q_counts"], float)
-                dens = counts / max(counts.sum(), 1) / width
-                ok = dens > 0
-                ax.plot(centers[ok], -np.log(dens[ok]), "x", color=color, label=f"networks, s = {name}")
+            for key, marker, label in (("networks", "x", "networks"), ("networks_gibbs", "^", "networks, Gibbs readouts")):
+                match = [p for p in entry.get(key, {}).get("points", []) if abs(p["sigma2"] - s2s[i]) < 1e-9]
+                if match:
+                    counts = np.asarray(match[0]["prior"]["q_counts"], float)
+                    dens = counts / max(counts.sum(), 1) / width
+                    ok = dens > 0
+                    ax.plot(centers[ok], -np.log(dens[ok]), marker, color=color, mfc="none", label=f"{label}, s = {name}")
             ax.set_title(f"{'(a) before' if i == pick[0] else '(b) after'}: sigma^2 = {s2s[i]:.2f}")
         lim = entry["paper_equations"]["limit"]["curve"]
         if k == 0:
@@ -725,11 +844,21 @@ def make_figures(results, outdir) -> list:
                 axes[2].errorbar([p["sigma2"] for p in pts], [p[start]["f3"] for p in pts], yerr=[p[start]["f3_se"] for p in pts],
                                  fmt=marker, color=color, mfc="none" if start == "teacher" else color,
                                  label=f"networks ({start} start), s = {name}")
+        if "networks_gibbs" in entry:
+            pts = entry["networks_gibbs"]["points"]
+            for start, fill in (("prior", True), ("teacher", False)):
+                axes[2].errorbar([p["sigma2"] for p in pts], [p[start]["f3"] for p in pts], yerr=[p[start]["f3_se"] for p in pts],
+                                 fmt="^", color=color, mfc=color if fill else "none",
+                                 label=f"networks, Gibbs readouts ({start} start), s = {name}")
     for ax in axes[:2]:
         ax.set_xlabel("q = w.w*")
         ax.set_ylabel("-log p(q)")
         ax.set_ylim(-3, 40)
         ax.legend(fontsize=6)
+    limit = results.get("transition", {}).get("exact_population_d_to_inf")
+    if limit:
+        axes[2].plot([r["sigma2"] for r in limit["points"]], [r["f3_inf"] for r in limit["points"]], "k:", marker=".",
+                     label=f"exact population, d -> inf (fit over d = {', '.join(map(str, limit['dims']))})")
     axes[2].axvline(PAPER["sigma2_c"], color="grey", lw=0.5)
     axes[2].set_xlabel("sigma^2")
     axes[2].set_ylabel("cubic component f3 = E[f H3]/6 (teacher: eps = -0.3)")
@@ -763,6 +892,13 @@ def finite_n_figure(results, outdir) -> list:
                         ax.errorbar(s2, [p["draws"][j]["networks"][comp] for p in pts],
                                     yerr=[p["draws"][j]["networks"][comp + "_se"] for p in pts], fmt="o", color=c,
                                     label=f"networks on training set {j} (N = {entry['setting']['N']})")
+                for j in range(len(pts[0]["draws"])):  # Gibbs-readout networks on set j, prior start
+                    rows = [(p["sigma2"], d) for p in entry.get("networks_gibbs", {}).get("points", [])
+                            for d in p["prior"].get("per_draw", []) if d["draw"] == j]
+                    if rows:
+                        ax.errorbar([s for s, _ in rows], [d[comp] for _, d in rows], yerr=[np.nan_to_num(d[comp + "_se"]) for _, d in rows],
+                                    fmt="^", color=colors[j % len(colors)], mfc="none",
+                                    label=f"networks on set {j}, Gibbs readouts (N = {entry['setting']['N']})")
                 if "networks_source" in pts[0]:
                     ax.errorbar(s2, [p["networks_" + comp] for p in pts], yerr=[p["networks_" + comp + "_se"] for p in pts],
                                 fmt="ks", mfc="none", label=f"networks on both sets, pooled (N = {entry['setting']['N']})")

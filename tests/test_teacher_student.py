@@ -206,7 +206,7 @@ def test_training_set_theory_without_networks_of_its_draws_is_compared_with_the_
     import teacher_student as bench
     from mft_jax import rubin
 
-    args = SimpleNamespace(runs=str(tmp_path), seeds=2, steps=100)
+    args = SimpleNamespace(runs=str(tmp_path), seeds=2, steps=100, readout_gibbs=None)
     assert bench.network_run(rubin.paper_setting(0.125), 0.18, "prior", 0, args, None, cached_only=True) is None
     assert not any(tmp_path.iterdir())  # nothing trained or written
     own = {"networks": {"f3": -0.02}}
@@ -223,3 +223,52 @@ def test_training_set_theory_without_networks_of_its_draws_is_compared_with_the_
     np.testing.assert_allclose([pooled["networks_minus_theory_f1"], pooled["networks_minus_theory_f1_se"]],
                                [-0.05, (0.004**2 + 0.006**2) ** 0.5], rtol=1e-9)
     assert "networks_source" not in has_own and "networks_source" not in missing and "networks_f3" not in missing
+
+
+def test_gibbs_networks_are_paired_with_the_theory_on_their_own_training_sets():
+    """``attach_gibbs_versus_theory``: Gibbs-readout networks minus the theory on the same training set, averaged over
+    the draws both have (a network draw without theory is left out), error from both errors in quadrature over draws."""
+    import teacher_student as bench
+
+    def net(draw, f1, f3):
+        return {"draw": draw, "f1": f1, "f1_se": 0.004, "f3": f3, "f3_se": 0.0006}
+
+    entry = {"networks_gibbs": {"points": [
+                {"sigma2": 0.18, "prior": {"per_draw": [net(0, 0.73, -0.0195), net(1, 0.70, -0.0140), net(2, 0.9, -0.05)]},
+                 "teacher": {"per_draw": [net(0, 0.74, -0.0200)]}},
+                {"sigma2": 0.40, "prior": {"per_draw": [net(0, 0.4, -0.002)]}, "teacher": {"per_draw": []}}]},
+             "training_set_theory": {"points": [{"sigma2": 0.18, "draws": [
+                 {"draw": 0, "f1": 0.743, "f1_se": 0.011, "f3": -0.0199, "f3_se": 0.0004},
+                 {"draw": 1, "f1": 0.767, "f1_se": 0.005, "f3": -0.0133, "f3_se": 0.0002}]}]}}
+    bench.attach_gibbs_versus_theory(entry)
+    (row,) = entry["networks_gibbs"]["versus_training_set_theory"]  # sigma^2 = 0.40 has no theory
+    prior, teacher = row["prior"], row["teacher"]
+    assert prior["draws"] == [0, 1] and teacher["draws"] == [0]
+    np.testing.assert_allclose(prior["minus_theory_f3"], ((-0.0195 + 0.0199) + (-0.0140 + 0.0133)) / 2, rtol=1e-9)
+    se = (2 * 0.0006**2 + 0.0004**2 + 0.0002**2) ** 0.5 / 2
+    np.testing.assert_allclose([prior["minus_theory_f3_se"], prior["minus_theory_f3_in_se"]], [se, -0.00015 / se], rtol=1e-9)
+    np.testing.assert_allclose([teacher["minus_theory_f1"], teacher["minus_theory_f1_se"]], [-0.003, (0.004**2 + 0.011**2) ** 0.5], rtol=1e-9)
+
+
+def test_large_d_limit_extrapolates_the_population_theory_in_one_over_d():
+    """``large_d_limit``: per sigma^2 the line f3 = f3_inf + B/d over the scales with d >= 100 (d = 53 left out), extra
+    sigma^2 points included; the transition is bracketed by the last sigma^2 with f3_inf < -tol and the first with
+    |f3_inf| < tol. Exact on synthetic lines; fewer than three large-d scales give nothing."""
+    import teacher_student as bench
+
+    limit = {0.10: -0.06, 0.18: -0.02, 0.21: -0.004, 0.22: -0.0004, 0.30: 0.0}
+
+    def entry(d, sigma2s, extra=()):
+        def points(values):
+            return {"points": [{"sigma2": s, "f3": limit[s] - 0.9 / d} for s in values]}
+        return {"setting": {"d": d}, "population": points(sigma2s), **({"population_extra": points(extra)} if extra else {})}
+
+    scales = {"1/8": entry(53, [0.10, 0.30]), "1/2": entry(106, [0.10, 0.18, 0.30], [0.21, 0.22]),
+              "1": entry(150, [0.10, 0.18, 0.30], [0.21, 0.22]), "2": entry(212, [0.10, 0.18, 0.30], [0.21, 0.22])}
+    out = bench.large_d_limit({"scales": scales})
+    assert out["dims"] == [106, 150, 212] and [r["sigma2"] for r in out["points"]] == [0.10, 0.18, 0.21, 0.22, 0.30]
+    np.testing.assert_allclose([r["f3_inf"] for r in out["points"]], [limit[s] for s in (0.10, 0.18, 0.21, 0.22, 0.30)], atol=1e-12)
+    np.testing.assert_allclose([r["slope"] for r in out["points"]], -0.9, rtol=1e-9)
+    assert out["sigma2_c_bracket"] == [0.21, 0.22] and out["u_c_bracket"][0] < out["u_c_bracket"][1]
+    del scales["2"]
+    assert bench.large_d_limit({"scales": scales}) == {}

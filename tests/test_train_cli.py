@@ -84,6 +84,9 @@ def test_huge_step_size_stops_on_nan_naming_the_step_and_keeps_the_checkpoint(tm
     ('width = 16.5\nsteps = 5\nstep_size = 0.1\n', "width"),
     ('width = 16\nsteps = 5\nstep_size = 0.1\neval = 100\n', "eval"),  # eval samples need batch_size
     ('width = 16\nsteps = 5\nstep_size = 0.1\nbatch_size = 0\n', "batch_size"),
+    ('width = 16\nsteps = 5\nstep_size = 0.1\nreadout_gibbs_every = 0\n', "readout_gibbs_every"),
+    ('width = 16\nsteps = 5\noptimizer = "adam"\nlearning_rate = 0.1\nreadout_gibbs_every = 5\n', "readout_gibbs_every"),
+    ('width = 16\nsteps = 5\nstep_size = 0.1\nbatch_size = 8\nreadout_gibbs_every = 5\n', "readout_gibbs_every"),
 ])
 def test_bad_configs_exit_2_naming_the_key(tmp_path, capsys, train_section, named):
     assert main(["train", write(tmp_path, train_section), "--out", str(tmp_path / "run")]) == 2
@@ -141,6 +144,17 @@ def test_resume_of_a_changed_run_exits_2_naming_the_keys(tmp_path, capsys):
     longer = short.replace("steps = 10", "steps = 20")
     assert main(["train", write(tmp_path, longer, name="longer.toml"), "--out", out, "--resume"]) == 0
     assert json.loads((tmp_path / "run" / "train.json").read_text())["loss_curve"]["step"] == [10, 20]
+
+
+def test_gibbs_readout_run_resumes_only_as_itself(tmp_path, capsys):
+    """``readout_gibbs_every`` reaches the trainer: it is part of the run's fingerprint, so a plain-Langevin
+    --resume of a Gibbs-readout checkpoint is refused naming it (the two samplers are different runs)."""
+    gibbs = LANGEVIN.replace("steps = 40", "steps = 10").replace("num_seeds = 3", "num_seeds = 1") + "readout_gibbs_every = 2\n"
+    out = str(tmp_path / "run")
+    assert main(["train", write(tmp_path, gibbs), "--out", out]) == 0
+    plain = gibbs.replace("readout_gibbs_every = 2\n", "").replace("steps = 10", "steps = 20")
+    assert main(["train", write(tmp_path, plain, name="plain.toml"), "--out", out, "--resume"]) == 2
+    assert "readout_gibbs_every" in capsys.readouterr().err
 
 
 DEEP_MODEL = '[model]\ndepth = 3\nactivation = "erf"\nbeta = 5.0\n'

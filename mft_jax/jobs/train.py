@@ -13,6 +13,9 @@ background is measured), [model] (the prior, docs/theory.md section 2), [train]:
                                   Dataset, or (batch_size runs) an integer n: a fresh sample of n
                                   points, and then [task] needs no quadrature / samples / n_train
     chunk = 100, checkpoint_every = 1000
+    readout_gibbs_every = K       langevin, full batch: an exact draw of the readouts from their Gaussian
+                                  conditional law before every K-th step (the same posterior; the readouts'
+                                  slow relaxation is gone: mft_jax.train.gibbs). Absent: plain Langevin
 
 Writes to --out: network.npz (a (S, N, C), w (S, N, d)); neurons.npz (all S N neurons, equal
 weights, with a); background.npz (the eval Dataset and the residual r = y - f of the network of
@@ -64,9 +67,10 @@ class TrainConfig:
     eval: str | int = "task"
     chunk: int = 100
     checkpoint_every: int = 1000
+    readout_gibbs_every: int | None = None
 
     def __post_init__(self):
-        for name in ("width", "num_seeds", "chunk", "checkpoint_every", "batch_size"):
+        for name in ("width", "num_seeds", "chunk", "checkpoint_every", "batch_size", "readout_gibbs_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"[train] {name} must be >= 1, got {value!r}")
@@ -88,6 +92,9 @@ class TrainConfig:
             raise ConfigError(f"[train] weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.eval != "task" and not (isinstance(self.eval, int) and self.eval >= 1):
             raise ConfigError(f"[train] eval must be \"task\" (the [task] Dataset) or a positive number of fresh samples, got {self.eval!r}")
+        if self.readout_gibbs_every is not None and (self.optimizer != "langevin" or self.batch_size is not None):
+            raise ConfigError("[train] readout_gibbs_every samples the posterior: it needs optimizer = \"langevin\" and full "
+                              f"batch (no batch_size); got optimizer = {self.optimizer!r}, batch_size = {self.batch_size!r}")
         if self.eval != "task" and self.batch_size is None:
             raise ConfigError("[train] eval = n (fresh samples) is for infinite-data runs (batch_size set); full-batch runs measure on the [task] Dataset")
 
@@ -130,7 +137,7 @@ def run(args) -> int:
     result = train(
         key, model, config.width, source, optimizer, config.steps, num_seeds=config.num_seeds,
         batch_size=config.batch_size, chunk=config.chunk, out_dir=out, checkpoint_every=config.checkpoint_every,
-        resume=args.resume,
+        resume=args.resume, readout_gibbs_every=config.readout_gibbs_every,
     )
     params = result.params
     final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(params, model, eval_data))

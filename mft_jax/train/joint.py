@@ -40,6 +40,7 @@ from mft_jax.model import TwoLayer
 from mft_jax.protocol import Model
 from mft_jax.resources import require
 from mft_jax.tasks import Task
+from mft_jax.train.gibbs import sample_readouts
 from mft_jax.train.langevin import langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import spread
@@ -49,6 +50,7 @@ Optimizer = Callable[[jax.Array], optax.GradientTransformation]
 """``key -> transform``: the key feeds the Langevin noise of one seed (sgd / adam ignore it)."""
 
 OPTIMIZERS = ("langevin", "sgd", "adam")
+GIBBS_STREAM = 0x61  # fold_in tag of the readout draws' keys (distinct from the init / noise / batch splits)
 
 
 class TrainResult(NamedTuple):
@@ -119,6 +121,7 @@ def train(
     progress: bool = True,
     observables: Callable[[dict], dict] | None = None,
     init_params: dict | None = None,
+    readout_gibbs_every: int | None = None,
 ) -> TrainResult:
     """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
 
@@ -132,6 +135,12 @@ def train(
     ``observables(params_of_one_network) -> dict`` (shapes (records, seeds, ...)): the time series a
     caller averages after its burn-in. ``init_params`` (``a`` (S, N, C), ``w`` (S, N, d)) replaces the prior
     draws as the starting point (e.g. neurons placed on a teacher direction), seed s starting from row s.
+
+    ``readout_gibbs_every=K`` (Langevin on a ``Dataset`` only): before every K-th step (t = 0, K, 2K, ..) the
+    readouts are replaced by an exact draw from their Gaussian conditional law given the other parameters
+    (``mft_jax.train.gibbs``). Both moves leave the tempered posterior invariant, so the stationary law is
+    Langevin's; the readouts' slow relaxation (rate ``T / sa2`` along directions the data do not pin) is gone.
+    An equilibrium sampler of the posterior, not a model of training dynamics.
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")
@@ -141,6 +150,17 @@ def train(
         raise ConfigError(f"training on a task (infinite data) needs batch_size, a positive integer; got {batch_size!r}")
     if isinstance(data, Dataset) and batch_size is not None:
         raise ConfigError("batch_size is for infinite-data runs on a Task; a Dataset trains full batch")
+
+    if readout_gibbs_every is not None:
+        if isinstance(readout_gibbs_every, bool) or not isinstance(readout_gibbs_every, int) or readout_gibbs_every < 1:
+            raise ConfigError(f"readout_gibbs_every must be None or a positive integer (steps between draws), got {readout_gibbs_every!r}")
+        name = getattr(optimizer, "settings", {}).get("name")
+        if name != "langevin":
+            raise ConfigError(f"readout_gibbs_every samples the posterior: it needs the langevin optimizer, got {name!r}")
+        if not isinstance(data, Dataset):
+            raise ConfigError("readout_gibbs_every needs the whole likelihood: a Dataset (full batch), not a Task's minibatches")
+        if "a" in (model.prior_penalties() or {}):
+            raise ConfigError("readout_gibbs_every needs a Gaussian readout prior; this model puts a penalty on 'a'")
 
     if isinstance(width, int) and not isinstance(width, bool) and width > 0:
         points = batch_size if isinstance(data, Task) else data.num_points
@@ -164,8 +184,15 @@ def train(
         updates, opt_state = optimizer(noise_key).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
+    def gibbs_seed(params, seed_key, t):
+        key = jax.random.fold_in(jax.random.fold_in(seed_key, GIBBS_STREAM), t)
+        return {**params, "a": sample_readouts(key, model, params, data)}
+
     def step(state, t):
         params, opt_state, seed_keys = state
+        if readout_gibbs_every is not None:
+            refresh = lambda p: jax.vmap(gibbs_seed, in_axes=(0, 0, None))(p, seed_keys, t)  # noqa: E731
+            params = jax.lax.cond(t % readout_gibbs_every == 0, refresh, lambda p: p, params)
         params, opt_state, losses = jax.vmap(step_seed, in_axes=(0, 0, 0, None))(params, opt_state, seed_keys, t)
         recorded = jax.vmap(observables)(params) if observables else {}
         return (params, opt_state, seed_keys), {"loss": losses, **recorded}
@@ -184,6 +211,7 @@ def train(
         trainer="joint", model=model.settings(), width=width, num_seeds=num_seeds, batch_size=batch_size,
         data=data_fingerprint(data), optimizer=getattr(optimizer, "settings", repr(optimizer)), key=key,
         init_params=None if init_params is None else dict(init_params), versions=library_versions(),
+        **({} if readout_gibbs_every is None else {"readout_gibbs_every": readout_gibbs_every}),
     )
     (params, _, _), history = run_loop(
         step, (params, opt_state, seed_keys), num_steps, chunk=chunk, out_dir=out_dir,
