@@ -323,14 +323,9 @@ def networks(setting, sigma2s, args) -> dict:
         per_start = {}
         for start in ("prior", "teacher"):
             runs = [network_run(setting, s, start, draw, args, x_test) for draw in range(args.draws)]
-            f3 = np.concatenate([r["f3_seeds"] for r in runs])
-            f1 = np.concatenate([r["f1_seeds"] for r in runs])
-            n = len(f3)
-            per_draw = [{"draw": r["draw"], "seeds": len(r["f3_seeds"]), **dict(zip(("f1", "f1_se"), _mean_se(r["f1_seeds"]))),
-                         **dict(zip(("f3", "f3_se"), _mean_se(r["f3_seeds"])))} for r in runs]
-            per_start[start] = {"f3": float(f3.mean()), "f3_se": float(f3.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
-                                "f1": float(f1.mean()), "f1_se": float(f1.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
-                                "runs": n, "per_draw": per_draw, "f3_eighths": _eighths([r["f3_trace"] for r in runs]), "tau_f3_records": float(np.nanmean([r["tau_f3_records"] for r in runs])),
+            pooled = {name: np.concatenate([r[name] for r in runs]) for name in ("f1_seeds", "f3_seeds")}
+            per_draw = [{"draw": r["draw"], "seeds": len(r["f3_seeds"]), **_seed_stats(r)} for r in runs]
+            per_start[start] = {**_seed_stats(pooled), "runs": len(pooled["f3_seeds"]), "per_draw": per_draw, "f3_eighths": _eighths([r["f3_trace"] for r in runs]), "tau_f3_records": float(np.nanmean([r["tau_f3_records"] for r in runs])),
                                 "q_counts": np.sum([r["q_counts"] for r in runs], axis=0).tolist(),
                                 "steps_per_second": float(np.mean([r["steps_per_second"] for r in runs]))}
         a, b = per_start["prior"], per_start["teacher"]
@@ -378,6 +373,22 @@ def _eighths(traces) -> list[float]:
 def _mean_se(values) -> tuple[float, float]:
     v = np.asarray(values, float)
     return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan"))
+
+
+def _seed_stats(run) -> dict:
+    """``{f1, f1_se, f3, f3_se}``: mean and s.e. over the seeds of ``run["f1_seeds"]``, ``run["f3_seeds"]``."""
+    out = {}
+    for name in ("f1", "f3"):
+        out[name], out[name + "_se"] = _mean_se(run[name + "_seeds"])
+    return out
+
+
+def _paired_difference(pairs, name) -> tuple[float, float]:
+    """Networks minus the theory on the same training set, averaged over the (networks, theory) pairs of draws; error:
+    the networks' s.e. over seeds and the theory's sampler error (none from a single solve), in quadrature."""
+    gap = float(np.mean([net[name] - th[name] for net, th in pairs]))
+    se = math.sqrt(sum(net[name + "_se"] ** 2 + np.nan_to_num(th[name + "_se"]) ** 2 for net, th in pairs)) / len(pairs)
+    return gap, se
 
 
 def network_test_inputs(setting, args) -> jax.Array:
@@ -481,9 +492,7 @@ def training_set_theory(setting, sigma2s, args) -> dict:
             # --no-networks leaves them out and ``attach_networks`` compares with the scale's pooled networks instead)
             run = network_run(setting, s, "prior", draw, args, x_test, cached_only=args.no_networks)
             if run is not None:
-                f1, f1_se = _mean_se(run["f1_seeds"])
-                f3, f3_se = _mean_se(run["f3_seeds"])
-                row["networks"] = {"f1": f1, "f1_se": f1_se, "f3": f3, "f3_se": f3_se, "seeds": len(run["f1_seeds"]),
+                row["networks"] = {**_seed_stats(run), "seeds": len(run["f1_seeds"]),
                                    "f1_seeds": run["f1_seeds"], "f3_seeds": run["f3_seeds"], "steps": run["steps"]}
                 row["networks_minus_theory_in_se"] = {k: _versus(row["networks"][k], row["networks"][k + "_se"], row[k], row[k + "_se"])
                                                       for k in ("f1", "f3")}
@@ -503,10 +512,8 @@ def training_set_theory(setting, sigma2s, args) -> dict:
             if all("networks" in r for r in per_draw):
                 pooled = np.concatenate([r["networks"][name + "_seeds"] for r in per_draw])
                 point["networks_" + name], point["networks_" + name + "_se"] = _mean_se(pooled)
-                gap = np.array([r["networks"][name] - r[name] for r in per_draw])  # paired by draw
-                point["networks_minus_theory_" + name] = float(gap.mean())
-                point["networks_minus_theory_" + name + "_se"] = math.sqrt(
-                    sum(r["networks"][name + "_se"] ** 2 + np.nan_to_num(r[name + "_se"]) ** 2 for r in per_draw)) / len(per_draw)
+                point["networks_minus_theory_" + name], point["networks_minus_theory_" + name + "_se"] = _paired_difference(
+                    [(r["networks"], r) for r in per_draw], name)  # paired by draw
         points.append(point)
     return {"points": points, "sampler": {"start": {"name": "importance", "num_samples": args.theory_samples},
                                           "mcmc": args.theory_mcmc, "keys": args.theory_keys},
@@ -588,8 +595,7 @@ def attach_gibbs_versus_theory(entry) -> None:
     theory's sampler error."""
     if "networks_gibbs" not in entry or "training_set_theory" not in entry:
         return
-    theory = {round(p["sigma2"], 6): {r["draw"] if "draw" in r else j: r for j, r in enumerate(p["draws"])}
-              for p in entry["training_set_theory"]["points"]}
+    theory = {round(p["sigma2"], 6): {r["draw"]: r for r in p["draws"]} for p in entry["training_set_theory"]["points"]}
     rows = []
     for point in entry["networks_gibbs"]["points"]:
         by_draw = theory.get(round(point["sigma2"], 6))
@@ -602,8 +608,7 @@ def attach_gibbs_versus_theory(entry) -> None:
                 continue
             row[start] = {"draws": [net["draw"] for net, _ in pairs]}
             for name in ("f1", "f3"):
-                gap = float(np.mean([net[name] - th[name] for net, th in pairs]))
-                se = math.sqrt(sum(np.nan_to_num(net[name + "_se"]) ** 2 + np.nan_to_num(th[name + "_se"]) ** 2 for net, th in pairs)) / len(pairs)
+                gap, se = _paired_difference(pairs, name)
                 row[start].update({"networks_" + name: float(np.mean([net[name] for net, _ in pairs])),
                                    "theory_" + name: float(np.mean([th[name] for _, th in pairs])),
                                    "minus_theory_" + name: gap, "minus_theory_" + name + "_se": se,
@@ -638,8 +643,7 @@ def width_sweep(setting, args) -> dict:
             run = network_run(setting, s, "prior", args.width_draw, args, x_test, width=N)
             row = {"width": N, "seeds": len(run["f1_seeds"]), "tau_f3_records": run["tau_f3_records"],
                    "seconds": run["seconds"], "f1_seeds": run["f1_seeds"], "f3_seeds": run["f3_seeds"]}
-            for name in ("f1", "f3"):
-                row[name], row[name + "_se"] = _mean_se(run[name + "_seeds"])
+            row.update(_seed_stats(run))
             rows.append(row)
             print(f"  width sweep s2={s:.3f} N'={N}: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} f3 {row['f3']:+.4f}"
                   f"+-{row['f3_se']:.4f} ({run['seconds']:.0f} s)", flush=True)
@@ -838,18 +842,14 @@ def make_figures(results, outdir) -> list:
             pts = entry["population"]["points"]
             axes[2].plot([p["sigma2"] for p in pts], [p["gp"]["f3"] for p in pts], "-", color=color, label=f"exact population (GP start), s = {name}")
             axes[2].plot([p["sigma2"] for p in pts], [p["feature"]["f3"] for p in pts], ":", color=color)
-        if "networks" in entry:
-            pts = entry["networks"]["points"]
-            for start, marker in (("prior", "o"), ("teacher", "s")):
+        for key, markers, label in (("networks", ("o", "s"), "networks"), ("networks_gibbs", ("^", "^"), "networks, Gibbs readouts")):
+            pts = entry.get(key, {}).get("points", [])
+            if not pts:
+                continue
+            for start, marker in zip(("prior", "teacher"), markers):
                 axes[2].errorbar([p["sigma2"] for p in pts], [p[start]["f3"] for p in pts], yerr=[p[start]["f3_se"] for p in pts],
                                  fmt=marker, color=color, mfc="none" if start == "teacher" else color,
-                                 label=f"networks ({start} start), s = {name}")
-        if "networks_gibbs" in entry:
-            pts = entry["networks_gibbs"]["points"]
-            for start, fill in (("prior", True), ("teacher", False)):
-                axes[2].errorbar([p["sigma2"] for p in pts], [p[start]["f3"] for p in pts], yerr=[p[start]["f3_se"] for p in pts],
-                                 fmt="^", color=color, mfc=color if fill else "none",
-                                 label=f"networks, Gibbs readouts ({start} start), s = {name}")
+                                 label=f"{label} ({start} start), s = {name}")
     for ax in axes[:2]:
         ax.set_xlabel("q = w.w*")
         ax.set_ylabel("-log p(q)")

@@ -11,10 +11,11 @@ in whitened coordinates ``a = sqrt(sa2) b``, with ``A = sqrt(beta E sa2) Q^1/2 P
 
 drawn as ``b = M^-1 A^T z + L^-T xi`` (one Cholesky factor per draw, each output channel an independent
 column). The factor and the triangular solves are written as ``lax.fori_loop`` sweeps (``cholesky``,
-``solve_lower``, ``solve_lower_transposed``), not LAPACK's ``potrf`` / ``trsm``: those custom calls deadlocked
-intermittently inside the trainer's scanned, vmapped step on CPU (jax 0.10.2, measured: 1 run in 4 at N = 352 hung
-in execution, and every run with ``OPENBLAS_NUM_THREADS=1``). The sweeps cost ``N^3`` and ``N^2 C`` per draw. Alternating such draws with Langevin steps on the rest leaves the same posterior invariant as
-Langevin on everything, but the readouts no longer relax at the prior's slow rate ``T / sa2``: this is the
+``solve_lower``, ``solve_lower_transposed``; ``N^3`` and ``N^2 C`` per draw), not LAPACK's ``potrf`` / ``trsm``:
+those custom calls deadlocked intermittently inside the trainer's scanned, vmapped step on CPU (jax 0.10.2, seen
+at N = 352 and 700 while the teacher-student benchmark ran, more often with ``OPENBLAS_NUM_THREADS=1``).
+Alternating such draws with Langevin steps on the rest leaves the same posterior invariant as Langevin on
+everything, but the readouts no longer relax at the prior's slow rate ``T / sa2``: this is the
 equilibrium sampler of ``train(..., readout_gibbs_every=K)``, not a model of training dynamics.
 """
 
