@@ -20,7 +20,8 @@ This script computes, with the library:
 6. ``width_sweep`` (``[width_sweep]``): the networks' ``a`` at one (P, beta) across widths, fitted as
    ``a_inf + c/N`` (and with a ``1/N^2`` term, and through the two largest widths) against the exact theory,
    plus two equilibration checks: a run ``long_factor`` times longer, and a run started in the theory's
-   single-neuron law (``mft_jax.modular.sample_neurons``).
+   single-neuron law (``mft_jax.modular.sample_neurons``), and a step-size check (``step_check``: smaller steps over
+   the same time span).
 
 Run: ``python benchmarks/modular_addition.py [--quick] [--config configs/modular_addition.toml]``.
 Network points are cached in ``runs/modular_addition/`` (delete to recompute).
@@ -45,6 +46,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
 from mft_jax.config import load_toml, section  # noqa: E402
+from mft_jax.errors import ConfigError  # noqa: E402
 from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.modular import (  # noqa: E402
@@ -106,7 +108,9 @@ class NetworkSection:
 class WidthSweepSection:
     """``[width_sweep]``: the gap in ``a`` between networks and theory at one (P, beta) (other settings from
     ``[networks]``): ``a(N)`` across ``widths`` fitted as ``a_inf + c/N``; a run ``long_factor`` times longer and a
-    run started in the theory's single-neuron law (``start = "theory"``), both at ``long_width`` (equilibration)."""
+    run started in the theory's single-neuron law (``start = "theory"``), both at ``long_width`` (equilibration); the
+    discretisation: each of ``step_sizes`` at each of ``step_widths`` over the same time span (steps, burn-in and
+    record interval scaled by ``[networks] step_size / h``), against the sweep's point at that width."""
 
     modulus: int = 23
     beta: float = 100.0
@@ -114,6 +118,14 @@ class WidthSweepSection:
     num_seeds: int = 4
     long_width: int = 1024
     long_factor: int = 4
+    step_sizes: list = dataclasses.field(default_factory=list)  # step-size check: each at every step_widths width
+    step_widths: list = dataclasses.field(default_factory=lambda: [256])
+
+    def __post_init__(self):
+        bad = [h for h in self.step_sizes if not (isinstance(h, (int, float)) and h > 0)]
+        if bad or any(not (isinstance(n, int) and n > 0) for n in self.step_widths):
+            raise ConfigError(f"[width_sweep] step_sizes must be positive numbers and step_widths positive integers; got "
+                              f"step_sizes = {self.step_sizes}, step_widths = {self.step_widths}")
 
 
 def _phase_boundaries(curve: list[dict]) -> dict:
@@ -361,7 +373,32 @@ def width_sweep(key, sweep: WidthSweepSection, net: NetworkSection, cache: Path)
               f"(halves {point['a_first_half']:.4f} / {point['a_second_half']:.4f}); learned {point['learned']:.4f} vs theory "
               f"{theory['learned']:.4f} [{point['seconds']:.0f} s]", flush=True)
     return {"P": sweep.modulus, "beta": sweep.beta, "theory": {k: theory[k] for k in ("a", "a_gp", "learned", "g", "phase")},
-            "points": [_summary(p) for p in points], "fits": fits, **{name: _summary(p) for name, p in checks.items()}}
+            "points": [_summary(p) for p in points], "fits": fits, **{name: _summary(p) for name, p in checks.items()},
+            "step_check": step_check(key, sweep, net, cache, {p["width"]: p for p in points})}
+
+
+def step_check(key, sweep: WidthSweepSection, net: NetworkSection, cache: Path, at_default: dict) -> list[dict]:
+    """The discretisation bias of ``a``: the sweep's point at width ``N`` rerun at each smaller step ``h`` over the same
+    time span (``[networks] step_size / h`` times the steps; fresh keys), ``a(h) - a(step_size)`` with the seeds' errors
+    combined. Langevin's bias is O(h): a difference that halves with h and vanishes within errors is the step's."""
+    rows = []
+    for i, width in enumerate(sweep.step_widths):
+        base = at_default.get(int(width)) or network_point(jax.random.fold_in(key, 7300 + i), sweep.modulus, float(sweep.beta),
+                                                          dataclasses.replace(net, width=int(width), num_seeds=sweep.num_seeds), cache)
+        for j, h in enumerate(sweep.step_sizes):
+            factor = net.step_size / float(h)
+            varied = dataclasses.replace(net, width=int(width), num_seeds=sweep.num_seeds, step_size=float(h),
+                                         steps=round(net.steps * factor), burn_in=round(net.burn_in * factor),
+                                         record_every=round(net.record_every * factor))
+            point = network_point(jax.random.fold_in(key, 7400 + 100 * i + j), sweep.modulus, float(sweep.beta), varied, cache)
+            diff = point["a"] - base["a"]
+            diff_se = math.hypot(point["a_se"], base["a_se"])
+            rows.append({**_summary(point), "step_size": float(h), "a_at_default_step": base["a"], "a_at_default_step_se": base["a_se"],
+                         "a_minus_default_step": diff, "a_minus_default_step_se": diff_se})
+            print(f"step check P = {sweep.modulus}, N = {width}: h = {h:g} x {varied.steps} steps: a = {point['a']:.4f} +- {point['a_se']:.2g} "
+                  f"(halves {point['a_first_half']:.4f} / {point['a_second_half']:.4f}); minus h = {net.step_size:g}: {diff:+.4f} +- "
+                  f"{diff_se:.2g} [{point['seconds']:.0f} s]", flush=True)
+    return rows
 
 
 def loss_timing(moduli, width: int = 256) -> dict:
@@ -478,6 +515,12 @@ def make_figures(results: dict, outdir="figures") -> list:
             point = sweep[name]
             ax.errorbar([1.0 / point["width"]], [point["a"]], [point["a_se"]], fmt=marker, mfc="none", ms=9,
                         label=f"{name.replace('_', ' ')} ({point['steps']} steps)")
+        labelled = set()
+        for row in sweep.get("step_check", []):
+            first = row["step_size"] not in labelled
+            labelled.add(row["step_size"])
+            ax.errorbar([1.0 / row["width"]], [row["a"]], [row["a_se"]], fmt="D", mfc="none", ms=7, color="C3",
+                        label=f"step {row['step_size']:g} (same time span)" if first else None)
         grid = np.linspace(0, inverse.max() * 1.05, 100)
         for (name, fit), style in zip(sweep["fits"].items(), ("C0-", "C1--", "C2:")):
             if fit:

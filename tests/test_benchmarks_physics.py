@@ -76,6 +76,9 @@ def test_quick_run(tmp_path, module):
         assert all(math.isfinite(point["a"]) for points in results["networks"].values() for point in points)
         sweep = results["width_sweep"]
         assert math.isfinite(sweep["fits"]["inverse_width"]["a_inf"]) and sweep["theory_start"]["start"] == "theory" and sweep["long"]["steps"] > sweep["points"][0]["steps"]
+        check = sweep["step_check"]  # the step-size check ran over the same time span as its width's point
+        assert [(r["width"], r["step_size"], r["steps"]) for r in check] == [(64, 0.05, 2 * sweep["points"][0]["steps"])]
+        assert check[0]["a_at_default_step"] == sweep["points"][0]["a"] and math.isfinite(check[0]["a_minus_default_step_se"])
     if module is modular_grokking:  # every metric finite and in range, for networks and the GP
         for name in ("networks", "gp"):
             for modulus, summary in results[name].items():
@@ -127,6 +130,17 @@ def test_inverse_width_fit_recovers_a_line_and_its_error():
         pulls.append((noisy["a_inf"] - truth) / noisy["a_inf_se"])
     assert abs(np.mean(pulls)) < 0.15 and abs(np.std(pulls) - 1) < 0.15
     assert slope / widths.max() > 30 * fit["a_inf_se"]
+
+
+def test_width_sweep_step_check_refuses_bad_step_sizes():
+    """``[width_sweep] step_sizes`` / ``step_widths``: a zero or negative step, or a non-integer width, is refused in words
+    before anything runs."""
+    from mft_jax.errors import ConfigError
+
+    for bad in ({"step_sizes": [0.0]}, {"step_sizes": [0.05, -0.1]}, {"step_sizes": [0.05], "step_widths": [256.5]}):
+        with pytest.raises(ConfigError, match=r"step_sizes must be positive numbers and step_widths positive integers"):
+            modular_addition.WidthSweepSection(**bad)
+    assert modular_addition.WidthSweepSection(step_sizes=[0.05], step_widths=[64]).step_sizes == [0.05]
 
 
 def test_grokking_transition_interpolates_the_first_crossing():
