@@ -380,7 +380,8 @@ def width_sweep(key, sweep: WidthSweepSection, net: NetworkSection, cache: Path)
 def step_check(key, sweep: WidthSweepSection, net: NetworkSection, cache: Path, at_default: dict) -> list[dict]:
     """The discretisation bias of ``a``: the sweep's point at width ``N`` rerun at each smaller step ``h`` over the same
     time span (``[networks] step_size / h`` times the steps; fresh keys), ``a(h) - a(step_size)`` with the seeds' errors
-    combined. Langevin's bias is O(h): a difference that halves with h and vanishes within errors is the step's."""
+    combined. Langevin's stationary bias is O(h), so ``a(h) - a(step_size)`` estimates ``-(1 - h/step_size)`` times the
+    bias at ``step_size``: a difference within errors bounds it by those errors."""
     rows = []
     for i, width in enumerate(sweep.step_widths):
         base = at_default.get(int(width)) or network_point(jax.random.fold_in(key, 7300 + i), sweep.modulus, float(sweep.beta),
