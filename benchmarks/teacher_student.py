@@ -124,7 +124,8 @@ def parse(argv=None):
                    help="the training-set solve on a fresh sample of POINTS points at the same model (checks the MCMC route against the population theory)")
     p.add_argument("--sample-check-sigma2", nargs="+", type=float, default=[0.18])
     p.add_argument("--merge-into", default=None, metavar="JSON",
-                   help="update this results file's scales with what this run computed (keeping the rest) and write it back")
+                   help="update this results file's scales with what this run computed, point by point in sigma^2 (keeping the "
+                        "rest; refused if the file's points of that kind come from a run with other settings), and write it back")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
     for key in ("scales", "sigma2", "seeds", "draws", "steps", "step_size"):
@@ -334,9 +335,7 @@ def networks(setting, sigma2s, args) -> dict:
                        "hysteresis": bool(gap > 3)})
         print(f"  networks s2={s:.3f}: f3 prior {a['f3']:+.4f}+-{a['f3_se']:.4f}, teacher {b['f3']:+.4f}+-{b['f3_se']:.4f} "
               f"({gap:.1f} se apart); tau(f3) ~ {a['tau_f3_records']:.1f} records; {a['steps_per_second']:.0f} steps/s", flush=True)
-    sampler = "Langevin" if args.readout_gibbs is None else f"Langevin with an exact Gibbs draw of the readouts every {args.readout_gibbs} steps"
-    return {"points": points, "transition": network_transition(setting, points), "sampler": sampler,
-            "steps": args.steps, "step_size": args.step_size, "seeds": args.seeds, "draws": args.draws}
+    return {"points": points, "transition": network_transition(setting, points), **run_settings(args)[network_key(args)]}
 
 
 def network_transition(setting, points, draws=2000) -> dict:
@@ -515,8 +514,7 @@ def training_set_theory(setting, sigma2s, args) -> dict:
                 point["networks_minus_theory_" + name], point["networks_minus_theory_" + name + "_se"] = _paired_difference(
                     [(r["networks"], r) for r in per_draw], name)  # paired by draw
         points.append(point)
-    return {"points": points, "sampler": {"start": {"name": "importance", "num_samples": args.theory_samples},
-                                          "mcmc": args.theory_mcmc, "keys": args.theory_keys},
+    return {"points": points, **run_settings(args)["training_set_theory"],
             "method": "mft_jax.solver.solve on each network training set with theory_model(reduced=False), MCMC from an "
                       "importance-sampling start (theory_on_training_set); f1, f3 by least squares on the networks' test "
                       "points; errors: theory over MCMC keys, networks over init seeds; point values: means over draws "
@@ -533,7 +531,7 @@ def sample_check(setting, args) -> dict:
         points.append({"sigma2": s, **row})
         print(f"  sample check s2={s:.3f}, {args.sample_check} fresh points: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} "
               f"f3 {row['f3']:+.4f}+-{row['f3_se']:.4f}", flush=True)
-    return {"points": points, "num_points": args.sample_check}
+    return {"points": points, **run_settings(args)["sample_check"]}
 
 
 def attach_population(entry) -> None:
@@ -659,14 +657,91 @@ def width_sweep(setting, args) -> dict:
                 print(f"  width sweep s2={s:.3f}: {name}(N' -> inf) = {fit['f_inf']:.4f}+-{fit['f_inf_se']:.4f} "
                       f"(chi2 {fit['chi2']:.1f}/{fit['dof']}), theory on the set {theory[name]:.4f}+-{theory[name + '_se']:.4f}", flush=True)
         points.append(point)
-    return {"points": points, "widths": list(args.widths), "draw": args.width_draw, "seeds": args.seeds, "steps": args.steps,
-            "step_size": args.step_size, "method": "same TwoLayer model (sa2, sw2, beta) at every width; Langevin from the "
+    return {"points": points, **run_settings(args)[network_key(args, "width_sweep")], "method": "same TwoLayer model (sa2, sw2, beta) at every width; Langevin from the "
             "prior; f = f_inf + A/N' by weighted least squares over the seeds' standard errors"}
+
+
+# ------------------------------------------------------------------------------------------ merging runs
+SETTING_NAMES = ("sampler", "steps", "step_size", "seeds", "draws", "widths", "draw", "num_points")  # run_settings' fields
+
+
+def run_settings(args) -> dict:
+    """The run-level settings of each per-scale entry this run writes (written into the entry): the points of two
+    runs can be merged only where these agree."""
+    sampler = "Langevin" if args.readout_gibbs is None else f"Langevin with an exact Gibbs draw of the readouts every {args.readout_gibbs} steps"
+    langevin = {"steps": args.steps, "step_size": args.step_size, "seeds": args.seeds}
+    return {network_key(args): {"sampler": sampler, **langevin, "draws": args.draws},
+            "training_set_theory": {"sampler": {"start": {"name": "importance", "num_samples": args.theory_samples},
+                                                "mcmc": args.theory_mcmc, "keys": args.theory_keys}},
+            "sample_check": {"num_points": args.sample_check},
+            network_key(args, "width_sweep"): {"widths": list(args.widths or []), "draw": args.width_draw, **langevin}}
+
+
+def _settings_differ(previous: dict, settings: dict) -> list[str]:
+    """The run-level settings in which a stored entry and a new run's differ, in words (JSON-normalised)."""
+    settings = json.loads(json.dumps(settings))
+    return [f"{k} {previous[k]!r} -> {v!r}" for k, v in settings.items() if k in previous and previous[k] != v]
+
+
+def check_merge_target(path, args) -> None:
+    """``--merge-into``: refuse before computing anything if the file is missing or holds, for a scale and entry this run
+    writes, points of a run with other settings (the merge would mix them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"--merge-into: {str(path)!r} does not exist (run without --merge-into to create a results file)")
+    try:
+        stored = json.loads(path.read_text())["scales"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise SystemExit(f"--merge-into: {str(path)!r} is not a teacher_student results file ({error!r})") from None
+    for name in args.scales:
+        for key, settings in run_settings(args).items():
+            previous = stored.get(name, {}).get(key)
+            differ = _settings_differ(previous, settings) if isinstance(previous, dict) else []
+            if differ:
+                raise SystemExit(f"--merge-into: scale {name}, entry {key!r} of {str(path)!r} holds points of a run with other "
+                                 f"settings ({'; '.join(differ)}); points of different runs are not mixed: write this run to its "
+                                 "own file (--results DIR)")
+
+
+def _merge_points(old: list, new: list) -> list:
+    """Two runs' per-sigma^2 points: the new run's replace the old run's at equal sigma^2, the rest are kept; sorted."""
+    by_sigma2 = {round(p["sigma2"], 6): p for p in old}
+    by_sigma2.update({round(p["sigma2"], 6): p for p in new})
+    return [by_sigma2[k] for k in sorted(by_sigma2)]
+
+
+def merge_scale(old: dict, new: dict, setting) -> dict:
+    """One scale's entry of a results file updated with a new run's (``--merge-into``), point by point in sigma^2:
+    a run at a few sigma^2 replaces those points and keeps the others (their transitions recomputed from the merged
+    points). Points of runs with different settings (steps, step size, seeds, draws, sampler, widths) are not mixed:
+    that is refused, naming the setting (write such a run to its own file with ``--results``)."""
+    out = dict(old)
+    for key, value in new.items():
+        previous = old.get(key)
+        if key == "paper_equations" and isinstance(previous, dict):
+            limit = {**value["limit"], "curve": _merge_points(previous["limit"]["curve"], value["limit"]["curve"])}
+            out[key] = {"limit": limit, "finite_d": _merge_points(previous["finite_d"], value["finite_d"])}
+            continue
+        if not (isinstance(value, dict) and "points" in value and isinstance(previous, dict) and "points" in previous):
+            out[key] = value
+            continue
+        differ = _settings_differ(previous, {k: value[k] for k in SETTING_NAMES if k in value})
+        if differ:  # check_merge_target refuses this before the run; here for direct callers
+            raise SystemExit(f"--merge-into: scale entry {key!r} holds points of a run with other settings ({'; '.join(differ)}); "
+                             "points of different runs are not mixed: write this run to its own file (--results DIR)")
+        merged = {**previous, **value, "points": _merge_points(previous["points"], value["points"])}
+        if "transition" in value:
+            transition = population_transition if key.startswith("population") else network_transition
+            merged["transition"] = transition(setting, merged["points"])
+        out[key] = merged
+    return out
 
 
 # ------------------------------------------------------------------------------------------ main
 def main(argv=None) -> dict:
     args = parse(argv)
+    if args.merge_into:
+        check_merge_target(args.merge_into, args)
     t_start = time.time()
     results = {"meta": {**run_metadata({k: v for k, v in vars(args).items()}), "config": vars(args)},
                "run": "quick" if args.quick else ("full" if (args.scales == FULL["scales"] and args.seeds >= FULL["seeds"]
@@ -704,7 +779,7 @@ def main(argv=None) -> dict:
         target = Path(args.merge_into)
         merged = json.loads(target.read_text())
         for name, entry in results["scales"].items():
-            merged["scales"].setdefault(name, {}).update(entry)
+            merged["scales"][name] = merge_scale(merged["scales"].get(name, {}), entry, rubin.paper_setting(float(Fraction(name))))
         parts = ["the paper's equations"] + [f"the {k}" for k in ("population", "networks") if not getattr(args, "no_" + k)]
         parts = [f"the {network_key(args)}" if part == "the networks" else part for part in parts]
         parts += ["the population theory at extra sigma^2"] * bool(args.population_sigma2)
@@ -821,8 +896,8 @@ def make_figures(results, outdir) -> list:
         s2s = [p["sigma2"] for p in entry["paper_equations"]["finite_d"]]
         pick = (int(np.argmax(s2s)), int(np.argmin(s2s)))  # (a) before (largest sigma^2), (b) after
         for ax, i in zip(axes[:2], pick):
-            if "population" in entry:
-                p = np.asarray(entry["population"]["points"][i][entry["population"]["points"][i]["stable"]]["p_q"])
+            for point in [p for p in entry.get("population", {}).get("points", []) if abs(p["sigma2"] - s2s[i]) < 1e-9]:
+                p = np.asarray(point[point["stable"]]["p_q"])
                 ax.plot(centers, -np.log(np.maximum(p / width, 1e-300)), color=color, label=f"exact population, s = {name}")
             p = np.asarray(entry["paper_equations"]["finite_d"][i]["p_q"])
             ax.plot(centers, -np.log(np.maximum(p / width, 1e-300)), "--", color=color, label=f"paper eqs, d = {entry['setting']['d']}")

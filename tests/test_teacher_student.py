@@ -164,6 +164,12 @@ def test_quick_run(tmp_path):
     assert t["paper"] == {"u_c": 30.2, "sigma2_c": 0.18} and abs(t["paper_equations"]["u_c"] - 30.2) < 1.0
     assert set(t["exact_population"]) == {"1/8"} and set(t["networks"]) == {"1/8"}
     assert "sigma2_c_err" in t["networks"]["1/8"]
+    # --merge-into from the command line: the paper's equations at 0.18 (again) and 0.24 join the stored points
+    bench.main(["--quick", "--sigma2", "0.18", "0.24", "--no-networks", "--no-population", "--results", str(tmp_path / "merge"),
+                "--figures", str(tmp_path / "merge"), "--runs", str(tmp_path / "runs"), "--merge-into", str(tmp_path / f"{bench.NAME}.json")])
+    merged = json.loads((tmp_path / f"{bench.NAME}.json").read_text())["scales"]["1/8"]
+    assert [p["sigma2"] for p in merged["paper_equations"]["finite_d"]] == [0.12, 0.18, 0.24, 0.30]
+    assert merged["networks"] == saved["scales"]["1/8"]["networks"] and "merged in" in json.loads((tmp_path / f"{bench.NAME}.json").read_text())["run"]
 
 
 def test_inverse_width_fit_recovers_a_line():
@@ -272,3 +278,49 @@ def test_large_d_limit_extrapolates_the_population_theory_in_one_over_d():
     assert out["sigma2_c_bracket"] == [0.21, 0.22] and out["u_c_bracket"][0] < out["u_c_bracket"][1]
     del scales["2"]
     assert bench.large_d_limit({"scales": scales}) == {}
+
+
+def test_merge_into_combines_points_by_sigma2_and_refuses_to_mix_runs(tmp_path):
+    """``--merge-into`` (``merge_scale``): a run at a few sigma^2 replaces those points of a stored entry and keeps the
+    others, the transition recomputed from the merged points (a wholesale replacement would drop 0.10 and 0.30 here and
+    its transition would be that of 0.18 and 0.20 alone); a stored entry from a run with other settings is refused in
+    words, before anything is computed (``check_merge_target``)."""
+    from types import SimpleNamespace
+
+    import teacher_student as bench
+    from mft_jax import rubin
+
+    setting = rubin.paper_setting(0.125)
+
+    def net(s2, f3):
+        return {"sigma2": s2, "prior": {"f3": f3, "f3_se": 1e-4}}
+
+    def paper(*s2s):
+        return {"limit": {"sigma2_c": 0.178, "curve": [{"sigma2": s, "f3": 0.0} for s in s2s]},
+                "finite_d": [{"sigma2": s, "f3": -s} for s in s2s]}
+
+    settings = {"sampler": "Langevin", "steps": 100, "step_size": 0.01, "seeds": 2, "draws": 1}
+    old = {"setting": {"d": 53}, "paper_equations": paper(0.10, 0.30),
+           "networks": {"points": [net(0.10, -0.060), net(0.18, -0.030), net(0.30, -0.010)], "transition": {}, **settings}}
+    new = {"setting": {"d": 53}, "paper_equations": paper(0.18),
+           "networks": {"points": [net(0.18, -0.020), net(0.20, -0.015)], "transition": {}, **settings}}
+    merged = bench.merge_scale(old, new, setting)
+    points = merged["networks"]["points"]
+    assert [p["sigma2"] for p in points] == [0.10, 0.18, 0.20, 0.30] and points[1]["prior"]["f3"] == -0.020
+    assert merged["networks"]["transition"] == bench.network_transition(setting, points)
+    assert merged["networks"]["transition"]["sigma2_c"] < 0.18  # the midpoint of -0.060 .. -0.010, not of -0.020 .. -0.015
+    assert [p["sigma2"] for p in merged["paper_equations"]["finite_d"]] == [0.10, 0.18, 0.30]
+    assert [p["sigma2"] for p in merged["paper_equations"]["limit"]["curve"]] == [0.10, 0.18, 0.30]
+
+    longer = {"networks": {**new["networks"], "steps": 400}}
+    with pytest.raises(SystemExit, match=r"'networks' holds points of a run with other settings \(steps 100 -> 400\)"):
+        bench.merge_scale(old, longer, setting)
+    target = tmp_path / "teacher_student.json"
+    target.write_text(json.dumps({"scales": {"1/8": old}}))
+    args = SimpleNamespace(scales=["1/8"], readout_gibbs=None, steps=400, step_size=0.01, seeds=2, draws=1, theory_samples=10,
+                           theory_mcmc={}, theory_keys=1, sample_check=None, widths=None, width_draw=0)
+    with pytest.raises(SystemExit, match=r"scale 1/8, entry 'networks' .* \(steps 100 -> 400\)"):
+        bench.check_merge_target(target, args)
+    bench.check_merge_target(target, SimpleNamespace(**{**vars(args), "steps": 100}))  # same settings: accepted
+    with pytest.raises(SystemExit, match="does not exist"):
+        bench.check_merge_target(tmp_path / "missing.json", args)
