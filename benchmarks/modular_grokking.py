@@ -11,7 +11,7 @@ at fixed ``sa2 = kappa/beta`` (the posterior ``exp(-sum_mu |r_mu|^2/(2 T_1) - pr
    held-out pairs is the network output averaged over the recorded steps after the burn-in (the posterior mean).
 2. ``gp``: the Gaussian process with the same prior (``mft_jax.modular.prior_gp_predict``: the exact NNGP kernel
    ``E[(w.x)^2 (w.x')^2]`` under the sextic prior).
-3. ``theory`` (``[theory]``, one P): the exact infinite-width theory on the same training sets
+3. ``theory`` (``[theory]``, per P of ``moduli``): the exact infinite-width theory on the same training sets
    (``mft_jax.solver.solve``, the full 2P-dimensional single-neuron law). Plain MALA chains (``mcmc_sampler``) do not
    serve: the kernel of a few hundred particles biases ``G(r) = (I + beta sa2 K Q)^-1 y`` where the gain on the target
    is large, and its noise floor sits above the solver's ceiling. The sampler is replica-exchange MALA
@@ -21,7 +21,9 @@ at fixed ``sa2 = kappa/beta`` (the posterior ``exp(-sum_mu |r_mu|^2/(2 T_1) - pr
    the sampler's noise. The noise-floor rule would call that "stalled", so the solve runs a fixed ``max_iter``
    iterations (``stochastic=False``; it reports not converged, in words) and the route is validated where the answer is
    known: first the same solve on the full table against the exact per-mode ``a`` (``full_table_check``), and the map at
-   the exact fixed point with single and pooled laws (``pool_check``).
+   the exact fixed point with single and pooled laws (``pool_check``). The prediction on held-out pairs is kernel
+   regression with the final law's kernel, ``beta sa2 K(x, X) G(r)`` (``theory_point``): the law's own
+   ``beta sa2 K(x, X) r`` amplifies the iterate's distance from ``G(r)``, by a relative loss of ~17 on the full table.
 
 4. ``full_table_networks`` (``[full_table_networks]``): networks on the full table at the same coupling, where the
    exact per-mode theory is known, from the prior and from the theory's own single-neuron law, at two widths and run
@@ -59,7 +61,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
 from mft_jax.background import Background  # noqa: E402
-from mft_jax.background import predict as predict_law  # noqa: E402
 from mft_jax.config import load_toml, section  # noqa: E402
 from mft_jax.errors import ConfigError  # noqa: E402
 from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
@@ -100,10 +101,11 @@ class GrokkingSection:
 class TheorySection:
     """``[theory]``: the exact infinite-width theory on the training set (``mft_jax.solver.solve`` in 2P dimensions),
     sampled by replica-exchange MALA (``tempered_sampler``) pooled over the last ``pool`` updates (``pooled_sampler``),
-    damped iteration from ``r = a_full y`` (the full table's exact ``a``); ``keys`` independent solves per point."""
+    damped iteration from ``r = a_full y`` (the full table's exact ``a``); ``keys`` independent solves per point, at each
+    P of ``moduli`` (each one of ``[grokking]``'s: its networks' splits and full-table coupling)."""
 
-    modulus: int = 11
-    fractions: list = dataclasses.field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95])
+    moduli: list = dataclasses.field(default_factory=lambda: [11])
+    fractions: list = dataclasses.field(default_factory=lambda: [0.5, 0.7, 0.9])
     splits: int = 1
     keys: int = 2
     chains: int = 512
@@ -262,10 +264,17 @@ def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float
                  t: TheorySection, cache: Path) -> dict:
     """The exact theory on one split (``n_train=None``: the full table, where ``r = a y`` with the exact per-mode ``a``
     is the answer): ``t.keys`` independent solves; held-out metrics of each solve's prediction, the discrepancy
-    ``a = <r, y>/<y, y>`` on the training pairs; cached as JSON."""
+    ``a = <r, y>/<y, y>`` on the training pairs; cached as JSON.
+
+    Two predictions from the solve's final law (kernel ``K``) and residual iterate ``r``, equal at a fixed point:
+    ``f = beta sa2 K(x, X) G(r)`` with ``G(r) = (I + beta sa2 K Q)^-1 y`` the residual that law imposes (kernel regression
+    with the law's kernel: ``f = y - G(r)`` on the training pairs; the reported one), and ``f = beta sa2 K(x, X) r``
+    (``Solution.predict``; ``"at_iterate"``). The map is steep and the iterate stays ~0.6 from ``G(r)`` (module
+    docstring), and the second amplifies that gap along the kernel's large eigenvalues: on the full table, where the
+    truth on the training pairs is ``f = (1 - a) y``, it is off by a relative loss of ~17 (``full_table_check``)."""
     tag = "full" if n_train is None else f"n{n_train}_s{split}"
     path = cache / (f"theory_P{modulus}_beta{beta_full:g}_{tag}_M{t.chains}x{t.levels}_b{t.min_inverse_temperature:g}"
-                    f"_pool{t.pool}_d{t.damping:g}_k{t.keys}.json")
+                    f"_pool{t.pool}_d{t.damping:g}_k{t.keys}_consistent.json")
     if path.is_file():
         return json.loads(path.read_text())
     if n_train is None:
@@ -281,13 +290,18 @@ def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float
                     anderson=0, tol=t.tol, max_iter=t.max_iter, auto=False, stochastic=False)
         a, off_target = discrepancy(sol.residual, data.y)
         info = sol.diagnostics
-        prediction = np.asarray(sol.predict(test.x), float)
-        # the pooled law is t.pool laws of t.chains particles (slot order): the prediction is linear in the law, so the
-        # spread of the per-law predictions gives its sampling error (a lower bound: successive laws are correlated)
-        parts = sol.law.w.reshape(t.pool, t.chains, -1)
-        per_law = np.stack([np.asarray(predict_law(model, NeuronLaw.from_samples(w), data, sol.residual, test.x), float) for w in parts])
+        background = Background(model, sol.law, data)
+        consistent = background.residual()  # G(r) of the final law
+        prediction = np.asarray(background.predict(test.x, consistent), float)
+        at_iterate = np.asarray(sol.predict(test.x), float)
+        # the pooled law is t.pool laws of t.chains particles (slot order): the spread of the per-law predictions (each
+        # with its own G) gives the sampling error of the pooled one (a lower bound: successive laws are correlated)
+        parts = [Background(model, NeuronLaw.from_samples(w), data) for w in sol.law.w.reshape(t.pool, t.chains, -1)]
+        per_law = np.stack([np.asarray(b.predict(test.x, b.residual()), float) for b in parts])
         noise = 0.5 * float(np.mean(np.sum(per_law.var(axis=0, ddof=1) / t.pool, axis=1)))
         solves.append({"key": 1000 + k, **test_metrics(prediction, test), "a_train": a, "prediction": prediction.tolist(),
+                       "a_train_consistent": discrepancy(consistent, data.y)[0],
+                       "at_iterate": test_metrics(at_iterate, test),
                        "prediction_noise_loss_relative": noise / (0.5 * (modulus - 1) / modulus),
                        "off_target": off_target,
                        "converged": bool(sol.converged), "message": sol.message, "iterations": len(sol.history["change"]),
@@ -353,12 +367,12 @@ def summarise(fractions, per_split: list[list[dict]]) -> dict:
     return out
 
 
-def pool_check(t: TheorySection, g: GrokkingSection, beta_full: float, a_full: float) -> list[dict]:
+def pool_check(modulus: int, t: TheorySection, g: GrokkingSection, beta_full: float, a_full: float) -> list[dict]:
     """The map at the exact full-table fixed point ``r = a_full y``: ``G(r)``'s discrepancy ``a_G = <G, y>/<y, y>`` (must be
     ``a_full``) and its off-target part, from ``chains`` tempered chains pooled over ``pool`` updates (after ``pool + 2``
     updates at that residual): the O(1/M) bias of the nonlinear residual solve, and what pooling does to it."""
-    data = make_data("modular_addition", modulus=t.modulus)
-    model = model_at(t.modulus, t.modulus**2, beta_full, g)
+    data = make_data("modular_addition", modulus=modulus)
+    model = model_at(modulus, modulus**2, beta_full, g)
     out = []
     configs = [(chains, 1) for chains in t.pool_check_chains] + [(t.pool_check_chains[-1], t.pool)]
     for chains, pool in configs:
@@ -373,27 +387,41 @@ def pool_check(t: TheorySection, g: GrokkingSection, beta_full: float, a_full: f
     return out
 
 
+def check_theory_moduli(t: TheorySection, g: GrokkingSection) -> None:
+    """``[theory]`` runs on the splits of ``[grokking]``'s networks at their full-table coupling: its P must be theirs."""
+    missing = [m for m in t.moduli if m not in g.moduli]
+    if missing or not t.moduli:
+        raise ConfigError(f"[theory] moduli must be a nonempty subset of [grokking] moduli {list(g.moduli)} (the training-set "
+                          f"theory runs on those networks' splits at their full-table coupling); got {list(t.moduli)}")
+
+
 def theory_section(t: TheorySection, g: GrokkingSection, results: dict, cache: Path) -> dict:
-    """The exact theory on the training sets of ``t.modulus`` (the splits of the networks), and first, if asked, the same
+    """Per P of ``t.moduli``: ``theory_at`` (keyed by ``str(P)``)."""
+    check_theory_moduli(t, g)
+    return {str(modulus): theory_at(modulus, t, g, results, cache) for modulus in t.moduli}
+
+
+def theory_at(modulus: int, t: TheorySection, g: GrokkingSection, results: dict, cache: Path) -> dict:
+    """The exact theory on the training sets of ``modulus`` (the splits of the networks), and first, if asked, the same
     solver route on the full table against the exact per-mode ``a`` (its check)."""
-    full = results["full_table_theory"][str(t.modulus)]
+    full = results["full_table_theory"][str(modulus)]
     beta_full = full["beta"]
-    out = {"settings": dataclasses.asdict(t), "method": "mft_jax.solver.solve (auto=False, anderson=0) with "
+    out = {"P": modulus, "settings": dataclasses.asdict(t), "method": "mft_jax.solver.solve (auto=False, anderson=0) with "
            "pooled_sampler(tempered_sampler(...)); start r = a_full y; errors: spread over independent solves (keys)"}
     if t.full_table_check:
-        out["pool_check"] = pool_check(t, g, beta_full, full["a"])
-        check = theory_point(t.modulus, None, 0, beta_full, full["a"], g, t, cache)
+        out["pool_check"] = pool_check(modulus, t, g, beta_full, full["a"])
+        check = theory_point(modulus, None, 0, beta_full, full["a"], g, t, cache)
         out["full_table_check"] = {**check, "a_exact": full["a"]}
-        print(f"theory P = {t.modulus}, full table: a = {check['a_train']:.4f} +- {check['a_train_se']:.2g} by the 2P-dimensional "
+        print(f"theory P = {modulus}, full table: a = {check['a_train']:.4f} +- {check['a_train_se']:.2g} by the 2P-dimensional "
               f"solve vs {full['a']:.4f} exact per mode ({', '.join(s_['message'][:60] for s_ in check['solves'])})", flush=True)
     per_fraction, points = [], []
     for fraction in t.fractions:
-        n_train = int(round(fraction * t.modulus**2))
-        records = [theory_point(t.modulus, n_train, split, beta_full, full["a"], g, t, cache) for split in range(t.splits)]
+        n_train = int(round(fraction * modulus**2))
+        records = [theory_point(modulus, n_train, split, beta_full, full["a"], g, t, cache) for split in range(t.splits)]
         per_fraction.append(records)
         points.append({"fraction": fraction, "n_train": n_train, "splits": records})
         r = records[0]
-        print(f"theory P = {t.modulus}, fraction {fraction:.2f} (n = {n_train}): relative test loss {r['test_loss_relative']:.3f} "
+        print(f"theory P = {modulus}, fraction {fraction:.2f} (n = {n_train}): relative test loss {r['test_loss_relative']:.3f} "
               f"+- {r['test_loss_relative_se']:.2g} (sampling noise in it >= {np.mean([s_['prediction_noise_loss_relative'] for s_ in r['solves']]):.3g}; "
               f"keys' mean {r.get('mean_prediction', {}).get('test_loss_relative', float('nan')):.3f}, noise in the keys' "
               f"difference {r.get('key_difference_loss_relative', float('nan')):.3g}), accuracy {r['test_accuracy']:.3f}, a_train {r['a_train']:.3f}; converged "
@@ -447,8 +475,7 @@ def theory_start(ts: TheoryStartSection, g: GrokkingSection, results: dict, key,
     """``[theory_start]``: per fraction, the network on split 0 from the full-table theory's law (``network_point`` with
     ``start_coupling``), next to the prior-start networks of ``[grokking]`` and the exact theory on that split."""
     full = results["full_table_theory"][str(ts.modulus)]
-    theory = {round(p["fraction"], 6): p["splits"][0] for p in results.get("theory", {}).get("points", [])
-              if results["theory"]["settings"]["modulus"] == ts.modulus}
+    theory = {round(p["fraction"], 6): p["splits"][0] for p in results.get("theory", {}).get(str(ts.modulus), {}).get("points", [])}
     rows = []
     for fraction, steps in zip(ts.fractions, ts.steps):
         n_train = int(round(fraction * ts.modulus**2))
@@ -474,6 +501,9 @@ def main(argv=None) -> dict:
     args = parse(NAME, __doc__.splitlines()[0], argv)
     raw = load_toml(args.config, {"grokking", "theory", "width_trend", "full_table_networks", "theory_start", "width_check", "steps_check"})
     g = section(GrokkingSection, raw.get("grokking"), "grokking")
+    t = section(TheorySection, raw["theory"], "theory") if "theory" in raw else None
+    if t is not None:
+        check_theory_moduli(t, g)  # before the networks run
     cache = ROOT / "runs" / NAME
     key = jax.random.key(g.seed)
     results = {"networks": {}, "gp": {}, "full_table_theory": {}}
@@ -506,8 +536,8 @@ def main(argv=None) -> dict:
             print(f"P = {modulus}: {name} transitions (fraction; mean +- s.e. over the splits that cross): " + "; ".join(
                 f"{k[len('transition_'):]} {v['mean']:.3f} +- {v['se']:.2g} ({v['found']} of {g.num_seeds})"
                 for k, v in r.items() if k.startswith("transition_")), flush=True)
-    if "theory" in raw:
-        results["theory"] = theory_section(section(TheorySection, raw["theory"], "theory"), g, results, cache)
+    if t is not None:
+        results["theory"] = theory_section(t, g, results, cache)
     if "width_trend" in raw:
         results["width_trend"] = width_trend(section(WidthTrendSection, raw["width_trend"], "width_trend"), g, key, cache)
     if "full_table_networks" in raw:
@@ -553,7 +583,7 @@ def make_figures(results: dict, outdir="figures") -> list:
     plt = pyplot()
 
     outdir = Path(outdir)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 6), layout="constrained")
     for i, (modulus, nets) in enumerate(results["networks"].items()):
         gp = results["gp"][modulus]
         for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
@@ -568,13 +598,13 @@ def make_figures(results: dict, outdir="figures") -> list:
         for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
             ax.errorbar(check["fractions"], check[metric], check[metric + "_se"], fmt=marker, color=colour, mfc="none", ms=8,
                         label=f"networks P = {check['P']}, N = {check['width']}, {check['steps']} steps")
-    theory = results.get("theory")
-    if theory:
-        colour = _colour(results, theory["settings"]["modulus"])
+    for modulus, theory in results.get("theory", {}).items():
+        colour = _colour(results, modulus)
         for ax, metric in zip(axes, ("test_loss_relative", "test_accuracy")):
             ax.errorbar(theory["fractions"], theory[metric], np.nan_to_num(theory[metric + "_se"]), fmt="*--", color=colour, ms=10,
-                        label=f"exact theory on the training set, P = {theory['settings']['modulus']}")
-        axes[0].set_yscale("log")  # the theory's held-out loss is 10-60x that of f = 0
+                        label=f"exact theory on the training set, P = {modulus}")
+    if results.get("theory"):
+        axes[0].set_yscale("log")  # the theory's held-out loss is 2-8x that of f = 0
     start = results.get("theory_start")
     if start:  # the networks started in the theory's basin: one marker per run length
         colour = _colour(results, start["P"])
@@ -588,8 +618,8 @@ def make_figures(results: dict, outdir="figures") -> list:
     axes[0].axhline(1.0, color="gray", lw=0.8, ls=":")
     axes[0].set(xlabel="training fraction of the P^2 pairs", ylabel="test loss / test loss of f = 0", title="held-out pairs: loss")
     axes[1].set(xlabel="training fraction of the P^2 pairs", ylabel="test accuracy", title="held-out pairs: accuracy")
-    for ax in axes:
-        ax.legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()  # one legend below both panels: the curves need the room
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=7)
     return [save_figure(fig, outdir / f"{NAME}.png", dpi=120)]
 
 

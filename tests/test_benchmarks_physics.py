@@ -83,10 +83,14 @@ def test_quick_run(tmp_path, module):
         for name in ("networks", "gp"):
             for modulus, summary in results[name].items():
                 assert all(0 <= v <= 1 for v in summary["test_accuracy"]) and all(v > 0 for v in summary["test_loss"])
-        theory = results["theory"]  # the training-set theory and its full-table check ran and recorded their verdicts
+        theory = results["theory"]["7"]  # the training-set theory and its full-table check ran and recorded their verdicts
         assert all(0 <= v <= 1 for v in theory["test_accuracy"]) and all(v > 0 for v in theory["test_loss"])
         assert math.isfinite(theory["full_table_check"]["a_train"]) and 0 < theory["full_table_check"]["a_exact"] < 1
         assert all(isinstance(s["converged"], bool) and s["message"] for s in theory["full_table_check"]["solves"])
+        # the reported prediction is kernel regression with the law's kernel: on its own training pairs (the full table)
+        # f = y - G(r), G = (I + beta sa2 K)^-1 y with K >= 0, so no worse than f = 0; the law's f = beta sa2 K r has no such bound
+        assert all(s["test_loss_relative"] <= 1 + 1e-6 and math.isfinite(s["at_iterate"]["test_loss_relative"])
+                   for s in theory["full_table_check"]["solves"])
         assert [row["width"] for row in results["width_trend"]["rows"]] == [32, 48]
         rows = results["full_table_networks"]["rows"]  # every width x run length x start ran, against the full-table theory
         assert [(r["steps"], r["step_size"], r["start"]) for r in rows] == [(200, 0.1, "prior"), (400, 0.1, "prior"), (600, 0.03, "prior"), (600, 0.03, "theory")]
@@ -165,3 +169,7 @@ def test_grokking_run_lists_are_refused_in_words_when_they_do_not_pair_up():
         section(modular_grokking.FullTableSection, {"starts": ["teacher"]}, "full_table_networks")
     with pytest.raises(ConfigError, match=r"\[theory_start\] fractions and steps"):
         section(modular_grokking.TheoryStartSection, {"fractions": [0.5], "steps": [1, 2]}, "theory_start")
+    grokking = modular_grokking.GrokkingSection(moduli=[11, 23], betas=[3000.0, 3000.0])
+    with pytest.raises(ConfigError, match=r"\[theory\] moduli must be a nonempty subset of \[grokking\] moduli \[11, 23\].*got \[97\]"):
+        modular_grokking.check_theory_moduli(modular_grokking.TheorySection(moduli=[97]), grokking)
+    modular_grokking.check_theory_moduli(modular_grokking.TheorySection(moduli=[23, 11]), grokking)  # a subset in any order
