@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mft_jax import rubin  # noqa: E402
-from mft_jax.background import predict  # noqa: E402
+from mft_jax.background import Background, predict  # noqa: E402
 from mft_jax.foreground.importance import importance_sampler  # noqa: E402
 from mft_jax.foreground.mcmc import mcmc_sampler  # noqa: E402
 from mft_jax.gp import gp_predict  # noqa: E402
@@ -444,15 +444,20 @@ def theory_on_training_set(setting, sigma2, draw, args, init=None, points=None) 
         state = sampler.init(jax.random.key(200 + k), model, data)
         state = state._replace(position=jnp.asarray(sol.law.w, state.position.dtype),
                                step_size=jnp.asarray(sol.diagnostics["step_size"], state.position.dtype))
-        fs = [_projected(projector, sol.predict(x_test))]
+        laws = [sol.law]
         for _ in range(cfg["refresh"]):
             law, state = sampler.update(state, model, data, sol.residual)
-            fs.append(_projected(projector, predict(model, law, data, sol.residual, x_test)))
-        fs = np.array(fs)
+            laws.append(law)
+        fs = np.array([_projected(projector, predict(model, law, data, sol.residual, x_test)) for law in laws])
+        # kernel regression with each law's kernel: beta sa2 K(x, X) G(r), G(r) = (I + beta sa2 K Q)^-1 y (equal to the
+        # above at a fixed point; off it, the law's own prediction amplifies r - G(r) along the learned directions)
+        fs_kr = np.array([_projected(projector, Background(model, law, data).predict(x_test)) for law in laws])
         q = np.abs(np.asarray(sol.law.w)[:, 0])
         diag = sol.diagnostics
         solves.append({"key": 100 + k, "f1": float(fs[:, 0].mean()), "f3": float(fs[:, 1].mean()),
                        "f1_laws": fs[:, 0].tolist(), "f3_laws": fs[:, 1].tolist(), "loss": float(sol.loss),
+                       "f1_kernel_regression": float(fs_kr[:, 0].mean()), "f3_kernel_regression": float(fs_kr[:, 1].mean()),
+                       "f1_kernel_regression_laws": fs_kr[:, 0].tolist(), "f3_kernel_regression_laws": fs_kr[:, 1].tolist(),
                        "converged": bool(sol.converged), "message": sol.message, "iterations": int(sol.iterations),
                        "final_change": float(diag["change"]), "change_history": [float(c) for c in sol.history["change"]],
                        "acceptance_rate": float(diag["acceptance_rate"]), "autocorrelation_time": float(diag["autocorrelation_time"]),
@@ -461,7 +466,7 @@ def theory_on_training_set(setting, sigma2, draw, args, init=None, points=None) 
         residuals.append(sol.residual)
     out.update(solves=solves, sampler={"name": "mcmc", **cfg, "tol": 1e-3},
                stopped_at_noise_floor=all("noise floor" in r["message"] for r in solves))
-    for name in ("f1", "f3"):
+    for name in ("f1", "f3", "f1_kernel_regression", "f3_kernel_regression"):
         out[name], out[name + "_se"] = _mean_se([r[name] for r in solves])
     out["nngp"] = dict(zip(("f1", "f3"), _projected(projector, gp_predict(data, model, x_test))))
     residual = jnp.mean(jnp.stack(residuals), axis=0)
@@ -530,7 +535,8 @@ def sample_check(setting, args) -> dict:
         row, _ = theory_on_training_set(setting, s, 0, args, points=args.sample_check)
         points.append({"sigma2": s, **row})
         print(f"  sample check s2={s:.3f}, {args.sample_check} fresh points: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} "
-              f"f3 {row['f3']:+.4f}+-{row['f3_se']:.4f}", flush=True)
+              f"f3 {row['f3']:+.4f}+-{row['f3_se']:.4f}; kernel regression with the laws' kernels: f1 {row['f1_kernel_regression']:.4f}"
+              f"+-{row['f1_kernel_regression_se']:.4f} f3 {row['f3_kernel_regression']:+.4f}+-{row['f3_kernel_regression_se']:.4f}", flush=True)
     return {"points": points, **run_settings(args)["sample_check"]}
 
 

@@ -198,6 +198,8 @@ def test_training_set_theory_and_width_sweep_run(tmp_path):
     entry = json.loads((tmp_path / f"{bench.NAME}.json").read_text())["scales"]["1/8"]
     point = entry["training_set_theory"]["points"][0]
     assert point["draws"][0]["solves"] and "networks" in point["draws"][0] and math.isfinite(point["draws"][0]["nngp"]["f1"])
+    solve = point["draws"][0]["solves"][0]  # both predictions of every law: the law's own and kernel regression with its kernel
+    assert len(solve["f1_laws"]) == len(solve["f1_kernel_regression_laws"]) and math.isfinite(solve["f3_kernel_regression"])
     sweep = entry["width_sweep"]["points"][0]
     assert [r["width"] for r in sweep["networks"]] == [16, 32] and "f_inf" in sweep["fit_f1"]
 
