@@ -699,8 +699,13 @@ def check_merge_target(path, args) -> None:
         stored = json.loads(path.read_text())["scales"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise SystemExit(f"--merge-into: {str(path)!r} is not a teacher_student results file ({error!r})") from None
+    settings_of = run_settings(args)
     for name in args.scales:
-        for key, settings in run_settings(args).items():
+        written = ([network_key(args)] * (not args.no_networks and name in args.network_scales)
+                   + ["training_set_theory"] * bool(args.training_set_theory) + ["sample_check"] * bool(args.sample_check)
+                   + [network_key(args, "width_sweep")] * bool(args.widths))  # the entries main writes for this scale
+        for key in written:
+            settings = settings_of[key]
             previous = stored.get(name, {}).get(key)
             differ = _settings_differ(previous, settings) if isinstance(previous, dict) else []
             if differ:

@@ -319,10 +319,12 @@ def test_merge_into_combines_points_by_sigma2_and_refuses_to_mix_runs(tmp_path):
         bench.merge_scale(old, longer, setting)
     target = tmp_path / "teacher_student.json"
     target.write_text(json.dumps({"scales": {"1/8": old}}))
-    args = SimpleNamespace(scales=["1/8"], readout_gibbs=None, steps=400, step_size=0.01, seeds=2, draws=1, theory_samples=10,
-                           theory_mcmc={}, theory_keys=1, sample_check=None, widths=None, width_draw=0)
+    args = SimpleNamespace(scales=["1/8"], network_scales=["1/8"], no_networks=False, training_set_theory=False, readout_gibbs=None,
+                           steps=400, step_size=0.01, seeds=2, draws=1, theory_samples=10, theory_mcmc={}, theory_keys=1,
+                           sample_check=None, widths=None, width_draw=0)
     with pytest.raises(SystemExit, match=r"scale 1/8, entry 'networks' .* \(steps 100 -> 400\)"):
         bench.check_merge_target(target, args)
     bench.check_merge_target(target, SimpleNamespace(**{**vars(args), "steps": 100}))  # same settings: accepted
+    bench.check_merge_target(target, SimpleNamespace(**{**vars(args), "no_networks": True}))  # writes no networks: nothing to mix
     with pytest.raises(SystemExit, match="does not exist"):
         bench.check_merge_target(tmp_path / "missing.json", args)
