@@ -297,7 +297,7 @@ def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float
         # the pooled law is t.pool laws of t.chains particles (slot order): the spread of the per-law predictions (each
         # with its own G) gives the sampling error of the pooled one (a lower bound: successive laws are correlated)
         parts = [Background(model, NeuronLaw.from_samples(w), data) for w in sol.law.w.reshape(t.pool, t.chains, -1)]
-        per_law = np.stack([np.asarray(b.predict(test.x, b.residual()), float) for b in parts])
+        per_law = np.stack([np.asarray(b.predict(test.x), float) for b in parts])  # at its own G
         noise = 0.5 * float(np.mean(np.sum(per_law.var(axis=0, ddof=1) / t.pool, axis=1)))
         solves.append({"key": 1000 + k, **test_metrics(prediction, test), "a_train": a, "prediction": prediction.tolist(),
                        "a_train_consistent": discrepancy(consistent, data.y)[0],

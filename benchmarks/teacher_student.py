@@ -689,6 +689,12 @@ def _settings_differ(previous: dict, settings: dict) -> list[str]:
     return [f"{k} {previous[k]!r} -> {v!r}" for k, v in settings.items() if k in previous and previous[k] != v]
 
 
+def _mixing_refused(where: str, differ: list[str]) -> SystemExit:
+    """The refusal of a merge that would mix points of runs with other settings, naming them."""
+    return SystemExit(f"--merge-into: {where} holds points of a run with other settings ({'; '.join(differ)}); points of "
+                      "different runs are not mixed: write this run to its own file (--results DIR)")
+
+
 def check_merge_target(path, args) -> None:
     """``--merge-into``: refuse before computing anything if the file is missing or holds, for a scale and entry this run
     writes, points of a run with other settings (the merge would mix them)."""
@@ -709,9 +715,7 @@ def check_merge_target(path, args) -> None:
             previous = stored.get(name, {}).get(key)
             differ = _settings_differ(previous, settings) if isinstance(previous, dict) else []
             if differ:
-                raise SystemExit(f"--merge-into: scale {name}, entry {key!r} of {str(path)!r} holds points of a run with other "
-                                 f"settings ({'; '.join(differ)}); points of different runs are not mixed: write this run to its "
-                                 "own file (--results DIR)")
+                raise _mixing_refused(f"scale {name}, entry {key!r} of {str(path)!r}", differ)
 
 
 def _merge_points(old: list, new: list) -> list:
@@ -738,8 +742,7 @@ def merge_scale(old: dict, new: dict, setting) -> dict:
             continue
         differ = _settings_differ(previous, {k: value[k] for k in SETTING_NAMES if k in value})
         if differ:  # check_merge_target refuses this before the run; here for direct callers
-            raise SystemExit(f"--merge-into: scale entry {key!r} holds points of a run with other settings ({'; '.join(differ)}); "
-                             "points of different runs are not mixed: write this run to its own file (--results DIR)")
+            raise _mixing_refused(f"scale entry {key!r}", differ)
         merged = {**previous, **value, "points": _merge_points(previous["points"], value["points"])}
         if "transition" in value:
             transition = population_transition if key.startswith("population") else network_transition
