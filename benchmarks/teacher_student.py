@@ -382,11 +382,19 @@ def _seed_stats(run) -> dict:
     return out
 
 
-def _paired_difference(pairs, name) -> tuple[float, float]:
-    """Networks minus the theory on the same training set, averaged over the (networks, theory) pairs of draws; error:
-    the networks' s.e. over seeds and the theory's sampler error (none from a single solve), in quadrature."""
-    gap = float(np.mean([net[name] - th[name] for net, th in pairs]))
-    se = math.sqrt(sum(net[name + "_se"] ** 2 + np.nan_to_num(th[name + "_se"]) ** 2 for net, th in pairs)) / len(pairs)
+# The theory's two predictions on the networks' test points (``theory_on_training_set``): the law's own at the iterate
+# (``f1``, ``f3``) and kernel regression with the law's kernel (``*_kernel_regression``; absent from older runs). Each is
+# compared with the networks' f1, f3 (theory name -> the networks' component it predicts).
+PREDICTIONS = {"f1": "f1", "f3": "f3", "f1_kernel_regression": "f1", "f3_kernel_regression": "f3"}
+
+
+def _paired_difference(pairs, name, theory_name=None) -> tuple[float, float]:
+    """Networks' ``name`` minus the theory's ``theory_name`` (default: the same) on the same training set, averaged over
+    the (networks, theory) pairs of draws; error: the networks' s.e. over seeds and the theory's sampler error (none
+    from a single solve), in quadrature."""
+    th_name = name if theory_name is None else theory_name
+    gap = float(np.mean([net[name] - th[th_name] for net, th in pairs]))
+    se = math.sqrt(sum(net[name + "_se"] ** 2 + np.nan_to_num(th[th_name + "_se"]) ** 2 for net, th in pairs)) / len(pairs)
     return gap, se
 
 
@@ -498,26 +506,27 @@ def training_set_theory(setting, sigma2s, args) -> dict:
             if run is not None:
                 row["networks"] = {**_seed_stats(run), "seeds": len(run["f1_seeds"]),
                                    "f1_seeds": run["f1_seeds"], "f3_seeds": run["f3_seeds"], "steps": run["steps"]}
-                row["networks_minus_theory_in_se"] = {k: _versus(row["networks"][k], row["networks"][k + "_se"], row[k], row[k + "_se"])
-                                                      for k in ("f1", "f3")}
+                row["networks_minus_theory_in_se"] = {k: _versus(row["networks"][c], row["networks"][c + "_se"], row[k], row[k + "_se"])
+                                                      for k, c in PREDICTIONS.items()}
             rows[(s, draw)] = row
             net = row.get("networks", {})
             print(f"  training-set theory s2={s:.3f} draw {draw}: f1 {row['f1']:.4f}+-{row['f1_se']:.4f} f3 {row['f3']:+.4f}"
-                  f"+-{row['f3_se']:.4f} ({'noise floor' if row['stopped_at_noise_floor'] else 'see message'}); networks f1 "
+                  f"+-{row['f3_se']:.4f} (kernel regression f1 {row['f1_kernel_regression']:.4f} f3 {row['f3_kernel_regression']:+.4f}; "
+                  f"{'noise floor' if row['stopped_at_noise_floor'] else 'see message'}); networks f1 "
                   f"{net.get('f1', float('nan')):.4f}+-{net.get('f1_se', float('nan')):.4f} f3 {net.get('f3', float('nan')):+.4f}"
                   f"+-{net.get('f3_se', float('nan')):.4f}; NNGP f1 {row['nngp']['f1']:.3f} ({time.time() - t0:.0f} s)", flush=True)
     points = []
     for s in sigma2s:
         per_draw = [rows[(s, draw)] for draw in range(args.draws)]
         point = {"sigma2": s, "u": float(setting.u(s)), "draws": per_draw}
-        for name in ("f1", "f3"):
+        for name, component in PREDICTIONS.items():
             point[name], point[name + "_se"] = _mean_se([r[name] for r in per_draw])  # over draws
             point[name + "_sampler_se"] = math.sqrt(sum(np.nan_to_num(r[name + "_se"]) ** 2 for r in per_draw)) / len(per_draw)
             if all("networks" in r for r in per_draw):
-                pooled = np.concatenate([r["networks"][name + "_seeds"] for r in per_draw])
-                point["networks_" + name], point["networks_" + name + "_se"] = _mean_se(pooled)
+                pooled = np.concatenate([r["networks"][component + "_seeds"] for r in per_draw])
+                point["networks_" + component], point["networks_" + component + "_se"] = _mean_se(pooled)
                 point["networks_minus_theory_" + name], point["networks_minus_theory_" + name + "_se"] = _paired_difference(
-                    [(r["networks"], r) for r in per_draw], name)  # paired by draw
+                    [(r["networks"], r) for r in per_draw], component, name)  # paired by draw
         points.append(point)
     return {"points": points, **run_settings(args)["training_set_theory"],
             "method": "mft_jax.solver.solve on each network training set with theory_model(reduced=False), MCMC from an "
@@ -579,10 +588,12 @@ def attach_networks(entry) -> None:
         if net is None or any("networks" in r for r in point["draws"]):
             continue
         point["networks_source"] = "the scale's networks (prior start) pooled over the same draws"
-        for name in ("f1", "f3"):
-            point["networks_" + name], point["networks_" + name + "_se"] = net[name], net[name + "_se"]
-            gap = net[name] - point[name]
-            se = math.sqrt(net[name + "_se"] ** 2 + np.nan_to_num(point[name + "_sampler_se"]) ** 2)
+        for name, component in PREDICTIONS.items():
+            if name not in point:  # a run before the kernel-regression record
+                continue
+            point["networks_" + component], point["networks_" + component + "_se"] = net[component], net[component + "_se"]
+            gap = net[component] - point[name]
+            se = math.sqrt(net[component + "_se"] ** 2 + np.nan_to_num(point[name + "_sampler_se"]) ** 2)
             point["networks_minus_theory_" + name], point["networks_minus_theory_" + name + "_se"] = gap, se
 
 
@@ -611,9 +622,11 @@ def attach_gibbs_versus_theory(entry) -> None:
             if not pairs:
                 continue
             row[start] = {"draws": [net["draw"] for net, _ in pairs]}
-            for name in ("f1", "f3"):
-                gap, se = _paired_difference(pairs, name)
-                row[start].update({"networks_" + name: float(np.mean([net[name] for net, _ in pairs])),
+            for name, component in PREDICTIONS.items():
+                if not all(name in th for _, th in pairs):  # a theory run before the kernel-regression record
+                    continue
+                gap, se = _paired_difference(pairs, component, name)
+                row[start].update({"networks_" + component: float(np.mean([net[component] for net, _ in pairs])),
                                    "theory_" + name: float(np.mean([th[name] for _, th in pairs])),
                                    "minus_theory_" + name: gap, "minus_theory_" + name + "_se": se,
                                    "minus_theory_" + name + "_in_se": _versus(gap, se, 0.0, 0.0)})
@@ -653,15 +666,18 @@ def width_sweep(setting, args) -> dict:
                   f"+-{row['f3_se']:.4f} ({run['seconds']:.0f} s)", flush=True)
         theory, _ = theory_on_training_set(setting, s, args.width_draw, args)
         point = {"sigma2": s, "draw": args.width_draw, "networks": rows,
-                 "theory": {k: theory[k] for k in ("f1", "f1_se", "f3", "f3_se", "stopped_at_noise_floor")}}
+                 "theory": {k: theory[k] for k in (*PREDICTIONS, *(name + "_se" for name in PREDICTIONS), "stopped_at_noise_floor")}}
         for name in ("f1", "f3"):
             fit = _fit_inverse_width([r["width"] for r in rows], [r[name] for r in rows], [r[name + "_se"] for r in rows])
             if fit:
-                fit["f_inf_minus_theory_in_se"] = _versus(fit["f_inf"], fit["f_inf_se"], theory[name], theory[name + "_se"])
+                for key, th in (("f_inf_minus_theory_in_se", name),
+                                ("f_inf_minus_theory_kernel_regression_in_se", name + "_kernel_regression")):
+                    fit[key] = _versus(fit["f_inf"], fit["f_inf_se"], theory[th], theory[th + "_se"])
             point["fit_" + name] = fit
             if fit:
                 print(f"  width sweep s2={s:.3f}: {name}(N' -> inf) = {fit['f_inf']:.4f}+-{fit['f_inf_se']:.4f} "
-                      f"(chi2 {fit['chi2']:.1f}/{fit['dof']}), theory on the set {theory[name]:.4f}+-{theory[name + '_se']:.4f}", flush=True)
+                      f"(chi2 {fit['chi2']:.1f}/{fit['dof']}), theory on the set {theory[name]:.4f}+-{theory[name + '_se']:.4f} "
+                      f"(kernel regression {theory[name + '_kernel_regression']:.4f}+-{theory[name + '_kernel_regression_se']:.4f})", flush=True)
         points.append(point)
     return {"points": points, **run_settings(args)[network_key(args, "width_sweep")], "method": "same TwoLayer model (sa2, sw2, beta) at every width; Langevin from the "
             "prior; f = f_inf + A/N' by weighted least squares over the seeds' standard errors"}
@@ -695,6 +711,15 @@ def _mixing_refused(where: str, differ: list[str]) -> SystemExit:
                       "different runs are not mixed: write this run to its own file (--results DIR)")
 
 
+def settings_entries(args, name) -> list:
+    """The entries of scale ``name`` that carry run settings (``run_settings``) and that this run writes: the networks
+    (where the scale gets them), the training-set theory, the sample check, the width sweep. One predicate for what
+    ``main`` computes and what ``check_merge_target`` must not mix."""
+    return ([network_key(args)] * (not args.no_networks and name in args.network_scales)
+            + ["training_set_theory"] * bool(args.training_set_theory) + ["sample_check"] * bool(args.sample_check)
+            + [network_key(args, "width_sweep")] * bool(args.widths))
+
+
 def check_merge_target(path, args) -> None:
     """``--merge-into``: refuse before computing anything if the file is missing or holds, for a scale and entry this run
     writes, points of a run with other settings (the merge would mix them)."""
@@ -707,10 +732,7 @@ def check_merge_target(path, args) -> None:
         raise SystemExit(f"--merge-into: {str(path)!r} is not a teacher_student results file ({error!r})") from None
     settings_of = run_settings(args)
     for name in args.scales:
-        written = ([network_key(args)] * (not args.no_networks and name in args.network_scales)
-                   + ["training_set_theory"] * bool(args.training_set_theory) + ["sample_check"] * bool(args.sample_check)
-                   + [network_key(args, "width_sweep")] * bool(args.widths))  # the entries main writes for this scale
-        for key in written:
+        for key in settings_entries(args, name):
             settings = settings_of[key]
             previous = stored.get(name, {}).get(key)
             differ = _settings_differ(previous, settings) if isinstance(previous, dict) else []
@@ -772,7 +794,8 @@ def main(argv=None) -> dict:
             entry["population"] = population_theory(setting, args.sigma2)
         if args.population_sigma2:
             entry["population_extra"] = population_theory(setting, args.population_sigma2)
-        if not args.no_networks and name in args.network_scales:
+        written = settings_entries(args, name)
+        if network_key(args) in written:
             key = network_key(args)
             entry[key] = networks(setting, args.sigma2, args)
             rate = np.mean([p["prior"]["steps_per_second"] for p in entry[key]["points"]])
@@ -780,11 +803,11 @@ def main(argv=None) -> dict:
             entry[key]["fraction_of_peak"] = entry[key]["flops_per_second"] / peak
             print(f"  Langevin: {entry[key]['flops_per_second'] / 1e9:.2f} GFLOP/s = "
                   f"{entry[key]['fraction_of_peak']:.2f} of the measured matmul peak (Langevin steps only)", flush=True)
-        if args.training_set_theory:
+        if "training_set_theory" in written:
             entry["training_set_theory"] = training_set_theory(setting, args.sigma2, args)
-        if args.sample_check:
+        if "sample_check" in written:
             entry["sample_check"] = sample_check(setting, args)
-        if args.widths:
+        if network_key(args, "width_sweep") in written:
             entry[network_key(args, "width_sweep")] = width_sweep(setting, args)
         results["scales"][name] = entry
     results["seconds"] = time.time() - t_start
@@ -884,8 +907,9 @@ def print_table(results) -> None:
     for name, entry in results["scales"].items():
         for row in entry.get("networks_gibbs", {}).get("versus_training_set_theory", []):
             print(f"  scale {name} s2={row['sigma2']:.3f}: Gibbs-readout networks - theory on the sets: " + "; ".join(
-                f"{start} start f1 {row[start]['minus_theory_f1']:+.4f} ({row[start]['minus_theory_f1_in_se']:+.1f} se), "
-                f"f3 {row[start]['minus_theory_f3']:+.4f} ({row[start]['minus_theory_f3_in_se']:+.1f} se)"
+                f"{start} start " + ", ".join(f"{name} {row[start]['minus_theory_' + name]:+.4f} "
+                                              f"({row[start]['minus_theory_' + name + '_in_se']:+.1f} se)"
+                                              for name in PREDICTIONS if "minus_theory_" + name in row[start])
                 for start in ("prior", "teacher") if start in row))
     for name, entry in results["scales"].items():
         for p in entry.get("training_set_theory", {}).get("points", []):
@@ -894,7 +918,7 @@ def print_table(results) -> None:
                 line += "; networks - theory " + ", ".join(
                     f"{c} {p['networks_minus_theory_' + c]:+.4f} +- {p['networks_minus_theory_' + c + '_se']:.4f} "
                     f"({_versus(p['networks_minus_theory_' + c], p['networks_minus_theory_' + c + '_se'], 0.0, 0.0):+.1f} se)"
-                    for c in ("f1", "f3"))
+                    for c in PREDICTIONS if "networks_minus_theory_" + c in p)
             print(line)
 
 
@@ -977,6 +1001,9 @@ def finite_n_figure(results, outdir) -> list:
                     c = colors[j % len(colors)]
                     ax.errorbar(s2, [p["draws"][j][comp] for p in pts], yerr=[np.nan_to_num(p["draws"][j][comp + "_se"]) for p in pts],
                                 fmt="--", color=c, label=f"theory on training set {j} (N = inf)")
+                    if all(comp + "_kernel_regression" in p["draws"][j] for p in pts):
+                        ax.plot(s2, [p["draws"][j][comp + "_kernel_regression"] for p in pts], ":", color=c,
+                                label=f"theory on training set {j}, kernel regression with its laws' kernels")
                     if "networks" in pts[0]["draws"][j]:
                         ax.errorbar(s2, [p["draws"][j]["networks"][comp] for p in pts],
                                     yerr=[p["draws"][j]["networks"][comp + "_se"] for p in pts], fmt="o", color=c,

@@ -235,7 +235,8 @@ def test_training_set_theory_without_networks_of_its_draws_is_compared_with_the_
 
 def test_gibbs_networks_are_paired_with_the_theory_on_their_own_training_sets():
     """``attach_gibbs_versus_theory``: Gibbs-readout networks minus the theory on the same training set, averaged over
-    the draws both have (a network draw without theory is left out), error from both errors in quadrature over draws."""
+    the draws both have (a network draw without theory is left out), error from both errors in quadrature over draws;
+    the theory's kernel-regression prediction is compared with the same networks where every paired solve has it."""
     import teacher_student as bench
 
     def net(draw, f1, f3):
@@ -246,7 +247,8 @@ def test_gibbs_networks_are_paired_with_the_theory_on_their_own_training_sets():
                  "teacher": {"per_draw": [net(0, 0.74, -0.0200)]}},
                 {"sigma2": 0.40, "prior": {"per_draw": [net(0, 0.4, -0.002)]}, "teacher": {"per_draw": []}}]},
              "training_set_theory": {"points": [{"sigma2": 0.18, "draws": [
-                 {"draw": 0, "f1": 0.743, "f1_se": 0.011, "f3": -0.0199, "f3_se": 0.0004},
+                 {"draw": 0, "f1": 0.743, "f1_se": 0.011, "f3": -0.0199, "f3_se": 0.0004,
+                  "f3_kernel_regression": -0.0190, "f3_kernel_regression_se": 0.0001},
                  {"draw": 1, "f1": 0.767, "f1_se": 0.005, "f3": -0.0133, "f3_se": 0.0002}]}]}}
     bench.attach_gibbs_versus_theory(entry)
     (row,) = entry["networks_gibbs"]["versus_training_set_theory"]  # sigma^2 = 0.40 has no theory
@@ -256,6 +258,9 @@ def test_gibbs_networks_are_paired_with_the_theory_on_their_own_training_sets():
     se = (2 * 0.0006**2 + 0.0004**2 + 0.0002**2) ** 0.5 / 2
     np.testing.assert_allclose([prior["minus_theory_f3_se"], prior["minus_theory_f3_in_se"]], [se, -0.00015 / se], rtol=1e-9)
     np.testing.assert_allclose([teacher["minus_theory_f1"], teacher["minus_theory_f1_se"]], [-0.003, (0.004**2 + 0.011**2) ** 0.5], rtol=1e-9)
+    np.testing.assert_allclose([teacher["minus_theory_f3_kernel_regression"], teacher["minus_theory_f3_kernel_regression_se"]],
+                               [-0.0200 + 0.0190, (0.0006**2 + 0.0001**2) ** 0.5], rtol=1e-9)
+    assert "minus_theory_f3_kernel_regression" not in prior  # draw 1's solve has no kernel-regression record
 
 
 def test_large_d_limit_extrapolates_the_population_theory_in_one_over_d():
