@@ -110,22 +110,22 @@ class Solution(NamedTuple):
         x = self.data.x if x is None else x
         return kernel(self.model, self.law, x, x2)
 
-    def predict(self, x: jax.Array, residual: str = "iterate") -> jax.Array:
+    def predict(self, x: jax.Array, at: str = "iterate") -> jax.Array:
         """``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at new inputs (n, d), K the final law's kernel.
 
-        ``residual="iterate"``: ``r`` = the residual the solve stopped at. ``"consistent"``: ``r = G(r) = (I + beta sa2
+        ``at="iterate"``: ``r`` = the residual the solve stopped at. ``at="consistent"``: ``r = G(r) = (I + beta sa2
         K Q)^-1 y``, the residual the final law imposes (kernel regression with its kernel; on the data points
         ``f = y - G(r)``). Equal at a fixed point. For a solve stopped off it (a sampler's noise floor, a steep map
         that did not settle) use ``"consistent"``: the iterate's prediction amplifies ``r - G(r)`` along the kernel's
         large eigenvalues (by up to ``beta sa2`` times its largest eigenvalue).
         """
-        if residual == "iterate":
+        if at == "iterate":
             r = self.residual
-        elif residual == "consistent":
+        elif at == "consistent":
             r = self.background().residual()
         else:
-            raise ConfigError(f"residual must be 'iterate' (the solve's last residual) or 'consistent' (G of it, the "
-                             f"residual the final law imposes), got {residual!r}")
+            raise ConfigError(f"predict(at=...) must be 'iterate' (the solve's last residual r) or 'consistent' (G(r), "
+                              f"the residual the final law imposes), got {at!r}")
         return predict(self.model, self.law, self.data, r, x)
 
 
