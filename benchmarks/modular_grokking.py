@@ -290,7 +290,7 @@ def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float
                     anderson=0, tol=t.tol, max_iter=t.max_iter, auto=False, stochastic=False)
         a, off_target = discrepancy(sol.residual, data.y)
         info = sol.diagnostics
-        background = Background(model, sol.law, data)
+        background = sol.background()
         consistent = background.residual()  # G(r) of the final law
         prediction = np.asarray(background.predict(test.x, consistent), float)
         at_iterate = np.asarray(sol.predict(test.x), float)
@@ -396,8 +396,7 @@ def check_theory_moduli(t: TheorySection, g: GrokkingSection) -> None:
 
 
 def theory_section(t: TheorySection, g: GrokkingSection, results: dict, cache: Path) -> dict:
-    """Per P of ``t.moduli``: ``theory_at`` (keyed by ``str(P)``)."""
-    check_theory_moduli(t, g)
+    """Per P of ``t.moduli``: ``theory_at`` (keyed by ``str(P)``; ``main`` has checked them with ``check_theory_moduli``)."""
     return {str(modulus): theory_at(modulus, t, g, results, cache) for modulus in t.moduli}
 
 

@@ -474,7 +474,7 @@ def theory_on_training_set(setting, sigma2, draw, args, init=None, points=None) 
         residuals.append(sol.residual)
     out.update(solves=solves, sampler={"name": "mcmc", **cfg, "tol": 1e-3},
                stopped_at_noise_floor=all("noise floor" in r["message"] for r in solves))
-    for name in ("f1", "f3", "f1_kernel_regression", "f3_kernel_regression"):
+    for name in PREDICTIONS:
         out[name], out[name + "_se"] = _mean_se([r[name] for r in solves])
     out["nngp"] = dict(zip(("f1", "f3"), _projected(projector, gp_predict(data, model, x_test))))
     residual = jnp.mean(jnp.stack(residuals), axis=0)
