@@ -22,7 +22,7 @@ activation, ``sa2 = sw2 = 1``, ``beta = 50`` (``configs/clover.toml``). Four sta
 Distances and noise floors (the comparison the spec asks for): every empirical cloud of n
 neurons is compared with ``theory_draws`` independent size-n samples of the theory law (mean
 reported), and the noise floor is the distance between two independent size-n samples of the
-same law (``mft_jax.compare.noise_floor``, mean and spread over ``repeats``): both are
+same law (``mft_jax.analysis.compare.noise_floor``, mean and spread over ``repeats``): both are
 two-sample statistics at the same n, so "at the floor" means "indistinguishable at this n".
 For the energy distance the squared floor adds to the squared distance between the laws
 (exactly, for the V-statistic), so ``excess = sqrt(max(d^2 - floor^2, 0))`` estimates the
@@ -46,13 +46,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mft_jax import compare, io
-from mft_jax.config import ModelConfig, data_from, load_toml, model_from, section
+from mft_jax import io
+
+from mft_jax.analysis import compare
+from mft_jax.cli.config import ModelConfig, data_from, load_toml, model_from, section
 from mft_jax.errors import ConfigError
-from mft_jax.gp import gp_loss, gp_residual
-from mft_jax.jobs.solve import SolverConfig, make_sampler
+from mft_jax.theory.gp import gp_loss, gp_residual
+from mft_jax.cli.solve import SolverConfig, make_sampler
 from mft_jax.neurons import NeuronLaw
-from mft_jax.solver import solve
+from mft_jax.theory.two_layer import solve
 from mft_jax.train import network
 from mft_jax.train.foreground import network_loss, train_foreground
 from mft_jax.train.joint import langevin_optimizer, train
@@ -504,7 +506,7 @@ def _law_from_density(density: dict) -> NeuronLaw:
 
 def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
     """Redraw the clover figures from the results JSON alone; returns the PNG paths."""
-    from mft_jax import plots
+    from mft_jax.analysis import plots
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,10 @@ import jax
 import numpy as np
 
 from mft_jax import io
-from mft_jax.config import data_from, load_toml, model_from, section
-from mft_jax.foreground.grid import MIN_NODES, grid_sampler
-from mft_jax.jobs.solve import SECTIONS, SolverConfig, make_sampler
-from mft_jax.solver import solve
+from mft_jax.cli.config import data_from, load_toml, model_from, section
+from mft_jax.theory.samplers.grid import MIN_NODES, grid_sampler
+from mft_jax.cli.solve import SECTIONS, SolverConfig, make_sampler
+from mft_jax.theory.two_layer import solve
 from mft_jax.tasks import make_data
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ Losses are ``1/2 E (f - y)^2`` on the training set and on fresh test points (mea
 error over seeds for the networks). Per hidden layer: the centred alignment and relative distance of
 the networks' feature kernel ``Phi_l`` with the theory's and with the NNGP's, next to the noise floor
 (two halves of the seeds), and the law of one neuron's target overlap ``o = (1/P) sum_mu phi(h_mu) y_mu``
-(theory: the layer law's weighted particles, ``mft_jax.deep.layer_law``; networks: every neuron of
+(theory: the layer law's weighted particles, ``mft_jax.theory.deep.layer_law``; networks: every neuron of
 every seed); for layer 1 also the law of the weight moments ``E w_i^2`` and ``E w_1 w_2 w_3 w_4``.
 
 ``--sampler mcmc`` solves the theory with resample-move layer laws (``mcmc_layers``) instead of fixed
@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax import io
-from mft_jax.compare import kernel_alignment, relative_kernel_error
-from mft_jax.deep import Deep, deep_nngp, deep_nngp_predict, importance_layers, layer_law, mcmc_layers, solve_deep
+from mft_jax.analysis.compare import kernel_alignment, relative_kernel_error
+from mft_jax.theory.deep import Deep, deep_nngp, deep_nngp_predict, importance_layers, layer_law, mcmc_layers, solve_deep
 from mft_jax.tasks import get_task, make_data
 from mft_jax.train.deep_network import feature_kernels, preactivations, predict
 from mft_jax.train.joint import langevin_optimizer, train

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax import io
-from mft_jax.deep import Deep, deep_nngp, importance_layers, solve_deep
+from mft_jax.theory.deep import Deep, deep_nngp, importance_layers, solve_deep
 from mft_jax.tasks import make_data
 from mft_jax.train.deep_network import feature_kernels
 from mft_jax.train.joint import langevin_optimizer, train

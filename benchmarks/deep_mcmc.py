@@ -10,7 +10,7 @@ y = (x1 x2)(x3 x4), d = 4, P training points, sa2 = sW2 = sw2 = 1):
    smallest layer ESS, train loss, test loss on fresh points (``DeepSolution.predict``), free energy;
    and the NNGP of the same depth.
 2. gelu (growth 1: a layer law is normalizable only while ``1 + min_u m(u) > 0``,
-   ``mft_jax.layers.asymptotic_margin``) by continuation in beta with ``mcmc_layers``: the margin of each
+   ``mft_jax.theory.samplers.layers.asymptotic_margin``) by continuation in beta with ``mcmc_layers``: the margin of each
    layer at each fixed point, until no normalizable fixed point is found.
 
 Writes results/deep_mcmc.json. ``--quick``: P = 32, erf at beta 8 and 20, 1 seed, gelu 8 -> 13.
@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from mft_jax import io
-from mft_jax.deep import Deep, deep_nngp_predict, importance_layers, mcmc_layers, solve_deep
+from mft_jax.theory.deep import Deep, deep_nngp_predict, importance_layers, mcmc_layers, solve_deep
 from mft_jax.tasks import get_task, make_data
 
 ROOT = Path(__file__).resolve().parent.parent

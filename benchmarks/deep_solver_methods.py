@@ -18,7 +18,7 @@ from pathlib import Path
 import jax
 
 from mft_jax import io
-from mft_jax.deep import Deep, importance_layers, solve_deep
+from mft_jax.theory.deep import Deep, importance_layers, solve_deep
 from mft_jax.tasks import make_data
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ plus O(P^3) for the Cholesky factors. Per P (task ``xor_product``: x ~ N(0, I_4)
 y = (x1 x2)(x3 x4); ``Deep(depth=3)``, beta = 20, where the fixed point is a few Newton steps
 from the NNGP and beta = 50 already needs continuation at P = 64), this script measures, in one run:
 
-- the wall time of one evaluation of the library's jitted forward pass ``mft_jax.deep._forward_jit``
+- the wall time of one evaluation of the library's jitted forward pass ``mft_jax.theory.deep._forward_jit``
   at the NNGP state (``block_until_ready``; the first call's excess over the median of the repeats is
   reported as compile time), its FLOP count from XLA's cost analysis, and the resulting FLOP rate as
   a fraction of this machine's float32 matmul rate measured just before and after it (the better of
@@ -43,7 +43,7 @@ import jax
 import numpy as np
 
 from mft_jax import io
-from mft_jax.deep import Deep, _forward, _forward_jit, importance_layers, nngp_state, solve_deep
+from mft_jax.theory.deep import Deep, _forward, _forward_jit, importance_layers, nngp_state, solve_deep
 from mft_jax.errors import ConfigError
 from mft_jax.tasks import make_data
 from neuron_throughput import matmul_peak

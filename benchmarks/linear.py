@@ -14,7 +14,7 @@ The normalizability edge: at the fixed point ``g* < 1`` for every beta (``g -> 1
 the GP residual ``u_gp = v / (1 + beta sa2 sw2)`` (``g_gp > 1`` once ``beta > 1/(sqrt(kappa) - 1)``
 for ``kappa > 1``... precisely when ``beta sqrt(sa2 sw2 kappa) > 1 + beta sa2 sw2``) and the untrained
 background ``r = y`` (``g = beta^2 sa2 sw2 |v|^2 > 1``). The benchmark sweeps beta, evaluates
-``g`` for all three with ``mft_jax.normalizability.runaway_strength``, shows the solver refusing
+``g`` for all three with ``mft_jax.theory.normalizability.runaway_strength``, shows the solver refusing
 the runaway starts (``NonNormalizableError``) and reaching the fixed point by continuation in beta.
 It compares loss and ``Cov(w)`` of the solver (grid and importance) and of Langevin networks at
 a few widths with the closed form.
@@ -37,13 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
-from mft_jax.config import data_from, load_toml, model_from, section  # noqa: E402
+from mft_jax.cli.config import data_from, load_toml, model_from, section  # noqa: E402
 from mft_jax.errors import NonNormalizableError  # noqa: E402
-from mft_jax.foreground.grid import grid_sampler  # noqa: E402
-from mft_jax.foreground.importance import importance_sampler  # noqa: E402
+from mft_jax.theory.samplers.grid import grid_sampler  # noqa: E402
+from mft_jax.theory.samplers.importance import importance_sampler  # noqa: E402
 from mft_jax.io import pyplot, run_metadata, save_figure, write_json  # noqa: E402
-from mft_jax.normalizability import runaway_strength  # noqa: E402
-from mft_jax.solver import solve  # noqa: E402
+from mft_jax.theory.normalizability import runaway_strength  # noqa: E402
+from mft_jax.theory.two_layer import solve  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
 
 NAME = "linear"

@@ -2,7 +2,7 @@
 
 Rubin, Seroussi & Ringel (ICLR 2024, section 3.2, appendix B) make the square network's single-neuron
 law normalizable with the Fourier-mode sextic prior ``Gamma = sum_k P (gamma/6)(|w_k|^6 + |v_k|^6)`` and
-reduce it to one two-variable action per Fourier mode (``mft_jax.modular``, docs/theory.md section 9).
+reduce it to one two-variable action per Fourier mode (``mft_jax.theory.reduced.modular``, docs/theory.md section 9).
 This script computes, with the library:
 
 1. ``paper_fig3``: their Fig. 3 (P = 401, N = 1000, gamma = 1e-4) from the saddle-point equations with the
@@ -16,11 +16,11 @@ This script computes, with the library:
 4. ``networks``: Langevin square networks with the same Fourier sextic prior (``mft_jax.priors``) on the
    full table, against the exact theory at the same ``(beta, sa2, gamma)``: the discrepancy coefficient
    ``a``, the fraction of (neuron, mode) pairs beyond the coexistence barrier, each neuron's top-mode share.
-5. ``loss_timing``: the Fourier form of the loss (``mft_jax.modular.fourier_loss``) against the direct loss.
+5. ``loss_timing``: the Fourier form of the loss (``mft_jax.theory.reduced.modular.fourier_loss``) against the direct loss.
 6. ``width_sweep`` (``[width_sweep]``): the networks' ``a`` at one (P, beta) across widths, fitted as
    ``a_inf + c/N`` (and with a ``1/N^2`` term, and through the two largest widths) against the exact theory,
    plus two equilibration checks: a run ``long_factor`` times longer, and a run started in the theory's
-   single-neuron law (``mft_jax.modular.sample_neurons``), and a step-size check (``step_check``: smaller steps over
+   single-neuron law (``mft_jax.theory.reduced.modular.sample_neurons``), and a step-size check (``step_check``: smaller steps over
    the same time span).
 
 Run: ``python benchmarks/modular_addition.py [--quick] [--config configs/modular_addition.toml]``.
@@ -45,11 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
-from mft_jax.config import load_toml, section  # noqa: E402
+from mft_jax.cli.config import load_toml, section  # noqa: E402
 from mft_jax.errors import ConfigError  # noqa: E402
 from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
-from mft_jax.modular import (  # noqa: E402
+from mft_jax.theory.reduced.modular import (  # noqa: E402
     coexistence_coupling, exact_coexistence, fourier_loss, learned_fraction, library_couplings, mode_powers,
     network_discrepancy, pair_mode, paper_couplings, sample_neurons, sample_pair_modes, saddle, solve_discrepancy,
     top_mode_share,
@@ -254,7 +254,7 @@ def network_point(key, modulus: int, beta: float, net: NetworkSection, cache: Pa
     """Langevin networks vs the exact theory at one (P, beta); cached as JSON.
 
     ``start``: ``"prior"`` (prior draws) or ``"theory"`` (first-layer weights drawn from the exact theory's
-    single-neuron law at its self-consistent coupling, ``mft_jax.modular.sample_neurons``; readouts from the prior).
+    single-neuron law at its self-consistent coupling, ``mft_jax.theory.reduced.modular.sample_neurons``; readouts from the prior).
     """
     suffix = ("" if start == "prior" else f"_start{start}") + ("" if net.step_size == NetworkSection.step_size else f"_h{net.step_size:g}")  # default: the old name
     path = cache / f"P{modulus}_beta{beta:g}_N{net.width}_S{net.num_seeds}_T{net.steps}{suffix}.json"

@@ -9,10 +9,10 @@ at fixed ``sa2 = kappa/beta`` (the posterior ``exp(-sum_mu |r_mu|^2/(2 T_1) - pr
 
 1. ``networks``: Langevin square networks with the same prior (``mft_jax.train.joint``); the prediction on the
    held-out pairs is the network output averaged over the recorded steps after the burn-in (the posterior mean).
-2. ``gp``: the Gaussian process with the same prior (``mft_jax.modular.prior_gp_predict``: the exact NNGP kernel
+2. ``gp``: the Gaussian process with the same prior (``mft_jax.theory.reduced.modular.prior_gp_predict``: the exact NNGP kernel
    ``E[(w.x)^2 (w.x')^2]`` under the sextic prior).
 3. ``theory`` (``[theory]``, per P of ``moduli``): the exact infinite-width theory on the same training sets
-   (``mft_jax.solver.solve``, the full 2P-dimensional single-neuron law). Plain MALA chains (``mcmc_sampler``) do not
+   (``mft_jax.theory.two_layer.solve``, the full 2P-dimensional single-neuron law). Plain MALA chains (``mcmc_sampler``) do not
    serve: the kernel of a few hundred particles biases ``G(r) = (I + beta sa2 K Q)^-1 y`` where the gain on the target
    is large, and its noise floor sits above the solver's ceiling. The sampler is replica-exchange MALA
    (``tempered_sampler``: crosses the barrier between the zero and the learned wells) pooled over the last updates
@@ -60,18 +60,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmark_cli import parse  # noqa: E402
-from mft_jax.background import Background  # noqa: E402
-from mft_jax.config import load_toml, section  # noqa: E402
+from mft_jax.theory.background import Background  # noqa: E402
+from mft_jax.cli.config import load_toml, section  # noqa: E402
 from mft_jax.errors import ConfigError  # noqa: E402
 from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
 from modular_addition import NetworkSection, network_point as full_table_point  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
 from mft_jax.neurons import NeuronLaw  # noqa: E402
-from mft_jax.modular import library_couplings, prior_gp_predict, sample_neurons, solve_discrepancy  # noqa: E402
+from mft_jax.theory.reduced.modular import library_couplings, prior_gp_predict, sample_neurons, solve_discrepancy  # noqa: E402
 from mft_jax.priors import fourier_sextic  # noqa: E402
-from mft_jax.foreground.pooled import pooled_sampler  # noqa: E402
-from mft_jax.foreground.tempered import tempered_sampler  # noqa: E402
-from mft_jax.solver import solve  # noqa: E402
+from mft_jax.theory.samplers.pooled import pooled_sampler  # noqa: E402
+from mft_jax.theory.samplers.tempered import tempered_sampler  # noqa: E402
+from mft_jax.theory.two_layer import solve  # noqa: E402
 from mft_jax.tasks import make_data, make_split  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
 from mft_jax.train.network import predict  # noqa: E402
@@ -99,7 +99,7 @@ class GrokkingSection:
 
 @dataclasses.dataclass(frozen=True)
 class TheorySection:
-    """``[theory]``: the exact infinite-width theory on the training set (``mft_jax.solver.solve`` in 2P dimensions),
+    """``[theory]``: the exact infinite-width theory on the training set (``mft_jax.theory.two_layer.solve`` in 2P dimensions),
     sampled by replica-exchange MALA (``tempered_sampler``) pooled over the last ``pool`` updates (``pooled_sampler``),
     damped iteration from ``r = a_full y`` (the full table's exact ``a``); ``keys`` independent solves per point, at each
     P of ``moduli`` (each one of ``[grokking]``'s: its networks' splits and full-table coupling)."""
@@ -204,7 +204,7 @@ def network_point(key, modulus: int, n_train: int, split: int, beta_full: float,
                   start_coupling: float | None = None) -> dict:
     """One Langevin network on one split: time-averaged held-out output after the burn-in; cached as JSON.
     ``start_coupling``: first-layer weights drawn from the per-mode single-neuron law at this coupling
-    (``mft_jax.modular.sample_neurons``; the full-table theory's, so the modes start learned), readouts from the prior;
+    (``mft_jax.theory.reduced.modular.sample_neurons``; the full-table theory's, so the modes start learned), readouts from the prior;
     None: the prior."""
     tag = "" if start_coupling is None else f"_start{start_coupling:.4g}"
     path = cache / f"P{modulus}_beta{beta_full:g}_n{n_train}_s{split}_N{g.width}_T{g.steps}_h{g.step_size:g}{tag}.json"
@@ -405,7 +405,7 @@ def theory_at(modulus: int, t: TheorySection, g: GrokkingSection, results: dict,
     solver route on the full table against the exact per-mode ``a`` (its check)."""
     full = results["full_table_theory"][str(modulus)]
     beta_full = full["beta"]
-    out = {"P": modulus, "settings": dataclasses.asdict(t), "method": "mft_jax.solver.solve (auto=False, anderson=0) with "
+    out = {"P": modulus, "settings": dataclasses.asdict(t), "method": "mft_jax.theory.two_layer.solve (auto=False, anderson=0) with "
            "pooled_sampler(tempered_sampler(...)); start r = a_full y; errors: spread over independent solves (keys)"}
     if t.full_table_check:
         out["pool_check"] = pool_check(modulus, t, g, beta_full, full["a"])

@@ -2,15 +2,15 @@
 
 Task: ``x ~ N(0, I_d)``, ``y = H1(w*.x) + eps H3(w*.x)``, ``|w*| = 1``, ``eps = -0.3``; their alpha = beta = 1 values
 ``N = 700, n = 3000, d = 150, sigma_w^2 = 0.5, sigma_a^2 = 8/N``, scaled by their eq. 11 to alpha = beta = s
-(``mft_jax.rubin.paper_setting``). Map onto docs/theory.md (section 8): ``sa2 = N sigma_a^2``,
+(``mft_jax.theory.reduced.rubin.paper_setting``). Map onto docs/theory.md (section 8): ``sa2 = N sigma_a^2``,
 ``sw2 = sigma_w^2/d``, ``beta = n/(sigma^2 N)`` (so ``beta N L`` is their likelihood), ``c = u d / 2``.
 
 Three theories and the networks, per scale and sigma^2:
 
-1. ``paper``: their eq. 13 + App. A.3 (``mft_jax.rubin``), at d -> inf (saddle point: u_c, sigma^2_c,
+1. ``paper``: their eq. 13 + App. A.3 (``mft_jax.theory.reduced.rubin``), at d -> inf (saddle point: u_c, sigma^2_c,
    spinodal, the mixed phase) and at the scale's own d (the q-integrals by quadrature).
 2. ``population``: our exact infinite-width theory at the scale's d on the population with effective data
-   n/sigma^2 (``mft_jax.single_index``: the (q, rho) law on a grid, (z, s) quadrature), from the GP start
+   n/sigma^2 (``mft_jax.theory.reduced.single_index``: the (q, rho) law on a grid, (z, s) quadrature), from the GP start
    and from the feature start (``solve_branches``), both free energies.
 3. ``networks``: Langevin networks (``mft_jax.train.joint``, float32, seeds vmapped), data draws x init
    seeds, from the prior and from neurons placed at ``w.w* = +-1``; the mean output over the kept samples
@@ -24,7 +24,7 @@ Three theories and the networks, per scale and sigma^2:
    kept as ``networks_gibbs`` (and ``width_sweep_gibbs``) next to the plain-Langevin ``networks``, and paired by draw
    with the training-set theory (``attach_gibbs_versus_theory``); ``f3_eighths`` (f3 over each eighth of the run)
    shows whether a run still drifts.
-4. ``training_set_theory`` (``--training-set-theory``): the exact infinite-width theory (``mft_jax.solver.solve``,
+4. ``training_set_theory`` (``--training-set-theory``): the exact infinite-width theory (``mft_jax.theory.two_layer.solve``,
    the full ``TwoLayer`` in d dimensions, the networks' model) on each network training set itself (finite n,
    infinite N): MCMC from an importance-sampling start (``theory_on_training_set``), ``--theory-keys`` independent
    solves (their spread is the error); its mean predictor projected on H1, H3 on the networks' test points, next to
@@ -63,15 +63,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from mft_jax import rubin  # noqa: E402
-from mft_jax.background import Background, predict  # noqa: E402
-from mft_jax.foreground.importance import importance_sampler  # noqa: E402
-from mft_jax.foreground.mcmc import mcmc_sampler  # noqa: E402
-from mft_jax.gp import gp_predict  # noqa: E402
+from mft_jax.theory.reduced import rubin  # noqa: E402
+from mft_jax.theory.background import Background, predict  # noqa: E402
+from mft_jax.theory.samplers.importance import importance_sampler  # noqa: E402
+from mft_jax.theory.samplers.mcmc import mcmc_sampler  # noqa: E402
+from mft_jax.theory.gp import gp_predict  # noqa: E402
 from mft_jax.io import pyplot, run_metadata, save_figure, write_json  # noqa: E402
 from mft_jax.model import TwoLayer  # noqa: E402
-from mft_jax.single_index import SingleIndex, hermite_components, reduce_weights, reduced_grid_sampler, reduced_population  # noqa: E402
-from mft_jax.solver import solve, solve_branches  # noqa: E402
+from mft_jax.theory.reduced.single_index import SingleIndex, hermite_components, reduce_weights, reduced_grid_sampler, reduced_population  # noqa: E402
+from mft_jax.theory.two_layer import solve, solve_branches  # noqa: E402
 from mft_jax.tasks import teacher_student  # noqa: E402
 from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
 from mft_jax.train.network import predict as network_predict  # noqa: E402
@@ -529,7 +529,7 @@ def training_set_theory(setting, sigma2s, args) -> dict:
                     [(r["networks"], r) for r in per_draw], component, name)  # paired by draw
         points.append(point)
     return {"points": points, **run_settings(args)["training_set_theory"],
-            "method": "mft_jax.solver.solve on each network training set with theory_model(reduced=False), MCMC from an "
+            "method": "mft_jax.theory.two_layer.solve on each network training set with theory_model(reduced=False), MCMC from an "
                       "importance-sampling start (theory_on_training_set); f1, f3 by least squares on the networks' test "
                       "points; errors: theory over MCMC keys, networks over init seeds; point values: means over draws "
                       "(f*_se: their spread over draws)"}

@@ -7,6 +7,10 @@ The nouns of docs/theory.md as modules: ``data`` (weighted datasets), ``tasks``,
 and single-neuron trainers), ``compare`` (distances between neuron laws).
 """
 
+from mft_jax import _moved
+
+_moved.install()
+
 from mft_jax.activations import Activation, get_activation, register_activation
 from mft_jax.data import Dataset, make_dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError

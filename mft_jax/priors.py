@@ -14,7 +14,7 @@ Built in:
   ``2P``-dimensional weight (two-hot modular-addition inputs), ``Gamma = P (gamma/6) sum_k (|u_k|^6 + |v_k|^6)``
   with the Fourier coefficients ``u_k = (1/P) sum_n u_n exp(2 pi i k n / P)`` (so ``u_n = sum_k u_k
   exp(-2 pi i k n / P)``, their convention; ``fourier_coefficients``). The modular-addition theory built on it:
-  ``mft_jax.modular`` (docs/theory.md section 9).
+  ``mft_jax.theory.reduced.modular`` (docs/theory.md section 9).
 
 Your own: any ``jax.tree_util`` pytree (e.g. a ``flax.struct.dataclass``) with ``__call__``, an integer
 ``degree`` and ``settings() -> dict``.

@@ -1,13 +1,13 @@
-"""Newton ascent on the concave free energy (mft_jax/ascent.py, docs/theory.md 3.5)."""
+"""Newton ascent on the concave free energy (mft_jax/theory/ascent.py, docs/theory.md 3.5)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mft_jax.ascent import free_energy_at, newton_step
-from mft_jax.background import kernel
-from mft_jax.foreground.grid import grid_sampler
-from mft_jax.solver import fixed_point_map, solve
+from mft_jax.theory.ascent import free_energy_at, newton_step
+from mft_jax.theory.background import kernel
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.two_layer import fixed_point_map, solve
 from test_solver import clover, qnorm
 
 
@@ -87,7 +87,7 @@ def test_newton_and_anderson_agree_where_both_converge():
 def test_newton_with_fixed_importance_draws_matches_anderson():
     """Importance sampling from fixed prior draws is deterministic and gives log_partition, so Newton applies:
     same loss (1e-5) and free energy (1e-6) as Anderson on the same draws (clover, beta = 30, 20000 draws)."""
-    from mft_jax.foreground.importance import importance_sampler
+    from mft_jax.theory.samplers.importance import importance_sampler
 
     data, model = clover(8, 30.0)
     sampler = importance_sampler(20000)

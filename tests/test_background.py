@@ -5,11 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mft_jax.background import Background, kernel, kernel_matvec, solve_residual
-from mft_jax.foreground.grid import grid_sampler
-from mft_jax.foreground.importance import importance_sampler
+from mft_jax.theory.background import Background, kernel, kernel_matvec, solve_residual
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.samplers.importance import importance_sampler
 from mft_jax.model import TwoLayer
-from mft_jax.solver import gp_background
+from mft_jax.theory.two_layer import gp_background
 from mft_jax.tasks import make_data
 
 

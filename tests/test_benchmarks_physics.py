@@ -52,7 +52,7 @@ def test_teacher_student_mapping_reproduces_the_papers_numbers():
     """Rubin, Seroussi & Ringel's setting (N = 700, n = 3000, d = 150, sigma_a^2 = 8/N) at their sigma^2_c = 0.18
     gives their u_c = 30.2 = n^2 sigma_a^2 / (sigma^4 d N), a number printed in the paper; u is invariant along
     their scaling family (alpha = beta). Power: sigma^2 10% off gives a u 20% off."""
-    from mft_jax import rubin
+    from mft_jax.theory.reduced import rubin
 
     setting = rubin.paper_setting(1.0)
     assert abs(setting.u(0.18) - 30.2) < 0.05
@@ -104,8 +104,8 @@ def test_square_activation_refused_then_metastable():
     """phi = z^2: the solver refuses (quartic tilt); with normalizability='metastable' the prior-started
     importance law converges and stays in the well (ESS close to the number of draws at this weak coupling)."""
     from mft_jax.errors import ConfigError, NonNormalizableError
-    from mft_jax.foreground.importance import importance_sampler
-    from mft_jax.solver import solve
+    from mft_jax.theory.samplers.importance import importance_sampler
+    from mft_jax.theory.two_layer import solve
 
     data = make_data("modular_addition", modulus=3)
     model = TwoLayer("square", sa2=12.5, sw2=1.0, beta=0.4)  # beta sa2 = 5, c = beta^2 sa2 / 2 = 1
@@ -158,7 +158,7 @@ def test_grokking_transition_interpolates_the_first_crossing():
 def test_grokking_run_lists_are_refused_in_words_when_they_do_not_pair_up():
     """``[full_table_networks]`` and ``[theory_start]`` take one entry per run in parallel lists: unequal or empty lists,
     or an unknown start, are refused naming the section and what is allowed."""
-    from mft_jax.config import section
+    from mft_jax.cli.config import section
     from mft_jax.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"\[full_table_networks\].*same, nonzero length"):

@@ -1,4 +1,4 @@
-"""Distances, noise floors, moments, kernel alignment and symmetries of ``mft_jax.compare``.
+"""Distances, noise floors, moments, kernel alignment and symmetries of ``mft_jax.analysis.compare``.
 
 Closed forms used (X ~ N(m1, s^2 I_d), Y ~ N(m2, s^2 I_d), Gaussian kernel of bandwidth h):
 ``E k(X, X') = (h^2 / (h^2 + 2 s^2))^(d/2)``, ``E k(X, Y) = E k(X, X') exp(-|m1 - m2|^2 / (2 (h^2 + 2 s^2)))``;
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mft_jax import compare
+from mft_jax.analysis import compare
 from mft_jax.data import gauss_hermite_normal
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw

@@ -4,7 +4,7 @@
   of a scalar equation; the solver matches it to 1e-6 in float64 at depths 2, 3 and 4, and the same
   check fails for the closed form at a 10%-different beta (the check has power).
 - Depth 2 is the two-layer theory (6.3, "Reduction to two layers"): ``Deep(depth=2)`` on a grid equals
-  ``mft_jax.solver.solve`` on the same grid (kernel, residual, free energy).
+  ``mft_jax.theory.two_layer.solve`` on the same grid (kernel, residual, free energy).
 - The NNGP limit (6.5): the deep NNGP kernels are the solver's prior kernels; for the linear
   activation they are ``sW2^(l-1) sw2 X X^T`` exactly.
 - Predictions at the data reproduce the fixed point (``f(X) = y - r``) for a nonlinear deep net.
@@ -18,13 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mft_jax import deep as deep_module
+from mft_jax.theory import deep as deep_module
 from mft_jax.data import make_dataset
-from mft_jax.deep import Deep, deep_nngp, gaussian_layers, grid_layers, importance_layers, solve_deep
+from mft_jax.theory.deep import Deep, deep_nngp, gaussian_layers, grid_layers, importance_layers, solve_deep
 from mft_jax.errors import ConfigError
-from mft_jax.foreground.grid import grid_sampler
+from mft_jax.theory.samplers.grid import grid_sampler
 from mft_jax.model import TwoLayer
-from mft_jax.solver import solve
+from mft_jax.theory.two_layer import solve
 from mft_jax.tasks import make_data
 from mft_jax.train.deep_network import feature_kernels
 from mft_jax.train.joint import langevin_optimizer, train

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mft_jax.data import make_dataset
-from mft_jax.deep import Deep, deep_nngp, gaussian_layers, grid_layers, solve_deep
+from mft_jax.theory.deep import Deep, deep_nngp, gaussian_layers, grid_layers, solve_deep
 from mft_jax.errors import ConfigError
 from mft_jax.train.deep_foreground import layer_background, train_deep_foreground
 from test_deep import closed_form_kernels, whitened_data

@@ -17,12 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mft_jax import deep
+from mft_jax.theory import deep
 from mft_jax.activations import get_activation
-from mft_jax.deep import Deep, importance_layers, mcmc_layers, solve_deep
-from mft_jax.fixed_point import Step
+from mft_jax.theory.deep import Deep, importance_layers, mcmc_layers, solve_deep
+from mft_jax.theory.fixed_point import Step
 from mft_jax.errors import ConfigError
-from mft_jax.layers import GaussianLayers, ImportanceLayers, LayerSampler, MCMCLayers, asymptotic_margin
+from mft_jax.theory.samplers.layers import GaussianLayers, ImportanceLayers, LayerSampler, MCMCLayers, asymptotic_margin
 from test_deep import closed_form_kernels, whitened_data
 
 

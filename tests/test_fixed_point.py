@@ -1,4 +1,4 @@
-"""The fixed-point engine (``mft_jax.fixed_point``) on maps with known fixed points, apart from the physics."""
+"""The fixed-point engine (``mft_jax.theory.fixed_point``) on maps with known fixed points, apart from the physics."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mft_jax.errors import NoFixedPointError
-from mft_jax.fixed_point import (Anderson, Damped, Evaluation, InadmissibleStep, NewtonKrylov, NoiseFloor, Problem, Result,
+from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, InadmissibleStep, NewtonKrylov, NoiseFloor, Problem, Result,
                                  Stall, backtracked, fixed_point)
 
 

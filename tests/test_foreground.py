@@ -167,9 +167,9 @@ def test_network_loss_of_the_neurons(x64):
 def test_foreground_reproduces_the_solver_law_on_the_clover_and_the_gp_background_does_not():
     # Clover (continuous XOR, 12^2 Gauss-Hermite points), ramp neurons, c = beta^2 sa2 / 2 = 400: the fixed point
     # learns features (loss 0.41 vs 0.5 for r = y), so its rho(w) differs from the law the GP residual induces.
-    from mft_jax.foreground.grid import grid_sampler
-    from mft_jax.gp import gp_residual
-    from mft_jax.solver import solve
+    from mft_jax.theory.samplers.grid import grid_sampler
+    from mft_jax.theory.gp import gp_residual
+    from mft_jax.theory.two_layer import solve
 
     data = continuous_xor().population(12)
     model = TwoLayer("ramp", sa2=2.0, sw2=2.0, beta=20.0)

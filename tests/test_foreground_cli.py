@@ -132,7 +132,7 @@ def test_bad_values_exit_2(tmp_path, background, capsys):
 
 
 def test_gp_background_uses_the_task_data(tmp_path):
-    from mft_jax.gp import gp_loss
+    from mft_jax.theory.gp import gp_loss
     from mft_jax.model import TwoLayer
     from mft_jax.tasks import continuous_xor
 
@@ -170,8 +170,8 @@ def test_deep_foreground_of_a_hidden_layer_matches_the_solver_kernel(tmp_path):
     statistic against the NNGP's layer-2 kernel is > 5 (power; measured 32.6)."""
     from pathlib import Path
 
-    from mft_jax.config import load_toml, model_from
-    from mft_jax.deep import deep_nngp
+    from mft_jax.cli.config import load_toml, model_from
+    from mft_jax.theory.deep import deep_nngp
 
     source = Path(__file__).resolve().parent.parent / "configs" / "deep_foreground.toml"
     config = tmp_path / "deep_fg.toml"

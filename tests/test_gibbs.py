@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mft_jax.data import Dataset
-from mft_jax.deep import Deep
+from mft_jax.theory.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.tasks import teacher_student

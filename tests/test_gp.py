@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from mft_jax.errors import ConfigError
-from mft_jax.gp import gauss_hermite_kernel, gp_loss, gp_predict, gp_residual, nngp_kernel
+from mft_jax.theory.gp import gauss_hermite_kernel, gp_loss, gp_predict, gp_residual, nngp_kernel
 from mft_jax.model import TwoLayer
 from mft_jax.tasks import make_data
 

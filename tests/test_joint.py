@@ -240,7 +240,7 @@ def test_standard_scaling_langevin_networks_approach_the_gp():
     finite-width gap |E_64 - u_GP| (0.005). Power, in the test: the same GP check fails against the GP at beta
     x 1.1 and beta / 1.1 (0.03 away) and for the N = 4 networks (0.06 away: the limit is approached, not
     reached at small width). ~80 s on 2 shared cores."""
-    from mft_jax.gp import gp_predict
+    from mft_jax.theory.gp import gp_predict
     from mft_jax.train.network import predict
 
     data = make_dataset(X[:, None], Y, Q)

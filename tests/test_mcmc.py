@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mft_jax.errors import ConfigError, NonFiniteError
-from mft_jax.foreground.mcmc import mcmc_sampler
+from mft_jax.theory.samplers.mcmc import mcmc_sampler
 from mft_jax.model import TwoLayer
 from mft_jax.tasks import make_data
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mft_jax import TwoLayer, get_activation, register_activation
-from mft_jax.config import ModelConfig, load_toml, section
+from mft_jax.cli.config import ModelConfig, load_toml, section
 from mft_jax.errors import ConfigError
 from mft_jax.tasks import make_data
 

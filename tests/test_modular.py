@@ -1,4 +1,4 @@
-"""The modular-addition reduction (mft_jax.modular): Fourier loss, per-mode integral, saddles, self-consistency."""
+"""The modular-addition reduction (mft_jax.theory.reduced.modular): Fourier loss, per-mode integral, saddles, self-consistency."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scipy import integrate
 
 from mft_jax.model import TwoLayer
-from mft_jax.modular import (
+from mft_jax.theory.reduced.modular import (
     coexistence_coupling, exact_coexistence, feature_gram, fourier_loss, learned_fraction, mode_powers, network_discrepancy,
     pair_mode, paper_couplings, prior_correlations, prior_gp_predict, prior_kernel, saddle, sample_neurons, solve_discrepancy,
     target_overlap, top_mode_share,
@@ -172,9 +172,9 @@ def test_penalty_and_overlap_give_the_per_mode_action(x64):
 
 def test_prior_kernel_gaussian_limit_and_gp(x64):
     """gamma = 0: the sextic-prior kernel is the Gaussian closed form ``q11 q22 + 2 q12^2`` (to quadrature accuracy of
-    the moments, ~1e-13); ``prior_gp_predict`` is ``mft_jax.gp.gp_predict`` then. Power: gamma = 10 at P = 5 moves
+    the moments, ~1e-13); ``prior_gp_predict`` is ``mft_jax.theory.gp.gp_predict`` then. Power: gamma = 10 at P = 5 moves
     entries by > 1e-2 (10^11 tolerances)."""
-    from mft_jax.gp import gp_predict, nngp_kernel
+    from mft_jax.theory.gp import gp_predict, nngp_kernel
 
     data = make_data("modular_addition", modulus=5)
     gaussian = np.asarray(nngp_kernel("square", 1.0, data.x, data.x))
@@ -203,7 +203,7 @@ def test_prior_kernel_against_weighted_prior_draws(x64):
     se = np.sqrt(np.sum(weight[:, None] ** 2 * (values - estimate) ** 2, axis=0))
     exact = prior_kernel(x[:1], x, gamma)[0]
     assert np.all(np.abs(exact - estimate) < 5 * se), np.max(np.abs(exact - estimate) / se)
-    from mft_jax.gp import nngp_kernel
+    from mft_jax.theory.gp import nngp_kernel
 
     gaussian = np.asarray(nngp_kernel("square", 1.0, data.x[:1], data.x))[0]
     assert np.max(np.abs(gaussian - estimate) / se) > 10

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from mft_jax.errors import ConfigError, NonNormalizableError
-from mft_jax.foreground.grid import grid_sampler
-from mft_jax.foreground.importance import importance_sampler
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.samplers.importance import importance_sampler
 from mft_jax.model import TwoLayer
-from mft_jax.normalizability import check_normalizable
+from mft_jax.theory.normalizability import check_normalizable
 from mft_jax.priors import FourierSextic, fourier_coefficients, fourier_sextic, make_penalty, sextic
-from mft_jax.solver import solve
+from mft_jax.theory.two_layer import solve
 from mft_jax.tasks import make_data
 
 

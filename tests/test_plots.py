@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib import colors
 
-from mft_jax import plots
+from mft_jax.analysis import plots
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
 

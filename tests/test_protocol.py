@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from mft_jax.data import make_dataset
-from mft_jax.deep import Deep, gaussian_layers, importance_layers, solve_deep
+from mft_jax.theory.deep import Deep, gaussian_layers, importance_layers, solve_deep
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.priors import sextic

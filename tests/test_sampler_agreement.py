@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mft_jax.foreground.grid import grid_sampler
-from mft_jax.foreground.importance import importance_sampler
-from mft_jax.foreground.mcmc import mcmc_sampler
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.samplers.importance import importance_sampler
+from mft_jax.theory.samplers.mcmc import mcmc_sampler
 from mft_jax.model import TwoLayer
 from mft_jax.tasks import make_data
 
@@ -109,7 +109,7 @@ def test_solve_with_mcmc_lands_on_the_grid_fixed_point():
     tolerance is a fifth of the GP-to-fixed-point gap |r_GP - r*|_q (0.016; the mean lands ~0.001 from r*, the
     O(1/num_chains) kernel bias plus ~3e-4 noise). Power, in the test: the same check against the grid fixed
     points at beta x 1.1 and beta / 1.1 (0.010 away) and against the GP residual fails."""
-    from mft_jax.solver import fixed_point_map, solve
+    from mft_jax.theory.two_layer import fixed_point_map, solve
 
     data = make_data("continuous_xor", quadrature=8)
     model = TwoLayer("ramp", sa2=1.0, sw2=1.0, beta=20.0)

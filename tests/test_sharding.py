@@ -62,7 +62,7 @@ SEEDS_AND_CHAINS = textwrap.dedent(
     import sys
     import jax
     import numpy as np
-    from mft_jax.foreground.mcmc import mcmc_sampler
+    from mft_jax.theory.samplers.mcmc import mcmc_sampler
     from mft_jax.model import TwoLayer
     from mft_jax.tasks import make_data
     from mft_jax.train.joint import langevin_optimizer, train

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from mft_jax.errors import NonNormalizableError, NoFixedPointError
-from mft_jax.foreground.grid import grid_sampler
-from mft_jax.foreground.importance import importance_sampler
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.samplers.importance import importance_sampler
 from mft_jax.model import TwoLayer
-from mft_jax.normalizability import check_normalizable, runaway_strength
-from mft_jax.solver import solve, solve_branches
+from mft_jax.theory.normalizability import check_normalizable, runaway_strength
+from mft_jax.theory.two_layer import solve, solve_branches
 from mft_jax.tasks import make_data
 
 TEACHER = (1.0, -0.5)
@@ -222,7 +222,7 @@ def test_branches_report_free_energies(x64):
     (a first-order transition) exist only in the d -> infinity saddle equations:
     tests/test_modular.py::test_saddle_branches_cross_at_coexistence and
     tests/test_teacher_student.py::test_paper_equations_give_their_critical_coupling."""
-    from mft_jax.solver import free_energy
+    from mft_jax.theory.two_layer import free_energy
 
     data, model = clover(quadrature=6)
     sampler = grid_sampler(32, 6.0)  # a fixed grid (adapt_grid=False): I below uses the same quadrature nodes
@@ -277,7 +277,7 @@ def test_sampler_warnings_in_words():
 def test_a_sweep_over_beta_compiles_the_fixed_point_map_once():
     """beta, sa2 and sw2 are traced leaves of the model and samplers hash by their settings, so a sweep
     with a new model and a new (equal) sampler object at every point reuses one compiled map."""
-    from mft_jax.solver import fixed_point_map
+    from mft_jax.theory.two_layer import fixed_point_map
 
     data = make_data("continuous_xor", quadrature=7)  # a shape no other test uses: its own cache entry
     before = fixed_point_map._cache_size()
@@ -313,8 +313,8 @@ def test_a_step_that_runs_away_is_refused_in_words_naming_the_residual(monkeypat
     backtracking itself: ``tests/test_fixed_point.py``)."""
     import tqdm
 
-    import mft_jax.solver as solver_module
-    from mft_jax.solver import BACKTRACK, _iterate
+    import mft_jax.theory.two_layer as solver_module
+    from mft_jax.theory.two_layer import BACKTRACK, _iterate
 
     data = make_data("linear_teacher", quadrature=3, teacher=TEACHER)
     model = TwoLayer("linear", 1.0, 1.0, 1.0)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from mft_jax.errors import ConfigError, NonNormalizableError
-from mft_jax.foreground.grid import grid_sampler
+from mft_jax.theory.samplers.grid import grid_sampler
 from mft_jax.model import TwoLayer
-from mft_jax.normalizability import check_normalizable
-from mft_jax.solver import solve
+from mft_jax.theory.normalizability import check_normalizable
+from mft_jax.theory.two_layer import solve
 from mft_jax.tasks import make_data
 
 from test_solver import linear_lambda
@@ -60,7 +60,7 @@ def test_probe_of_a_callable_of_unknown_growth():
 def test_mcmc_solve_says_why_it_stopped_and_that_it_has_no_free_energy():
     """A stochastic sampler: damped steps, a stop at the noise floor said in words, no free energy (MALA gives
     no log-normaliser) said in words; a deterministic sampler on the same problem has one."""
-    from mft_jax.foreground.mcmc import mcmc_sampler
+    from mft_jax.theory.samplers.mcmc import mcmc_sampler
 
     data = make_data("continuous_xor", quadrature=5)
     model = TwoLayer("ramp", 1.0, 1.0, 10.0)

@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mft_jax import rubin
-from mft_jax.foreground.grid import grid_sampler
+from mft_jax.theory.reduced import rubin
+from mft_jax.theory.samplers.grid import grid_sampler
 from mft_jax.model import TwoLayer
-from mft_jax.single_index import SingleIndex, angle_rule, reduce_weights, reduced_grid_sampler, reduced_population
-from mft_jax.solver import solve
+from mft_jax.theory.reduced.single_index import SingleIndex, angle_rule, reduce_weights, reduced_grid_sampler, reduced_population
+from mft_jax.theory.two_layer import solve
 from mft_jax.tasks import teacher_student
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,7 +212,7 @@ def test_training_set_theory_without_networks_of_its_draws_is_compared_with_the_
     from types import SimpleNamespace
 
     import teacher_student as bench
-    from mft_jax import rubin
+    from mft_jax.theory.reduced import rubin
 
     args = SimpleNamespace(runs=str(tmp_path), seeds=2, steps=100, readout_gibbs=None)
     assert bench.network_run(rubin.paper_setting(0.125), 0.18, "prior", 0, args, None, cached_only=True) is None
@@ -295,7 +295,7 @@ def test_merge_into_combines_points_by_sigma2_and_refuses_to_mix_runs(tmp_path):
     from types import SimpleNamespace
 
     import teacher_student as bench
-    from mft_jax import rubin
+    from mft_jax.theory.reduced import rubin
 
     setting = rubin.paper_setting(0.125)
 

@@ -1,4 +1,4 @@
-"""Replica-exchange MALA (``mft_jax.foreground.tempered``) on a law with two wells behind a barrier.
+"""Replica-exchange MALA (``mft_jax.theory.samplers.tempered``) on a law with two wells behind a barrier.
 
 The law: one weight, square activation, one point (x = 1, q = 1, residual 1), per-weight sextic prior:
 
@@ -19,8 +19,8 @@ import pytest
 
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
-from mft_jax.foreground.mcmc import mcmc_sampler
-from mft_jax.foreground.tempered import TemperedInfo, tempered_sampler
+from mft_jax.theory.samplers.mcmc import mcmc_sampler
+from mft_jax.theory.samplers.tempered import TemperedInfo, tempered_sampler
 from mft_jax.model import TwoLayer
 from mft_jax.priors import sextic
 
@@ -100,7 +100,7 @@ def test_bad_settings_raise_config_error(options):
 def test_pooled_law_is_the_union_of_the_last_laws():
     """``pooled_sampler(inner, k)``: the law of update t is the inner laws t-k+1..t, each normalised, equally weighted;
     slots not yet filled carry zero weight; the inner chain is the one the inner sampler alone would run."""
-    from mft_jax.foreground.pooled import pooled_sampler
+    from mft_jax.theory.samplers.pooled import pooled_sampler
 
     model, data, residual = _setting()
     inner = mcmc_sampler(512, 400)  # the settings of the test above: one compilation serves both
@@ -120,16 +120,16 @@ def test_pooled_law_is_the_union_of_the_last_laws():
         np.testing.assert_array_equal(np.sort(pooled_w, axis=0), np.sort(expected, axis=0))
     with pytest.raises(ConfigError, match="num_updates"):
         pooled_sampler(inner, 0)
-    from mft_jax.foreground.importance import importance_sampler
+    from mft_jax.theory.samplers.importance import importance_sampler
 
     with pytest.raises(ConfigError, match="stochastic"):
         pooled_sampler(importance_sampler(16), 2)
 
 
 def test_solve_job_builds_tempered_and_pooled_samplers():
-    from mft_jax.foreground.pooled import PooledSampler
-    from mft_jax.foreground.tempered import TemperedSampler
-    from mft_jax.jobs.solve import SolverConfig, make_sampler
+    from mft_jax.theory.samplers.pooled import PooledSampler
+    from mft_jax.theory.samplers.tempered import TemperedSampler
+    from mft_jax.cli.solve import SolverConfig, make_sampler
 
     sampler = make_sampler(SolverConfig(sampler="tempered", num_levels=6, min_inverse_temperature=0.2, pool=4))
     assert isinstance(sampler, PooledSampler) and sampler.num_updates == 4

@@ -1,6 +1,6 @@
 """Foreground neurons of any layer of a deep network, trained against the fixed deep background (docs/theory.md 6.8).
 
-At the deep fixed point (``mft_jax.deep.solve_deep``, docs/theory.md 6.3) one neuron of hidden
+At the deep fixed point (``mft_jax.theory.deep.solve_deep``, docs/theory.md 6.3) one neuron of hidden
 layer l has the single-site law of its preactivation vector on the data, ``h in R^P``,
 
     p_l(h) ~ N(h; 0, s_l Phi_(l-1)) exp(-1/2 phi(h)^T Phihat_l phi(h)),
@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mft_jax.deep import DeepSolution
+from mft_jax.theory.deep import DeepSolution
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
 from mft_jax.protocol import LayerBackground, Model, site_tilt
@@ -92,7 +92,7 @@ def layer_background(solution, layer: int) -> LayerBackground:
     model = getattr(solution, "model", None)
     if not isinstance(model, Model) or not hasattr(solution, "data"):
         raise ConfigError("the foreground of a layer needs a fixed point with a model of the protocol (mft_jax.protocol): "
-                          f"a DeepSolution (mft_jax.deep.solve_deep) or a Solution (mft_jax.solver.solve); got {type(solution).__name__}")
+                          f"a DeepSolution (mft_jax.theory.deep.solve_deep) or a Solution (mft_jax.theory.two_layer.solve); got {type(solution).__name__}")
     return model.layer_background(solution, layer)
 
 

@@ -6,14 +6,14 @@
 Parameters are a plain pytree ``{"a": (N, C), "w": (N, d), "W": (H - 1, N, N)}`` drawn from the
 prior ``a ~ N(0, sa2)``, ``w ~ N(0, sw2)``, ``W ~ N(0, sW2)``; a batch of networks (seeds) has a
 leading seed axis. ``mft_jax.train.joint.train`` trains them (Langevin: the posterior
-``exp(-beta N L - prior)``, whose N -> infinity kernels are ``mft_jax.deep.solve_deep``'s).
+``exp(-beta N L - prior)``, whose N -> infinity kernels are ``mft_jax.theory.deep.solve_deep``'s).
 """
 
 from __future__ import annotations
 
 import jax
 
-from mft_jax.deep import Deep
+from mft_jax.theory.deep import Deep
 
 
 def preactivations(params: dict, model: Deep, x: jax.Array) -> list:

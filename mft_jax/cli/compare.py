@@ -1,7 +1,7 @@
 """``mft-jax compare THEORY EMPIRICAL --out DIR``: two neuron laws side by side, with noise floors.
 
 ``THEORY`` and ``EMPIRICAL`` are output directories of ``solve``, ``train`` or ``foreground`` (or
-``neurons.npz`` files). Writes ``DIR/comparison.json``: ``mft_jax.compare.compare_laws`` (sliced
+``neurons.npz`` files). Writes ``DIR/comparison.json``: ``mft_jax.analysis.compare.compare_laws`` (sliced
 Wasserstein, Sinkhorn, energy, MMD, each with the noise floor of an exact sample of the same size),
 the losses both runs recorded, and ``meta``; prints the table.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 
 from mft_jax import io
-from mft_jax.compare import SYMMETRIES, compare_laws
+from mft_jax.analysis.compare import SYMMETRIES, compare_laws
 from mft_jax.errors import ConfigError
 
 LOSS_KEYS = {"solution.json": "loss", "train.json": "final_loss_mean", "foreground.json": "network_loss"}

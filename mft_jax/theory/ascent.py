@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mft_jax.background import data_term
-from mft_jax.fixed_point import Step
+from mft_jax.theory.background import data_term
+from mft_jax.theory.fixed_point import Step
 
 CG_MAX_ITER = 200  # conjugate-gradient iterations per Newton step (the curvature has low effective rank)
 CG_TOL = 1e-4  # relative residual of the Newton system
@@ -95,7 +95,7 @@ def newton_step(sampler, model, data, state: Any, residual: jax.Array) -> Ascent
 
 @dataclasses.dataclass(frozen=True)
 class FreeEnergyAscent:
-    """A ``mft_jax.fixed_point`` solver: one Newton step on ``I`` (``newton_step``) with Armijo backtracking,
+    """A ``mft_jax.theory.fixed_point`` solver: one Newton step on ``I`` (``newton_step``) with Armijo backtracking,
     ``I(r + t d) >= I(r) + ARMIJO t grad . d``, blind to rounding (a gain below ``100 eps |I|`` is taken
     whole, a loss below ``10 eps |I|`` forgiven), each trial kept normalizable; then ``G`` at the new point.
     ``None`` (no progress) when no halving ascends. The problem's ``aux`` is ``(law, sampler state)``."""

@@ -33,12 +33,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mft_jax.config import data_from, load_toml, model_from, section
-from mft_jax.deep import Deep
+from mft_jax.cli.config import data_from, load_toml, model_from, section
+from mft_jax.theory.deep import Deep
 from mft_jax.errors import ConfigError
-from mft_jax.gp import gp_residual
+from mft_jax.theory.gp import gp_residual
 from mft_jax.io import load_background, load_background_model, run_metadata, save_neurons, save_npz, write_json
-from mft_jax.jobs.solve import SolverConfig, solve_deep_config
+from mft_jax.cli.solve import SolverConfig, solve_deep_config
 from mft_jax.model import TwoLayer
 from mft_jax.train.deep_foreground import train_deep_foreground
 from mft_jax.train.foreground import network_loss, train_foreground

@@ -28,11 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
-from mft_jax.background import predict
+from mft_jax.theory.background import predict
 from mft_jax.data import Dataset, make_dataset
 from mft_jax.errors import ConfigError
-from mft_jax.foreground import Sampler
-from mft_jax.foreground.grid import GridInfo, GridSampler, GridState
+from mft_jax.theory.samplers import Sampler
+from mft_jax.theory.samplers.grid import GridInfo, GridSampler, GridState
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import colors, ticker
 from matplotlib.figure import Figure
 
-from mft_jax.compare import fit_power_law
+from mft_jax.analysis.compare import fit_power_law
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
 

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.activations import Activation, get_activation
-from mft_jax.background import loss, predict_from_kernel, residual_from_kernel
+from mft_jax.theory.background import loss, predict_from_kernel, residual_from_kernel
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer

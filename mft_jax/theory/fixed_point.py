@@ -1,6 +1,6 @@
 """A fixed-point engine for ``x = G(x)``, separate from the physics (docs/theory.md 3.6).
 
-The two-layer solver (``mft_jax.solver``: ``x`` the residual) and the deep solver (``mft_jax.deep``:
+The two-layer solver (``mft_jax.theory.two_layer``: ``x`` the residual) and the deep solver (``mft_jax.theory.deep``:
 ``x`` the residual and the conjugate kernels) both run this loop; they differ only in the ``Problem``
 they hand it and the solver object they pick. In the manner of optimistix:
 

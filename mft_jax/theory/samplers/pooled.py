@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from mft_jax.errors import ConfigError
-from mft_jax.foreground import Sampler
+from mft_jax.theory.samplers import Sampler
 from mft_jax.neurons import NeuronLaw
 
 

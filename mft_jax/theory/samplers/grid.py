@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.errors import ConfigError
-from mft_jax.foreground import Sampler
+from mft_jax.theory.samplers import Sampler
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require
 

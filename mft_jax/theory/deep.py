@@ -13,7 +13,7 @@ the readout residual, ``(Phihat_1 .. Phihat_(H-1), r)``; one evaluation of the m
 
 with ``h = A_l z`` in whitened coordinates (``A_1 = sqrt(sw2) X``: layer 1 lives in weight space;
 ``A_l`` the Cholesky factor of ``s_l Phi_(l-1)`` for l >= 2), with the tilt ``t_l(h) = -1/2 phi(h)^T Phihat_l phi(h)`` and the last layer's ``c |S(h)|^2``
-(``Phihat_H = -beta^2 sa2 Q r r^T Q``). Layer laws are ``mft_jax.layers`` samplers:
+(``Phihat_H = -beta^2 sa2 Q r r^T Q``). Layer laws are ``mft_jax.theory.samplers.layers`` samplers:
 ``gaussian_layers()`` (exact for the linear activation), ``importance_layers(M)`` (fixed antithetic,
 exactly whitened prior draws reweighted by the tilt: common random numbers, so the map is
 deterministic), ``grid_layers(...)`` (layer 1 on a grid in weight space for d <= 3, the hidden layers by
@@ -34,13 +34,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.activations import Activation, get_activation
-from mft_jax.background import data_term, predict_from_kernel, residual_from_kernel  # readout: r = (I + beta sa2 Phi_H Q)^-1 y
+from mft_jax.theory.background import data_term, predict_from_kernel, residual_from_kernel  # readout: r = (I + beta sa2 Phi_H Q)^-1 y
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
-from mft_jax.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, NewtonKrylov, Problem, Result, Stall,
+from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, NewtonKrylov, Problem, Result, Stall,
                                   fixed_point, stopping)
-from mft_jax.gp import nngp_kernel
-from mft_jax.layers import (  # noqa: F401  (the layer samplers are part of this module's API)
+from mft_jax.theory.gp import nngp_kernel
+from mft_jax.theory.samplers.layers import (  # noqa: F401  (the layer samplers are part of this module's API)
     GaussianLayers, GridLayers, ImportanceLayers, LayerSampler, LayerStats, MCMCLayers, Particles, gaussian_layers,
     RefreshInfo, grid_layers, importance_layers, mcmc_layers, particle_stats)
 from mft_jax.linalg import cholesky_factor, eigh_floor
@@ -162,7 +162,7 @@ class Deep:
         """The background of hidden layer ``layer`` (1..H) at the fixed point ``solution`` (a ``DeepSolution``):
         ``B = X``, ``v = sw2`` for layer 1 (weight space); ``B = A_l``, ``v = 1`` above (whitened); ``Phihat_l``."""
         if not isinstance(solution, DeepSolution):
-            raise ConfigError(f"a deep layer's background needs a DeepSolution (from mft_jax.deep.solve_deep), got {type(solution).__name__}")
+            raise ConfigError(f"a deep layer's background needs a DeepSolution (from mft_jax.theory.deep.solve_deep), got {type(solution).__name__}")
         data = solution.data
         layer = check_layer(self, layer)
         phihat = conjugate_kernel(self, data, solution.state, layer)
@@ -540,7 +540,7 @@ def deep_problem(flat: _Flat, model: Deep, sampler: LayerSampler, particles, dat
 
 def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping, tol, max_iter, history, clock,
                 callback, iteration, stall, key):
-    """Newton, Anderson or damped iteration (``mft_jax.fixed_point``) through the inverse temperatures
+    """Newton, Anderson or damped iteration (``mft_jax.theory.fixed_point``) through the inverse temperatures
     ``betas``; the last one to ``tol``, the others to ``max(tol, 1e-6)``. An Anderson stage that stalls
     (always watched) or finds no step is solved again by Newton-Krylov from the stage start (an Anderson
     iterate that wandered is no better a start), with the iterations left; said in ``history["actions"]``.
@@ -684,7 +684,7 @@ def _adaptive_run(flat, model, sampler, particles, data, x, evaluation, solver, 
 def deep_nngp(model: Deep, x) -> list:
     """Deep NNGP kernels ``Phi_1 .. Phi_H`` on the points ``x`` (n, d) (docs/theory.md 6.5).
 
-    Layer l+1 is ``mft_jax.gp.nngp_kernel`` (closed form or Gauss-Hermite) on a factor ``F`` of
+    Layer l+1 is ``mft_jax.theory.gp.nngp_kernel`` (closed form or Gauss-Hermite) on a factor ``F`` of
     ``Phi_l = F F^T`` with variance ``sW2``.
     """
     x = jnp.asarray(x)

@@ -34,7 +34,7 @@ import numpy as np
 
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError
-from mft_jax.foreground import Sampler
+from mft_jax.theory.samplers import Sampler
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require

@@ -39,7 +39,7 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.special import logsumexp
 
-from mft_jax.background import predict_from_kernel, residual_from_kernel
+from mft_jax.theory.background import predict_from_kernel, residual_from_kernel
 from mft_jax.errors import ConfigError
 from mft_jax.priors import fourier_coefficients
 
@@ -369,7 +369,7 @@ def prior_kernel(x1: jax.Array, x2: jax.Array, gamma: float) -> np.ndarray:
 
     ``w.x = u_n + v_m`` with ``u``, ``v`` independent and translation invariant, so
     ``K = D(n - n') + D(m - m') + 2 C(0)^2 + 4 C(n - n') C(m - m')`` (``prior_correlations``). gamma = 0 gives the
-    Gaussian closed form ``q11 q22 + 2 q12^2`` (``mft_jax.gp.nngp_kernel("square", 1, ...)``).
+    Gaussian closed form ``q11 q22 + 2 q12^2`` (``mft_jax.theory.gp.nngp_kernel("square", 1, ...)``).
     """
     x1, x2 = np.asarray(x1), np.asarray(x2)
     modulus = x1.shape[-1] // 2
@@ -381,7 +381,7 @@ def prior_kernel(x1: jax.Array, x2: jax.Array, gamma: float) -> np.ndarray:
 
 
 def prior_gp_predict(data, model, x_new: jax.Array, gamma: float) -> jax.Array:
-    """GP prediction with ``prior_kernel`` in the library's convention (``mft_jax.gp``): ``r = (I + beta sa2 K Q)^(-1) y``
+    """GP prediction with ``prior_kernel`` in the library's convention (``mft_jax.theory.gp``): ``r = (I + beta sa2 K Q)^(-1) y``
     on the data, ``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at ``x_new`` (M, 2P): (M, P)."""
     gram = jnp.asarray(prior_kernel(data.x, data.x, gamma), data.x.dtype)
     residual = residual_from_kernel(model, data, gram)

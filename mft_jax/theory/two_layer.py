@@ -20,7 +20,7 @@ Iteration (``r_{k+1}`` from ``r_k``, ``g_k = G(r_k) - r_k``):
   is rejected: the memory is cleared and a damped step is taken instead.
 - Newton ascent (deterministic samplers with a ``log_partition``): where the iteration stalls (a law on a
   few lobes makes it cycle), maximise the strictly concave free energy ``I(r)`` below by Newton steps with
-  Armijo backtracking (``mft_jax.ascent``, docs/theory.md 3.5); its gradient is
+  Armijo backtracking (``mft_jax.theory.ascent``, docs/theory.md 3.5); its gradient is
   ``beta Q (I + beta sa2 K Q)(G(r) - r)``, so its maximiser is the fixed point.
 - stochastic samplers (MCMC): damped only; stops when the change is below ``tol`` or stops
   decreasing (the sampler's noise floor), and says which.
@@ -53,17 +53,17 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from mft_jax.ascent import FreeEnergyAscent, free_energy_at
-from mft_jax.background import Background, data_term, kernel, predict, solve_residual
+from mft_jax.theory.ascent import FreeEnergyAscent, free_energy_at
+from mft_jax.theory.background import Background, data_term, kernel, predict, solve_residual
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
-from mft_jax.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, InadmissibleStep, Iterate, NoiseFloor,
+from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, InadmissibleStep, Iterate, NoiseFloor,
                                   Problem, Result, Stall, fixed_point, weighted_norm)
-from mft_jax.foreground import Sampler, info_dict
-from mft_jax.foreground.grid import BOUNDARY_MASS_LIMIT, GridSampler
+from mft_jax.theory.samplers import Sampler, info_dict
+from mft_jax.theory.samplers.grid import BOUNDARY_MASS_LIMIT, GridSampler
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
-from mft_jax.normalizability import check_normalizable
+from mft_jax.theory.normalizability import check_normalizable
 
 STAGE_TOL = 1e-3  # intermediate continuation stages stop here (or at tol if looser)
 NOISE_WINDOW = 10  # stochastic samplers: iterations compared to detect the noise floor
@@ -215,13 +215,13 @@ def _problem(sampler, model, data, state, *, history, bar, key, check) -> tuple[
 
 def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key,
              check=True, stall_window=None, newton=False):
-    """Solve ``r = G(r)`` at one beta by ``mft_jax.fixed_point``; appends to ``history``; returns a ``_Stage``.
+    """Solve ``r = G(r)`` at one beta by ``mft_jax.theory.fixed_point``; appends to ``history``; returns a ``_Stage``.
 
     Damped steps for a stochastic sampler (stopping at its noise floor), else Anderson with memory
     ``anderson`` (0: damped). ``stall_window = n``: give up early (not converged, reason "stalled") when
     the best relative change of the last n iterations is not below half the best before them; where the
     sampler gives the free energy (``_has_free_energy``) the stage then goes on by Newton ascent on it
-    (``mft_jax.ascent.FreeEnergyAscent``), and ``newton=True`` goes there at once (a re-grid or later
+    (``mft_jax.theory.ascent.FreeEnergyAscent``), and ``newton=True`` goes there at once (a re-grid or later
     stage of a solve that needed it).
     """
     dtype = data.y.dtype
@@ -312,7 +312,7 @@ def solve(
     follows the law's support and the spacing its width, warm-started, at most 3 times. Refused only
     when the law at the fixed point itself does not exist (``NonNormalizableError``). ``auto=False`` /
     ``adapt_grid=False`` turn each off. A deterministic sampler with a ``log_partition`` (grid, importance)
-    whose iteration stalls goes on by Newton ascent on the concave free energy (``mft_jax.ascent``; recorded in
+    whose iteration stalls goes on by Newton ascent on the concave free energy (``mft_jax.theory.ascent``; recorded in
     ``actions``, steps ``newton`` in ``history``), before any continuation; ``newton=True`` starts there.
     Non-convergence gives ``converged=False`` and a hint, or
     ``NoFixedPointError`` with ``throw=True``.
@@ -540,7 +540,7 @@ def solve_branches(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax
     log-mean-exp of convex functions), so for a fixed sampler law the fixed point is unique and both starts
     must reach it; two distinct results mean an unconverged start or a law the sampler does not resolve.
     First-order transitions (two branches crossing) appear in the d -> infinity saddle equations:
-    ``mft_jax.rubin.limit_transition`` and ``mft_jax.modular.saddle``.
+    ``mft_jax.theory.reduced.rubin.limit_transition`` and ``mft_jax.theory.reduced.modular.saddle``.
     """
     gp = solve(data, model, sampler, key=key, init="gp", **options)
     feature = solve(data, model, sampler, key=key, init=feature_init, **options)

@@ -12,7 +12,7 @@ import tomllib
 import typing
 from pathlib import Path
 
-from mft_jax.deep import Deep
+from mft_jax.theory.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 
@@ -79,7 +79,7 @@ class ModelConfig:
     beta: float = 1.0
     scaling: str = "mean_field"
     penalty: dict | None = None  # a non-Gaussian weight prior, e.g. {name = "sextic", gamma = 0.01} (mft_jax.priors)
-    depth: int = 2  # weight layers: 2 is the two-layer net (TwoLayer); >= 3 a deep net (mft_jax.deep.Deep)
+    depth: int = 2  # weight layers: 2 is the two-layer net (TwoLayer); >= 3 a deep net (mft_jax.theory.deep.Deep)
     sW2: float = 1.0  # depth >= 3: prior variance of the hidden-to-hidden weights
 
     def build(self) -> TwoLayer | Deep:
@@ -98,7 +98,7 @@ def model_from(raw: dict, *, deep: bool = False) -> TwoLayer | Deep:
     model = section(ModelConfig, raw.get("model"), "model").build()
     if isinstance(model, Deep) and not deep:
         raise ConfigError(f"[model] depth = {model.depth}: this job handles two-layer networks only (depth = 2); "
-                          f"deep networks are solved by `mft-jax solve` (mft_jax.deep)")
+                          f"deep networks are solved by `mft-jax solve` (mft_jax.theory.deep)")
     return model
 
 

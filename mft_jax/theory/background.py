@@ -165,7 +165,7 @@ class Background:
     """The kernel of a neuron law on a dataset, as a dense matrix on demand or as an operator.
 
     ``Background(model, law, data)``; the NNGP (Gaussian-process) background is the one whose
-    law is the prior, e.g. a grid or importance law at residual 0 (``mft_jax.solver.gp_background``).
+    law is the prior, e.g. a grid or importance law at residual 0 (``mft_jax.theory.two_layer.gp_background``).
     """
 
     model: TwoLayer

@@ -1,6 +1,6 @@
 """Replica-exchange (parallel-tempering) MALA sampler of the single-neuron law, for laws with separated wells.
 
-Target: ``log rho(w) = log_prior_w(w) + c |S(w)|^2`` (``model.log_density``), as ``mft_jax.foreground.mcmc``.
+Target: ``log rho(w) = log_prior_w(w) + c |S(w)|^2`` (``model.log_density``), as ``mft_jax.theory.samplers.mcmc``.
 Plain MALA chains stay in the well they start in when ``rho`` has two wells behind a barrier of many nats
 (the zero and the learned saddles of a square network, docs/theory.md section 9): their law is then the
 law of the start, not ``rho``. Here every chain has ``num_levels`` replicas at inverse temperatures
@@ -39,8 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.data import Dataset
-from mft_jax.foreground import Sampler
-from mft_jax.foreground.mcmc import _check_float, _check_int, _log_density_fn, mixing, refuse_runaway, short_chains
+from mft_jax.theory.samplers import Sampler
+from mft_jax.theory.samplers.mcmc import _check_float, _check_int, _log_density_fn, mixing, refuse_runaway, short_chains
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require
 

@@ -38,8 +38,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mft_jax.config import data_from, load_toml, model_from, section
-from mft_jax.deep import Deep
+from mft_jax.cli.config import data_from, load_toml, model_from, section
+from mft_jax.theory.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
 from mft_jax.tasks import get_task

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mft-jax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in JOBS.items():
-        job = importlib.import_module(f"mft_jax.jobs.{name}")
+        job = importlib.import_module(f"mft_jax.cli.{name}")
         sub = commands.add_parser(name, help=help_text, description=job.__doc__)
         if name in CONFIG_JOBS:
             sub.add_argument("config", help="TOML config file")
@@ -52,7 +52,7 @@ def check_output_directory(out: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    job = importlib.import_module(f"mft_jax.jobs.{args.command}")
+    job = importlib.import_module(f"mft_jax.cli.{args.command}")
     try:
         if args.command in CONFIG_JOBS:
             check_output_directory(args.out)

@@ -4,7 +4,7 @@ Sections: ``[task]`` (``config.data_from``), ``[model]`` (``config.model_from``)
 (``SolverConfig``). Writes ``DIR/solution.json`` (converged, iterations, loss, free energy,
 history, diagnostics, resolved config, meta), ``DIR/neurons.npz`` (the neuron law) and
 ``DIR/background.npz`` (data and fixed-point residual). ``[model] depth >= 3`` solves the deep
-theory (``mft_jax.deep.solve_deep``, docs/theory.md section 6) and writes ``DIR/kernels.npz`` (the
+theory (``mft_jax.theory.deep.solve_deep``, docs/theory.md section 6) and writes ``DIR/kernels.npz`` (the
 data, the residual and every layer's kernel ``Phi_l``) instead of the neuron law. Exit 0 converged,
 1 not converged (with a hint), 2 bad config, 3 non-normalizable law.
 """
@@ -18,26 +18,26 @@ from pathlib import Path
 import jax
 
 from mft_jax import io
-from mft_jax.config import data_from, load_toml, model_from, section
-from mft_jax.deep import Deep, gaussian_layers, grid_layers, importance_layers, mcmc_layers, solve_deep
+from mft_jax.cli.config import data_from, load_toml, model_from, section
+from mft_jax.theory.deep import Deep, gaussian_layers, grid_layers, importance_layers, mcmc_layers, solve_deep
 from mft_jax.errors import ConfigError
-from mft_jax.foreground import Sampler
-from mft_jax.foreground.grid import grid_sampler
-from mft_jax.foreground.importance import importance_sampler
-from mft_jax.foreground.mcmc import mcmc_sampler
-from mft_jax.foreground.pooled import pooled_sampler
-from mft_jax.foreground.tempered import tempered_sampler
-from mft_jax.solver import solve
+from mft_jax.theory.samplers import Sampler
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.samplers.importance import importance_sampler
+from mft_jax.theory.samplers.mcmc import mcmc_sampler
+from mft_jax.theory.samplers.pooled import pooled_sampler
+from mft_jax.theory.samplers.tempered import tempered_sampler
+from mft_jax.theory.two_layer import solve
 
 SECTIONS = ("task", "model", "solver")
 SAMPLERS = ("grid", "importance", "mcmc", "tempered")
-DEEP_SAMPLERS = ("grid", "importance", "gaussian", "mcmc")  # depth >= 3 (mft_jax.layers.LayerSampler)
+DEEP_SAMPLERS = ("grid", "importance", "gaussian", "mcmc")  # depth >= 3 (mft_jax.theory.samplers.layers.LayerSampler)
 DEEP_METHODS = ("newton", "anderson", "damped")  # depth >= 3: [solver] method
 
 
 @dataclasses.dataclass(frozen=True)
 class SolverConfig:
-    """``[solver]``: the sampler of the neuron law and the fixed-point iteration (``mft_jax.solver.solve``)."""
+    """``[solver]``: the sampler of the neuron law and the fixed-point iteration (``mft_jax.theory.two_layer.solve``)."""
 
     sampler: str = "grid"
     grid_size: int = 64  # grid: nodes per axis
@@ -46,9 +46,9 @@ class SolverConfig:
     num_chains: int = 1024  # mcmc
     mcmc_steps: int = 100  # mcmc: steps per fixed-point iteration
     step_size: float = 0.1  # mcmc
-    num_levels: int = 8  # tempered: replicas per chain (mft_jax.foreground.tempered)
+    num_levels: int = 8  # tempered: replicas per chain (mft_jax.theory.samplers.tempered)
     min_inverse_temperature: float = 0.1  # tempered: the hottest replica's b
-    pool: int = 1  # mcmc / tempered: each law = the union of the last `pool` laws (mft_jax.foreground.pooled; 1: off)
+    pool: int = 1  # mcmc / tempered: each law = the union of the last `pool` laws (mft_jax.theory.samplers.pooled; 1: off)
     init: str = "gp"  # gp | feature
     tol: float = 1e-5
     max_iter: int = 300
