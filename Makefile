@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python -m experiments.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -35,12 +35,12 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 figures: $(STAMP)
-	$(BIN)/python benchmarks/figures.py
+	$(BIN)/python -m experiments.figures
 
 benchmarks: $(STAMP)
 	-$(BIN)/pip install -q torch==2.13.0 || echo "torch 2.13.0 not installable here: neuron_throughput skips the PyTorch comparison"
-	$(BIN)/python benchmarks/solver_speed.py
-	$(BIN)/python benchmarks/neuron_throughput.py
+	$(BIN)/python -m benchmarks.solver_speed
+	$(BIN)/python -m benchmarks.neuron_throughput
 
 clean:
 	rm -rf $(VENV) .pytest_cache

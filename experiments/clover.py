@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments._common import CONFIGS, ROOT, results_file, run_name
 from mft_jax import io
 
 from mft_jax.analysis import compare
@@ -59,9 +60,8 @@ from mft_jax.train import network
 from mft_jax.train.foreground import network_loss, train_foreground
 from mft_jax.train.joint import langevin_optimizer, train
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "configs" / "clover_benchmark.toml"
-QUICK_CONFIG = ROOT / "configs" / "clover_quick.toml"
+CONFIG = CONFIGS / "clover_benchmark.toml"
+QUICK_CONFIG = CONFIGS / "clover_quick.toml"
 SECTIONS = ("benchmark", "task", "model", "solver", "networks", "foreground", "compare")
 METRICS = ("sliced_wasserstein", "sinkhorn", "energy")
 BACKGROUNDS = ("average", "snapshot")
@@ -552,8 +552,8 @@ def make_figures(results: dict, outdir: str | Path = "figures") -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help=f"benchmark config (default {CONFIG.relative_to(ROOT)}; --quick: {QUICK_CONFIG.relative_to(ROOT)})")
-    parser.add_argument("--quick", action="store_true", help="the reduced run (configs/clover_quick.toml)")
-    parser.add_argument("--results", default=str(ROOT / "results"), help="directory for NAME.json")
+    parser.add_argument("--quick", action="store_true", help="the reduced run (experiments/configs/clover_quick.toml)")
+    parser.add_argument("--results", default=str(ROOT / "results"), help="results directory (the run writes clover/RUN.json in it, RUN from [benchmark] name)")
     parser.add_argument("--figures", default=str(ROOT / "figures"), help="directory for the PNGs")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     args = parser.parse_args(argv)
@@ -561,7 +561,7 @@ def main(argv=None) -> int:
     config = load_config(config_path)
     results = run_benchmark(config, progress=args.progress)
     results["meta"] = io.run_metadata(config, config["benchmark"]["seed"])
-    json_path = Path(args.results) / f"{results['name']}.json"
+    json_path = results_file(args.results, "clover", run_name("clover", results["name"]))
     io.write_json(json_path, results)
     with stage("figure", results["timings"]):
         paths = make_figures(results, args.figures)

@@ -36,7 +36,7 @@ QUICK_BETAS = (1.0, 10.0, 100.0, 500.0)
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "clover.toml"))
-    parser.add_argument("--out", default=str(ROOT / "results" / "clover_beta_sweep.json"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "clover_beta_sweep" / "main.json"))
     parser.add_argument("--quick", action="store_true", help="12^2 points, 48^2 grid, beta 1, 10, 100, 500")
     parser.add_argument("--betas", type=float, nargs="*", default=None)
     parser.add_argument("--grid-check", action="store_true", help="solve from three starting grids per beta (default 500, 1000)")
@@ -83,7 +83,7 @@ def grid_check(args) -> None:
     raw = load_toml(args.config, SECTIONS)
     config = section(SolverConfig, raw.get("solver"), "solver")
     data, model = data_from(raw), model_from(raw)
-    out = args.out if args.out != str(ROOT / "results" / "clover_beta_sweep.json") else str(ROOT / "results" / "clover_grid_check.json")
+    out = args.out if args.out != str(ROOT / "results" / "clover_beta_sweep" / "main.json") else str(ROOT / "results" / "clover" / "grid_check.json")
     rows = []
     for beta in args.betas or (500.0, 1000.0):
         for size, extent in GRID_STARTS:

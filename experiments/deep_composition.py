@@ -20,7 +20,7 @@ every seed); for layer 1 also the law of the weight moments ``E w_i^2`` and ``E 
 
 ``--sampler mcmc`` solves the theory with resample-move layer laws (``mcmc_layers``) instead of fixed
 importance draws: the feature-learning regime (e.g. ``--activation erf --beta 40``), where importance
-weights collapse (``benchmarks/deep_mcmc.py``).
+weights collapse (``experiments/deep_mcmc.py``).
 
 Writes ``results/deep_composition.json`` and ``figures/deep_composition.png``. ``--quick``: P = 32,
 width 64, 2 seeds, 1000 steps, 2^11 samples, 500 test points (CPU, a few minutes); the default
@@ -145,7 +145,7 @@ def main(argv=None) -> None:
     num_samples = args.num_samples or (2**11 if quick else 2**13)
     test_points = args.test_points or (500 if quick else 1000)
     suffix = "_quick" if quick else ""
-    out = Path(args.out or ROOT / "results" / f"deep_composition{suffix}.json")
+    out = Path(args.out or ROOT / "results" / "deep_composition" / ("quick.json" if quick else "main.json"))
     figure = Path(args.figure or ROOT / "figures" / f"deep_composition{suffix}.png")
     print(f"deep_composition: devices: {', '.join(io.devices())}", flush=True)
 

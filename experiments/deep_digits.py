@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     steps = args.steps or (2000 if quick else 10000)
     num_samples = args.num_samples or (2**14 if quick else 2**16)
     suffix = "_quick" if quick else ""
-    out = Path(args.out or ROOT / "results" / f"deep_digits{suffix}.json")
+    out = Path(args.out or ROOT / "results" / "deep_digits" / ("quick.json" if quick else "main.json"))
     figure = Path(args.figure or ROOT / "figures" / f"deep_digits{suffix}.png")
     print(f"deep_digits: devices: {', '.join(io.devices())}", flush=True)
 

@@ -1,6 +1,6 @@
 """The feature-learning regime of the deep theory: importance against resample-move (MCMC) layer laws.
 
-Three-layer nets on the compositional task of ``benchmarks/deep_composition.py`` (``xor_product``,
+Three-layer nets on the compositional task of ``experiments/deep_composition.py`` (``xor_product``,
 y = (x1 x2)(x3 x4), d = 4, P training points, sa2 = sW2 = sw2 = 1):
 
 1. erf (bounded: every layer law is normalizable; odd, so the network function is odd and cannot fit this
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     parser.add_argument("--keys", type=int, default=3)
     parser.add_argument("--gelu-betas", type=float, nargs="*", default=[8.0, 13.0, 18.0, 20.0, 22.0, 24.0])
     parser.add_argument("--test-points", type=int, default=1000)
-    parser.add_argument("--out", default=str(ROOT / "results" / "deep_mcmc.json"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "deep_mcmc" / "main.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.points, args.betas, args.keys, args.gelu_betas, args.test_points = 32, [8.0, 20.0], 1, [8.0, 13.0], 200

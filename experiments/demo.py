@@ -2,7 +2,7 @@
 
 Solve the mean-field fixed point, train a Langevin network, train foreground neurons against
 its background and against the GP background, compare the neuron clouds with their noise
-floors, draw the figures. It is ``benchmarks/clover.py`` run on ``configs/clover_demo.toml``
+floors, draw the figures. It is ``experiments/clover.py`` run on ``experiments/configs/clover_demo.toml``
 (quadrature 16, one network of N = 512, M = 512 foreground neurons, fewer steps): the same
 code as the benchmark, smaller numbers. Exits 1 naming the stage that failed.
 """
@@ -14,20 +14,20 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import clover  # noqa: E402  (the benchmark module beside this file)
+from experiments import clover
+from experiments._common import CONFIGS, results_file, run_name
 
-from mft_jax import io  # noqa: E402
-from mft_jax.errors import ConfigError  # noqa: E402
+from mft_jax import io
+from mft_jax.errors import ConfigError
 
-CONFIG = clover.ROOT / "configs" / "clover_demo.toml"
+CONFIG = CONFIGS / "clover_demo.toml"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(CONFIG), help="demo config (default configs/clover_demo.toml)")
-    parser.add_argument("--results", default=str(clover.ROOT / "results"), help="directory for the JSON")
+    parser.add_argument("--config", default=str(CONFIG), help="demo config (default experiments/configs/clover_demo.toml)")
+    parser.add_argument("--results", default=str(clover.ROOT / "results"), help="results directory (writes clover/demo.json in it)")
     parser.add_argument("--figures", default=str(clover.ROOT / "figures"), help="directory for the PNGs")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         config = clover.load_config(args.config)
         results = clover.run_benchmark(config)
         results["meta"] = io.run_metadata(config, config["benchmark"]["seed"])
-        json_path = Path(args.results) / f"{results['name']}.json"
+        json_path = results_file(args.results, "clover", run_name("clover", results["name"]))
         io.write_json(json_path, results)
         with clover.stage("figure", results["timings"]):
             paths = clover.make_figures(results, args.figures)

@@ -1,7 +1,7 @@
-"""`make figures`: redraw figures/*.png of every benchmark from results/*.json.
+"""`make figures`: redraw figures/*.png of every experiment and speed benchmark from results/NAME/main.json.
 
-For each benchmark module in ``BENCHMARKS`` (``benchmarks/NAME.py``): if it defines
-``make_figures(results, outdir)``, load ``results/NAME.json`` and redraw its figures; if the JSON
+For each module in ``BENCHMARKS`` (``experiments.NAME`` or ``benchmarks.NAME``): if it defines
+``make_figures(results, outdir)``, load ``results/NAME/main.json`` and redraw its figures; if the JSON
 is missing, run the benchmark (``main([])``, which writes it) first. Modules absent from the
 checkout or without ``make_figures`` are listed as skipped. Exits 1 if any benchmark failed.
 """
@@ -17,18 +17,17 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHMARK_DIR = Path(__file__).resolve().parent
-ROOT = BENCHMARK_DIR.parent
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("experiments", "benchmarks")
 BENCHMARKS = ("clover", "linear", "teacher_student", "modular_addition", "solver_speed", "neuron_throughput", "deep_digits", "deep_speed", "deep_composition", "modular_grokking")
 
 
 def load_benchmark(name: str):
-    """The module ``benchmarks/NAME.py``, or None when this checkout has no such file."""
-    if not (BENCHMARK_DIR / f"{name}.py").is_file():
-        return None
-    if str(BENCHMARK_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCHMARK_DIR))
-    return importlib.import_module(name)
+    """The module ``experiments.NAME`` or ``benchmarks.NAME``, or None when this checkout has neither."""
+    for package in PACKAGES:
+        if (ROOT / package / f"{name}.py").is_file() or (ROOT / package / name / "__init__.py").is_file():
+            return importlib.import_module(f"{package}.{name}")
+    return None
 
 
 def run_main(module) -> None:
@@ -46,7 +45,7 @@ def redraw(name: str, results_dir: Path, figures_dir: Path, *, run_missing: bool
         return "skipped: not in this checkout", []
     if not callable(getattr(module, "make_figures", None)):
         return "skipped: no make_figures", []
-    path = results_dir / f"{name}.json"
+    path = results_dir / name / "main.json"
     status = "redrawn"
     if not path.is_file():
         if not run_missing:
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="redraw only these benchmarks")
     parser.add_argument("--no-run", action="store_true", help="do not run benchmarks whose JSON is missing")
-    parser.add_argument("--results", default=str(ROOT / "results"), help="directory of NAME.json")
+    parser.add_argument("--results", default=str(ROOT / "results"), help="directory of NAME/main.json")
     parser.add_argument("--figures", default=str(ROOT / "figures"), help="directory for the PNGs")
     args = parser.parse_args(argv)
     results_dir, figures_dir = Path(args.results), Path(args.figures)

@@ -19,14 +19,13 @@ the runaway starts (``NonNormalizableError``) and reaching the fixed point by co
 It compares loss and ``Cov(w)`` of the solver (grid and importance) and of Langevin networks at
 a few widths with the closed form.
 
-Run: ``python benchmarks/linear.py [--quick] [--config configs/linear.toml]``.
+Run: ``python -m experiments.linear [--quick] [--config experiments/configs/linear.toml]``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -34,17 +33,16 @@ import jax
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from benchmark_cli import parse  # noqa: E402
-from mft_jax.cli.config import data_from, load_toml, model_from, section  # noqa: E402
-from mft_jax.errors import NonNormalizableError  # noqa: E402
-from mft_jax.theory.samplers.grid import grid_sampler  # noqa: E402
-from mft_jax.theory.samplers.importance import importance_sampler  # noqa: E402
-from mft_jax.io import pyplot, run_metadata, save_figure, write_json  # noqa: E402
-from mft_jax.theory.normalizability import runaway_strength  # noqa: E402
-from mft_jax.theory.two_layer import solve  # noqa: E402
-from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
+from experiments._common import parse
+from mft_jax.cli.config import data_from, load_toml, model_from, section
+from mft_jax.errors import NonNormalizableError
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.samplers.importance import importance_sampler
+from mft_jax.io import pyplot, run_metadata, save_figure, write_json
+from mft_jax.theory.normalizability import runaway_strength
+from mft_jax.theory.two_layer import solve
+from mft_jax.train.joint import langevin_optimizer, train
 
 NAME = "linear"
 
@@ -208,7 +206,7 @@ def main(argv=None) -> dict:
         "config": raw, "teacher": v, "g_infinity": g_infinity(base.sa2, base.sw2, float(v @ v)),
         "sweep": sweep, "networks": networks, "meta": run_metadata(raw, bench.seed),
     }
-    write_json(Path(args.results) / f"{NAME}.json", results)
+    write_json(args.out, results)
     results = _jsonable(results)
     print_table(results)
     paths = make_figures(results, args.figures)

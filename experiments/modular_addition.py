@@ -23,7 +23,7 @@ This script computes, with the library:
    single-neuron law (``mft_jax.theory.reduced.modular.sample_neurons``), and a step-size check (``step_check``: smaller steps over
    the same time span).
 
-Run: ``python benchmarks/modular_addition.py [--quick] [--config configs/modular_addition.toml]``.
+Run: ``python -m experiments.modular_addition [--quick] [--config experiments/configs/modular_addition.toml]``.
 Network points are cached in ``runs/modular_addition/`` (delete to recompute).
 """
 
@@ -33,7 +33,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -42,22 +41,21 @@ import jax.numpy as jnp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from benchmark_cli import parse  # noqa: E402
-from mft_jax.cli.config import load_toml, section  # noqa: E402
-from mft_jax.errors import ConfigError  # noqa: E402
-from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
-from mft_jax.model import TwoLayer  # noqa: E402
-from mft_jax.theory.reduced.modular import (  # noqa: E402
+from experiments._common import parse
+from mft_jax.cli.config import load_toml, section
+from mft_jax.errors import ConfigError
+from mft_jax.io import pyplot, run_metadata, save_figure, write_results
+from mft_jax.model import TwoLayer
+from mft_jax.theory.reduced.modular import (
     coexistence_coupling, exact_coexistence, fourier_loss, learned_fraction, library_couplings, mode_powers,
     network_discrepancy, pair_mode, paper_couplings, sample_neurons, sample_pair_modes, saddle, solve_discrepancy,
     top_mode_share,
 )
-from mft_jax.priors import fourier_sextic  # noqa: E402
-from mft_jax.tasks import make_data  # noqa: E402
-from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
-from mft_jax.train.network import loss  # noqa: E402
+from mft_jax.priors import fourier_sextic
+from mft_jax.tasks import make_data
+from mft_jax.train.joint import langevin_optimizer, train
+from mft_jax.train.network import loss
 
 NAME = "modular_addition"
 PAPER = {"gmfl1_sigma2": 0.227, "gmfl2_sigma2": 0.175, "a_at_gmfl2": -0.7}
@@ -456,7 +454,7 @@ def main(argv=None) -> dict:
     widths = width_sweep(jax.random.fold_in(key, 1), sweep, net, cache) if sweep is not None else None
     results = {"paper_fig3": paper_fig3, "corrected": corrected, "exact_theory": theory, "networks": networks,
                "width_sweep": widths, "loss_timing": timing, "config": raw, "meta": run_metadata(raw, net.seed)}
-    write_results(Path(args.results) / f"{NAME}.json", results, make_figures, args.figures)
+    write_results(args.out, results, make_figures, args.figures)
     return results
 
 

@@ -1,6 +1,6 @@
 """Modular addition from part of the table: test loss and accuracy vs training fraction (networks, GP).
 
-Issue 9 item 5. The setting of ``benchmarks/modular_addition.py`` (square activation, two-hot inputs of
+Issue 9 item 5. The setting of ``experiments/modular_addition.py`` (square activation, two-hot inputs of
 ``Z_P``, prior ``exp(-|w|^2/2 - Gamma)`` with ``Gamma = fourier_sextic(gamma)``), trained on a random
 fraction of the ``P^2`` pairs (``mft_jax.tasks.make_split``: the training set of ``make_data(n_train=k,
 seed=s)`` and the held-out rest, nested in k for one s). The noise is per example: ``beta(n) = beta n/P^2``
@@ -39,7 +39,7 @@ Test loss ``1/2 mean_test |f - y|^2`` (relative: over that of f = 0, ``(P-1)/(2P
 first falls below 1/2 (linear interpolation on the fraction grid), mean and s.e. over the splits that cross; likewise
 where it falls below 1 (better than f = 0) and where the accuracy rises above 1/2.
 
-Run: ``python benchmarks/modular_grokking.py [--quick] [--config configs/modular_grokking.toml]``.
+Run: ``python -m experiments.modular_grokking [--quick] [--config experiments/configs/modular_grokking.toml]``.
 Network points are cached in ``runs/modular_grokking/`` (delete to recompute).
 """
 
@@ -49,7 +49,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -57,24 +56,23 @@ import jax
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from benchmark_cli import parse  # noqa: E402
-from mft_jax.theory.background import Background  # noqa: E402
-from mft_jax.cli.config import load_toml, section  # noqa: E402
-from mft_jax.errors import ConfigError  # noqa: E402
-from mft_jax.io import pyplot, run_metadata, save_figure, write_results  # noqa: E402
-from modular_addition import NetworkSection, network_point as full_table_point  # noqa: E402
-from mft_jax.model import TwoLayer  # noqa: E402
-from mft_jax.neurons import NeuronLaw  # noqa: E402
-from mft_jax.theory.reduced.modular import library_couplings, prior_gp_predict, sample_neurons, solve_discrepancy  # noqa: E402
-from mft_jax.priors import fourier_sextic  # noqa: E402
-from mft_jax.theory.samplers.pooled import pooled_sampler  # noqa: E402
-from mft_jax.theory.samplers.tempered import tempered_sampler  # noqa: E402
-from mft_jax.theory.two_layer import solve  # noqa: E402
-from mft_jax.tasks import make_data, make_split  # noqa: E402
-from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
-from mft_jax.train.network import predict  # noqa: E402
+from experiments._common import parse
+from mft_jax.theory.background import Background
+from mft_jax.cli.config import load_toml, section
+from mft_jax.errors import ConfigError
+from mft_jax.io import pyplot, run_metadata, save_figure, write_results
+from experiments.modular_addition import NetworkSection, network_point as full_table_point
+from mft_jax.model import TwoLayer
+from mft_jax.neurons import NeuronLaw
+from mft_jax.theory.reduced.modular import library_couplings, prior_gp_predict, sample_neurons, solve_discrepancy
+from mft_jax.priors import fourier_sextic
+from mft_jax.theory.samplers.pooled import pooled_sampler
+from mft_jax.theory.samplers.tempered import tempered_sampler
+from mft_jax.theory.two_layer import solve
+from mft_jax.tasks import make_data, make_split
+from mft_jax.train.joint import langevin_optimizer, train
+from mft_jax.train.network import predict
 
 NAME = "modular_grokking"
 
@@ -566,7 +564,7 @@ def main(argv=None) -> dict:
                          "points": [[{k: v for k, v in p.items() if k != "trace"} for p in points] for points in per_fraction]}
     results["config"] = raw
     results["meta"] = run_metadata(raw, g.seed)
-    write_results(Path(args.results) / f"{NAME}.json", results, make_figures, args.figures)
+    write_results(args.out, results, make_figures, args.figures)
     return results
 
 

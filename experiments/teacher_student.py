@@ -40,7 +40,7 @@ Three theories and the networks, per scale and sigma^2:
 7. ``sample_check`` (``--sample-check 1500``): the training-set solve on a fresh sample of that many points at the same
    model; it must approach the population theory (a check of the MCMC route where the exact reduced solver applies).
 
-Run: ``python benchmarks/teacher_student.py [--quick] [--scales 1/8 1/2] [--sigma2 0.15 0.2] [--seeds 4]
+Run: ``python -m experiments.teacher_student [--quick] [--scales 1/8 1/2] [--sigma2 0.15 0.2] [--seeds 4]
 [--draws 2] [--steps 20000] [--no-networks] [--no-population] [--training-set-theory] [--widths 88 176 352
 --width-sigma2 0.10 0.18] [--sample-check 1500] [--readout-gibbs 10] [--population-sigma2 0.19 0.21]``. Network runs are checkpointed under ``runs/teacher_student``
 (one JSON per (scale, sigma^2, start, draw)); a rerun skips finished ones.
@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -61,20 +60,20 @@ import jax.numpy as jnp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from mft_jax.theory.reduced import rubin  # noqa: E402
-from mft_jax.theory.background import Background, predict  # noqa: E402
-from mft_jax.theory.samplers.importance import importance_sampler  # noqa: E402
-from mft_jax.theory.samplers.mcmc import mcmc_sampler  # noqa: E402
-from mft_jax.theory.gp import gp_predict  # noqa: E402
-from mft_jax.io import pyplot, run_metadata, save_figure, write_json  # noqa: E402
-from mft_jax.model import TwoLayer  # noqa: E402
-from mft_jax.theory.reduced.single_index import SingleIndex, hermite_components, reduce_weights, reduced_grid_sampler, reduced_population  # noqa: E402
-from mft_jax.theory.two_layer import solve, solve_branches  # noqa: E402
-from mft_jax.tasks import teacher_student  # noqa: E402
-from mft_jax.train.joint import langevin_optimizer, train  # noqa: E402
-from mft_jax.train.network import predict as network_predict  # noqa: E402
+from experiments._common import results_file, run_name
+from mft_jax.theory.reduced import rubin
+from mft_jax.theory.background import Background, predict
+from mft_jax.theory.samplers.importance import importance_sampler
+from mft_jax.theory.samplers.mcmc import mcmc_sampler
+from mft_jax.theory.gp import gp_predict
+from mft_jax.io import pyplot, run_metadata, save_figure, write_json
+from mft_jax.model import TwoLayer
+from mft_jax.theory.reduced.single_index import SingleIndex, hermite_components, reduce_weights, reduced_grid_sampler, reduced_population
+from mft_jax.theory.two_layer import solve, solve_branches
+from mft_jax.tasks import teacher_student
+from mft_jax.train.joint import langevin_optimizer, train
+from mft_jax.train.network import predict as network_predict
 
 NAME = "teacher_student"
 PAPER = {"u_c": 30.2, "sigma2_c": 0.18}
@@ -107,7 +106,8 @@ def parse(argv=None):
                         "its d -> inf extrapolation over the scales, large_d_limit)")
     p.add_argument("--no-population", action="store_true")
     p.add_argument("--runs", default=str(ROOT / "runs" / NAME), help="checkpoint directory")
-    p.add_argument("--results", default=str(ROOT / "results"))
+    p.add_argument("--results", default=str(ROOT / "results"), help="results directory (the run writes teacher_student/RUN.json in it)")
+    p.add_argument("--run", default=None, help="the run's name (default main, or quick with --quick)")
     p.add_argument("--figures", default=str(ROOT / "figures"))
     p.add_argument("--training-set-theory", action="store_true",
                    help="exact infinite-width theory on each network training set (finite n), next to its networks")
@@ -811,7 +811,7 @@ def main(argv=None) -> dict:
             entry[network_key(args, "width_sweep")] = width_sweep(setting, args)
         results["scales"][name] = entry
     results["seconds"] = time.time() - t_start
-    target = Path(args.results) / f"{NAME}.json"
+    target = results_file(args.results, NAME, run_name(NAME, args.run, args.quick))
     if args.merge_into:
         target = Path(args.merge_into)
         merged = json.loads(target.read_text())
