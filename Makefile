@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-isa test-slow figures benchmarks clean
+.PHONY: demo test test-isa test-slow figures benchmarks docs docs-tables clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up $(VENV) (pinned versions from constraints.txt; log in $(VENV)/install.log)"
@@ -36,6 +36,10 @@ test-slow: $(STAMP)
 
 figures: $(STAMP)
 	$(BIN)/python -m experiments.figures
+
+# every generated table and number of README.md and docs/results/*.md, from results/**/*.json
+docs-tables: $(STAMP)
+	$(BIN)/python -m experiments.report
 
 benchmarks: $(STAMP)
 	-$(BIN)/pip install -q torch==2.13.0 || echo "torch 2.13.0 not installable here: neuron_throughput skips the PyTorch comparison"
