@@ -50,6 +50,7 @@ from experiments._common import CONFIGS, ROOT, results_file, run_name
 from mft_jax import io
 
 from mft_jax.analysis import compare
+from mft_jax.analysis.stats import batch_means_error
 from mft_jax.cli.config import ModelConfig, data_from, load_toml, model_from, section
 from mft_jax.errors import ConfigError
 from mft_jax.theory.gp import gp_loss, gp_residual
@@ -318,15 +319,6 @@ def train_with_snapshots(key, model, width, data, optimizer, steps: int, boundar
             if stop != steps:
                 snapshots.append(result.params)
     return result, snapshots + [result.params]
-
-
-def batch_means_error(samples: np.ndarray, blocks: int = 5) -> float:
-    """Standard error of the mean of a (time, seed) series from ``blocks`` contiguous block means per seed."""
-    usable = samples.shape[0] // blocks * blocks
-    if usable == 0:
-        return float("nan")
-    means = samples[-usable:].reshape(blocks, usable // blocks, -1).mean(axis=1).reshape(-1)
-    return float(means.std(ddof=1) / math.sqrt(means.size))
 
 
 def _cloud(law: NeuronLaw, digits: int = 4) -> list:

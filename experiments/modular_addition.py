@@ -43,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from experiments._common import parse
+from mft_jax.analysis.stats import fit_inverse_size
 from mft_jax.cli.config import load_toml, section
 from mft_jax.errors import ConfigError
 from mft_jax.io import pyplot, run_metadata, save_figure, write_results
@@ -323,19 +324,11 @@ def _summary(point: dict) -> dict:
 
 
 def fit_inverse_width(widths, values, errors, order: int = 1) -> dict:
-    """Weighted least squares ``a(N) = a_inf + sum_(j=1..order) c_j / N^j`` (weights ``1/se^2``): ``a_inf``, ``c``, the
-    standard errors from the covariance ``(X^T W X)^-1`` and ``chi2`` per degree of freedom (>> 1: the seed errors or the
-    form fall short; with no degree of freedom left, NaN)."""
-    widths, values, errors = (np.asarray(v, float) for v in (widths, values, errors))
-    design = np.stack([widths ** (-float(j)) for j in range(order + 1)], axis=1)
-    weight = 1.0 / errors**2
-    covariance = np.linalg.inv(design.T @ (weight[:, None] * design))
-    coef = covariance @ design.T @ (weight * values)
-    chi2 = float(np.sum(weight * (values - design @ coef) ** 2))
-    dof = len(values) - order - 1
-    return {"order": order, "widths": widths.tolist(), "a_inf": float(coef[0]), "a_inf_se": float(math.sqrt(covariance[0, 0])),
-            "c": coef[1:].tolist(), "c_se": np.sqrt(np.diag(covariance)[1:]).tolist(), "chi2": chi2,
-            "chi2_per_dof": chi2 / dof if dof > 0 else float("nan")}
+    """``a(N) = a_inf + sum_(j=1..order) c_j / N^j`` (``mft_jax.analysis.stats.fit_inverse_size``) under this
+    experiment's keys: ``a_inf``, ``c`` and their errors, ``chi2`` and ``chi2_per_dof``."""
+    fit = fit_inverse_size(widths, values, errors, order=order)
+    return {"order": order, "widths": fit["sizes"], "a_inf": fit["limit"], "a_inf_se": fit["limit_se"], "c": fit["coefficients"],
+            "c_se": fit["coefficients_se"], "chi2": fit["chi2"], "chi2_per_dof": fit["chi2_per_dof"]}
 
 
 def width_sweep(key, sweep: WidthSweepSection, net: NetworkSection, cache: Path) -> dict:

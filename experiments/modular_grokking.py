@@ -58,6 +58,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from experiments._common import parse
+from mft_jax.analysis.stats import mean_se
 from mft_jax.theory.background import Background
 from mft_jax.cli.config import load_toml, section
 from mft_jax.errors import ConfigError
@@ -309,7 +310,7 @@ def theory_point(modulus: int, n_train: int | None, split: int, beta_full: float
     record = {"P": modulus, "n_train": modulus**2 if n_train is None else n_train, "split": split, "beta": model.beta,
               "solves": solves, "load_average": os.getloadavg()[0]}
     for metric in ("test_loss", "test_loss_relative", "test_accuracy", "a_train"):
-        record[metric], record[metric + "_se"] = _mean_se([s_[metric] for s_ in solves])
+        record[metric], record[metric + "_se"] = mean_se([s_[metric] for s_ in solves])
     if len(solves) > 1:  # the keys' mean prediction, and how much of the keys' difference is noise: E|f_0 - f_1|^2 / 4
         f = np.array([s_["prediction"] for s_ in solves])
         record["mean_prediction"] = test_metrics(f.mean(axis=0), test)
@@ -340,19 +341,11 @@ def transition(fractions, values, level: float, falling: bool = True) -> float:
     return float("nan")
 
 
-def _mean_se(values) -> tuple[float, float]:
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
-
-
 def summarise(fractions, per_split: list[list[dict]]) -> dict:
     """``per_split[i][s]``: metrics at fraction i, split s -> mean and s.e. per fraction, and the transition fraction."""
     out = {"fractions": list(fractions)}
     for metric in ("test_loss", "test_loss_relative", "test_accuracy"):
-        stats = [_mean_se([point[metric] for point in points]) for points in per_split]
+        stats = [mean_se([point[metric] for point in points]) for points in per_split]
         out[metric] = [m for m, _ in stats]
         out[metric + "_se"] = [s for _, s in stats]
     splits = len(per_split[0])
@@ -360,7 +353,7 @@ def summarise(fractions, per_split: list[list[dict]]) -> dict:
     for name, metric, level, falling in (("loss_below_1", "test_loss_relative", 1.0, True), ("loss_below_half", "test_loss_relative", 0.5, True),
                                          ("accuracy_above_half", "test_accuracy", 0.5, False)):
         crossings = [transition(fractions, series(metric, s), level, falling) for s in range(splits)]
-        mean, se = _mean_se(crossings)
+        mean, se = mean_se(crossings)
         out["transition_" + name] = {"per_split": crossings, "mean": mean, "se": se, "found": int(np.sum(np.isfinite(crossings)))}
     return out
 
@@ -435,7 +428,7 @@ def width_trend(trend: WidthTrendSection, g: GrokkingSection, key, cache: Path) 
     for fraction in trend.fractions:
         for width in [g.width] + list(trend.widths):
             points = split_points(key, trend.modulus, fraction, beta_full, dataclasses.replace(g, width=width), cache)
-            loss, loss_se = _mean_se([p["test_loss_relative"] for p in points])
+            loss, loss_se = mean_se([p["test_loss_relative"] for p in points])
             rows.append({"fraction": fraction, "width": width, "test_loss_relative": loss, "test_loss_relative_se": loss_se,
                          "train_loss": float(np.mean([p["train_loss"] for p in points])),
                          "per_split": [p["test_loss_relative"] for p in points]})
@@ -519,10 +512,10 @@ def main(argv=None) -> dict:
             gps.append(gp)
             raw_points.append({"fraction": fraction, "n_train": n_train, "networks": [{k: v for k, v in p.items() if k != "trace"} for p in points],
                                "gp": gp})
-            net_loss, net_se = _mean_se([p["test_loss_relative"] for p in points])
-            acc, acc_se = _mean_se([p["test_accuracy"] for p in points])
-            gp_loss, gp_se = _mean_se([p["test_loss_relative"] for p in gp])
-            gp_acc, _ = _mean_se([p["test_accuracy"] for p in gp])
+            net_loss, net_se = mean_se([p["test_loss_relative"] for p in points])
+            acc, acc_se = mean_se([p["test_accuracy"] for p in points])
+            gp_loss, gp_se = mean_se([p["test_loss_relative"] for p in gp])
+            gp_acc, _ = mean_se([p["test_accuracy"] for p in gp])
             print(f"P = {modulus}, fraction {fraction:.2f} (n = {n_train}, beta = {points[0]['beta']:.3g}): networks relative test loss "
                   f"{net_loss:.3f} +- {net_se:.2g}, accuracy {acc:.3f} +- {acc_se:.2g} (train loss {np.mean([p['train_loss'] for p in points]):.3g}); "
                   f"GP {gp_loss:.3f} +- {gp_se:.2g}, accuracy {gp_acc:.3f} [{sum(p['seconds'] for p in points):.0f} s]", flush=True)
@@ -553,14 +546,14 @@ def main(argv=None) -> dict:
         for fraction in check.fractions:
             points = split_points(key, check.modulus, fraction, beta_full, varied, cache)  # same keys and splits as [grokking]
             per_fraction.append(points)
-            loss, loss_se = _mean_se([p["test_loss_relative"] for p in points])
-            late, late_se = _mean_se([p["second_half"]["test_loss_relative"] for p in points])
-            acc, acc_se = _mean_se([p["test_accuracy"] for p in points])
+            loss, loss_se = mean_se([p["test_loss_relative"] for p in points])
+            late, late_se = mean_se([p["second_half"]["test_loss_relative"] for p in points])
+            acc, acc_se = mean_se([p["test_accuracy"] for p in points])
             print(f"{name} P = {check.modulus}, N = {varied.width}, {varied.steps} steps, fraction {fraction:.2f}: networks relative test loss "
                   f"{loss:.3f} +- {loss_se:.2g} (second half {late:.3f} +- {late_se:.2g}), accuracy {acc:.3f} +- {acc_se:.2g} "
                   f"[{sum(p['seconds'] for p in points):.0f} s]", flush=True)
         results[name] = {"P": check.modulus, "width": varied.width, "steps": varied.steps, **summarise(check.fractions, per_fraction),
-                         "second_half_test_loss_relative": [_mean_se([p["second_half"]["test_loss_relative"] for p in points]) for points in per_fraction],
+                         "second_half_test_loss_relative": [mean_se([p["second_half"]["test_loss_relative"] for p in points]) for points in per_fraction],
                          "points": [[{k: v for k, v in p.items() if k != "trace"} for p in points] for points in per_fraction]}
     results["config"] = raw
     results["meta"] = run_metadata(raw, g.seed)

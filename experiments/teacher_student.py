@@ -62,6 +62,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from experiments._common import results_file, run_name
+from mft_jax.analysis.stats import autocorrelation_time, fit_inverse_size, line_in_inverse_size, mean_se
 from mft_jax.theory.reduced import rubin
 from mft_jax.theory.background import Background, predict
 from mft_jax.theory.samplers.importance import importance_sampler
@@ -234,22 +235,6 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def autocorrelation_time(series: np.ndarray) -> float:
-    """Integrated autocorrelation time (in records) of a (T, S) series, averaged over seeds; Sokal's window c = 5."""
-    x = series - series.mean(axis=0)
-    T = x.shape[0]
-    var = np.mean(x * x)
-    if var == 0 or T < 4:
-        return float("nan")
-    rho = np.array([np.mean(x[: T - k] * x[k:]) / var for k in range(T // 2)])
-    tau = 1.0
-    for k in range(1, len(rho)):
-        tau = 1 + 2 * rho[1 : k + 1].sum()
-        if k >= 5 * tau:
-            break
-    return float(max(tau, 1.0))
-
-
 def network_run(setting, sigma2, start, draw, args, x_test, width=None, cached_only=False) -> dict | None:
     """One data draw, ``args.seeds`` vmapped init seeds: time-averaged f1, f3 per seed after burn-in, histogram of q.
     ``width``: the number of neurons N' (default the setting's N), with the setting's ``TwoLayer`` model unchanged.
@@ -370,8 +355,7 @@ def _eighths(traces) -> list[float]:
 
 
 def _mean_se(values) -> tuple[float, float]:
-    v = np.asarray(values, float)
-    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan"))
+    return mean_se(values, finite_only=True)
 
 
 def _seed_stats(run) -> dict:
@@ -635,18 +619,13 @@ def attach_gibbs_versus_theory(entry) -> None:
 
 
 def _fit_inverse_width(widths, values, errors) -> dict:
-    """Weighted least squares ``f = f_inf + A / N'``: f_inf, A, their errors, chi^2 (dof = points - 2)."""
-    x = 1.0 / np.asarray(widths, float)
-    y = np.asarray(values, float)
-    e = np.asarray(errors, float)
-    if len(x) < 2 or not np.all(e > 0):
+    """``f = f_inf + A / N'`` (``mft_jax.analysis.stats.fit_inverse_size``) under this experiment's keys: f_inf, slope,
+    their errors, chi^2 and dof; {} with fewer than 2 points or a non-positive error."""
+    if len(widths) < 2 or not np.all(np.asarray(errors, float) > 0):
         return {}
-    design = np.stack([np.ones_like(x), x], axis=1) / e[:, None]
-    cov = np.linalg.inv(design.T @ design)
-    coef = cov @ design.T @ (y / e)
-    chi2 = float(np.sum(((y - coef[0] - coef[1] * x) / e) ** 2))
-    return {"f_inf": float(coef[0]), "f_inf_se": float(math.sqrt(cov[0, 0])), "slope": float(coef[1]),
-            "slope_se": float(math.sqrt(cov[1, 1])), "chi2": chi2, "dof": len(x) - 2}
+    fit = fit_inverse_size(widths, values, errors)
+    return {"f_inf": fit["limit"], "f_inf_se": fit["limit_se"], "slope": fit["coefficients"][0],
+            "slope_se": fit["coefficients_se"][0], "chi2": fit["chi2"], "dof": fit["dof"]}
 
 
 def width_sweep(setting, args) -> dict:
@@ -855,13 +834,12 @@ def large_d_limit(results, tol=1e-3) -> dict:
         return {}
     dims = sorted(tables)
     common = sorted(set.intersection(*(set(t) for t in tables.values())))
-    x = 1.0 / np.asarray(dims, float)
     rows = []
     for s in common:
         f3 = np.array([tables[d][s] for d in dims])
-        slope, f3_inf = np.polyfit(x, f3, 1)
-        rows.append({"sigma2": s, "f3_inf": float(f3_inf), "slope": float(slope),
-                     "max_residual": float(np.abs(f3 - f3_inf - slope * x).max()), "f3_by_d": f3.tolist()})
+        line = line_in_inverse_size(dims, f3)
+        rows.append({"sigma2": s, "f3_inf": line["limit"], "slope": line["slope"], "max_residual": line["max_residual"],
+                     "f3_by_d": f3.tolist()})
     learned = [r["sigma2"] for r in rows if r["f3_inf"] < -tol]
     vanished = [r["sigma2"] for r in rows if abs(r["f3_inf"]) < tol and (not learned or r["sigma2"] > max(learned))]
     bracket = [max(learned), min(vanished)] if learned and vanished else None
