@@ -1,8 +1,8 @@
 """Every generated table and number of the docs, written from ``results/**/*.json`` between markers.
 
 A document marks a generated span ``<!-- table:NAME -->`` ... ``<!-- /table:NAME -->`` (a table on its own lines,
-or a number inside a sentence); ``python -m experiments.report`` rewrites every span of ``README.md`` and
-``docs/results/*.md`` from the results files, and ``--check`` changes nothing and exits 1 when a span is stale, a
+or a number inside a sentence); ``python -m experiments.report`` rewrites every span of ``README.md``,
+``docs/index.md`` and ``docs/results/*.md`` from the results files, and ``--check`` changes nothing and exits 1 when a span is stale, a
 span names no generator, or a results file records no command (``meta.command``). Only interpretation is
 hand-written; a number in a results page comes from here. Tables group runs at build time: no results file is
 rewritten.
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ("README.md", "docs/results/*.md")
+DOCUMENTS = ("README.md", "docs/index.md", "docs/results/*.md")
 MARKER = re.compile(r"<!-- table:(?P<name>[\w.-]+) -->(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
 
 
@@ -300,15 +300,16 @@ def _grok_accuracy(r: Results, modulus: str, fraction: float) -> float:
     return net["test_accuracy"][net["fractions"].index(fraction)]
 
 
-def experiments_index(r: Results) -> str:
+def experiments_index(r: Results, pages: str = "docs/results/") -> str:
     rows = []
     for name, question, command, runtime, headline in EXPERIMENTS:
-        rows.append([question, f"`{command}`", runtime, headline(r), f"[{name}](docs/results/{name}.md)"])
+        rows.append([question, f"`{command}`", runtime, headline(r), f"[{name}]({pages}{name}.md)"])
     return table(["question", "command", "runtime", "headline (generated)", "page"], rows)
 
 
 GENERATORS = {
     "experiments": experiments_index,
+    "experiments-site": lambda r: experiments_index(r, pages="results/"),
     "clover_networks": clover_networks,
     "clover_foreground": clover_foreground,
     "clover_foreground_ratio": clover_foreground_ratio,
