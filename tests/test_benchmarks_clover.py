@@ -11,6 +11,7 @@ import pytest
 from mft_jax.errors import ConfigError
 
 from experiments import clover, demo, figures
+from experiments._common import CONFIGS
 
 
 def write(path: Path, text: str) -> Path:
@@ -22,7 +23,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_config_inherits_the_theory_config_and_overrides_key_by_key():
-    config = clover.load_config(clover.CONFIGS / "clover_demo.toml")
+    config = clover.load_config(CONFIGS / "clover_demo.toml")
     # from configs/clover.toml (not repeated in the demo config)
     assert config["task"]["name"] == "continuous_xor"
     assert config["model"]["activation"] == "ramp" and config["model"]["beta"] == 50.0
@@ -35,7 +36,7 @@ def test_config_inherits_the_theory_config_and_overrides_key_by_key():
 
 @pytest.mark.parametrize("config_name", ["clover_benchmark.toml", "clover_quick.toml", "clover_demo.toml"])
 def test_shipped_configs_are_valid(config_name):
-    config = clover.load_config(clover.CONFIGS / config_name)
+    config = clover.load_config(CONFIGS / config_name)
     assert len(config["networks"]["widths"]) == len(config["networks"]["seeds"])
 
 
@@ -113,13 +114,6 @@ def test_theory_density_round_trip():
     back = clover._law_from_density(density)
     np.testing.assert_allclose(np.asarray(back.w), w, atol=1e-6)  # axis stored to 6 decimals
     np.testing.assert_allclose(np.asarray(back.weights()), np.asarray(law.weights()), rtol=1e-3)  # weights stored to 4 digits
-
-
-def test_batch_means_error():
-    # 2 seeds x 10 times, 5 blocks of 2: block means are 0,1,2,3,4 (seed 0) and 10..14 (seed 1)
-    samples = np.stack([np.repeat(np.arange(5.0), 2), 10 + np.repeat(np.arange(5.0), 2)], axis=1)
-    means = np.concatenate([np.arange(5.0), 10 + np.arange(5.0)])
-    assert clover.batch_means_error(samples) == pytest.approx(means.std(ddof=1) / math.sqrt(10), rel=1e-12)
 
 
 def test_subsample_draws_distinct_neurons():
