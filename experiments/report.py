@@ -262,6 +262,85 @@ def ts_d_to_inf(r: Results) -> str:
     return ", ".join(f"{p['f3_inf']:.4f}" for p in points if "f3_inf" in p)
 
 
+def deep_speed(r: Results) -> str:
+    d = r("deep_speed/main")
+    sizes = [str(m) for m in d["samples"]]
+    rows = []
+    for p in d["points"]:
+        ess = []
+        for m in sizes:
+            values = p["ess_nngp"].get(m)
+            ess.append(" / ".join(f"{v:.0f}" for v in values) if values else "-")
+        rows.append([p["P"], num(p["map_seconds"]), (f"{p['flops'] / 1e9:.0f}" if p['flops'] >= 1e12 else num(p['flops'] / 1e9)), f"{p['fraction_of_peak']:.0%}", *ess,
+                     f"{p['memory_estimate_bytes'] / 2**30:.2g} GiB"])
+    return table(["P", "seconds per map evaluation", "GFLOP", "fraction of matmul peak", *[f"ESS M = {m}" for m in sizes],
+                  "memory estimate of a solve"], rows)
+
+
+def deep_speed_exponent(r: Results) -> str:
+    return f"P^{r('deep_speed/main')['exponent']:.2f}"
+
+
+def modular_grokking_fractions(r: Results) -> str:
+    d = r("modular_grokking/main")
+    moduli = sorted(d["networks"], key=int)
+    fractions = d["networks"][moduli[0]]["fractions"]
+    header = ["fraction"]
+    for m in moduli:
+        header += [f"P = {m} networks", "acc.", f"P = {m} GP"]
+    rows = []
+    for k, f in enumerate(fractions):
+        row = [f"{f:.2f}"]
+        for m in moduli:
+            net, gp = d["networks"][m], d["gp"][m]
+            acc, acc_se = net["test_accuracy"][k], net["test_accuracy_se"][k]
+            row += [pm(net["test_loss_relative"][k], net["test_loss_relative_se"][k], 3),
+                    f"{acc:.3f}" if acc_se == 0 else pm(acc, acc_se, 3), f"{gp['test_loss_relative'][k]:.3f}"]
+        rows.append(row)
+    return table(header, rows)
+
+
+def _by_sigma2(points) -> dict:
+    return {round(p["sigma2"], 6): p for p in points}
+
+
+def ts_scale8_components(r: Results) -> str:
+    """Scale 1/8: population theory, the paper's equations at d = 53, the theory on the networks' training sets and the
+    networks (both starts), with networks minus theory paired by draw in its standard error."""
+    e = r("teacher_student/main")["scales"]["1/8"]
+    population = _by_sigma2(e["population"]["points"])
+    paper = _by_sigma2(e["paper_equations"]["finite_d"])
+    theory = _by_sigma2(e["training_set_theory"]["points"])
+    rows = []
+    for n in e["networks"]["points"]:
+        s = round(n["sigma2"], 6)
+        pop, pap, th = population[s][population[s]["stable"]], paper[s], theory[s]
+        prior, teacher = n["prior"], n["teacher"]
+        diff, diff_se = th["networks_minus_theory_f3"], th["networks_minus_theory_f3_se"]
+        rows.append([f"{s:.2f}", f"{pop['f1']:.3f} / {pop['f3']:.3f}", f"{pap['f1']:.3f} / {pap['f3']:.3f}",
+                     f"{pm(th['f1'], th['f1_sampler_se'], 3)} / {pm(th['f3'], th['f3_sampler_se'])}",
+                     f"{pm(prior['f1'], prior['f1_se'], 3)} / {pm(prior['f3'], prior['f3_se'])}", pm(teacher["f3"], teacher["f3_se"]),
+                     f"{diff:+.4f} ± {diff_se:.4f} ({abs(diff) / diff_se:.1f} s.e.)"])
+    return table(["sigma^2", "exact population f1 / f3", f"paper's eqs (d = {e['setting']['d']}) f1 / f3", "theory on the sets f1 / f3",
+                  "networks, prior start f1 / f3", "teacher start f3", "networks - theory on the sets, f3"], rows)
+
+
+def ts_scale8_starts(r: Results) -> str:
+    z = [n["starts_differ_in_se"] for n in r("teacher_student/main")["scales"]["1/8"]["networks"]["points"]]
+    return f"{min(z):.1f}-{max(z):.1f} s.e."
+
+
+def ts_scale8_agreement(r: Results) -> str:
+    points = r("teacher_student/main")["scales"]["1/8"]["training_set_theory"]["points"]
+    z = {round(p["sigma2"], 6): abs(p["networks_minus_theory_f3"]) / p["networks_minus_theory_f3_se"] for p in points}
+    within = sorted(s for s, v in z.items() if v < 3)
+    outside = sorted(s for s, v in z.items() if v >= 3)
+    text = f"within 3 s.e. at sigma^2 = {', '.join(f'{s:g}' for s in within)}"
+    if outside:
+        text += f"; not at {', '.join(f'{s:g} ({z[s]:.0f} s.e.)' for s in outside)}"
+    return text
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -323,6 +402,12 @@ GENERATORS = {
     "deep_composition_losses": deep_composition_losses,
     "deep_composition_z": deep_composition_z,
     "deep_composition_step": deep_composition_step,
+    "deep_speed": deep_speed,
+    "deep_speed_exponent": deep_speed_exponent,
+    "modular_grokking_fractions": modular_grokking_fractions,
+    "ts_scale8_components": ts_scale8_components,
+    "ts_scale8_starts": ts_scale8_starts,
+    "ts_scale8_agreement": ts_scale8_agreement,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
