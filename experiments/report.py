@@ -341,6 +341,21 @@ def ts_scale8_agreement(r: Results) -> str:
     return text
 
 
+def ts_scale8_width_sweep(r: Results) -> str:
+    """Scale 1/8 width sweep: the networks' f1, f3 per width, the fit f = f_inf + A/N' and the theory on that set."""
+    w = r("teacher_student/main")["scales"]["1/8"]["width_sweep"]
+    header = ["sigma^2", *[f"N' = {n}" if k == 0 else str(n) for k, n in enumerate(w["widths"])], "f_inf (chi^2 / dof)", "theory on the set"]
+    rows = []
+    for p in w["points"]:
+        by_width = {n["width"]: n for n in p["networks"]}
+        for name, decimals in (("f1", 3), ("f3", 4)):
+            fit = p[f"fit_{name}"]
+            rows.append([f"{p['sigma2']:.2f}, {name}", *[pm(by_width[n][name], by_width[n][name + "_se"], decimals) if n in by_width else "-" for n in w["widths"]],
+                         f"{pm(fit['f_inf'], fit['f_inf_se'], decimals)} ({fit['chi2']:.1f} / {fit['dof']})",
+                         pm(p["theory"][name], p["theory"][name + "_se"], decimals)])
+    return table(header, rows)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -408,6 +423,7 @@ GENERATORS = {
     "ts_scale8_components": ts_scale8_components,
     "ts_scale8_starts": ts_scale8_starts,
     "ts_scale8_agreement": ts_scale8_agreement,
+    "ts_scale8_width_sweep": ts_scale8_width_sweep,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
