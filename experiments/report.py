@@ -356,6 +356,29 @@ def ts_scale8_width_sweep(r: Results) -> str:
     return table(header, rows)
 
 
+def ts_scale8_first_run_draws(r: Results) -> str:
+    """Scale 1/8, first run (``training_set_theory_1024_chains``): the theory on each draw's set and its networks."""
+    rows = []
+    for p in r("teacher_student/main")["scales"]["1/8"]["training_set_theory_1024_chains"]["points"]:
+        for d in p["draws"]:
+            n = d["networks"]
+            rows.append([f"{p['sigma2']:.2f}", d["draw"], pm(d["f1"], d["f1_se"], 3), pm(n["f1"], n["f1_se"], 3),
+                         pm(d["f3"], d["f3_se"]), pm(n["f3"], n["f3_se"])])
+    return table(["sigma^2", "draw", "theory on the set f1", "networks f1", "theory on the set f3", "networks f3"], rows)
+
+
+def ts_scale8_first_run_mean(r: Results) -> str:
+    """Scale 1/8, first run, averaged over the draws: population, theory on the sets, networks, networks - theory."""
+    rows = []
+    for p in r("teacher_student/main")["scales"]["1/8"]["training_set_theory_1024_chains"]["points"]:
+        rows.append([f"{p['sigma2']:.2f}", f"{p['population_f1']:.3f} / {p['population_f3']:.4f}",
+                     f"{pm(p['f1'], p['f1_sampler_se'], 3)} / {pm(p['f3'], p['f3_sampler_se'])}",
+                     f"{pm(p['networks_f1'], p['networks_f1_se'], 3)} / {pm(p['networks_f3'], p['networks_f3_se'])}",
+                     f"{p['networks_minus_theory_f1']:+.3f} ± {p['networks_minus_theory_f1_se']:.3f} / "
+                     f"{p['networks_minus_theory_f3']:+.4f} ± {p['networks_minus_theory_f3_se']:.4f}"])
+    return table(["sigma^2", "population f1 / f3", "theory on the sets f1 / f3", "networks (4000 steps) f1 / f3", "networks - theory on the sets"], rows)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -424,6 +447,8 @@ GENERATORS = {
     "ts_scale8_starts": ts_scale8_starts,
     "ts_scale8_agreement": ts_scale8_agreement,
     "ts_scale8_width_sweep": ts_scale8_width_sweep,
+    "ts_scale8_first_run_draws": ts_scale8_first_run_draws,
+    "ts_scale8_first_run_mean": ts_scale8_first_run_mean,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
