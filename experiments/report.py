@@ -379,6 +379,36 @@ def ts_scale8_first_run_mean(r: Results) -> str:
     return table(["sigma^2", "population f1 / f3", "theory on the sets f1 / f3", "networks (4000 steps) f1 / f3", "networks - theory on the sets"], rows)
 
 
+def ts_scale8_run_length(r: Results) -> str:
+    """Scale 1/8, draw 0, N = 88: the 4000-step networks of the width sweep against the longer (``equilibration``) and
+    finer (``stepsize``) runs, next to the theory on that set."""
+    e = r("teacher_student/main")["scales"]["1/8"]
+    sweep = {round(p["sigma2"], 6): p for p in e["width_sweep"]["points"]}
+    theory = {round(p["sigma2"], 6): p["draws"][0] for p in e["training_set_theory_1024_chains"]["points"]}
+    runs = {}
+    for name in ("equilibration", "stepsize"):
+        d = r(f"teacher_student/{name}")
+        cfg = d["meta"]["config"]
+        for p in d["scales"]["1/8"]["networks"]["points"]:
+            runs.setdefault(round(p["sigma2"], 6), []).append((cfg["steps"], cfg["step_size"], p))
+    rows = []
+    for s in sorted(runs, key=lambda s: (s != 0.18, s != 0.3, s)):
+        base = next(n for n in sweep[s]["networks"] if n["width"] == 88) if s in sweep else None
+        if base:
+            rows.append([f"{s:.2f}", f"{e['width_sweep']['steps']} steps x {e['width_sweep']['step_size']:g}",
+                         pm(base["f1"], base["f1_se"], 3), pm(base["f3"], base["f3_se"])])
+        else:
+            th_draw = theory[s]["networks"]
+            rows.append([f"{s:.2f}", f"{th_draw['steps']} steps x 0.01", pm(th_draw["f1"], th_draw["f1_se"], 3), pm(th_draw["f3"], th_draw["f3_se"])])
+        for steps, h, p in runs[s]:
+            rows.append([f"{s:.2f}", f"{steps} steps x {h:g} ({steps * h:g} time units)",
+                         f"{pm(p['prior']['f1'], p['prior']['f1_se'], 3)} / {pm(p['teacher']['f1'], p['teacher']['f1_se'], 3)}",
+                         f"{pm(p['prior']['f3'], p['prior']['f3_se'])} / {pm(p['teacher']['f3'], p['teacher']['f3_se'])}"])
+        if s in theory:
+            rows.append([f"{s:.2f}", "theory on the set", pm(theory[s]["f1"], theory[s]["f1_se"], 3), pm(theory[s]["f3"], theory[s]["f3_se"])])
+    return table(["sigma^2", "run", "f1 prior / teacher start", "f3 prior / teacher start"], rows)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -449,6 +479,7 @@ GENERATORS = {
     "ts_scale8_width_sweep": ts_scale8_width_sweep,
     "ts_scale8_first_run_draws": ts_scale8_first_run_draws,
     "ts_scale8_first_run_mean": ts_scale8_first_run_mean,
+    "ts_scale8_run_length": ts_scale8_run_length,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
