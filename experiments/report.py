@@ -409,6 +409,27 @@ def ts_scale8_run_length(r: Results) -> str:
     return table(["sigma^2", "run", "f1 prior / teacher start", "f3 prior / teacher start"], rows)
 
 
+def _z(value: float, se: float) -> str:
+    z = abs(value) / se
+    return f"{z:.0f} s.e." if z >= 10 else f"{z:.1f} s.e."
+
+
+def ts_half_theory(r: Results) -> str:
+    """Scale 1/2: population theory, the theory on the networks' training sets (per draw in f3), the pooled networks."""
+    e = r("teacher_student/main")["scales"]["1/2"]
+    population = _by_sigma2(e["population"]["points"])
+    rows = []
+    for p in e["training_set_theory"]["points"]:
+        s = round(p["sigma2"], 6)
+        pop = population[s][population[s]["stable"]]
+        draws = " / ".join(f"{d['f3']:.4f}" for d in sorted(p["draws"], key=lambda d: d["draw"]))
+        diff, diff_se = p["networks_minus_theory_f3"], p["networks_minus_theory_f3_se"]
+        rows.append([f"{s:.2f}", f"{pop['f1']:.3f} / {pop['f3']:.4f}", f"{pm(p['f1'], p['f1_sampler_se'], 3)} / {pm(p['f3'], p['f3_sampler_se'])}",
+                     draws, f"{pm(p['networks_f1'], p['networks_f1_se'], 3)} / {pm(p['networks_f3'], p['networks_f3_se'])}",
+                     f"{diff:+.4f} ± {diff_se:.4f} ({_z(diff, diff_se)})"])
+    return table(["sigma^2", "population f1 / f3", "theory on the sets f1 / f3", "theory f3, draw 0 / 1", "networks (20000 steps) f1 / f3", "networks - theory, f3"], rows)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -480,6 +501,7 @@ GENERATORS = {
     "ts_scale8_first_run_draws": ts_scale8_first_run_draws,
     "ts_scale8_first_run_mean": ts_scale8_first_run_mean,
     "ts_scale8_run_length": ts_scale8_run_length,
+    "ts_half_theory": ts_half_theory,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
