@@ -430,6 +430,40 @@ def ts_half_theory(r: Results) -> str:
     return table(["sigma^2", "population f1 / f3", "theory on the sets f1 / f3", "theory f3, draw 0 / 1", "networks (20000 steps) f1 / f3", "networks - theory, f3"], rows)
 
 
+def _ts_gibbs(r: Results, scale: str, plain_column: bool) -> str:
+    """Gibbs-readout networks of one scale against the theory on their training sets, paired by draw (s.e. in
+    brackets); optionally the plain-Langevin networks minus the same theory in f3."""
+    e = r("teacher_student/main")["scales"][scale]
+    theory = _by_sigma2(e["training_set_theory"]["points"])
+    versus = {round(v["sigma2"], 6): v for v in e["networks_gibbs"]["versus_training_set_theory"]}
+    header = ["sigma^2", "theory on the sets f1 / f3", "networks, prior start f1 / f3", "teacher start f1 / f3",
+              "prior start - theory, f1 / f3 (s.e.)", "teacher start - theory, f1 / f3 (s.e.)"]
+    if plain_column:
+        header.append("plain Langevin - theory, f3 (s.e.)")
+    rows = []
+    for n in e["networks_gibbs"]["points"]:
+        s = round(n["sigma2"], 6)
+        th, v = theory[s], versus[s]
+        row = [f"{s:.2f}", f"{pm(th['f1'], th['f1_sampler_se'], 3)} / {pm(th['f3'], th['f3_sampler_se'])}",
+               f"{pm(n['prior']['f1'], n['prior']['f1_se'], 3)} / {pm(n['prior']['f3'], n['prior']['f3_se'])}",
+               f"{n['teacher']['f1']:.3f} / {n['teacher']['f3']:.4f}"]
+        for start in ("prior", "teacher"):
+            d = v[start]
+            row.append(f"{d['minus_theory_f1']:+.3f} ({d['minus_theory_f1_in_se']:+.1f}) / {d['minus_theory_f3']:+.4f} ({d['minus_theory_f3_in_se']:+.1f})")
+        if plain_column:
+            row.append(f"{th['networks_minus_theory_f3']:+.4f} ({_z(th['networks_minus_theory_f3'], th['networks_minus_theory_f3_se'])})")
+        rows.append(row)
+    return table(header, rows)
+
+
+def ts_gibbs_eighth(r: Results) -> str:
+    return _ts_gibbs(r, "1/8", plain_column=False)
+
+
+def ts_gibbs_half(r: Results) -> str:
+    return _ts_gibbs(r, "1/2", plain_column=True)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -502,6 +536,8 @@ GENERATORS = {
     "ts_scale8_first_run_mean": ts_scale8_first_run_mean,
     "ts_scale8_run_length": ts_scale8_run_length,
     "ts_half_theory": ts_half_theory,
+    "ts_gibbs_eighth": ts_gibbs_eighth,
+    "ts_gibbs_half": ts_gibbs_half,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
