@@ -464,6 +464,30 @@ def ts_gibbs_half(r: Results) -> str:
     return _ts_gibbs(r, "1/2", plain_column=True)
 
 
+def ts_both_predictions(r: Results) -> str:
+    """Scales 1/8 and 1/2: the theory's two predictions (the law's own at the iterate, kernel regression with the laws'
+    kernels) against the Gibbs-readout networks, paired by draw, in s.e."""
+    rows = []
+    for scale in ("1/8", "1/2"):
+        e = r("teacher_student/main")["scales"][scale]
+        theory = _by_sigma2(e["training_set_theory"]["points"])
+        networks = _by_sigma2(e["networks_gibbs"]["points"])
+        for v in e["networks_gibbs"]["versus_training_set_theory"]:
+            s = round(v["sigma2"], 6)
+            th, n = theory[s], networks[s]["prior"]
+
+            def diff(start, suffix=""):
+                d = v[start]
+                return " / ".join(f"{d[f'minus_theory_{c}{suffix}']:+.4f} ({d[f'minus_theory_{c}{suffix}_in_se']:+.1f})" for c in ("f1", "f3"))
+
+            rows.append([scale, f"{s:.2f}", f"{pm(th['f1'], th['f1_sampler_se'], 3)} / {pm(th['f3'], th['f3_sampler_se'])}",
+                         f"{pm(th['f1_kernel_regression'], th['f1_kernel_regression_sampler_se'], 3)} / "
+                         f"{pm(th['f3_kernel_regression'], th['f3_kernel_regression_sampler_se'])}",
+                         f"{n['f1']:.3f} / {n['f3']:.4f}", diff("prior"), diff("prior", "_kernel_regression"), diff("teacher", "_kernel_regression")])
+    return table(["scale", "sigma^2", "theory on the sets f1 / f3, law's own", "kernel regression f1 / f3", "Gibbs networks, prior start f1 / f3",
+                  "prior - own, f1 / f3 (s.e.)", "prior - kernel regression, f1 / f3 (s.e.)", "teacher - kernel regression, f1 / f3 (s.e.)"], rows)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -538,6 +562,7 @@ GENERATORS = {
     "ts_half_theory": ts_half_theory,
     "ts_gibbs_eighth": ts_gibbs_eighth,
     "ts_gibbs_half": ts_gibbs_half,
+    "ts_both_predictions": ts_both_predictions,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
