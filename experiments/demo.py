@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 from experiments import clover
-from experiments._common import CONFIGS, results_file, run_name
+from experiments._common import CONFIGS, ROOT, results_file, run_name
 
 from mft_jax import io
 from mft_jax.errors import ConfigError
@@ -27,8 +27,8 @@ CONFIG = CONFIGS / "clover_demo.toml"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(CONFIG), help="demo config (default experiments/configs/clover_demo.toml)")
-    parser.add_argument("--results", default=str(clover.ROOT / "results"), help="results directory (writes clover/demo.json in it)")
-    parser.add_argument("--figures", default=str(clover.ROOT / "figures"), help="directory for the PNGs")
+    parser.add_argument("--results", default=str(ROOT / "results"), help="results directory (writes clover/demo.json in it)")
+    parser.add_argument("--figures", default=str(ROOT / "figures"), help="directory for the PNGs")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     print(f"mft-jax demo: the clover experiment on {Path(args.config).name} (stages: solve, train, foreground, compare, figure)", flush=True)
