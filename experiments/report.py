@@ -488,6 +488,26 @@ def ts_both_predictions(r: Results) -> str:
                   "prior - own, f1 / f3 (s.e.)", "prior - kernel regression, f1 / f3 (s.e.)", "teacher - kernel regression, f1 / f3 (s.e.)"], rows)
 
 
+def ts_scale1_gibbs(r: Results) -> str:
+    """Scale 1 (one draw): the theory on its training set against Gibbs-readout networks at h = 0.01 and 0.005."""
+    population = _by_sigma2(r("teacher_student/main")["scales"]["1"]["population"]["points"])
+    coarse = r("teacher_student/gibbs_scale1")["scales"]["1"]
+    fine = _by_sigma2(r("teacher_student/gibbs_scale1_h0005")["scales"]["1"]["networks_gibbs"]["points"])
+    theory = _by_sigma2(coarse["training_set_theory"]["points"])
+    versus = _by_sigma2(coarse["networks_gibbs"]["versus_training_set_theory"])
+    rows = []
+    for n in coarse["networks_gibbs"]["points"]:
+        s = round(n["sigma2"], 6)
+        pop, th, v, f = population[s][population[s]["stable"]], theory[s], versus[s], fine[s]
+        rows.append([f"{s:.2f}", f"{pop['f1']:.3f} / {pop['f3']:.4f}", f"{pm(th['f1'], th['f1_sampler_se'], 3)} / {pm(th['f3'], th['f3_sampler_se'])}",
+                     f"{pm(n['prior']['f3'], n['prior']['f3_se'])} / {n['teacher']['f3']:.4f} ({n['prior']['f1']:.3f})",
+                     f"{v['prior']['minus_theory_f3']:+.4f} ({v['prior']['minus_theory_f3_in_se']:+.1f}) / {v['teacher']['minus_theory_f3']:+.4f} "
+                     f"({v['teacher']['minus_theory_f3_in_se']:+.1f}) ({v['prior']['minus_theory_f1']:+.3f}, {v['prior']['minus_theory_f1_in_se']:+.1f})",
+                     f"{pm(f['prior']['f3'], f['prior']['f3_se'])} / {f['teacher']['f3']:.4f} ({f['prior']['f1']:.3f})"])
+    return table(["sigma^2", "population f1 / f3", "theory on the set f1 / f3", "networks h = 0.01, prior / teacher start f3 (f1 prior)",
+                  "h = 0.01 - theory, f3 prior / teacher (f1), s.e. in brackets", "networks h = 0.005, prior / teacher f3 (f1 prior)"], rows)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -563,6 +583,7 @@ GENERATORS = {
     "ts_gibbs_eighth": ts_gibbs_eighth,
     "ts_gibbs_half": ts_gibbs_half,
     "ts_both_predictions": ts_both_predictions,
+    "ts_scale1_gibbs": ts_scale1_gibbs,
     "ts_scale1_f3": ts_scale1_f3,
     "ts_starts": ts_starts,
     "ts_transition": ts_transition,
