@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-isa test-slow figures benchmarks clean
+.PHONY: demo test test-isa test-slow figures benchmarks docs docs-tables clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up $(VENV) (pinned versions from constraints.txt; log in $(VENV)/install.log)"
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python -m experiments.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -35,12 +35,28 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 figures: $(STAMP)
-	$(BIN)/python benchmarks/figures.py
+	$(BIN)/python -m experiments.figures
+
+# every generated table and number of README.md and docs/results/*.md, from results/**/*.json
+docs-tables: $(STAMP)
+	$(BIN)/python -m experiments.report
+
+# The docs site (mkdocs.yml): fails on a stale generated table, a results file without a command, a broken
+# link or API reference (warnings are errors).
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	@( $(BIN)/pip install -c constraints.txt -e '.[docs]' ) >> $(VENV)/install.log 2>&1 \
+	  || { tail -40 $(VENV)/install.log; echo "docs install failed: see $(VENV)/install.log"; exit 1; }
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m experiments.report --check
+	$(BIN)/mkdocs build --strict
 
 benchmarks: $(STAMP)
 	-$(BIN)/pip install -q torch==2.13.0 || echo "torch 2.13.0 not installable here: neuron_throughput skips the PyTorch comparison"
-	$(BIN)/python benchmarks/solver_speed.py
-	$(BIN)/python benchmarks/neuron_throughput.py
+	$(BIN)/python -m benchmarks.solver_speed
+	$(BIN)/python -m benchmarks.neuron_throughput
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

@@ -1,6 +1,6 @@
 """Newton-Krylov against Anderson for the deep fixed point, timed in one run (``solve_deep(method=...)``).
 
-The compositional task of ``benchmarks/deep_composition.py`` (``xor_product``, gelu, depth 3, sa2 = sW2
+The compositional task of ``experiments/deep_composition.py`` (``xor_product``, gelu, depth 3, sa2 = sW2
 = sw2 = 1, importance layers) at each beta: both methods from the NNGP start with default settings
 (``auto=True``: a stalled solve is retried by continuation), after one untimed warm-up solve per method
 that compiles its map (and, for Newton, the GMRES on JVPs). Prints per method: converged, iterations
@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     parser.add_argument("--betas", type=float, nargs="*", default=[8.0, 13.0])
     parser.add_argument("--tol", type=float, default=1e-5)
     parser.add_argument("--max-iter", type=int, default=60)
-    parser.add_argument("--out", default=str(ROOT / "results" / "deep_solver_methods.json"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "deep_solver_methods" / "main.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.points, args.num_samples, args.betas = 32, 2**12, [8.0]

@@ -46,7 +46,7 @@ from mft_jax import io
 from mft_jax.theory.deep import Deep, _forward, _forward_jit, importance_layers, nngp_state, solve_deep
 from mft_jax.errors import ConfigError
 from mft_jax.tasks import make_data
-from neuron_throughput import matmul_peak
+from benchmarks.neuron_throughput import matmul_peak
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
     args.ess_max_points = args.ess_max_points or (256 if quick else 1024)
     args.solve_max_points = args.solve_max_points or (128 if quick else 256)
     suffix = "_quick" if quick else ""
-    out = Path(args.out or ROOT / "results" / f"deep_speed{suffix}.json")
+    out = Path(args.out or ROOT / "results" / "deep_speed" / ("quick.json" if quick else "main.json"))
     figure = Path(args.figure or ROOT / "figures" / f"deep_speed{suffix}.png")
     print(f"deep_speed: devices: {', '.join(io.devices())}", flush=True)
 

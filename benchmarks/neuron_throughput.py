@@ -13,7 +13,7 @@ of the machine's measured float32 matmul peak in the same run. JAX times the mar
 trainer's jitted step (``init_foreground``, scanned as ``run_loop`` does) after compiling it;
 the NumPy loop times a few neurons and scales (it is linear in neurons and steps).
 
-    .venv/bin/python benchmarks/neuron_throughput.py [--neurons 4096 --points 4096]
+    .venv/bin/python -m benchmarks.neuron_throughput [--neurons 4096 --points 4096]
 """
 
 from __future__ import annotations
@@ -151,12 +151,12 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, nargs="*", default=[16, 64, 256, 1024, 4096],
                         help="neuron-block sizes of the gradient to sweep (4096 = unblocked at M = 4096)")
     parser.add_argument("--loop-neurons", type=int, default=8, help="neurons the NumPy loop times (then scaled)")
-    parser.add_argument("--out", default=None, help="default results/neuron_throughput.json (..._quick.json with --quick)")
+    parser.add_argument("--out", default=None, help="default results/neuron_throughput/main.json (quick.json with --quick)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 neurons, 256 points, blocks 16 and 256")
     args = parser.parse_args()
     if args.quick:
         args.neurons, args.points, args.blocks, args.loop_neurons = 256, 256, [16, 256], 2
-    args.out = args.out or str(ROOT / "results" / ("neuron_throughput_quick.json" if args.quick else "neuron_throughput.json"))
+    args.out = args.out or str(ROOT / "results" / "neuron_throughput" / ("quick.json" if args.quick else "main.json"))
 
     load_before = os.getloadavg()
     model = TwoLayer(args.activation, sa2=1.0, sw2=1.0, beta=10.0)

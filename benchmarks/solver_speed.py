@@ -43,7 +43,7 @@ def timed(data, model, sampler, **options):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "clover.toml"))
-    parser.add_argument("--out", default=str(ROOT / "results" / "solver_speed.json"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "solver_speed" / "main.json"))
     parser.add_argument("--quick", action="store_true", help="48^2 grid on a 12^2-point clover (smoke test)")
     args = parser.parse_args()
     print(f"solver_speed: devices: {', '.join(io.devices())}", flush=True)

@@ -15,7 +15,9 @@ import datetime
 import importlib.metadata
 import json
 import os
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +29,18 @@ from mft_jax.neurons import NeuronLaw
 PACKAGES = ("mft_jax", "jax", "jaxlib", "flax", "optax", "blackjax", "ott-jax", "numpy")
 
 
+# Where a change makes a result's commit "+dirty": code and configs, not prose (README, docs) or results.
+CODE_PATHS = ("mft_jax", "experiments", "benchmarks", "configs")
+
+
 def git_commit() -> str | None:
-    """The commit of the mft_jax checkout (``+dirty`` if modified), or None outside git."""
+    """The commit of the mft_jax checkout (``+dirty`` if a tracked file under ``CODE_PATHS`` is modified), or None
+    outside git."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+dirty" if dirty else "")
@@ -45,15 +53,41 @@ def devices() -> list[str]:
     return [str(device) for device in jax.devices()]
 
 
-def run_metadata(config: dict | None = None, seed: int | None = None) -> dict:
-    """What reproduces a result: the config, the seed, package versions, the git commit, the time."""
+def invocation(argv: list[str] | None = None) -> list[str]:
+    """The command that is running, as a list: ``["python", "-m", "experiments.linear", "--quick"]`` under
+    ``python -m``, ``["python", "path/to/script.py", ...]`` for a script, ``["mft-jax", ...]`` for the console
+    script. ``argv`` (the arguments a ``main(argv)`` was called with) replaces ``sys.argv[1:]`` when given."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if spec is not None and spec.name not in ("__main__", None):
+        name = spec.name.removesuffix(".__main__")
+        head = ["python", "-m", name]
+    else:
+        if not sys.argv or sys.argv[0] in ("", "-c"):
+            return ["python", "-c", "..."] + [str(a) for a in args]
+        script = Path(sys.argv[0])
+        root = Path(__file__).resolve().parent.parent
+        if script.suffix == ".py":
+            head = ["python", str(script.resolve().relative_to(root)) if script.resolve().is_relative_to(root) else str(script)]
+        else:
+            head = [script.name]
+    return head + [str(a) for a in args]
+
+
+def run_metadata(config: dict | None = None, seed: int | None = None, argv: list[str] | None = None) -> dict:
+    """What reproduces a result: the exact command (``argv``, a list, and ``command``, one shell line), the
+    config, the seed, package versions, the git commit, the devices and the time."""
     versions = {}
     for package in PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
+    command = invocation(argv)
     return {
+        "argv": command,
+        "command": shlex.join(command),
         "config": config,
         "seed": seed,
         "versions": versions,

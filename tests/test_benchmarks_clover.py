@@ -10,12 +10,8 @@ import pytest
 
 from mft_jax.errors import ConfigError
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import clover  # noqa: E402
-import demo  # noqa: E402
-import figures  # noqa: E402
+from experiments import clover, demo, figures
+from experiments._common import CONFIGS
 
 
 def write(path: Path, text: str) -> Path:
@@ -27,7 +23,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_config_inherits_the_theory_config_and_overrides_key_by_key():
-    config = clover.load_config(clover.ROOT / "configs" / "clover_demo.toml")
+    config = clover.load_config(CONFIGS / "clover_demo.toml")
     # from configs/clover.toml (not repeated in the demo config)
     assert config["task"]["name"] == "continuous_xor"
     assert config["model"]["activation"] == "ramp" and config["model"]["beta"] == 50.0
@@ -40,7 +36,7 @@ def test_config_inherits_the_theory_config_and_overrides_key_by_key():
 
 @pytest.mark.parametrize("config_name", ["clover_benchmark.toml", "clover_quick.toml", "clover_demo.toml"])
 def test_shipped_configs_are_valid(config_name):
-    config = clover.load_config(clover.ROOT / "configs" / config_name)
+    config = clover.load_config(CONFIGS / config_name)
     assert len(config["networks"]["widths"]) == len(config["networks"]["seeds"])
 
 
@@ -120,13 +116,6 @@ def test_theory_density_round_trip():
     np.testing.assert_allclose(np.asarray(back.weights()), np.asarray(law.weights()), rtol=1e-3)  # weights stored to 4 digits
 
 
-def test_batch_means_error():
-    # 2 seeds x 10 times, 5 blocks of 2: block means are 0,1,2,3,4 (seed 0) and 10..14 (seed 1)
-    samples = np.stack([np.repeat(np.arange(5.0), 2), 10 + np.repeat(np.arange(5.0), 2)], axis=1)
-    means = np.concatenate([np.arange(5.0), 10 + np.arange(5.0)])
-    assert clover.batch_means_error(samples) == pytest.approx(means.std(ddof=1) / math.sqrt(10), rel=1e-12)
-
-
 def test_subsample_draws_distinct_neurons():
     import jax
     import jax.numpy as jnp
@@ -200,7 +189,8 @@ def test_figures_redraws_from_json_and_skips_what_is_absent(tmp_path, capsys):
     results_dir.mkdir()
     results = synthetic_results()
     results["name"] = "clover"
-    (results_dir / "clover.json").write_text(json.dumps(results))
+    (results_dir / "clover").mkdir()
+    (results_dir / "clover" / "main.json").write_text(json.dumps(results))
     status, paths = figures.redraw("clover", results_dir, figures_dir)
     assert status == "redrawn" and len(paths) == 4 and all(Path(p).is_file() for p in paths)
     assert figures.redraw("not_a_benchmark", results_dir, figures_dir) == ("skipped: not in this checkout", [])
@@ -215,7 +205,7 @@ def test_figures_redraws_from_json_and_skips_what_is_absent(tmp_path, capsys):
 @pytest.mark.slow
 def test_clover_quick_end_to_end(tmp_path):
     assert clover.main(["--quick", "--results", str(tmp_path), "--figures", str(tmp_path)]) == 0
-    results = json.loads((tmp_path / "clover_quick.json").read_text())
+    results = json.loads((tmp_path / "clover" / "quick.json").read_text())
     assert results["theory"]["converged"]
     assert {"config", "seed", "versions", "git_commit"} <= set(results["meta"])
     assert [r["width"] for r in results["networks"]] == results["config"]["networks"]["widths"]

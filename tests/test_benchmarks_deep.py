@@ -1,17 +1,14 @@
 """Slow smoke tests of the deep benchmarks (--quick, end to end): the JSON each writes and its figures."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 
 @pytest.mark.slow
 def test_deep_digits_writes_alignment_noise_floor_and_mean_squared_entries(tmp_path):
-    import deep_digits
+    from experiments import deep_digits
 
     out = tmp_path / "deep_digits.json"
     deep_digits.main(["--quick", "--out", str(out), "--figure", str(tmp_path / "deep.png"), "--runs", str(tmp_path / "runs")])
@@ -30,7 +27,7 @@ def test_deep_speed_quick_writes_finite_positive_timings_and_ess(tmp_path):
     of each layer is at most its particle count, the scaling exponent is finite, and the figure redraws."""
     import math
 
-    import deep_speed
+    from benchmarks import deep_speed
 
     out = tmp_path / "deep_speed.json"
     deep_speed.main(["--quick", "--points", "32", "64", "--repeats", "2", "--newton-repeats", "1",
@@ -59,7 +56,7 @@ def test_deep_composition_writes_losses_of_gp_theory_and_networks(tmp_path):
     per-layer kernel comparisons and neuron-overlap laws are written, and the figure redraws."""
     import math
 
-    import deep_composition
+    from experiments import deep_composition
 
     out = tmp_path / "deep_composition.json"
     deep_composition.main(["--quick", "--train-points", "16", "--test-points", "64", "--steps", "200", "--width", "32",
@@ -93,7 +90,7 @@ def test_deep_solver_methods_quick_reach_one_fixed_point(tmp_path):
     """``deep_solver_methods --quick`` (P = 32, beta = 8): Newton and Anderson (which stalls here and hands
     the stage to Newton-Krylov, said in its message) reach the same fixed point: losses within 1e-3
     relative (tol 1e-5 on the iterate; 2^12 fixed draws, so the same map), free energies within 1e-3."""
-    import deep_solver_methods
+    from benchmarks import deep_solver_methods
 
     out = tmp_path / "methods.json"
     deep_solver_methods.main(["--quick", "--out", str(out)])
@@ -112,7 +109,7 @@ def test_deep_mcmc_quick_writes_both_samplers_and_the_gelu_margins(tmp_path):
     margin per layer at each beta, falling with beta in layer 2."""
     import math
 
-    import deep_mcmc
+    from experiments import deep_mcmc
 
     out = tmp_path / "deep_mcmc.json"
     deep_mcmc.main(["--quick", "--out", str(out)])

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import linear  # noqa: E402
-import modular_addition  # noqa: E402
-import modular_grokking  # noqa: E402
-import teacher_student  # noqa: E402
-from mft_jax.model import TwoLayer  # noqa: E402
-from mft_jax.tasks import make_data  # noqa: E402
+from experiments import linear, modular_addition, modular_grokking, teacher_student
+from mft_jax.model import TwoLayer
+from mft_jax.tasks import make_data
 
 
 @pytest.mark.parametrize("beta", [0.1, 1.0, 7.0])
@@ -65,7 +58,7 @@ def test_teacher_student_mapping_reproduces_the_papers_numbers():
 @pytest.mark.parametrize("module", [linear, modular_addition, modular_grokking])  # teacher_student: tests/test_teacher_student.py
 def test_quick_run(tmp_path, module):
     results = module.main(["--quick", "--results", str(tmp_path), "--figures", str(tmp_path)])
-    saved = json.loads((tmp_path / f"{module.NAME}.json").read_text())
+    saved = json.loads((tmp_path / module.NAME / "quick.json").read_text())
     assert saved["meta"]["config"] and (tmp_path / f"{module.NAME}.png").stat().st_size > 10_000
     if module is linear:
         for point in results["sweep"]:  # grid quadrature of a Gaussian: float32-level agreement

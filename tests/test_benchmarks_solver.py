@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_solver_speed_quick(tmp_path):
     out = tmp_path / "speed.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "solver_speed.py"), "--quick", "--out", str(out)], check=True, timeout=900)
+    subprocess.run([sys.executable, "-m", "benchmarks.solver_speed", "--quick", "--out", str(out)], check=True, timeout=900, cwd=ROOT)
     result = json.loads(out.read_text())
     assert result["sweep"]["traced"]["compilations"] == 1 and result["sweep"]["per_beta"]["compilations"] == 16
     assert result["sweep"]["traced"]["losses"] == pytest.approx(result["sweep"]["per_beta"]["losses"], rel=1e-5)
@@ -23,7 +23,7 @@ def test_solver_speed_quick(tmp_path):
 @pytest.mark.slow
 def test_clover_beta_sweep_quick(tmp_path):
     out = tmp_path / "sweep.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "clover_beta_sweep.py"), "--quick", "--out", str(out)], check=True, timeout=900)
+    subprocess.run([sys.executable, "-m", "experiments.clover_beta_sweep", "--quick", "--out", str(out)], check=True, timeout=900, cwd=ROOT)
     result = json.loads(out.read_text())
     assert [row["beta"] for row in result["rows"]] == [1.0, 10.0, 100.0, 500.0]
     assert all(row["converged"] and row["resolved"] for row in result["rows"])
@@ -33,7 +33,7 @@ def test_clover_beta_sweep_quick(tmp_path):
 @pytest.mark.slow
 def test_neuron_throughput_quick(tmp_path):
     out = tmp_path / "throughput.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neuron_throughput.py"), "--quick", "--out", str(out)], check=True, timeout=900)
+    subprocess.run([sys.executable, "-m", "benchmarks.neuron_throughput", "--quick", "--out", str(out)], check=True, timeout=900, cwd=ROOT)
     result = json.loads(out.read_text())
     assert set(result["gradient_evaluations_per_second_by_block"]) == {"16", "256"}
     assert result["neuron_updates_per_second"]["jax_vmap"] > 0 and result["ratio_jax_over_numpy_loop"] > 0

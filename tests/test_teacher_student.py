@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +17,6 @@ from mft_jax.theory.reduced.single_index import SingleIndex, angle_rule, reduce_
 from mft_jax.theory.two_layer import solve
 from mft_jax.tasks import teacher_student
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 EPS = -0.3
 
@@ -65,7 +61,7 @@ def test_paper_equations_give_their_critical_coupling():
 
 def test_paper_mapping_onto_ours():
     """Their couplings in ours: c = beta^2 sa2 / 2 = u d / 2 and beta sa2 = n sigma_a^2 / sigma^2 = g d (docs/theory.md section 8)."""
-    import teacher_student as bench
+    from experiments import teacher_student as bench
 
     for scale in (0.125, 1.0):
         setting = rubin.paper_setting(scale)
@@ -155,10 +151,10 @@ def test_reduced_theory_matches_full_grid_theory_at_d3(x64):
 
 @pytest.mark.slow
 def test_quick_run(tmp_path):
-    import teacher_student as bench
+    from experiments import teacher_student as bench
 
     bench.main(["--quick", "--results", str(tmp_path), "--figures", str(tmp_path), "--runs", str(tmp_path / "runs")])
-    saved = json.loads((tmp_path / f"{bench.NAME}.json").read_text())
+    saved = json.loads((tmp_path / bench.NAME / "quick.json").read_text())
     t = saved["transition"]
     assert saved["meta"]["config"] and (tmp_path / f"{bench.NAME}.png").stat().st_size > 10_000
     assert t["paper"] == {"u_c": 30.2, "sigma2_c": 0.18} and abs(t["paper_equations"]["u_c"] - 30.2) < 1.0
@@ -166,16 +162,16 @@ def test_quick_run(tmp_path):
     assert "sigma2_c_err" in t["networks"]["1/8"]
     # --merge-into from the command line: the paper's equations at 0.18 (again) and 0.24 join the stored points
     bench.main(["--quick", "--sigma2", "0.18", "0.24", "--no-networks", "--no-population", "--results", str(tmp_path / "merge"),
-                "--figures", str(tmp_path / "merge"), "--runs", str(tmp_path / "runs"), "--merge-into", str(tmp_path / f"{bench.NAME}.json")])
-    merged = json.loads((tmp_path / f"{bench.NAME}.json").read_text())["scales"]["1/8"]
+                "--figures", str(tmp_path / "merge"), "--runs", str(tmp_path / "runs"), "--merge-into", str(tmp_path / bench.NAME / "quick.json")])
+    merged = json.loads((tmp_path / bench.NAME / "quick.json").read_text())["scales"]["1/8"]
     assert [p["sigma2"] for p in merged["paper_equations"]["finite_d"]] == [0.12, 0.18, 0.24, 0.30]
-    assert merged["networks"] == saved["scales"]["1/8"]["networks"] and "merged in" in json.loads((tmp_path / f"{bench.NAME}.json").read_text())["run"]
+    assert merged["networks"] == saved["scales"]["1/8"]["networks"] and "merged in" in json.loads((tmp_path / bench.NAME / "quick.json").read_text())["run"]
 
 
 def test_inverse_width_fit_recovers_a_line():
     """``f = f_inf + A/N'`` by weighted least squares: exact on a line (chi^2 0), errors scale with the inputs' errors,
     and a curve in 1/N' shows up as chi^2 >> dof."""
-    import teacher_student as bench
+    from experiments import teacher_student as bench
 
     widths = [88, 176, 352]
     line = [0.7 - 8.0 / N for N in widths]
@@ -190,12 +186,12 @@ def test_inverse_width_fit_recovers_a_line():
 @pytest.mark.slow
 def test_training_set_theory_and_width_sweep_run(tmp_path):
     """Smoke: ``--training-set-theory`` and ``--widths`` write their keys (theory per draw, networks per width, the 1/N' fit)."""
-    import teacher_student as bench
+    from experiments import teacher_student as bench
 
     bench.main(["--quick", "--no-population", "--sigma2", "0.3", "--training-set-theory", "--widths", "16", "32",
                 "--width-sigma2", "0.3", "--steps", "200", "--results", str(tmp_path), "--figures", str(tmp_path),
                 "--runs", str(tmp_path / "runs")])
-    entry = json.loads((tmp_path / f"{bench.NAME}.json").read_text())["scales"]["1/8"]
+    entry = json.loads((tmp_path / bench.NAME / "quick.json").read_text())["scales"]["1/8"]
     point = entry["training_set_theory"]["points"][0]
     assert point["draws"][0]["solves"] and "networks" in point["draws"][0] and math.isfinite(point["draws"][0]["nngp"]["f1"])
     solve = point["draws"][0]["solves"][0]  # both predictions of every law: the law's own and kernel regression with its kernel
@@ -211,7 +207,7 @@ def test_training_set_theory_without_networks_of_its_draws_is_compared_with_the_
     network point at their sigma^2, are left alone."""
     from types import SimpleNamespace
 
-    import teacher_student as bench
+    from experiments import teacher_student as bench
     from mft_jax.theory.reduced import rubin
 
     args = SimpleNamespace(runs=str(tmp_path), seeds=2, steps=100, readout_gibbs=None)
@@ -237,7 +233,7 @@ def test_gibbs_networks_are_paired_with_the_theory_on_their_own_training_sets():
     """``attach_gibbs_versus_theory``: Gibbs-readout networks minus the theory on the same training set, averaged over
     the draws both have (a network draw without theory is left out), error from both errors in quadrature over draws;
     the theory's kernel-regression prediction is compared with the same networks where every paired solve has it."""
-    import teacher_student as bench
+    from experiments import teacher_student as bench
 
     def net(draw, f1, f3):
         return {"draw": draw, "f1": f1, "f1_se": 0.004, "f3": f3, "f3_se": 0.0006}
@@ -267,7 +263,7 @@ def test_large_d_limit_extrapolates_the_population_theory_in_one_over_d():
     """``large_d_limit``: per sigma^2 the line f3 = f3_inf + B/d over the scales with d >= 100 (d = 53 left out), extra
     sigma^2 points included; the transition is bracketed by the last sigma^2 with f3_inf < -tol and the first with
     |f3_inf| < tol. Exact on synthetic lines; fewer than three large-d scales give nothing."""
-    import teacher_student as bench
+    from experiments import teacher_student as bench
 
     limit = {0.10: -0.06, 0.18: -0.02, 0.21: -0.004, 0.22: -0.0004, 0.30: 0.0}
 
@@ -294,7 +290,7 @@ def test_merge_into_combines_points_by_sigma2_and_refuses_to_mix_runs(tmp_path):
     words, before anything is computed (``check_merge_target``)."""
     from types import SimpleNamespace
 
-    import teacher_student as bench
+    from experiments import teacher_student as bench
     from mft_jax.theory.reduced import rubin
 
     setting = rubin.paper_setting(0.125)

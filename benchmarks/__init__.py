@@ -1,0 +1,1 @@
+"""Speed measurements only, each timing ours against an alternative in one run: ``python -m benchmarks.NAME``."""

@@ -1,0 +1,9 @@
+"""``python -m experiments.modular_grokking``."""
+
+import sys
+
+from experiments.modular_grokking.run import main
+
+if __name__ == "__main__":
+    status = main()
+    sys.exit(status if isinstance(status, int) else 0)

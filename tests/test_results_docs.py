@@ -1,0 +1,80 @@
+"""The results store and the docs generated from it: every results file records its command, every generated table
+is current (regenerated in a temp copy and compared), and a stale table or a missing command fails the check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from experiments import report, rerun
+from mft_jax import io
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """README.md, docs/results/ and results/ copied to a temp root (the generator may write there)."""
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "docs" / "results", tmp_path / "docs" / "results")
+    shutil.copytree(ROOT / "results", tmp_path / "results")
+    return tmp_path
+
+
+def test_every_results_file_records_a_command():
+    results = report.Results(ROOT / "results")
+    assert results.files(), "no results files"
+    assert report.missing_commands(results) == []
+
+
+def test_generated_tables_are_current(copy):
+    assert report.main(["--root", str(copy)]) == 0
+    for path in report.documents(copy):
+        original = ROOT / path.relative_to(copy)
+        assert path.read_text() == original.read_text(), f"{original} is stale: run `python -m experiments.report`"
+    assert report.main(["--root", str(copy), "--check"]) == 0
+
+
+def test_a_changed_result_makes_its_table_stale(copy, capsys):
+    """Wrong twin: the clover theory loss 10% off in its results file must make the docs stale."""
+    path = copy / "results" / "clover" / "main.json"
+    data = json.loads(path.read_text())
+    data["theory"]["loss"] *= 1.1
+    path.write_text(json.dumps(data))
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+
+
+def test_a_results_file_without_a_command_fails_the_check(copy, capsys):
+    path = copy / "results" / "linear" / "main.json"
+    data = json.loads(path.read_text())
+    del data["meta"]["command"], data["meta"]["argv"]
+    path.write_text(json.dumps(data))
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    assert "no command" in capsys.readouterr().err
+
+
+def test_an_unknown_table_name_is_reported(copy, capsys):
+    (copy / "docs" / "results" / "extra.md").write_text("<!-- table:no_such_table -->\n<!-- /table:no_such_table -->\n")
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    assert "no_such_table" in capsys.readouterr().err
+
+
+def test_rerun_reads_the_recorded_command(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"meta": {"argv": ["python", "-m", "experiments.linear", "--quick"]}}))
+    [argv] = rerun.commands(path)
+    assert argv[1:] == ["-m", "experiments.linear", "--quick"]
+    path.write_text(json.dumps({"meta": {"commands": ["python -m a --x 1", "python -m b"]}}))
+    assert [c[1:] for c in rerun.commands(path)] == [["-m", "a", "--x", "1"], ["-m", "b"]]
+    path.write_text(json.dumps({"meta": {}}))
+    assert rerun.main([str(path)]) == 2
+
+
+def test_run_metadata_records_the_command():
+    meta = io.run_metadata({"a": 1}, 0, argv=["--quick", "--config", "x.toml"])
+    assert meta["argv"][-3:] == ["--quick", "--config", "x.toml"] and meta["command"].endswith("--quick --config x.toml")
+    assert io.CODE_PATHS == ("mft_jax", "experiments", "benchmarks", "configs")
