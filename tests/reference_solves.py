@@ -53,15 +53,14 @@ def _deep(solution) -> dict:
     return {"residual": np.asarray(solution.residual), "kernels": np.stack([np.asarray(k) for k in solution.kernels]),
             "loss": solution.loss, "free_energy": solution.free_energy, "converged": solution.converged,
             "iterations": solution.iterations, "change": np.asarray(solution.history["change"]),
-            "steps": list(solution.history["step"]), "actions": list(solution.history["actions"]),
+            "steps": list(solution.history["step"]), "actions": list(solution.actions),
             "message": solution.message}
 
 
 # ------------------------------------------------------------------------------------- the cases
 def grid_linear():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.grid import grid_sampler
+    from mft_jax import TwoLayer, make_data, solve
+    from mft_jax.samplers import grid_sampler
 
     data = make_data("linear_teacher", quadrature=3, teacher=(1.0, -0.5))
     return _two_layer(solve(data, TwoLayer("linear", 1.0, 1.0, 1.0), grid_sampler(48, 10.0), key=jax.random.key(0),
@@ -69,20 +68,18 @@ def grid_linear():
 
 
 def grid_continuation():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.grid import grid_sampler
+    from mft_jax import Continuation, TwoLayer, make_data, solve
+    from mft_jax.samplers import grid_sampler
 
     with jax.enable_x64(True):
         data = make_data("linear_teacher", quadrature=3, teacher=(2.0, 1.0))
         return _two_layer(solve(data, TwoLayer("linear", 1.0, 1.0, 2.0), grid_sampler(48, 10.0), key=jax.random.key(0),
-                                continuation=6, tol=1e-10))
+                                schedule=Continuation(stages=6), tol=1e-10))
 
 
 def grid_escalation():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.grid import grid_sampler
+    from mft_jax import TwoLayer, make_data, solve
+    from mft_jax.samplers import grid_sampler
 
     with jax.enable_x64(True):
         data = make_data("linear_teacher", quadrature=3, teacher=(2.0, 1.0))
@@ -91,9 +88,8 @@ def grid_escalation():
 
 
 def grid_clover_regrid():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.grid import grid_sampler
+    from mft_jax import TwoLayer, make_data, solve
+    from mft_jax.samplers import grid_sampler
 
     data = make_data("continuous_xor", quadrature=6)
     return _two_layer(solve(data, TwoLayer("ramp", 1.0, 1.0, 60.0), grid_sampler(24, 3.0), key=jax.random.key(0),
@@ -101,29 +97,26 @@ def grid_clover_regrid():
 
 
 def grid_newton():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.grid import grid_sampler
+    from mft_jax import Ascent, TwoLayer, make_data, solve
+    from mft_jax.samplers import grid_sampler
 
     data = make_data("continuous_xor", quadrature=6)
     return _two_layer(solve(data, TwoLayer("ramp", 1.0, 1.0, 20.0), grid_sampler(32, 6.0), key=jax.random.key(0),
-                            newton=True, auto=False, adapt_grid=False))
+                            solver=Ascent(), auto=False, adapt_grid=False))
 
 
 def importance_damped():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.importance import importance_sampler
+    from mft_jax import Damped, TwoLayer, make_data, solve
+    from mft_jax.samplers import importance_sampler
 
     data = _teacher_data()
     return _two_layer(solve(data, TwoLayer("erf", 1.0, 1.0, 4.0), importance_sampler(4096), key=jax.random.key(1),
-                            anderson=0))
+                            solver=Damped(0.5)))
 
 
 def mcmc_noise_floor():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.mcmc import mcmc_sampler
+    from mft_jax import TwoLayer, make_data, solve
+    from mft_jax.samplers import mcmc_sampler
 
     data = _teacher_data()
     return _two_layer(solve(data, TwoLayer("erf", 1.0, 1.0, 4.0), mcmc_sampler(256, 20, num_warmup=10),
@@ -131,9 +124,8 @@ def mcmc_noise_floor():
 
 
 def tempered_few_steps():
-    from mft_jax import TwoLayer, make_data
-    from mft_jax.theory.two_layer import solve
-    from mft_jax.theory.samplers.tempered import tempered_sampler
+    from mft_jax import TwoLayer, make_data, solve
+    from mft_jax.samplers import tempered_sampler
 
     data = _teacher_data()
     solution = solve(data, TwoLayer("erf", 1.0, 1.0, 4.0), tempered_sampler(64, 8, num_levels=3, num_warmup=4),
@@ -142,9 +134,8 @@ def tempered_few_steps():
 
 
 def deep_gaussian_newton():
-    from mft_jax import make_dataset
-    from mft_jax.theory.deep import Deep, solve_deep
-    from mft_jax.theory.samplers.layers import gaussian_layers
+    from mft_jax import Deep, make_dataset, solve_deep
+    from mft_jax.samplers import gaussian_layers
 
     x, y = _deep_data()
     return _deep(solve_deep(make_dataset(x, y), Deep("linear", depth=3, sw2=1.0, beta=4.0), gaussian_layers(),
@@ -152,19 +143,17 @@ def deep_gaussian_newton():
 
 
 def deep_importance_anderson():
-    from mft_jax import make_dataset
-    from mft_jax.theory.deep import Deep, solve_deep
-    from mft_jax.theory.samplers.layers import importance_layers
+    from mft_jax import Anderson, Deep, make_dataset, solve_deep
+    from mft_jax.samplers import importance_layers
 
     x, y = _deep_data()
     return _deep(solve_deep(make_dataset(x, y), Deep("erf", depth=3, beta=3.0), importance_layers(1024),
-                            key=jax.random.key(1), method="anderson", tol=1e-6, max_iter=40))
+                            key=jax.random.key(1), solver=Anderson(5, 0.5, halvings=12), tol=1e-6, max_iter=40))
 
 
 def deep_mcmc_layers():
-    from mft_jax import make_dataset
-    from mft_jax.theory.deep import Deep, solve_deep
-    from mft_jax.theory.samplers.layers import mcmc_layers
+    from mft_jax import Deep, make_dataset, solve_deep
+    from mft_jax.samplers import mcmc_layers
 
     rng = np.random.default_rng(2)  # sw2 X X^T = I_P (tests/test_deep.py::whitened_data): importance collapses here
     u, _, vt = np.linalg.svd(rng.normal(size=(4, 6)), full_matrices=False)
@@ -186,9 +175,8 @@ def train_foreground_run():
 
 
 def train_deep_foreground_run():
-    from mft_jax import make_dataset
-    from mft_jax.theory.deep import Deep, solve_deep
-    from mft_jax.theory.samplers.layers import gaussian_layers
+    from mft_jax import Deep, make_dataset, solve_deep
+    from mft_jax.samplers import gaussian_layers
     from mft_jax.train.deep_foreground import train_deep_foreground
 
     x, y = _deep_data()
