@@ -133,7 +133,7 @@ class Solution(NamedTuple):
         sa2 K Q)^-1 y``, the residual the final law imposes (on the data points ``f = y - G(r)``). For a solve stopped
         off the fixed point (a sampler's noise floor, a steep map that did not settle) this is the prediction to use:
         ``predict`` amplifies ``r - G(r)`` along the kernel's large eigenvalues (by up to ``beta sa2`` times its largest)."""
-        return predict(self.model, self.law, self.data, self.background().residual(), x)
+        return predict(self.model, self.law, self.data, self.background().imposed_residual(), x)
 
     def layer_background(self, layer: int = 1) -> LayerBackground:
         """The single-site background of the hidden layer (``layer = 1``): ``B = X``, ``v = sw2``, ``Phihat_1 = -beta^2
