@@ -38,13 +38,20 @@ MOVED = {
     "mft_jax.jobs.train": "mft_jax.cli.train",
     "mft_jax.jobs.foreground": "mft_jax.cli.foreground",
     "mft_jax.jobs.compare": "mft_jax.cli.compare",
+    # 0.2: one-line forwards removed; loss, residual, network_law live in mft_jax.train.joint
+    "mft_jax.train.network": "mft_jax.train._network_forwards",
+    "mft_jax.train.deep_network": "mft_jax.train._network_forwards",
+}
+REPLACEMENT = {
+    "mft_jax.train.network": "model.init_params / model.apply, and loss, residual, network_law from mft_jax.train.joint",
+    "mft_jax.train.deep_network": "the Deep model's methods (apply, preactivations, feature_kernels)",
 }
 
 
 class _Alias(importlib.abc.Loader):
     def create_module(self, spec):
-        warnings.warn(f"{spec.name} moved to {MOVED[spec.name]}; the old path goes in the next release",
-                      DeprecationWarning, stacklevel=2)
+        target = REPLACEMENT.get(spec.name, MOVED[spec.name])
+        warnings.warn(f"{spec.name} moved to {target}; the old path goes in the next release", DeprecationWarning, stacklevel=2)
         return importlib.import_module(MOVED[spec.name])
 
     def exec_module(self, module):

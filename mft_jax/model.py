@@ -7,12 +7,17 @@ prior ``a ~ N(0, sa2 I_C)``, ``w ~ N(0, sw2 I_d)``, posterior tempered at invers
     S(w)    = sum_mu q_mu r_mu phi(w . x_mu)                       overlap, in R^C
     rho(w)  ~ exp(-|w|^2 / (2 sw2) + c |S(w)|^2)                   single-neuron law
     a | w   ~ Normal(beta sa2 S(w), sa2 I_C)
+
+``Deep`` is the prior of a deep network (docs/theory.md 6.1) beside it; its per-layer fixed point is
+``mft_jax.theory.deep.solve_deep``. Neither prior knows its solver: the single-site background of a layer is
+the solution's (``Solution.layer_background``, ``DeepSolution.layer_background``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -24,8 +29,7 @@ from mft_jax.activations import Activation, get_activation
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.priors import make_penalty
-from mft_jax.protocol import LayerBackground, check_width, site_log_density
-from mft_jax.resources import require
+from mft_jax.protocol import LayerBackground, check_width, readout_background, site_log_density
 
 SCALINGS = ("mean_field", "standard")
 TRACED = ("sa2", "sw2", "beta", "penalty")  # the model's pytree leaves (the penalty's own numeric leaves included)
@@ -160,17 +164,12 @@ class TwoLayer:
 
     # ------------------------------------------------------------------ the single-site law
     def layer_background(self, solution, layer: int = 1) -> LayerBackground:
-        """Layer 1's background at a two-layer fixed point: ``B = X``, ``v = sw2``, ``Phihat_1 = -beta^2 sa2 Q r r^T Q``.
-
-        With it ``-1/2 phi^T Phihat_1 phi = c |S(w)|^2`` (docs/theory.md 6.3, reduction to two layers).
-        """
+        """Deprecated: ``solution.layer_background(layer)`` (the solution knows its background; the prior does not)."""
+        warnings.warn("TwoLayer.layer_background(solution, layer) is deprecated: use solution.layer_background(layer)",
+                      DeprecationWarning, stacklevel=2)
         if isinstance(layer, bool) or layer != 1:
             raise ConfigError(f"layer must be 1 (the hidden layer of a two-layer model), got {layer!r}")
-        data = solution.data
-        require(8.0 * data.num_points**2, f"the conjugate kernel Phihat_1 on {data.num_points} points", "the number of data points")
-        weighted = data.q[:, None] * solution.residual  # (P, C)
-        phihat = -(self.beta**2 * self.sa2) * weighted @ weighted.T
-        return LayerBackground(1, data.x, jnp.asarray(self.sw2, data.x.dtype), phihat)
+        return readout_background(self, solution.data, solution.residual)
 
     def site_log_density(self, theta: jax.Array, background: LayerBackground) -> jax.Array:
         """``-|w|^2/(2 sw2) - Gamma(w) - 1/2 phi(X w)^T Phihat_1 phi(X w)`` per neuron (``mft_jax.protocol``)."""
@@ -223,3 +222,123 @@ class TwoLayerNetwork(nn.Module):
         w = self.param("w", nn.initializers.normal(math.sqrt(self.model.sw2)), (self.width, x.shape[-1]))
         a = self.param("a", nn.initializers.normal(math.sqrt(self.model.sa2)), (self.width, self.output_dim))
         return self.model.apply({"a": a, "w": w}, x)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Deep:
+    """Prior of a deep network (docs/theory.md 6.1): ``depth`` weight layers, ``depth - 1`` hidden.
+
+    ``sa2``, ``sW2``, ``sw2``, ``beta`` are traced pytree leaves; ``activation`` and ``depth`` are static.
+    """
+
+    activation: Activation | str = dataclasses.field(default="erf", metadata=dict(static=True))
+    depth: int = dataclasses.field(default=3, metadata=dict(static=True))
+    sa2: float = 1.0
+    sW2: float = 1.0
+    sw2: float = 1.0
+    beta: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "activation", get_activation(self.activation))
+        if isinstance(self.depth, bool) or not isinstance(self.depth, (int, np.integer)) or self.depth < 2:
+            raise ConfigError(f"model depth must be an integer >= 2 (weight layers; 2 is the two-layer net), got {self.depth!r}")
+        object.__setattr__(self, "depth", int(self.depth))
+        for name in ("sa2", "sW2", "sw2", "beta"):
+            value = getattr(self, name)
+            if isinstance(value, (jax.core.Tracer, jax.Array)) or type(value) is object:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"model {name} must be a finite number > 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    scaling = "mean_field"  # the only scaling of the deep theory (1/N readout, 1/sqrt(N) hidden weights)
+    penalty = None  # Gaussian weight priors only
+
+    @property
+    def temperature(self):
+        """``T = 1 / beta``: the Langevin temperature of the networks."""
+        return 1.0 / self.beta
+
+    @property
+    def hidden_layers(self) -> int:
+        """``H = depth - 1``."""
+        return self.depth - 1
+
+    @property
+    def coupling(self):
+        """``c = beta^2 sa2 / 2`` of the last layer's tilt ``c |S(h)|^2``."""
+        return 0.5 * self.beta**2 * self.sa2
+
+    @property
+    def gain(self):
+        """``beta sa2``: the readout's gain, ``r = (I + beta sa2 Phi_H Q)^-1 y`` and ``f = beta sa2 Phi_H Q r``."""
+        return self.beta * self.sa2
+
+    def layer_variance(self, layer: int):
+        """``s_l``: ``sw2`` for layer 1, ``sW2`` above (prior covariance of layer l is ``s_l Phi_(l-1)``)."""
+        return self.sw2 if layer == 1 else self.sW2
+
+    def replace(self, **changes) -> "Deep":
+        return dataclasses.replace(self, **changes)
+
+    def settings(self) -> dict:
+        return {"activation": self.activation.name, "depth": self.depth, "sa2": float(self.sa2), "sW2": float(self.sW2),
+                "sw2": float(self.sw2), "beta": float(self.beta)}
+
+    # ------------------------------------------------------------------ prior sampling and the network (6.1)
+    def init_params(self, key: jax.Array, width: int, input_dim: int, output_dim: int = 1) -> dict:
+        """Prior draw ``{"a": (N, C) ~ N(0, sa2), "w": (N, d) ~ N(0, sw2), "W": (H - 1, N, N) ~ N(0, sW2)}``."""
+        check_width(width, input_dim, output_dim)
+        ka, kw, kW = jax.random.split(key, 3)
+        dtype = jnp.result_type(float)
+        return {
+            "a": jnp.sqrt(self.sa2) * jax.random.normal(ka, (width, output_dim), dtype),
+            "w": jnp.sqrt(self.sw2) * jax.random.normal(kw, (width, input_dim), dtype),
+            "W": jnp.sqrt(self.sW2) * jax.random.normal(kW, (self.hidden_layers - 1, width, width), dtype),
+        }
+
+    def prior_variances(self) -> dict:
+        """``{"a": sa2, "w": sw2, "W": sW2}``: the prior variance of each parameter array."""
+        return {"a": self.sa2, "w": self.sw2, "W": self.sW2}
+
+    def prior_penalties(self) -> None:
+        """Gaussian priors only: no penalty."""
+        return None
+
+    def energy_scale(self, width: int) -> int:
+        """``N``: Langevin descends ``U = N L`` (the posterior ``exp(-beta N L - prior)``)."""
+        return width
+
+    def preactivations(self, params: dict, x: jax.Array) -> list:
+        """``[h1, .., hH]``, each (P, N): ``h1 = x w^T``, ``h(l+1) = phi(hl) W(l)^T / sqrt(N)``."""
+        width = params["w"].shape[0]
+        h = x @ params["w"].T
+        layers = [h]
+        for W in params["W"]:
+            h = self.activation(h) @ W.T / jnp.sqrt(width)
+            layers.append(h)
+        return layers
+
+    def apply(self, params: dict, x: jax.Array) -> jax.Array:
+        """``f(x) = phi(hH(x)) a / N``: (P, C)."""
+        return self.activation(self.preactivations(params, x)[-1]) @ params["a"] / params["a"].shape[0]
+
+    def feature_kernels(self, params: dict, x: jax.Array) -> jax.Array:
+        """``Phi_l = phi(hl) phi(hl)^T / N`` for l = 1..H: (H, P, P), the network's counterpart of ``DeepSolution.kernels``."""
+        width = params["w"].shape[0]
+        features = [self.activation(h) for h in self.preactivations(params, x)]
+        return jnp.stack([phi @ phi.T / width for phi in features])
+
+    # ------------------------------------------------------------------ the single-site law (6.3, 6.8)
+    def layer_background(self, solution, layer: int) -> LayerBackground:
+        """Deprecated: ``solution.layer_background(layer)`` (the solution knows its background; the prior does not)."""
+        warnings.warn("Deep.layer_background(solution, layer) is deprecated: use solution.layer_background(layer)",
+                      DeprecationWarning, stacklevel=2)
+        if not callable(getattr(solution, "layer_background", None)):
+            raise ConfigError(f"a deep layer's background needs a DeepSolution (from mft_jax.theory.deep.solve_deep), got {type(solution).__name__}")
+        return solution.layer_background(layer)
+
+    def site_log_density(self, theta: jax.Array, background: LayerBackground) -> jax.Array:
+        """``-|theta|^2/(2 v) - 1/2 phi(B theta)^T Phihat_l phi(B theta)`` per neuron (``mft_jax.protocol``)."""
+        return site_log_density(self.activation, theta, background)

@@ -15,7 +15,8 @@ trainers of ``mft_jax.train.joint``, the ``mft-jax train`` job, the foreground t
                     the prior density of each parameter array is exp(-|theta|^2 / (2 s2) - Gamma(theta))
     the network     apply(params, x) -> f(x) (P, C);  energy_scale(width): Langevin descends U = energy_scale L
                     feature_kernels(params, x) -> (H, P, P): Phi_l = phi(h_l) phi(h_l)^T / N per hidden layer
-    single sites    layer_background(solution, layer) -> LayerBackground;  site_log_density(theta, background)
+    single sites    site_log_density(theta, background)  (the background is the fixed point's:
+                    ``solution.layer_background(layer) -> LayerBackground``, a ``LayerBackgrounds``)
     bookkeeping     settings() (the keyword arguments that rebuild it), replace(**changes)
 
 The single-site law of a neuron of hidden layer l, in the coordinates ``theta`` with ``h = B theta`` on
@@ -44,6 +45,17 @@ class LayerBackground(NamedTuple):
     basis: jax.Array  # B: (P, d) = X for layer 1, (P, P) = A_l for l >= 2 (whitened coordinates)
     prior_variance: jax.Array  # v: sw2 for layer 1, 1 for l >= 2
     phihat: jax.Array  # (P, P) Phihat_l
+
+
+def readout_background(model, data, residual: jax.Array) -> LayerBackground:
+    """The last hidden layer's background at a readout residual ``r``: ``B = X``, ``v = sw2``, ``Phihat = -beta^2 sa2
+    Q r r^T Q`` (docs/theory.md 6.3): with it ``-1/2 phi^T Phihat phi = c |S(w)|^2``. Layer 1 of a two-layer fixed point."""
+    from mft_jax.resources import require
+
+    require(8.0 * data.num_points**2, f"the conjugate kernel Phihat_1 on {data.num_points} points", "the number of data points")
+    weighted = data.q[:, None] * residual  # (P, C)
+    phihat = -(model.beta**2 * model.sa2) * weighted @ weighted.T
+    return LayerBackground(1, data.x, jnp.asarray(model.sw2, data.x.dtype), phihat)
 
 
 def tilt_quadratic(features: jax.Array, phihat: jax.Array) -> jax.Array:
@@ -98,8 +110,6 @@ class Model(Protocol):
 
     def feature_kernels(self, params: dict, x: jax.Array) -> jax.Array: ...
 
-    def layer_background(self, solution, layer: int) -> LayerBackground: ...
-
     def site_log_density(self, theta: jax.Array, background: LayerBackground) -> jax.Array: ...
 
     def settings(self) -> dict: ...
@@ -112,3 +122,14 @@ def check_width(width: int, input_dim: int, output_dim: int) -> None:
     for name, value in (("width", width), ("input_dim", input_dim), ("output_dim", output_dim)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"network {name} must be a positive integer, got {value!r}")
+
+
+@runtime_checkable
+class LayerBackgrounds(Protocol):
+    """A fixed point that gives the single-site background of each hidden layer (``Solution``, ``DeepSolution``):
+    what ``mft_jax.train.deep_foreground`` trains neurons against. The prior does not know its solution."""
+
+    model: Any
+    data: Any
+
+    def layer_background(self, layer: int) -> LayerBackground: ...

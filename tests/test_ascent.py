@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mft_jax.theory.ascent import free_energy_at, newton_step
+from mft_jax.theory.ascent import Ascent, free_energy_at, newton_step
 from mft_jax.theory.background import kernel
 from mft_jax.theory.samplers.grid import grid_sampler
 from mft_jax.theory.two_layer import fixed_point_map, solve
@@ -55,7 +55,7 @@ def test_newton_reaches_the_fixed_point_where_the_iteration_cycles():
     key = jax.random.key(0)
     plain = solve(data, model, sampler, key=key, auto=False, adapt_grid=False, max_iter=60)
     assert not plain.converged and min(plain.history["change"][-20:]) > 1e-2
-    solution = solve(data, model, sampler, key=key, newton=True, auto=False, adapt_grid=False)
+    solution = solve(data, model, sampler, key=key, solver=Ascent(), auto=False, adapt_grid=False)
     assert solution.converged, solution.message
     assert set(solution.history["step"][1:]) == {"newton"}
     image = solve(data, model, sampler, key=key, init=solution.residual, auto=False, adapt_grid=False, max_iter=1)
@@ -74,7 +74,7 @@ def test_newton_and_anderson_agree_where_both_converge():
     data, model = clover(8, 50.0)
     sampler = grid_sampler(64, 6.0)
     anderson = solve(data, model, sampler, key=jax.random.key(0), adapt_grid=False)
-    newton = solve(data, model, sampler, key=jax.random.key(0), adapt_grid=False, newton=True)
+    newton = solve(data, model, sampler, key=jax.random.key(0), adapt_grid=False, solver=Ascent())
     assert anderson.converged and newton.converged
     assert "newton" not in anderson.history["step"] and "newton" in newton.history["step"]
     gap = qnorm(data, newton.residual - anderson.residual)
@@ -93,7 +93,7 @@ def test_newton_with_fixed_importance_draws_matches_anderson():
     data, model = clover(8, 30.0)
     sampler = importance_sampler(20000)
     anderson = solve(data, model, sampler, key=jax.random.key(0))
-    newton = solve(data, model, sampler, key=jax.random.key(0), newton=True)
+    newton = solve(data, model, sampler, key=jax.random.key(0), solver=Ascent())
     assert anderson.converged and newton.converged and "newton" in newton.history["step"]
     np.testing.assert_allclose(newton.loss, anderson.loss, rtol=1e-5)
     np.testing.assert_allclose(newton.free_energy, anderson.free_energy, rtol=1e-6)

@@ -93,7 +93,7 @@ def test_prediction_on_the_data_is_target_minus_residual(x64):
     model = TwoLayer("ramp", 1.0, 1.0, 20.0)
     law = tilted_law(jax.random.key(4), model, data, 4000)
     background = Background(model, law, data)
-    residual = background.residual()
+    residual = background.imposed_residual()
     np.testing.assert_allclose(background.predict(data.x, residual), data.y - residual, atol=1e-12)  # r = y - f exactly
 
 

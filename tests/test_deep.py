@@ -22,11 +22,11 @@ from mft_jax.theory import deep as deep_module
 from mft_jax.data import make_dataset
 from mft_jax.theory.deep import Deep, deep_nngp, gaussian_layers, grid_layers, importance_layers, solve_deep
 from mft_jax.errors import ConfigError
+from mft_jax.theory.fixed_point import Anderson, Damped
 from mft_jax.theory.samplers.grid import grid_sampler
 from mft_jax.model import TwoLayer
 from mft_jax.theory.two_layer import solve
 from mft_jax.tasks import make_data
-from mft_jax.train.deep_network import feature_kernels
 from mft_jax.train.joint import langevin_optimizer, train
 
 
@@ -142,10 +142,10 @@ def test_predictions_at_the_data_reproduce_the_fixed_point(x64):
     assert np.max(np.abs(np.asarray(data.y - solution.residual))) > 0.05  # it predicts something
     # Test points go through the layers in blocks; blocks of a single point give the same kernels.
     # (Summation order differs between block sizes: agreement to rounding, 1e-9, not bit equality.)
-    whole = deep_module.test_kernels(solution, data.x)
+    whole = deep_module.kernels_at(solution, data.x)
     saved, deep_module.TEST_BLOCK_ELEMENTS = deep_module.TEST_BLOCK_ELEMENTS, 1
     try:
-        blocked = deep_module.test_kernels(solution, data.x)
+        blocked = deep_module.kernels_at(solution, data.x)
     finally:
         deep_module.TEST_BLOCK_ELEMENTS = saved
     for a, b in zip(whole[0] + whole[1], blocked[0] + blocked[1]):
@@ -252,19 +252,19 @@ def test_cholesky_factor_survives_float32_rounding_of_a_low_rank_kernel():
 
 @pytest.mark.parametrize("depth", [3, pytest.param(4, marks=pytest.mark.slow)])  # depth 4: default-suite budget (2026-12-01, suite 9:01 on this machine with the model-protocol tests added): make test-slow
 def test_anderson_reaches_the_deep_linear_closed_form_where_damping_cannot(x64, depth):
-    """``method="anderson"`` (the engine's safeguarded Anderson, one map evaluation per step, no JVPs) on the
+    """``solver=Anderson(...)`` (the engine's safeguarded Anderson, one map evaluation per step, no JVPs) on the
     deep linear net at beta = 4: the closed form of 6.6 to 1e-6, like Newton; the damped iteration, whose
     linearisation has an eigenvalue above 1 here (6.6), finds no descending step from the NNGP start."""
     data, sw2 = whitened_data()
     model = Deep("linear", depth=depth, sa2=1.0, sW2=1.0, sw2=sw2, beta=4.0)
     kernels, residual = closed_form_kernels(4.0, 1.0, np.asarray(data.y), depth)
-    anderson = solve_deep(data, model, gaussian_layers(), tol=1e-10, method="anderson", auto=False, max_iter=300)
+    anderson = solve_deep(data, model, gaussian_layers(), tol=1e-10, solver=Anderson(5, 0.5, halvings=12), auto=False, max_iter=300)
     assert anderson.converged, anderson.message
     assert "anderson" in anderson.history["step"]
     for ours, exact in zip(anderson.kernels, kernels):
         np.testing.assert_allclose(np.asarray(ours), exact, atol=1e-6)
     np.testing.assert_allclose(np.asarray(anderson.residual), residual, atol=1e-6)
-    damped = solve_deep(data, model, gaussian_layers(), tol=1e-10, method="damped", auto=False, max_iter=300)
+    damped = solve_deep(data, model, gaussian_layers(), tol=1e-10, solver=Damped(0.5, halvings=12, descent=True), auto=False, max_iter=300)
     assert not damped.converged and "no step makes progress" in damped.message
 
 
@@ -277,7 +277,7 @@ def test_automatic_continuation_rescues_a_stalled_newton_solve(x64):
     plain = solve_deep(data, model, gaussian_layers(), tol=1e-10, auto=False, max_iter=60)
     assert not plain.converged and plain.history["change"][-1] > 0.5
     rescued = solve_deep(data, model, gaussian_layers(), tol=1e-10)
-    assert rescued.converged and rescued.history["actions"] and "Automatic steps" in rescued.message
+    assert rescued.converged and rescued.actions and "Automatic steps" in rescued.message
     kernels, _ = closed_form_kernels(2.0, 1.0, np.asarray(data.y), 3)
     np.testing.assert_allclose(np.asarray(rescued.kernels[-1]), kernels[-1], atol=1e-6)
 
@@ -296,7 +296,7 @@ def test_langevin_deep_networks_reach_the_deep_linear_kernels():
     data, sw2 = whitened_data(P=4, d=6, seed=2)
     model = Deep("linear", depth=3, sa2=1.0, sW2=1.0, sw2=sw2, beta=2.0)
     result = train(jax.random.key(0), model, 128, data, langevin_optimizer(model, 0.01), 4000, num_seeds=8, chunk=50,
-                   progress=False, observables=lambda p: {"kernels": feature_kernels(p, model, data.x)})
+                   progress=False, observables=lambda p: {"kernels": model.feature_kernels(p, data.x)})
     y = np.asarray(data.y, np.float64)
     yhat = y[:, 0] / np.linalg.norm(y)
     kernels = np.asarray(result.history["kernels"], np.float64)  # (records, seeds, layers, P, P)

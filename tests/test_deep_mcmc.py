@@ -20,7 +20,7 @@ import pytest
 from mft_jax.theory import deep
 from mft_jax.activations import get_activation
 from mft_jax.theory.deep import Deep, importance_layers, mcmc_layers, solve_deep
-from mft_jax.theory.fixed_point import Step
+from mft_jax.theory.fixed_point import Anderson, Step
 from mft_jax.errors import ConfigError
 from mft_jax.theory.samplers.layers import GaussianLayers, ImportanceLayers, LayerSampler, MCMCLayers, asymptotic_margin
 from test_deep import closed_form_kernels, whitened_data
@@ -72,7 +72,7 @@ def test_layer_samplers_declare_what_they_are_and_refuse_what_cannot_work():
     assert all(issubclass(c, LayerSampler) for c in (GaussianLayers, ImportanceLayers, MCMCLayers))
     data, _ = whitened_data(P=4, d=6, seed=2)
     with pytest.raises(ConfigError, match="method 'anderson' cannot be used with the mcmc layer sampler"):
-        solve_deep(data, Deep("erf", depth=3), mcmc_layers(64), method="anderson")
+        solve_deep(data, Deep("erf", depth=3), mcmc_layers(64), solver=Anderson())
     with pytest.raises(ConfigError, match="min_ess must be below refresh_ess"):
         mcmc_layers(64, min_ess=0.6, refresh_ess=0.5)
     with pytest.raises(ConfigError, match=r"refresh_ess must be a number in \(0, 1\)"):
@@ -102,8 +102,8 @@ def test_a_refused_step_of_the_adaptive_sampler_stays_out_of_the_history(x64, mo
     monkeypatch.setattr(deep, "NewtonKrylov", _Overshoot)
     data, sw2 = whitened_data(P=4, d=6, seed=2)
     model = Deep("linear", depth=3, sa2=1.0, sW2=1.0, sw2=sw2, beta=0.5)
-    solution = solve_deep(data, model, mcmc_layers(512), tol=1e-10, auto=False, continuation=1, max_iter=5)
+    solution = solve_deep(data, model, mcmc_layers(512), tol=1e-10, auto=False, max_iter=5)
     assert not solution.converged and "no step keeps every layer law normalizable" in solution.message
     assert len(solution.history["change"]) == 1 and solution.history["step"] == []
     np.testing.assert_array_equal(np.asarray(solution.residual), np.asarray(solve_deep(
-        data, model, mcmc_layers(512), tol=1e-10, auto=False, continuation=1, max_iter=1).residual))  # the start, kept
+        data, model, mcmc_layers(512), tol=1e-10, auto=False, max_iter=1).residual))  # the start, kept

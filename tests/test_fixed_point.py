@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mft_jax.errors import NoFixedPointError
-from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, InadmissibleStep, NewtonKrylov, NoiseFloor, Problem, Result,
+from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, InadmissibleStep, NewtonKrylov, NoiseFloorStop, Problem, Result,
                                  Stall, backtracked, fixed_point)
 
 
@@ -75,12 +75,12 @@ def test_a_noisy_map_stops_at_its_noise_floor_and_counts_as_converged():
     """``G(x) = x / 2 + noise (sd 1e-3)``: the change falls to the noise and stays there."""
     rng = np.random.default_rng(0)
     problem = Problem(lambda x: Evaluation(0.5 * x + 1.0 + 1e-3 * rng.normal(size=x.shape) - x))
-    run = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-12, max_steps=200, stop=(NoiseFloor(10, 0.8),))
+    run = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-12, max_steps=200, stop=(NoiseFloorStop(10, 0.8),))
     assert run.result is Result.NOISE_FLOOR and run.converged and "noise floor" in run.message
     assert np.abs(run.value - 2.0).max() < 0.01  # at the fixed point 2, within the noise
     # power: the same map without noise converges to tol instead
     clean = fixed_point(Problem(lambda x: Evaluation(1.0 - 0.5 * x)), np.zeros(50), Damped(1.0), tol=1e-12, max_steps=200,
-                        stop=(NoiseFloor(10, 0.8),))
+                        stop=(NoiseFloorStop(10, 0.8),))
     assert clean.result is Result.SUCCESSFUL
 
 
@@ -89,9 +89,9 @@ def test_a_noise_floor_above_the_ceiling_is_no_fixed_point():
     not as converged; the same rule with a ceiling above that floor would call it converged (the check has power)."""
     rng = np.random.default_rng(1)
     problem = Problem(lambda x: Evaluation(rng.normal(size=x.shape) - x))
-    run = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-6, max_steps=200, stop=(NoiseFloor(10, 0.8),))
+    run = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-6, max_steps=200, stop=(NoiseFloorStop(10, 0.8),))
     assert run.result is Result.STALLED and not run.converged and "no fixed point" in run.message
-    lenient = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-6, max_steps=200, stop=(NoiseFloor(10, 0.8, ceiling=10.0),))
+    lenient = fixed_point(problem, np.zeros(50), Damped(1.0), tol=1e-6, max_steps=200, stop=(NoiseFloorStop(10, 0.8, ceiling=10.0),))
     assert lenient.converged and "noise floor" in lenient.message
 
 

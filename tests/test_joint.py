@@ -11,8 +11,7 @@ from mft_jax.data import make_dataset
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.tasks import continuous_xor, make_data
-from mft_jax.train.joint import energy, langevin_optimizer, optax_optimizer, prior_weight_decay, train
-from mft_jax.train.network import init_network, loss
+from mft_jax.train.joint import energy, langevin_optimizer, loss, optax_optimizer, prior_weight_decay, train
 
 # A tiny regression problem whose posterior is non-Gaussian (a ridge around a w x ~ y) but integrable on a grid.
 X, Q, Y = np.array([0.5, 1.0]), np.array([0.5, 0.5]), np.array([0.5, 1.5])
@@ -114,7 +113,7 @@ def test_mean_field_gradient_per_neuron_is_order_one():
     # for standard scaling grad U is that O(1) number times N^-1/2.
     data = clover(16)
     model = TwoLayer("ramp")
-    reference_w = init_network(jax.random.key(99), model, 20_000, 2)["w"]
+    reference_w = model.init_params(jax.random.key(99), 20_000, 2)["w"]
     features = np.asarray(model.features(reference_w, data.x), float)  # (M, P)
     q, y = np.asarray(data.q, float), np.asarray(data.y[:, 0], float)
     overlap_y = features @ (q * y)
@@ -129,7 +128,7 @@ def test_mean_field_gradient_per_neuron_is_order_one():
         terms = [overlap_y**2, model.sa2 * (width - 1) * k_off**2 / norm**2, model.sa2 * k_diag**2 / norm**2]
         reference = sum(t.mean() for t in terms)
         reference_error = np.sqrt(sum(t.var() / t.size for t in terms))
-        params = jax.vmap(lambda k: init_network(k, model, width, 2))(jax.random.split(jax.random.key(width), seeds))
+        params = jax.vmap(lambda k: model.init_params(k, width, 2))(jax.random.split(jax.random.key(width), seeds))
         per_neuron = np.asarray(gradient(params, model, data)["a"][..., 0], float)  # (seeds, N)
         squared = per_neuron**2 * (1.0 if scaling == "mean_field" else width)
         samples = squared.ravel() if scaling == "mean_field" else squared.mean(1)
@@ -241,7 +240,6 @@ def test_standard_scaling_langevin_networks_approach_the_gp():
     x 1.1 and beta / 1.1 (0.03 away) and for the N = 4 networks (0.06 away: the limit is approached, not
     reached at small width). ~80 s on 2 shared cores."""
     from mft_jax.theory.gp import gp_predict
-    from mft_jax.train.network import predict
 
     data = make_dataset(X[:, None], Y, Q)
     one = np.ones((1, 1))
@@ -259,7 +257,7 @@ def test_standard_scaling_langevin_networks_approach_the_gp():
         time_span, record_every = 100.0, 1.0
         result = train(jax.random.key(width), model, width, data, langevin_optimizer(model, step_size),
                        int(round(time_span / step_size)), num_seeds=chains, chunk=int(round(record_every / step_size)),
-                       progress=False, observables=lambda p: {"f": predict(p, model, one)[0, 0]})
+                       progress=False, observables=lambda p: {"f": model.apply(p, one)[0, 0]})
         records = np.asarray(result.history["f"], np.float64)
         per_chain = records[int(0.3 * len(records)):].mean(0)
         return per_chain.mean(), per_chain.std(ddof=1) / np.sqrt(chains)

@@ -18,7 +18,7 @@ from mft_jax.theory.reduced.modular import (
 )
 from mft_jax.priors import fourier_sextic
 from mft_jax.tasks import make_data, make_split
-from mft_jax.train.network import init_network, loss, predict
+from mft_jax.train.joint import loss
 
 
 def test_fourier_loss_equals_the_direct_loss(x64):
@@ -26,7 +26,7 @@ def test_fourier_loss_equals_the_direct_loss(x64):
     data = make_data("modular_addition", modulus=modulus)
     for scaling in ("mean_field", "standard"):
         model = TwoLayer("square", sa2=2.0, sw2=0.8, beta=1.0, scaling=scaling)
-        params = init_network(jax.random.key(0), model, 12, 2 * modulus, modulus)
+        params = model.init_params(jax.random.key(0), 12, 2 * modulus, modulus)
         np.testing.assert_allclose(fourier_loss(params, model), loss(params, model, data), rtol=1e-12)
     grads = [jax.jit(jax.grad(f), static_argnums=1)(params, model, data) for f in (fourier_loss, loss)]
     for leaf in ("a", "w"):
@@ -44,8 +44,8 @@ def test_network_observables(x64):
     data = make_data("modular_addition", modulus=modulus)
     for scaling in ("mean_field", "standard"):
         model = TwoLayer("square", sa2=2.0, sw2=0.8, beta=1.0, scaling=scaling)
-        params = init_network(jax.random.key(3), model, 12, 2 * modulus, modulus)
-        f = predict(params, model, data.x)
+        params = model.init_params(jax.random.key(3), 12, 2 * modulus, modulus)
+        f = model.apply(params, data.x)
         np.testing.assert_allclose(network_discrepancy(params, model), 1 - jnp.sum(f * data.y) / jnp.sum(data.y**2), rtol=1e-12)
     n = np.arange(modulus)
     pure = np.cos(2 * np.pi * 2 * n / modulus + 0.3)

@@ -25,7 +25,9 @@ from mft_jax.theory.deep import Deep, gaussian_layers, importance_layers, solve_
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.priors import sextic
-from mft_jax.protocol import Model
+from mft_jax.protocol import Model, readout_background
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.two_layer import solve
 from mft_jax.train.deep_foreground import train_deep_foreground
 from test_deep_foreground import euler_kernel
 
@@ -36,11 +38,15 @@ MODELS = {
 
 
 class FixedPoint(NamedTuple):
-    """What ``layer_background`` reads off a two-layer ``Solution``."""
+    """A two-layer fixed point as the foreground trainer sees it (``mft_jax.protocol.LayerBackgrounds``)."""
 
     model: TwoLayer
     data: object
     residual: jax.Array
+
+    def layer_background(self, layer: int):
+        assert layer == 1
+        return readout_background(self.model, self.data, self.residual)
 
 
 def small_data(P=12, d=3, seed=0):
@@ -99,13 +105,13 @@ def test_two_layer_site_law_is_the_layer_law_with_the_readout_conjugate_kernel(x
     data = small_data()
     residual = 3.0 * jnp.asarray(np.random.default_rng(1).standard_normal((data.num_points, 1)))
     w = jnp.asarray(np.random.default_rng(2).standard_normal((50, data.input_dim)))
-    background = model.layer_background(FixedPoint(model, data, residual), 1)
+    background = readout_background(model, data, residual)
     np.testing.assert_allclose(model.site_log_density(w, background), model.log_density(w, data, residual), rtol=1e-12, atol=1e-12)
     # power: the law without its tilt, or with the tilt's sign flipped, differs by O(1)
     tilt = model.log_tilt(w, data, residual)
     assert float(jnp.min(jnp.abs(tilt))) > 0 and float(jnp.max(jnp.abs(tilt))) > 0.1
     with pytest.raises(ConfigError, match="layer must be 1"):
-        model.layer_background(FixedPoint(model, data, residual), 2)
+        solve(data, model, grid_sampler(8, 6.0), key=jax.random.key(0), max_iter=1, auto=False).layer_background(2)
 
 
 def test_deep_depth_two_background_is_the_two_layer_background(x64):
@@ -113,8 +119,8 @@ def test_deep_depth_two_background_is_the_two_layer_background(x64):
     deep = Deep("linear", depth=2, sa2=0.7, sw2=1.3, beta=2.5)
     solution = solve_deep(data, deep, gaussian_layers(), max_iter=0)  # the NNGP state: the identity holds at every residual
     two = TwoLayer("linear", sa2=0.7, sw2=1.3, beta=2.5)
-    expected = two.layer_background(FixedPoint(two, data, solution.residual), 1)
-    got = deep.layer_background(solution, 1)
+    expected = readout_background(two, data, solution.residual)
+    got = solution.layer_background(1)
     np.testing.assert_allclose(got.phihat, expected.phihat, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(got.basis, expected.basis)
     assert float(got.prior_variance) == float(expected.prior_variance)

@@ -192,9 +192,9 @@ def test_deep_settings_that_do_not_apply_exit_2_naming_them(tmp_path, capsys):
     bad_method = DEEP.format(sampler="importance", model="") + 'method = "bisection"\n'
     assert main(["solve", write(tmp_path, bad_method), "--out", str(tmp_path / "c"), "--no-progress"]) == 2
     assert "method = 'bisection' is unknown; allowed: newton, anderson, damped" in capsys.readouterr().err
-    two_layer = DEEP.format(sampler="grid", model="").replace("depth = 3", "depth = 2") + 'method = "anderson"\n'
+    two_layer = DEEP.format(sampler="grid", model="").replace("depth = 3", "depth = 2") + 'method = "newton"\n'
     assert main(["solve", write(tmp_path, two_layer), "--out", str(tmp_path / "d"), "--no-progress"]) == 2
-    assert "chooses the deep solver's iteration" in capsys.readouterr().err
+    assert "method = 'newton' is unknown for a two-layer net; allowed: anderson, damped, ascent" in capsys.readouterr().err
     penalised = DEEP.format(sampler="importance", model='penalty = {name = "sextic", gamma = 0.1}')
     assert main(["solve", write(tmp_path, penalised), "--out", str(tmp_path / "b"), "--no-progress"]) == 2
     assert "deep nets take Gaussian priors" in capsys.readouterr().err

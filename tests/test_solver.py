@@ -9,6 +9,7 @@ from mft_jax.errors import NonNormalizableError, NoFixedPointError
 from mft_jax.theory.samplers.grid import grid_sampler
 from mft_jax.theory.samplers.importance import importance_sampler
 from mft_jax.model import TwoLayer
+from mft_jax.theory.fixed_point import Continuation, Damped
 from mft_jax.theory.normalizability import check_normalizable, runaway_strength
 from mft_jax.theory.two_layer import solve, solve_branches
 from mft_jax.tasks import make_data
@@ -52,7 +53,7 @@ def test_continuation_rescales_a_warm_start_that_would_run_away(x64):
     teacher = np.array([2.0, 1.0])
     data = make_data("linear_teacher", quadrature=3, teacher=tuple(teacher))
     model = TwoLayer("linear", 1.0, 1.0, 2.0)
-    solution = solve(data, model, grid_sampler(64, 10.0), key=jax.random.key(0), continuation=6, tol=1e-10)
+    solution = solve(data, model, grid_sampler(64, 10.0), key=jax.random.key(0), schedule=Continuation(stages=6), tol=1e-10)
     assert solution.converged, solution.message
     lam = linear_lambda(2.0, 1.0, 1.0, teacher @ teacher)
     np.testing.assert_allclose(solution.loss, lam**2 * (teacher @ teacher) / 2, rtol=1e-6)  # as in the exact test above
@@ -145,7 +146,7 @@ def test_anderson_and_damping_reach_the_same_fixed_point():
     data, model = clover()
     sampler = grid_sampler(48, 6.0)
     fast = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6, auto=False)  # the algorithms alone
-    slow = solve(data, model, sampler, key=jax.random.key(0), anderson=0, damping=0.2, tol=1e-6, max_iter=500, auto=False)
+    slow = solve(data, model, sampler, key=jax.random.key(0), solver=Damped(0.2), tol=1e-6, max_iter=500, auto=False)
     assert fast.converged and slow.converged
     # both stop within tol/(1 - L) of the fixed point; the damped map contracts slowly (L ~ 0.97), so allow 1e-6/0.03
     assert qnorm(data, fast.residual - slow.residual) <= 5e-5 * qnorm(data, fast.residual)
@@ -156,7 +157,7 @@ def test_anderson_and_damping_reach_the_same_fixed_point():
     assert contraction_rate(fast) ** 2 <= contraction_rate(slow)
     # and it is Anderson that converges: the same damping without it cycles (measured rate 1.0006 over 500
     # iterations), so after 60 iterations its change is still far above tol.
-    plain = solve(data, model, sampler, key=jax.random.key(0), anderson=0, tol=1e-6, max_iter=60, auto=False)
+    plain = solve(data, model, sampler, key=jax.random.key(0), solver=Damped(0.5), tol=1e-6, max_iter=60, auto=False)
     assert not plain.converged and min(plain.history["change"][-10:]) > 100 * 1e-6
 
 
@@ -164,7 +165,7 @@ def test_continuation_reaches_the_same_fixed_point():
     data, model = clover(quadrature=8)
     sampler = grid_sampler(40, 6.0)
     direct = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6)
-    staged = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6, continuation=3)
+    staged = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6, schedule=Continuation(stages=3))
     assert staged.converged
     assert len(set(staged.history["beta"])) == 3 and staged.history["beta"][-1] == model.beta
     assert qnorm(data, direct.residual - staged.residual) <= 1e-4 * qnorm(data, direct.residual)  # 2 x tol/(1-L), L <~ 0.9
@@ -207,11 +208,11 @@ def test_free_energy_matches_direct_quadrature(x64):
 def test_no_convergence_is_reported_and_throw_raises():
     data, model = clover(quadrature=6)
     sampler = grid_sampler(24, 6.0)
-    solution = solve(data, model, sampler, key=jax.random.key(0), anderson=0, damping=0.1, max_iter=2, tol=1e-8, auto=False)
+    solution = solve(data, model, sampler, key=jax.random.key(0), solver=Damped(0.1), max_iter=2, tol=1e-8, auto=False)
     assert not solution.converged and solution.iterations == 2
     assert "no fixed point" in solution.message and "Hint" in solution.message
     with pytest.raises(NoFixedPointError, match="continuation"):
-        solve(data, model, sampler, key=jax.random.key(0), anderson=0, damping=0.1, max_iter=2, tol=1e-8, throw=True, auto=False)
+        solve(data, model, sampler, key=jax.random.key(0), solver=Damped(0.1), max_iter=2, tol=1e-8, throw=True, auto=False)
 
 
 def test_branches_report_free_energies(x64):
@@ -329,7 +330,7 @@ def test_a_step_that_runs_away_is_refused_in_words_naming_the_residual(monkeypat
     monkeypatch.setattr(solver_module, "check_normalizable", only_the_start)
     sampler = grid_sampler(16, 6.0)
     with pytest.raises(NonNormalizableError, match="every damped step from the current residual .* non-normalizable at beta = 1"):
-        _iterate(sampler, model, data, sampler.init(jax.random.key(0), model, data), np.asarray(data.y), damping=0.5, anderson=0,
+        _iterate(sampler, model, data, sampler.init(jax.random.key(0), model, data), np.asarray(data.y), solver=Damped(0.5, BACKTRACK),
                  tol=1e-8, max_iter=5, stochastic=False, history={"change": [], "loss": [], "beta": [], "step": []},
-                 bar=tqdm.tqdm(disable=True), key=jax.random.key(0))
+                 bar=tqdm.tqdm(disable=True), key=jax.random.key(0), callback=None)
     assert len(calls) == 1 + BACKTRACK

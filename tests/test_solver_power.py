@@ -73,7 +73,7 @@ def test_mcmc_solve_says_why_it_stopped_and_that_it_has_no_free_energy():
 
 
 def test_predict_consistent_is_kernel_regression_with_the_final_law_off_the_fixed_point(x64):
-    """A solve stopped after one iteration (off the fixed point): ``predict(x, at="consistent")`` is kernel
+    """A solve stopped after one iteration (off the fixed point): ``kernel_regression(x)`` is kernel
     regression with the final law's kernel, so on the data points it equals ``y - G(r)`` with ``G(r) = (I + beta sa2
     K Q)^-1 y`` from the dense kernel. Power: the iterate's prediction misses that identity by far more than the
     tolerance there; at the converged solve the two predictions agree. A bad name is refused in words."""
@@ -84,12 +84,12 @@ def test_predict_consistent_is_kernel_regression_with_the_final_law_off_the_fixe
     k = np.asarray(early.kernel(), float)
     q, y = np.asarray(data.q, float), np.asarray(data.y, float)
     g = np.linalg.solve(np.eye(len(q)) + model.gain * k * q[None, :], y)  # G(r) from the dense kernel
-    consistent = np.asarray(early.predict(data.x, at="consistent"), float)
+    consistent = np.asarray(early.kernel_regression(data.x), float)
     np.testing.assert_allclose(consistent, y - g, rtol=1e-8, atol=1e-10)
     at_iterate = np.asarray(early.predict(data.x), float)
     assert np.max(np.abs(at_iterate - (y - g))) > 1e4 * 1e-8 * np.max(np.abs(y))
     done = solve(data, model, grid_sampler(64, 10.0), key=jax.random.key(0), tol=1e-12)
-    np.testing.assert_allclose(np.asarray(done.predict(data.x, at="consistent")), np.asarray(done.predict(data.x)),
+    np.testing.assert_allclose(np.asarray(done.kernel_regression(data.x)), np.asarray(done.predict(data.x)),
                                rtol=1e-8)
     with pytest.raises(ConfigError, match="'iterate'.*'consistent'.*got 'fixed'"):
         early.predict(data.x, at="fixed")

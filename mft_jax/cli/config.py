@@ -12,7 +12,7 @@ import tomllib
 import typing
 from pathlib import Path
 
-from mft_jax.theory.deep import Deep
+from mft_jax.model import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 
@@ -79,7 +79,7 @@ class ModelConfig:
     beta: float = 1.0
     scaling: str = "mean_field"
     penalty: dict | None = None  # a non-Gaussian weight prior, e.g. {name = "sextic", gamma = 0.01} (mft_jax.priors)
-    depth: int = 2  # weight layers: 2 is the two-layer net (TwoLayer); >= 3 a deep net (mft_jax.theory.deep.Deep)
+    depth: int = 2  # weight layers: 2 is the two-layer net (TwoLayer); >= 3 a deep net (mft_jax.model.Deep)
     sW2: float = 1.0  # depth >= 3: prior variance of the hidden-to-hidden weights
 
     def build(self) -> TwoLayer | Deep:
@@ -110,3 +110,48 @@ def data_from(raw: dict):
     if "name" not in task:
         raise ConfigError("[task] needs a `name`")
     return make_data(task.pop("name"), **task)
+
+
+# ------------------------------------------------------------------------------ strings -> solver objects
+TWO_LAYER_METHODS = ("anderson", "damped", "ascent")  # [solver] method of a two-layer net (mft_jax.theory.two_layer.solve)
+DEEP_METHODS = ("newton", "anderson", "damped")  # [solver] method of a deep net (mft_jax.theory.deep.solve_deep)
+
+
+def solver_from(method: str | None, *, damping: float, anderson: int = 5, newton: bool = False, deep: bool = False):
+    """The solver object a ``[solver]`` section names: the one place where strings become objects.
+
+    Two-layer (``method`` default: ``anderson``, or ``ascent`` with ``newton = true``): ``anderson`` is
+    ``Anderson(anderson, damping)`` (``anderson = 0``: ``Damped(damping)``), ``damped`` is ``Damped(damping)``,
+    ``ascent`` is ``Ascent(damping)``. Deep (default ``newton``): ``NewtonKrylov(damping)``, ``Anderson(5, damping,
+    halvings=12)``, ``Damped(damping, halvings=12, descent=True)``.
+    """
+    from mft_jax.theory.ascent import Ascent
+    from mft_jax.theory.fixed_point import Anderson, Damped, NewtonKrylov
+
+    if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
+        raise ConfigError(f"[solver] damping = {damping!r} must be in (0, 1]")
+    if deep:
+        method = "newton" if method is None else method
+        if method not in DEEP_METHODS:
+            raise ConfigError(f"[solver] method = {method!r} is unknown; allowed: {', '.join(DEEP_METHODS)}")
+        return {"newton": lambda: NewtonKrylov(damping), "anderson": lambda: Anderson(5, damping, halvings=12),
+                "damped": lambda: Damped(damping, halvings=12, descent=True)}[method]()
+    if method is None:
+        method = "ascent" if newton else ("anderson" if anderson else "damped")
+    if method not in TWO_LAYER_METHODS:
+        raise ConfigError(f"[solver] method = {method!r} is unknown for a two-layer net; allowed: {', '.join(TWO_LAYER_METHODS)} "
+                          f"(the deep solver's are {', '.join(DEEP_METHODS)}, [model] depth >= 3)")
+    if isinstance(anderson, bool) or not isinstance(anderson, int) or anderson < 0:
+        raise ConfigError(f"[solver] anderson = {anderson!r} must be an integer >= 0 (0: damped)")
+    if method == "anderson" and anderson:
+        return Anderson(anderson, damping, 6)
+    return Ascent(damping) if method == "ascent" else Damped(damping, 6)
+
+
+def schedule_from(continuation: int, beta_start: float | None):
+    """The ``Continuation`` of ``[solver] continuation = n`` (stages; 0 or 1: the direct solve) and ``beta_start``."""
+    from mft_jax.theory.fixed_point import Continuation
+
+    if isinstance(continuation, bool) or not isinstance(continuation, int) or continuation < 0:
+        raise ConfigError(f"[solver] continuation = {continuation!r} must be an integer >= 0 (stages; 0 or 1: the direct solve)")
+    return Continuation(stages=max(continuation, 1), beta_start=beta_start)

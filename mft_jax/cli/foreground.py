@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.cli.config import data_from, load_toml, model_from, section
-from mft_jax.theory.deep import Deep
+from mft_jax.model import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.theory.gp import gp_residual
 from mft_jax.io import load_background, load_background_model, run_metadata, save_neurons, save_npz, write_json

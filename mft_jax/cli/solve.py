@@ -18,8 +18,10 @@ from pathlib import Path
 import jax
 
 from mft_jax import io
-from mft_jax.cli.config import data_from, load_toml, model_from, section
-from mft_jax.theory.deep import Deep, gaussian_layers, grid_layers, importance_layers, mcmc_layers, solve_deep
+from mft_jax.cli.config import DEEP_METHODS, data_from, load_toml, model_from, schedule_from, section, solver_from  # noqa: F401
+from mft_jax.model import Deep
+from mft_jax.theory.deep import solve_deep
+from mft_jax.theory.samplers.layers import gaussian_layers, grid_layers, importance_layers, mcmc_layers
 from mft_jax.errors import ConfigError
 from mft_jax.theory.samplers import Sampler
 from mft_jax.theory.samplers.grid import grid_sampler
@@ -32,7 +34,6 @@ from mft_jax.theory.two_layer import solve
 SECTIONS = ("task", "model", "solver")
 SAMPLERS = ("grid", "importance", "mcmc", "tempered")
 DEEP_SAMPLERS = ("grid", "importance", "gaussian", "mcmc")  # depth >= 3 (mft_jax.theory.samplers.layers.LayerSampler)
-DEEP_METHODS = ("newton", "anderson", "damped")  # depth >= 3: [solver] method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ class SolverConfig:
     auto: bool = True  # escalate by itself (continuation, damping) when the start is refused or the iteration stalls
     adapt_grid: bool = True  # re-grid a law the grid does not resolve or contain
     newton: bool = False  # start with Newton ascent on the free energy (grid / importance; auto switches to it on a stall)
-    method: str | None = None  # deep nets (depth >= 3): newton (default) | anderson | damped
+    method: str | None = None  # two-layer: anderson (default) | damped | ascent; deep (depth >= 3): newton (default) | anderson | damped
     seed: int = 0
 
 
@@ -104,15 +105,13 @@ def run(args) -> int:
     data = data_from(raw)
     if isinstance(model, Deep):
         return run_deep(args, raw, config, model, data)
-    if config.method is not None:
-        raise ConfigError(f"[solver] method = {config.method!r} chooses the deep solver's iteration ([model] depth >= 3); "
-                          "the two-layer solver is set by anderson = m (0: damped) and newton = true/false")
+    solver = solver_from(config.method, damping=config.damping, anderson=config.anderson, newton=config.newton)
     sampler = make_sampler(config)
     solution = solve(
-        data, model, sampler, key=jax.random.key(config.seed), init=config.init, damping=config.damping,
-        anderson=config.anderson, tol=config.tol, max_iter=config.max_iter, continuation=config.continuation,
-        beta_start=config.beta_start, normalizability=config.normalizability, auto=config.auto,
-        adapt_grid=config.adapt_grid, newton=config.newton, progress=not args.no_progress,
+        data, model, sampler, key=jax.random.key(config.seed), solver=solver,
+        schedule=schedule_from(config.continuation, config.beta_start), init=config.init, auto=config.auto,
+        tol=config.tol, max_iter=config.max_iter, progress=not args.no_progress,
+        normalizability=config.normalizability, adapt_grid=config.adapt_grid,
     )
     for action in solution.actions:
         print(f"mft-jax solve: automatic step: {action}")
@@ -149,17 +148,15 @@ def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool
     sampler = make_layer_sampler(config)
     if config.init != "gp":
         raise ConfigError(f"[solver] init = {config.init!r}: deep nets start from the NNGP (init = 'gp')")
-    method = "newton" if config.method is None else config.method
-    if method not in DEEP_METHODS:
-        raise ConfigError(f"[solver] method = {method!r} is unknown; allowed: {', '.join(DEEP_METHODS)}")
+    solver = solver_from(config.method, damping=config.damping, deep=True)
     callback = None if not progress else (lambda i, change, beta: print(
         f"mft-jax {job}: iteration {i}, beta {beta:.4g}, relative change {change:.3e}", flush=True))
     solution = solve_deep(
-        data, model, sampler, key=jax.random.key(config.seed), method=method, damping=config.damping, tol=config.tol,
-        max_iter=config.max_iter, continuation=max(1, config.continuation), beta_start=config.beta_start,
-        auto=config.auto, callback=callback,
+        data, model, sampler, key=jax.random.key(config.seed), solver=solver,
+        schedule=schedule_from(config.continuation, config.beta_start), auto=config.auto, tol=config.tol,
+        max_iter=config.max_iter, callback=callback,
     )
-    for action in solution.history["actions"]:
+    for action in solution.actions:
         print(f"mft-jax {job}: automatic step: {action}")
     for warning in solution.diagnostics["warnings"]:
         print(f"mft-jax {job}: warning: {warning}", file=sys.stderr)
@@ -170,7 +167,7 @@ def run_deep(args, raw: dict, config: SolverConfig, model: Deep, data) -> int:
     """``[model] depth >= 3``: the per-layer fixed point of docs/theory.md section 6."""
     solution = solve_deep_config(config, model, data, progress=not args.no_progress)
     out = Path(args.out)
-    write_solution(out, solution, raw, config, model, solution.history["actions"])
+    write_solution(out, solution, raw, config, model, solution.actions)
     kernels = {f"phi_{layer}": kernel for layer, kernel in enumerate(solution.kernels, start=1)}
     io.save_npz(out / "kernels.npz", x=data.x, q=data.q, y=data.y, residual=solution.residual, **kernels)
     print(f"mft-jax solve: depth {model.depth}: {solution.message}; loss {solution.loss:.6g}, "

@@ -23,7 +23,7 @@ seed 0: a background is one network); train.json (loss curve per seed, final los
 eval Dataset, config, meta); checkpoint.npz (for --resume). Exit 1 on NaN (the last good checkpoint
 is kept), 2 on a bad config.
 
-``[model] depth >= 3``: deep networks (``mft_jax.train.deep_network``, docs/theory.md section 6), Langevin
+``[model] depth >= 3``: deep networks (``mft_jax.model.Deep``, docs/theory.md section 6), Langevin
 only. network.npz also holds the hidden weights ``W`` (S, H - 1, N, N); instead of neurons.npz and
 background.npz it writes kernels.npz in the layout of ``mft-jax solve``'s: ``x``, ``q``, ``y`` of the eval
 Dataset, ``phi_l`` (the feature kernel of hidden layer l, averaged over the seeds; compare with the
@@ -39,13 +39,13 @@ import jax
 import numpy as np
 
 from mft_jax.cli.config import data_from, load_toml, model_from, section
-from mft_jax.theory.deep import Deep
+from mft_jax.model import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
 from mft_jax.tasks import get_task
 from mft_jax.resources import require
 from mft_jax.train.joint import OPTIMIZERS, langevin_optimizer, optax_optimizer, prior_weight_decay, train
-from mft_jax.train.network import loss, network_law, residual
+from mft_jax.train.joint import loss, network_law, residual
 
 DATASET_KEYS = ("name", "quadrature", "samples", "n_train", "seed", "path")
 EVAL_STREAM = 2**31 - 1  # fold_in index of the eval sample; seeds use 0 .. num_seeds - 1

@@ -94,6 +94,16 @@ def newton_step(sampler, model, data, state: Any, residual: jax.Array) -> Ascent
 
 
 @dataclasses.dataclass(frozen=True)
+class Ascent:
+    """The two-layer solver object ``solve(..., solver=Ascent(damping))``: Newton ascent on the concave free energy
+    ``I(r)`` from the start of every stage (``FreeEnergyAscent``), for deterministic samplers with a ``log_partition``
+    (grid, importance); elsewhere the solve iterates ``G`` by ``Anderson(5, damping)``. ``damping`` serves the
+    damped steps of a stochastic sampler and the continuation retries (``Continuation.retries``)."""
+
+    damping: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
 class FreeEnergyAscent:
     """A ``mft_jax.theory.fixed_point`` solver: one Newton step on ``I`` (``newton_step``) with Armijo backtracking,
     ``I(r + t d) >= I(r) + ARMIJO t grad . d``, blind to rounding (a gain below ``100 eps |I|`` is taken

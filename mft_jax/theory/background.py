@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -181,11 +182,17 @@ class Background:
         """``K v`` on the data points for ``v`` (P, C), without the P x P matrix."""
         return kernel_matvec(self.model, self.law, self.data.x, v)
 
-    def residual(self, method: str = "auto") -> jax.Array:
-        """``r = (I + beta sa2 K Q)^(-1) y``."""
+    def imposed_residual(self, method: str = "auto") -> jax.Array:
+        """``G = (I + beta sa2 K Q)^(-1) y``: the residual this kernel imposes (at a fixed point, the solution's ``r``)."""
         return solve_residual(self.model, self.law, self.data, method=method)
+
+    def residual(self, method: str = "auto") -> jax.Array:
+        """Deprecated name of ``imposed_residual`` (``residual`` names the iterate ``r`` of a solution)."""
+        warnings.warn("Background.residual() is now Background.imposed_residual(); the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return self.imposed_residual(method)
 
     def predict(self, x_new: jax.Array, residual: jax.Array | None = None) -> jax.Array:
         """``f(x_new) = beta sa2 sum_nu K(x_new, x_nu) q_nu r_nu`` (``r`` defaults to this background's)."""
-        residual = self.residual() if residual is None else residual
+        residual = self.imposed_residual() if residual is None else residual
         return predict(self.model, self.law, self.data, residual, x_new)

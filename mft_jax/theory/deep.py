@@ -27,152 +27,29 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import NamedTuple
+import warnings
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
-from mft_jax.activations import Activation, get_activation
 from mft_jax.theory.background import data_term, predict_from_kernel, residual_from_kernel  # readout: r = (I + beta sa2 Phi_H Q)^-1 y
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
-from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, NewtonKrylov, Problem, Result, Stall,
-                                  fixed_point, stopping)
+from mft_jax.theory.fixed_point import (Anderson, Attempt, Continuation, Damped, Evaluation, FixedPointSolution, NewtonKrylov,
+                                        Outcome, Problem, Result, escalate, fixed_point, stopping)
+from mft_jax.theory._legacy import solver_and_schedule
 from mft_jax.theory.gp import nngp_kernel
 from mft_jax.theory.samplers.layers import (  # noqa: F401  (the layer samplers are part of this module's API)
     GaussianLayers, GridLayers, ImportanceLayers, LayerSampler, LayerStats, MCMCLayers, Particles, gaussian_layers,
     RefreshInfo, grid_layers, importance_layers, mcmc_layers, particle_stats)
 from mft_jax.linalg import cholesky_factor, eigh_floor
-from mft_jax.protocol import LayerBackground, check_width, site_log_density
+from mft_jax.model import Deep
+from mft_jax.protocol import LayerBackground
 
 HERMITE_NODES = 32  # 1-D Gauss-Hermite nodes for the test-point noise xi (section 6.4)
-ANDERSON_MEMORY = 5  # method="anderson": differences kept
-
-
-# --------------------------------------------------------------------------------------------- model
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class Deep:
-    """Prior of a deep network (docs/theory.md 6.1): ``depth`` weight layers, ``depth - 1`` hidden.
-
-    ``sa2``, ``sW2``, ``sw2``, ``beta`` are traced pytree leaves; ``activation`` and ``depth`` are static.
-    """
-
-    activation: Activation | str = dataclasses.field(default="erf", metadata=dict(static=True))
-    depth: int = dataclasses.field(default=3, metadata=dict(static=True))
-    sa2: float = 1.0
-    sW2: float = 1.0
-    sw2: float = 1.0
-    beta: float = 1.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "activation", get_activation(self.activation))
-        if isinstance(self.depth, bool) or not isinstance(self.depth, (int, np.integer)) or self.depth < 2:
-            raise ConfigError(f"model depth must be an integer >= 2 (weight layers; 2 is the two-layer net), got {self.depth!r}")
-        object.__setattr__(self, "depth", int(self.depth))
-        for name in ("sa2", "sW2", "sw2", "beta"):
-            value = getattr(self, name)
-            if isinstance(value, (jax.core.Tracer, jax.Array)) or type(value) is object:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"model {name} must be a finite number > 0, got {value!r}")
-            object.__setattr__(self, name, float(value))
-
-    scaling = "mean_field"  # the only scaling of the deep theory (1/N readout, 1/sqrt(N) hidden weights)
-    penalty = None  # Gaussian weight priors only
-
-    @property
-    def temperature(self):
-        """``T = 1 / beta``: the Langevin temperature of the networks."""
-        return 1.0 / self.beta
-
-    @property
-    def hidden_layers(self) -> int:
-        """``H = depth - 1``."""
-        return self.depth - 1
-
-    @property
-    def coupling(self):
-        """``c = beta^2 sa2 / 2`` of the last layer's tilt ``c |S(h)|^2``."""
-        return 0.5 * self.beta**2 * self.sa2
-
-    @property
-    def gain(self):
-        """``beta sa2``: the readout's gain, ``r = (I + beta sa2 Phi_H Q)^-1 y`` and ``f = beta sa2 Phi_H Q r``."""
-        return self.beta * self.sa2
-
-    def layer_variance(self, layer: int):
-        """``s_l``: ``sw2`` for layer 1, ``sW2`` above (prior covariance of layer l is ``s_l Phi_(l-1)``)."""
-        return self.sw2 if layer == 1 else self.sW2
-
-    def replace(self, **changes) -> "Deep":
-        return dataclasses.replace(self, **changes)
-
-    def settings(self) -> dict:
-        return {"activation": self.activation.name, "depth": self.depth, "sa2": float(self.sa2), "sW2": float(self.sW2),
-                "sw2": float(self.sw2), "beta": float(self.beta)}
-
-    # ------------------------------------------------------------------ prior sampling and the network (6.1)
-    def init_params(self, key: jax.Array, width: int, input_dim: int, output_dim: int = 1) -> dict:
-        """Prior draw ``{"a": (N, C) ~ N(0, sa2), "w": (N, d) ~ N(0, sw2), "W": (H - 1, N, N) ~ N(0, sW2)}``."""
-        check_width(width, input_dim, output_dim)
-        ka, kw, kW = jax.random.split(key, 3)
-        dtype = jnp.result_type(float)
-        return {
-            "a": jnp.sqrt(self.sa2) * jax.random.normal(ka, (width, output_dim), dtype),
-            "w": jnp.sqrt(self.sw2) * jax.random.normal(kw, (width, input_dim), dtype),
-            "W": jnp.sqrt(self.sW2) * jax.random.normal(kW, (self.hidden_layers - 1, width, width), dtype),
-        }
-
-    def prior_variances(self) -> dict:
-        """``{"a": sa2, "w": sw2, "W": sW2}``: the prior variance of each parameter array."""
-        return {"a": self.sa2, "w": self.sw2, "W": self.sW2}
-
-    def prior_penalties(self) -> None:
-        """Gaussian priors only: no penalty."""
-        return None
-
-    def energy_scale(self, width: int) -> int:
-        """``N``: Langevin descends ``U = N L`` (the posterior ``exp(-beta N L - prior)``)."""
-        return width
-
-    def preactivations(self, params: dict, x: jax.Array) -> list:
-        """``[h1, .., hH]``, each (P, N): ``h1 = x w^T``, ``h(l+1) = phi(hl) W(l)^T / sqrt(N)``."""
-        width = params["w"].shape[0]
-        h = x @ params["w"].T
-        layers = [h]
-        for W in params["W"]:
-            h = self.activation(h) @ W.T / jnp.sqrt(width)
-            layers.append(h)
-        return layers
-
-    def apply(self, params: dict, x: jax.Array) -> jax.Array:
-        """``f(x) = phi(hH(x)) a / N``: (P, C)."""
-        return self.activation(self.preactivations(params, x)[-1]) @ params["a"] / params["a"].shape[0]
-
-    def feature_kernels(self, params: dict, x: jax.Array) -> jax.Array:
-        """``Phi_l = phi(hl) phi(hl)^T / N`` for l = 1..H: (H, P, P), the network's counterpart of ``DeepSolution.kernels``."""
-        width = params["w"].shape[0]
-        features = [self.activation(h) for h in self.preactivations(params, x)]
-        return jnp.stack([phi @ phi.T / width for phi in features])
-
-    # ------------------------------------------------------------------ the single-site law (6.3, 6.8)
-    def layer_background(self, solution, layer: int) -> LayerBackground:
-        """The background of hidden layer ``layer`` (1..H) at the fixed point ``solution`` (a ``DeepSolution``):
-        ``B = X``, ``v = sw2`` for layer 1 (weight space); ``B = A_l``, ``v = 1`` above (whitened); ``Phihat_l``."""
-        if not isinstance(solution, DeepSolution):
-            raise ConfigError(f"a deep layer's background needs a DeepSolution (from mft_jax.theory.deep.solve_deep), got {type(solution).__name__}")
-        data = solution.data
-        layer = check_layer(self, layer)
-        phihat = conjugate_kernel(self, data, solution.state, layer)
-        if layer == 1:
-            return LayerBackground(1, data.x, jnp.asarray(self.sw2, data.x.dtype), phihat)
-        return LayerBackground(layer, layer_factor(solution, layer), jnp.ones((), data.x.dtype), phihat)
-
-    def site_log_density(self, theta: jax.Array, background: LayerBackground) -> jax.Array:
-        """``-|theta|^2/(2 v) - 1/2 phi(B theta)^T Phihat_l phi(B theta)`` per neuron (``mft_jax.protocol``)."""
-        return site_log_density(self.activation, theta, background)
 
 
 # ------------------------------------------------------------------------------------- the map
@@ -234,30 +111,53 @@ def free_energy(model: Deep, data: Dataset, state: DeepState, stats) -> jax.Arra
 
 # ------------------------------------------------------------------------------------- solution
 class DeepSolution(NamedTuple):
-    """The deep fixed point: state, per-layer kernels on the data, loss, free energy, how it went."""
+    """The deep fixed point: the shared core of every solution type (``mft_jax.theory.two_layer.Solution``: ``residual``,
+    ``loss``, ``free_energy``, ``result``, ``message``, ``iterations``, ``history``, ``actions``, ``diagnostics``, in
+    this order), then ``state`` (the conjugate kernels and the residual), ``kernels`` (``Phi_1 .. Phi_H`` on the data,
+    (P, P) each), ``model``, ``data``, ``sampler`` and its ``particles``."""
 
+    residual: jax.Array
+    loss: float
+    free_energy: float
+    result: Result
+    message: str
+    iterations: int
+    history: dict
+    actions: tuple
+    diagnostics: dict
     state: DeepState
-    kernels: tuple  # Phi_1 .. Phi_H on the data (P, P)
+    kernels: tuple
     model: Deep
     data: Dataset
     sampler: LayerSampler
     particles: tuple
-    loss: float
-    free_energy: float
-    converged: bool
-    iterations: int
-    history: dict
-    diagnostics: dict
-    message: str
 
     @property
-    def residual(self):
-        return self.state.residual
+    def converged(self) -> bool:
+        """``result.converged``: relative change <= tol."""
+        return self.result.converged
 
     def predict(self, x_new) -> jax.Array:
-        """``f(x*) = beta sa2 Phi_H(x*, X) Q r`` with the test kernels carried through the layers (6.4)."""
-        cross, _ = test_kernels(self, x_new)
+        """``f(x*) = beta sa2 Phi_H(x*, X) Q r`` with ``r`` the iterate and the test kernels carried through the layers (6.4)."""
+        cross, _ = kernels_at(self, x_new)
         return predict_from_kernel(self.model, self.data, self.residual, cross[-1])
+
+    def kernel_regression(self, x_new) -> jax.Array:
+        """Kernel regression with the last layer's kernel: ``f(x*) = beta sa2 Phi_H(x*, X) Q r`` with ``r = (I + beta sa2
+        Phi_H Q)^-1 y``, the residual ``Phi_H`` imposes (equal to ``predict`` at a fixed point)."""
+        cross, _ = kernels_at(self, x_new)
+        residual = residual_from_kernel(self.model, self.data, self.kernels[-1])
+        return predict_from_kernel(self.model, self.data, residual, cross[-1])
+
+    def layer_background(self, layer: int) -> LayerBackground:
+        """The single-site background of hidden layer ``layer`` (1..H) at this fixed point (docs/theory.md 6.3, 6.8):
+        ``B = X``, ``v = sw2`` for layer 1 (weight space); ``B = A_l``, ``v = 1`` above (whitened); ``Phihat_l``."""
+        data, model = self.data, self.model
+        layer = check_layer(model, layer)
+        phihat = conjugate_kernel(model, data, self.state, layer)
+        if layer == 1:
+            return LayerBackground(1, data.x, jnp.asarray(model.sw2, data.x.dtype), phihat)
+        return LayerBackground(layer, layer_factor(self, layer), jnp.ones((), data.x.dtype), phihat)
 
 
 class LayerLaw(NamedTuple):
@@ -309,7 +209,7 @@ def layer_law(solution: DeepSolution, layer: int) -> LayerLaw:
 TEST_BLOCK_ELEMENTS = 2**25  # test points go through the layers in blocks of (particles x points x Hermite nodes) <= this
 
 
-def test_kernels(solution: DeepSolution, x_new) -> tuple[list, list]:
+def kernels_at(solution: DeepSolution, x_new) -> tuple[list, list]:
     """Per layer ``Phi_l(x*, X)`` (n, P) and ``Phi_l(x*, x*)`` (n,) at new points (docs/theory.md 6.4).
 
     Each test point needs only its own diagonal and its cross-kernel with the data, so the points are
@@ -403,55 +303,55 @@ def nngp_state(model: Deep, data: Dataset) -> DeepState:
     return DeepState(tuple(jnp.zeros((P, P), data.x.dtype) for _ in range(model.hidden_layers - 1)), residual_from_kernel(model, data, kernels[-1]))
 
 
-STALL_WINDOW = 10  # automatic mode: a stage whose best change does not fall below STALL_FACTOR x the best
-STALL_FACTOR = 0.5  # before the last STALL_WINDOW iterations has stalled (Newton converges much faster than that)
-AUTO_CONTINUATION = ((4, 20.0), (10, 50.0))  # automatic mode: (stages, beta / beta_start) tried in turn
-
-
 def solve_deep(
     data: Dataset,
     model: Deep,
     sampler: LayerSampler | None = None,
     *,
     key: jax.Array | None = None,
+    solver: NewtonKrylov | Anderson | Damped | None = None,
+    schedule: Continuation | None = None,
     init: DeepState | str = "gp",
-    method: str = "newton",
-    damping: float = 0.5,
-    tol: float = 1e-8,
-    max_iter: int = 100,
-    continuation: int = 1,
-    beta_start: float | None = None,
     auto: bool = True,
-    callback=None,
+    tol: float = 1e-5,
+    max_iter: int = 300,
     throw: bool = False,
+    callback: Callable | None = None,
+    progress: bool = False,
+    **deprecated,
 ) -> DeepSolution:
-    """The deep mean-field fixed point ``x = G(x)`` (docs/theory.md 6.3).
+    """The deep mean-field fixed point ``x = G(x)`` (docs/theory.md 6.3); the keywords of ``mft_jax.theory.two_layer.solve``
+    in the same order.
 
-    ``method="newton"`` (default): Newton-Krylov on ``G(x) - x`` (GMRES on Jacobian-vector
-    products, backtracking line search on ``|G(x) - x|`` that also keeps every Gaussian layer law
-    normalizable). ``method="anderson"``: safeguarded Anderson mixing (one map evaluation per step, no
-    JVPs), switching to Newton-Krylov within a stage where it stalls. The plain iteration ``x <- x + damping (G(x) - x)`` (``method="damped"``)
-    diverges at strong coupling: for a deep linear net with two hidden layers its linearisation
-    has the eigenvalue ``(kappa - 1)^2`` (docs/theory.md 6.6), above 1 once the kernel doubles
-    along the target; Newton does not care. ``continuation = n >= 2`` solves at ``n`` inverse
-    temperatures geometrically spaced from ``beta_start`` (default ``beta / 20``) to ``beta``,
-    each warm-started from the last. ``auto`` (default): when the direct solve stalls (its best
-    change does not halve in ``STALL_WINDOW`` iterations) or runs out of iterations, retry from
-    the start with continuation (``AUTO_CONTINUATION``); what was done is in ``history["actions"]``
-    and the message. Convergence: ``|G(x) - x| <= tol |G(x)|`` in the vector
-    ``(sqrt(q) r, Phihat_l tr(Phi_l)/P)``. ``throw``: raise ``NoFixedPointError`` if not converged.
+    ``solver`` (objects of ``mft_jax.theory.fixed_point``): ``NewtonKrylov(damping=0.5)`` (default) on ``G(x) - x``
+    (GMRES on Jacobian-vector products, backtracking line search on ``|G(x) - x|`` that also keeps every Gaussian
+    layer law normalizable); ``Anderson(memory, damping)``: safeguarded Anderson mixing (one map evaluation per step,
+    no JVPs), switching to Newton-Krylov within a stage where it stalls; ``Damped(damping, descent=True)``: the plain
+    iteration ``x <- x + damping (G(x) - x)``, which diverges at strong coupling: for a deep linear net with two
+    hidden layers its linearisation has the eigenvalue ``(kappa - 1)^2`` (docs/theory.md 6.6), above 1 once the
+    kernel doubles along the target; Newton does not care. ``schedule``: the ``Continuation`` policy shared with the
+    two-layer solver (default ``Continuation()``: the direct solve; ``Continuation(stages=n)``: ``n`` inverse
+    temperatures geometrically spaced from ``beta / 50`` to ``beta``, each warm-started from the last). ``auto``
+    (default): when an attempt stalls or runs out of iterations, retry from the start along the schedule's retries;
+    what was done is in ``actions`` and the message. Convergence: ``|G(x) - x| <= tol |G(x)|`` in the vector
+    ``(sqrt(q) r, Phihat_l tr(Phi_l)/P)``; ``max_iter`` per stage (0: the NNGP start, evaluated). ``callback(iteration,
+    change, beta)`` sees every iterate; ``progress`` shows a bar. ``throw``: raise ``NoFixedPointError`` if not converged.
+
+    Deprecated keywords (one release, with a ``DeprecationWarning``): ``method`` and ``damping`` (use ``solver=``:
+    ``"newton"`` is ``NewtonKrylov(damping)``, ``"anderson"`` is ``Anderson(5, damping, halvings=12)``, ``"damped"``
+    is ``Damped(damping, halvings=12, descent=True)``), ``continuation`` and ``beta_start`` (use ``schedule=``).
     """
+    solver, schedule = solver_and_schedule(solver, schedule, deprecated, default=NewtonKrylov(0.5), where="solve_deep",
+                                           allowed=(NewtonKrylov, Anderson, Damped))
     sampler = importance_layers() if sampler is None else sampler
     key = jax.random.key(0) if key is None else key
-    if method not in ("newton", "anderson", "damped"):
-        raise ConfigError(f"deep solver method must be 'newton', 'anderson' or 'damped', got {method!r}")
-    if isinstance(continuation, bool) or not isinstance(continuation, int) or continuation < 1:
-        raise ConfigError(f"continuation must be an integer >= 1, got {continuation!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
         raise ConfigError(f"max_iter must be an integer >= 0, got {max_iter!r}")
-    if sampler.adaptive and method == "anderson":
-        raise ConfigError(f"method 'anderson' cannot be used with the {sampler.name} layer sampler: it moves its particles "
-                          "between steps, and Anderson's memory would mix maps of different particle sets; use 'newton' or 'damped'")
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ConfigError(f"tol must be a number > 0, got {tol!r}")
+    if sampler.adaptive and isinstance(solver, Anderson):
+        raise ConfigError(f"solver Anderson cannot be used with the {sampler.name} layer sampler: it moves its particles "
+                          "between steps, and Anderson's memory would mix maps of different particle sets; use NewtonKrylov or Damped")
     particles = sampler.init(key, model, data)
     if isinstance(init, str):
         if init != "gp":
@@ -463,30 +363,21 @@ def solve_deep(
     scales = tuple(float(jnp.trace(s.phi)) / data.num_points for s in fwd.stats[:-1])
     flat = _Flat(tuple(state.residual.shape), tuple(h.shape for h in state.phihat), scales)
     history = {"change": [], "loss": [], "step": [], "beta": [], "seconds": [], "actions": [], "refreshes": []}
-    clock = time.perf_counter()
     start = flat.pack(state, data)
+    counter = _Counter(0, time.perf_counter(), callback, tqdm(total=max_iter, disable=not progress,
+                                                               desc=f"solve_deep ({sampler.name})", leave=False))
 
-    def schedule(stages, ratio):
-        if stages < 2:
-            return [float(model.beta)]
-        first = float(model.beta) / ratio if beta_start is None else float(beta_start)
-        return [float(b) for b in np.geomspace(first, float(model.beta), stages)]
+    def run(attempt: Attempt) -> Outcome:  # every attempt from the start, with the sampler's initial particles
+        x, result, change, reason, last = _run_stages(flat, model, sampler, particles, data, start, attempt, solver,
+                                                      tol, max_iter, history, counter, key, stall=schedule.stall if auto else None,
+                                                      stage_tol=schedule.stage_tol)
+        return Outcome(result.converged, reason, (x, result, change, reason, last))
 
-    attempts = [schedule(continuation, 20.0)]
-    if auto and continuation == 1 and max_iter > 0:
-        attempts += [schedule(stages, ratio) for stages, ratio in AUTO_CONTINUATION]
-    iteration = 0
-    initial = particles
-    for attempt, betas in enumerate(attempts):  # every attempt from the start, with the sampler's initial particles
-        x, converged, change, reason, iteration, particles = _run_stages(
-            flat, model, sampler, initial, data, start, betas, method, damping, tol, max_iter, history, clock,
-            callback, iteration, stall=auto, key=key)
-        if converged or attempt == len(attempts) - 1:
-            break
-        nxt = attempts[attempt + 1]
-        history["actions"].append(
-            f"{'the direct solve' if len(betas) == 1 else f'continuation from beta = {betas[0]:.3g} in {len(betas)} stages'} "
-            f"found no fixed point ({reason}); next: continuation from beta = {nxt[0]:.3g} in {len(nxt)} stages")
+    with counter.bar:
+        x, result, change, reason, particles = escalate(
+            run, schedule.attempts(float(model.beta), solver.damping, auto=auto and max_iter > 0), history["actions"],
+            auto=auto).value
+    converged, iteration = result.converged, counter.iteration
     final = flat.unpack(x, data)
     fwd = _forward_jit(model, sampler, particles, data, final)
     if not all(float(s.min_precision) > 0 for s in fwd.stats):
@@ -510,8 +401,18 @@ def solve_deep(
         message += ". Automatic steps: " + "; ".join(history["actions"])
     if not converged and throw:
         raise NoFixedPointError(f"deep solver: {message}")
-    return DeepSolution(final, tuple(s.phi for s in stats), model, data, sampler, particles, loss, energy, converged, iteration,
-                        history, diagnostics, message)
+    return DeepSolution(final.residual, loss, energy, result, message, iteration, history, tuple(history["actions"]),
+                        diagnostics, final, tuple(s.phi for s in stats), model, data, sampler, particles)
+
+
+@dataclasses.dataclass
+class _Counter:
+    """Iterations of a deep solve across its attempts, the clock, the caller's callback and the progress bar."""
+
+    iteration: int
+    clock: float
+    callback: Callable | None
+    bar: tqdm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -538,37 +439,38 @@ def deep_problem(flat: _Flat, model: Deep, sampler: LayerSampler, particles, dat
     return Problem(evaluate, admissible=None, fn=_DeepGap(flat, sampler), args=(model, particles, data))
 
 
-def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping, tol, max_iter, history, clock,
-                callback, iteration, stall, key):
-    """Newton, Anderson or damped iteration (``mft_jax.theory.fixed_point``) through the inverse temperatures
-    ``betas``; the last one to ``tol``, the others to ``max(tol, 1e-6)``. An Anderson stage that stalls
-    (always watched) or finds no step is solved again by Newton-Krylov from the stage start (an Anderson
-    iterate that wandered is no better a start), with the iterations left; said in ``history["actions"]``.
-    An adaptive sampler (``mcmc_layers``) runs ``_adaptive_run``. Returns the last particles too."""
-    solver = {"newton": NewtonKrylov(damping), "anderson": Anderson(ANDERSON_MEMORY, damping, halvings=12),
-              "damped": Damped(damping, halvings=12, descent=True)}[method]
-    stall_rule = Stall(STALL_WINDOW, STALL_FACTOR, STALL_WINDOW + 1)
-    stop = (stall_rule,) if stall or method == "anderson" else ()
-    converged, change, reason = False, np.inf, None
+def _run_stages(flat, model, sampler, particles, data, x, attempt: Attempt, solver, tol, max_iter, history, counter, key,
+                *, stall, stage_tol):
+    """``solver`` (``mft_jax.theory.fixed_point``, at the attempt's damping) through the inverse temperatures
+    ``attempt.betas``; the last one to ``tol``, the others to ``max(tol, stage_tol)``. An Anderson stage that stalls
+    (always watched) or finds no step is solved again by Newton-Krylov from the stage start (an Anderson iterate
+    that wandered is no better a start), with the iterations left; said in ``history["actions"]``. An adaptive
+    sampler (``mcmc_layers``) runs ``_adaptive_run``. Returns ``(x, result, change, reason, particles)``."""
+    betas = attempt.betas
+    solver = dataclasses.replace(solver, damping=attempt.damping)
+    anderson = isinstance(solver, Anderson)
+    stall_rule = stall if stall is not None else Continuation().stall
+    stop = (stall_rule,) if stall is not None or anderson else ()
+    result, change, reason = Result.MAX_STEPS, np.inf, None
     for stage, beta in enumerate(betas):
         stage_model = model.replace(beta=beta) if len(betas) > 1 else model
         problem = deep_problem(flat, stage_model, sampler, particles, data)
 
         def record(it, kind, beta=beta):
-            nonlocal iteration
-            iteration += 1
+            counter.iteration += 1
             if not np.isfinite(it.change):
-                raise NonFiniteError(f"deep solver: the map returned NaN/inf at iteration {iteration} (beta {beta:g})")
+                raise NonFiniteError(f"deep solver: the map returned NaN/inf at iteration {counter.iteration} (beta {beta:g})")
             history["change"].append(it.change)
             history["loss"].append(float(0.5 * jnp.sum(data.q[:, None] * flat.unpack(it.x + it.evaluation.gap, data).residual ** 2)))
             history["beta"].append(beta)
-            history["seconds"].append(time.perf_counter() - clock)
+            history["seconds"].append(time.perf_counter() - counter.clock)
             if kind != "start":
                 history["step"].append(kind)
-            if callback is not None:
-                callback(iteration, it.change, beta)
+            counter.bar.update(1)
+            if counter.callback is not None:
+                counter.callback(counter.iteration, it.change, beta)
 
-        stage_tol = tol if stage == len(betas) - 1 else max(tol, 1e-6)
+        stage_tol_here = tol if stage == len(betas) - 1 else max(tol, stage_tol)
         for _ in range(30):  # a start outside the admissible region (not normalizable, too few effective particles) is shrunk towards the prior
             evaluation = problem.evaluate(x)  # evaluated once: the run starts from it
             if evaluation.admissible:
@@ -578,26 +480,26 @@ def _run_stages(flat, model, sampler, particles, data, x, betas, method, damping
             evaluation = problem.evaluate(x)
         record(problem.iterate(x, evaluation), "start")
         if sampler.adaptive:
-            run, particles = _adaptive_run(flat, stage_model, sampler, particles, data, x, evaluation, solver, stage_tol,
+            run, particles = _adaptive_run(flat, stage_model, sampler, particles, data, x, evaluation, solver, stage_tol_here,
                                            max(max_iter - 1, 0), stop, record, history, key)
         else:
             start = x
-            run = fixed_point(problem, x, solver, tol=stage_tol, max_steps=max(max_iter - 1, 0), evaluation=evaluation,
+            run = fixed_point(problem, x, solver, tol=stage_tol_here, max_steps=max(max_iter - 1, 0), evaluation=evaluation,
                               stop=stop, callback=record)
-            if method == "anderson" and not run.converged and len(run.changes) < max_iter:
+            if anderson and not run.converged and len(run.changes) < max_iter:
                 history["actions"].append(
                     f"Anderson at beta = {beta:.3g} found no fixed point ({run.message}); Newton-Krylov from the stage start")
-                run = fixed_point(problem, start, NewtonKrylov(damping), tol=stage_tol,
-                                  max_steps=max(max_iter - len(run.changes) - 1, 0), stop=(stall_rule,) if stall else (),
-                                  callback=record)
-        x, converged, change = run.value, run.converged, run.change
+                run = fixed_point(problem, start, NewtonKrylov(solver.damping), tol=stage_tol_here,
+                                  max_steps=max(max_iter - len(run.changes) - 1, 0),
+                                  stop=(stall_rule,) if stall is not None else (), callback=record)
+        x, result, change = run.value, run.result, run.change
         if run.result is Result.MAX_STEPS:
             reason = f"{max_iter} iterations at beta = {beta:.3g} were not enough"
-        elif not converged:
+        elif not run.converged:
             reason = f"{run.message} at beta = {beta:.3g}"
-        if not converged:
+        if not run.converged:
             break
-    return x, converged, change, (None if converged else reason), iteration, particles
+    return x, result, change, (None if result.converged else reason), particles
 
 
 class RefreshFailed(Exception):
@@ -703,3 +605,11 @@ def deep_nngp_predict(model: Deep, data: Dataset, x_new) -> jax.Array:
     kernel = deep_nngp(model, both)[-1]
     residual = residual_from_kernel(model, data, kernel[:P, :P])
     return predict_from_kernel(model, data, residual, kernel[P:, :P])
+
+
+def __getattr__(name):
+    if name == "test_kernels":  # renamed in 0.2: it read as a pytest test
+        warnings.warn("mft_jax.theory.deep.test_kernels is now kernels_at (kernels at new points; a test_ name reads as a pytest test); the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return kernels_at
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

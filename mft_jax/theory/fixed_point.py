@@ -9,8 +9,10 @@ they hand it and the solver object they pick. In the manner of optimistix:
   (``admissible``: for us, the neuron or layer law is normalizable there);
 - a solver object (``Damped``, ``Anderson``, ``NewtonKrylov``, or any object with the same
   ``init`` / ``step``) turns the current ``Iterate`` into the next; its numbers are plain fields;
-- stop rules (``Stall``, ``NoiseFloor``: ``rule(changes, tol) -> reason | None``) read the
+- stop rules (``Stall``, ``NoiseFloorStop``: ``rule(changes, tol) -> reason | None``) read the
   relative changes of the run;
+- ``Continuation`` is the one policy object for continuation in beta and the automatic retry ladder
+  (both the two-layer and the deep solver hand it their attempts; ``escalate`` runs the ladder);
 - ``fixed_point`` runs the loop, reports every iterate to ``callback`` (progress bars, histories) and
   returns a ``FixedPointSolution`` with a ``Result`` code and a message in words; ``throw=True``
   raises ``NoFixedPointError`` instead of returning an unconverged solution.
@@ -47,7 +49,7 @@ from mft_jax.errors import NoFixedPointError, NonNormalizableError
 
 
 class Result(enum.Enum):
-    """How a fixed-point run ended."""
+    """How a fixed-point run ended (``result.converged``: successful or at a stochastic map's noise floor)."""
 
     SUCCESSFUL = "successful"  # relative change <= tol
     NOISE_FLOOR = "noise_floor"  # a stochastic map: the change stopped falling; counts as converged
@@ -327,8 +329,8 @@ class Stall:
 
 
 @dataclasses.dataclass(frozen=True)
-class NoiseFloor:
-    """A noisy map's floor: the median change of the last ``window`` iterations is above ``plateau``
+class NoiseFloorStop:
+    """Stop rule at a noisy map's floor: the median change of the last ``window`` iterations is above ``plateau``
     x the median of the ``window`` before them. A floor above ``ceiling`` (relative change) is no fixed
     point: the rule then returns ``(Result.STALLED, message)``, not converged."""
 
@@ -459,3 +461,110 @@ def fixed_point(problem: Problem, x0, solver, *, tol: float, max_steps: int, eva
     if throw and not result.converged:
         raise NoFixedPointError(f"no fixed point: {message}")
     return FixedPointSolution(it.x, it.evaluation, result, it.change, steps, changes, message)
+
+
+# ------------------------------------------------------------------------------- continuation in beta
+class Attempt(NamedTuple):
+    """One solve of a ladder: the inverse temperatures of its stages (the last is the target beta) and the damping."""
+
+    betas: tuple
+    damping: float
+
+    def describe(self) -> str:
+        if len(self.betas) == 1:
+            return f"the direct solve at beta = {self.betas[0]:g} (damping {self.damping:g})"
+        return f"continuation from beta = {self.betas[0]:.3g} in {len(self.betas)} stages (damping {self.damping:g})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Continuation:
+    """Continuation in beta and the automatic retry ladder, one policy for the two-layer and the deep solver
+    (in the manner of ott's ``Epsilon(target, init, decay)`` schedule).
+
+    The first attempt solves at ``stages`` inverse temperatures geometrically spaced from the start to the
+    target beta (``stages = 1``: the direct solve), each stage warm-started from the last; intermediate stages
+    stop at ``max(tol, stage_tol)``. The start is ``beta_start`` if given, else ``start x beta`` (``start``: a
+    fraction of the target, near the GP limit). With ``auto``, an attempt that is refused (a non-normalizable
+    start) or finds no fixed point is followed by the ``retries`` in turn, each a ``(ratio, damping_factor)``:
+    continuation from the same start with stages a factor ``ratio`` apart in beta (at least ``stages`` of them)
+    and the solver's damping times ``damping_factor``; an automatic attempt also stops a stage that ``stall``s.
+    """
+
+    stages: int = 1
+    start: float = 1 / 50
+    beta_start: float | None = None
+    retries: tuple = ((2.0, 1.0), (1.4, 0.4))
+    stage_tol: float = 1e-3
+    stall: Stall = Stall(20, 0.5, 40)
+
+    def __post_init__(self):
+        from mft_jax.errors import ConfigError
+
+        if isinstance(self.stages, bool) or not isinstance(self.stages, (int, np.integer)) or self.stages < 1:
+            raise ConfigError(f"Continuation stages must be an integer >= 1 (1: the direct solve), got {self.stages!r}")
+        if not (isinstance(self.start, (int, float)) and 0 < self.start <= 1):
+            raise ConfigError(f"Continuation start must be a fraction of beta in (0, 1], got {self.start!r}")
+        for ratio, factor in self.retries:
+            if not (ratio > 1 and 0 < factor <= 1):
+                raise ConfigError(f"Continuation retries must be (beta ratio > 1, damping factor in (0, 1]) pairs, got {self.retries!r}")
+
+    def first_beta(self, beta: float) -> float:
+        """Where continuation starts: ``beta_start``, else ``start x beta``."""
+        from mft_jax.errors import ConfigError
+
+        if self.beta_start is None:
+            return beta * self.start
+        if not (isinstance(self.beta_start, (int, float)) and 0 < self.beta_start <= beta):
+            raise ConfigError(f"beta_start must be in (0, beta = {beta:g}], got {self.beta_start!r}")
+        return self.beta_start
+
+    def attempts(self, beta: float, damping: float, *, auto: bool) -> list[Attempt]:
+        """The ladder at target ``beta``: the first attempt, then (with ``auto``) one per retry."""
+        start = self.first_beta(beta)
+        ladder = [Attempt(_geometric(beta, start, self.stages), damping)]
+        if auto:
+            for ratio, factor in self.retries:
+                stages = max(self.stages, 1 + math.ceil(math.log(beta / start) / math.log(ratio) - 1e-9))
+                ladder.append(Attempt(_geometric(beta, start, stages), damping * factor))
+        return ladder
+
+
+def _geometric(beta: float, start: float, stages: int) -> tuple:
+    """``stages >= 2`` inverse temperatures geometrically spaced from ``start`` to ``beta``; else ``(beta,)``."""
+    return tuple(float(b) for b in np.geomspace(start, beta, stages)) if stages >= 2 else (float(beta),)
+
+
+class Outcome(NamedTuple):
+    """What one attempt of a ladder returned: whether it converged, why not (words), and anything else (``value``)."""
+
+    converged: bool
+    reason: str
+    value: Any
+
+
+def escalate(run: Callable[[Attempt], Outcome], ladder: list[Attempt], actions: list, *, auto: bool) -> Outcome:
+    """Run ``ladder`` in turn until an attempt converges: a refused attempt (``NonNormalizableError``) or one that
+    found no fixed point hands over to the next (said in ``actions``); the last attempt's outcome (or error) stands."""
+    for level, attempt in enumerate(ladder):
+        final = level == len(ladder) - 1
+        try:
+            outcome = run(attempt)
+        except NonNormalizableError as error:
+            if final:
+                raise
+            actions.append(f"{attempt.describe()} was refused ({str(error).split(':')[0]}); next: {ladder[level + 1].describe()}")
+            continue
+        if outcome.converged or final or not auto:
+            return outcome
+        actions.append(f"{attempt.describe()} found no fixed point ({outcome.reason}); next: {ladder[level + 1].describe()}")
+    return outcome
+
+
+def __getattr__(name):
+    if name == "NoiseFloor":  # renamed in 0.2: ``NoiseFloor`` is also analysis.compare's distance record
+        import warnings
+
+        warnings.warn("mft_jax.theory.fixed_point.NoiseFloor is now NoiseFloorStop (the stop rule); the old name goes in "
+                      "the next release", DeprecationWarning, stacklevel=2)
+        return NoiseFloorStop
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

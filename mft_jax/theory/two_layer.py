@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -53,53 +53,57 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from mft_jax.theory.ascent import FreeEnergyAscent, free_energy_at
+from mft_jax.theory.ascent import Ascent, FreeEnergyAscent, free_energy_at
 from mft_jax.theory.background import Background, data_term, kernel, predict, solve_residual
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
-from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, FixedPointSolution, InadmissibleStep, Iterate, NoiseFloor,
-                                  Problem, Result, Stall, fixed_point, weighted_norm)
+from mft_jax.theory.fixed_point import (Anderson, Attempt, Continuation, Damped, Evaluation, FixedPointSolution, InadmissibleStep,
+                                        Iterate, NoiseFloorStop, Outcome, Problem, Result, escalate, fixed_point, weighted_norm)
+from mft_jax.theory._legacy import solver_and_schedule
 from mft_jax.theory.samplers import Sampler, info_dict
-from mft_jax.theory.samplers.grid import BOUNDARY_MASS_LIMIT, GridSampler
 from mft_jax.model import TwoLayer
+from mft_jax.protocol import LayerBackground, readout_background
 from mft_jax.neurons import NeuronLaw
 from mft_jax.theory.normalizability import check_normalizable
 
-STAGE_TOL = 1e-3  # intermediate continuation stages stop here (or at tol if looser)
 NOISE_WINDOW = 10  # stochastic samplers: iterations compared to detect the noise floor
 NOISE_PLATEAU = 0.8  # ... the change has stopped falling if it fell by less than this factor
 BACKTRACK = 6  # halvings of a damped step that makes rho non-normalizable
-STALL_WINDOW = 20  # automatic mode: iterations over which a stage must halve its best change, else it stalled
-STALL_FACTOR = 0.5
-AUTO_BETA_START = 1 / 50  # automatic continuation starts at this fraction of beta (near the GP limit)
-AUTO_RATIOS = (2.0, 1.4)  # beta ratio between continuation stages: first escalation, then the gentler one
-AUTO_DAMPING = 0.4  # the second escalation multiplies damping by this
-GRID_REFINEMENTS = 3  # automatic re-grids of an unresolved or leaking grid law
-GRID_TARGET_NODES = 400  # a re-grid aims at this effective number of nodes
-GRID_MAX_ENTRIES = 2**26  # a re-grid keeps nodes x data points below this (256 MiB of float32 features)
+REFINEMENTS = 3  # automatic refinements (re-grids) of a sampler whose law it does not resolve or contain
 
 
 class Solution(NamedTuple):
-    """The fixed point: residual (P, C), the neuron law, the loss and free energy, how it went.
+    """The two-layer fixed point: the shared core of every solution type, then the neuron law.
 
-    ``history``: per iteration ``change`` (relative, see the module docstring), ``loss``, ``beta``
-    and ``step`` (``anderson`` / ``damped`` / ``restart``). ``diagnostics``: the sampler's (ESS,
-    boundary mass, log partition), the final change, warnings in words.
+    Core (shared with ``mft_jax.theory.deep.DeepSolution``, in this order): ``residual`` (P, C) the iterate
+    ``r`` the solve stopped at; ``loss`` ``1/2 sum_mu q_mu |r_mu|^2``; ``free_energy`` (``None`` where the
+    sampler gives no ``log_partition``); ``result`` a ``Result`` code (``converged`` is ``result.converged``);
+    ``message`` in words; ``iterations``; ``history`` per iterate ``change`` (relative, see the module
+    docstring), ``loss``, ``beta`` and ``step`` (``anderson`` / ``damped`` / ``restart`` / ``newton``);
+    ``actions`` what the automatic escalation and grid adaptation did, in words; ``diagnostics`` the
+    sampler's (ESS, boundary mass, log partition), the final change, warnings in words.
+    Then: ``law`` (the neuron law), ``model``, ``data``, ``sampler`` (of the final law: the re-gridded grid,
+    if the solver re-gridded).
     """
 
     residual: jax.Array
+    loss: float
+    free_energy: float | None
+    result: Result
+    message: str
+    iterations: int
+    history: dict
+    actions: tuple
+    diagnostics: dict
     law: NeuronLaw
     model: TwoLayer
     data: Dataset
-    loss: float
-    free_energy: float | None
-    converged: bool
-    iterations: int
-    history: dict
-    diagnostics: dict
-    message: str
-    actions: tuple = ()  # what the automatic escalation and grid adaptation did, in words (``solve(auto=...)``)
-    sampler: Any = None  # the sampler of the final law (the re-gridded grid, if the solver re-gridded)
+    sampler: Any = None
+
+    @property
+    def converged(self) -> bool:
+        """``result.converged``: relative change <= tol, or a stochastic sampler's noise floor."""
+        return self.result.converged
 
     def background(self) -> Background:
         """The fixed-point kernel as an operator (``matvec``) or dense matrix (``kernel()``)."""
@@ -110,23 +114,33 @@ class Solution(NamedTuple):
         x = self.data.x if x is None else x
         return kernel(self.model, self.law, x, x2)
 
-    def predict(self, x: jax.Array, at: str = "iterate") -> jax.Array:
-        """``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at new inputs (n, d), K the final law's kernel.
+    def predict(self, x: jax.Array, at: str | None = None) -> jax.Array:
+        """``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at new inputs (n, d), with ``K`` the final law's kernel and
+        ``r`` the residual the solve stopped at (docs/theory.md 3). Equal to ``kernel_regression`` at a fixed point.
+        (``at=`` is deprecated: ``at="consistent"`` is ``kernel_regression(x)``.)"""
+        if at is not None:
+            warnings.warn("Solution.predict(x, at=...) is deprecated: predict(x) is at='iterate', kernel_regression(x) is "
+                          "at='consistent'", DeprecationWarning, stacklevel=2)
+            if at == "consistent":
+                return self.kernel_regression(x)
+            if at != "iterate":
+                raise ConfigError(f"predict(at=...) must be 'iterate' (the solve's last residual r) or 'consistent' (G(r), "
+                                  f"the residual the final law imposes), got {at!r}")
+        return predict(self.model, self.law, self.data, self.residual, x)
 
-        ``at="iterate"``: ``r`` = the residual the solve stopped at. ``at="consistent"``: ``r = G(r) = (I + beta sa2
-        K Q)^-1 y``, the residual the final law imposes (kernel regression with its kernel; on the data points
-        ``f = y - G(r)``). Equal at a fixed point. For a solve stopped off it (a sampler's noise floor, a steep map
-        that did not settle) use ``"consistent"``: the iterate's prediction amplifies ``r - G(r)`` along the kernel's
-        large eigenvalues (by up to ``beta sa2`` times its largest eigenvalue).
-        """
-        if at == "iterate":
-            r = self.residual
-        elif at == "consistent":
-            r = self.background().residual()
-        else:
-            raise ConfigError(f"predict(at=...) must be 'iterate' (the solve's last residual r) or 'consistent' (G(r), "
-                              f"the residual the final law imposes), got {at!r}")
-        return predict(self.model, self.law, self.data, r, x)
+    def kernel_regression(self, x: jax.Array) -> jax.Array:
+        """Kernel regression with the final law's kernel: ``f(x) = beta sa2 K(x, X) Q r`` with ``r = G(r) = (I + beta
+        sa2 K Q)^-1 y``, the residual the final law imposes (on the data points ``f = y - G(r)``). For a solve stopped
+        off the fixed point (a sampler's noise floor, a steep map that did not settle) this is the prediction to use:
+        ``predict`` amplifies ``r - G(r)`` along the kernel's large eigenvalues (by up to ``beta sa2`` times its largest)."""
+        return predict(self.model, self.law, self.data, self.background().imposed_residual(), x)
+
+    def layer_background(self, layer: int = 1) -> LayerBackground:
+        """The single-site background of the hidden layer (``layer = 1``): ``B = X``, ``v = sw2``, ``Phihat_1 = -beta^2
+        sa2 Q r r^T Q`` (``mft_jax.protocol.readout_background``), for ``mft_jax.train.deep_foreground``."""
+        if isinstance(layer, bool) or layer != 1:
+            raise ConfigError(f"layer must be 1 (the hidden layer of a two-layer model), got {layer!r}")
+        return readout_background(self.model, self.data, self.residual)
 
 
 @functools.partial(jax.jit, static_argnames=("sampler",))
@@ -167,13 +181,13 @@ class _Stage(NamedTuple):
     residual: np.ndarray
     law: NeuronLaw
     state: Any
-    converged: bool
+    result: Result
     change: float
     stop_reason: str
     note: str = ""  # what the stage did beyond iterating G (the switch to Newton ascent), in words
 
 
-def _problem(sampler, model, data, state, *, history, bar, key, check) -> tuple[Problem, Callable]:
+def _problem(sampler, model, data, state, *, history, bar, key, check, callback=None) -> tuple[Problem, Callable]:
     """The two-layer map as a ``fixed_point.Problem`` over ``r`` (float64 on the host) and the callback that
     records each iterate in ``history`` and the progress bar. The sampler state threads through the
     evaluations (an MCMC sampler's chains go on from where they were); ``aux`` is ``(law, state)``."""
@@ -209,26 +223,27 @@ def _problem(sampler, model, data, state, *, history, bar, key, check) -> tuple[
         history["step"].append(kind)
         bar.update(1)
         bar.set_postfix(beta=f"{model.beta:.3g}", change=f"{it.change:.2e}")
+        if callback is not None:
+            callback(len(history["change"]) - 1, it.change, float(model.beta))
 
     return Problem(evaluate, weights=q[:, None], admissible=normalizable), record
 
 
-def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, max_iter, stochastic, history, bar, key,
-             check=True, stall_window=None, newton=False):
+def _iterate(sampler, model, data, state, residual, *, solver, tol, max_iter, stochastic, history, bar, key, callback,
+             check=True, stall=None):
     """Solve ``r = G(r)`` at one beta by ``mft_jax.theory.fixed_point``; appends to ``history``; returns a ``_Stage``.
 
-    Damped steps for a stochastic sampler (stopping at its noise floor), else Anderson with memory
-    ``anderson`` (0: damped). ``stall_window = n``: give up early (not converged, reason "stalled") when
-    the best relative change of the last n iterations is not below half the best before them; where the
-    sampler gives the free energy (``_has_free_energy``) the stage then goes on by Newton ascent on it
-    (``mft_jax.theory.ascent.FreeEnergyAscent``), and ``newton=True`` goes there at once (a re-grid or later
+    Damped steps for a stochastic sampler (stopping at its noise floor), else ``solver`` (``Anderson`` or ``Damped``).
+    ``stall``: a ``Stall`` rule that gives up early (not converged, reason "stalled"); where the sampler gives the
+    free energy (``_has_free_energy``) the stage then goes on by Newton ascent on it
+    (``mft_jax.theory.ascent.FreeEnergyAscent``), and ``solver = Ascent()`` goes there at once (a re-grid or later
     stage of a solve that needed it).
     """
     dtype = data.y.dtype
     r = np.asarray(residual, dtype=float)
     if check:
         check_normalizable(model, data, jnp.asarray(r, dtype), key=key)
-    problem, record = _problem(sampler, model, data, state, history=history, bar=bar, key=key, check=check)
+    problem, record = _problem(sampler, model, data, state, history=history, bar=bar, key=key, check=check, callback=callback)
     start = problem.evaluate(r)
     record(problem.iterate(r, start), "start")
     ascent = FreeEnergyAscent(sampler, model, data)
@@ -239,13 +254,13 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
         return _stage(run, f"Newton ascent on the concave free energy at beta = {model.beta:.3g}{why}")
 
     try:
-        if newton and not stochastic and _has_free_energy(start.aux[1]):
+        if isinstance(solver, Ascent) and not stochastic and _has_free_energy(start.aux[1]):
             return ascend(r, start, max_iter)
         if stochastic:
-            solver, stop = Damped(damping, BACKTRACK), (NoiseFloor(NOISE_WINDOW, NOISE_PLATEAU),)
+            solver, stop = Damped(solver.damping, BACKTRACK), (NoiseFloorStop(NOISE_WINDOW, NOISE_PLATEAU),)
         else:
-            solver = Anderson(anderson, damping, BACKTRACK) if anderson else Damped(damping, BACKTRACK)
-            stop = (Stall(stall_window, STALL_FACTOR, 2 * stall_window),) if stall_window else ()
+            solver = Anderson(5, solver.damping, BACKTRACK) if isinstance(solver, Ascent) else solver  # no free energy here
+            stop = (stall,) if stall is not None else ()
         run = fixed_point(problem, r, solver, tol=tol, max_steps=max_iter, evaluation=start, stop=stop, callback=record)
         if run.result is not Result.STALLED or not _has_free_energy(run.evaluation.aux[1]):
             return _stage(run)
@@ -264,7 +279,7 @@ def _iterate(sampler, model, data, state, residual, *, damping, anderson, tol, m
 
 def _stage(run: FixedPointSolution, note: str = "") -> _Stage:
     law, state = run.evaluation.aux
-    return _Stage(np.asarray(run.value, dtype=float), law, state, run.converged, run.change, run.message, note)
+    return _Stage(np.asarray(run.value, dtype=float), law, state, run.result, run.change, run.message, note)
 
 
 def _has_free_energy(state) -> bool:
@@ -278,48 +293,52 @@ def solve(
     sampler: Sampler,
     *,
     key: jax.Array,
+    solver: Anderson | Damped | Ascent | None = None,
+    schedule: Continuation | None = None,
     init: str | jax.Array = "gp",
-    damping: float = 0.5,
-    anderson: int = 5,
+    auto: bool = True,
     tol: float = 1e-5,
     max_iter: int = 300,
-    continuation: int = 0,
-    beta_start: float | None = None,
+    throw: bool = False,
+    callback: Callable | None = None,
+    progress: bool = False,
     stochastic: bool | None = None,
     normalizability: str = "check",
-    auto: bool = True,
     adapt_grid: bool = True,
-    newton: bool = False,
-    throw: bool = False,
-    progress: bool = False,
+    **deprecated,
 ) -> Solution:
     """Solve ``r = G(r)`` (module docstring) and return the ``Solution``.
 
-    ``init``: ``"gp"`` (the residual of the prior kernel: kernel ridge regression), ``"feature"``
-    (``r = y``: the strongly tilted law of an untrained background) or a residual array (P, C).
-    ``damping`` in (0, 1]; ``anderson`` = memory m (0: plain damped iteration); ``tol``: relative
-    change ``|G(r) - r|_q / |G(r)|_q``; ``max_iter`` per continuation stage; ``stochastic``: treat the
-    sampler as noisy (default: ``sampler.stochastic``). ``normalizability``:
-    ``"check"`` (default) refuses a non-normalizable ``rho``; ``"metastable"`` skips the check and
-    solves for the law the sampler sees (importance draws from the prior or MCMC chains started there
-    never reach the runaway tail): the metastable state in the well around the origin.
+    ``solver``: the iteration, an object of ``mft_jax.theory.fixed_point`` (``Anderson(memory=5, damping=0.5)``
+    by default; ``Damped(damping)``; ``Ascent(damping)``: Newton ascent on the concave free energy from the start,
+    deterministic samplers with a ``log_partition`` only). A stochastic sampler (``stochastic``, default
+    ``sampler.stochastic``) always takes damped steps with the solver's damping and stops at its noise floor.
+    ``schedule``: the ``Continuation`` policy (default ``Continuation()``: the direct solve, and with ``auto`` the
+    retries from ``beta / 50``). ``init``: ``"gp"`` (the residual of the prior kernel: kernel ridge regression),
+    ``"feature"`` (``r = y``: the strongly tilted law of an untrained background) or a residual array (P, C).
+    ``tol``: relative change ``|G(r) - r|_q / |G(r)|_q``; ``max_iter`` per continuation stage.
+    ``callback(iteration, change, beta)`` sees every iterate; ``progress`` shows a bar. ``normalizability``:
+    ``"check"`` (default) refuses a non-normalizable ``rho``; ``"metastable"`` skips the check and solves for the
+    law the sampler sees (importance draws from the prior or MCMC chains started there never reach the runaway
+    tail): the metastable state in the well around the origin.
 
-    ``auto=True`` (default) reaches the fixed point without being told how: if the start is
-    non-normalizable, or the iteration stalls, cycles or runs out of ``max_iter``, it solves again with
-    continuation in beta from ``beta / 50`` (stages a factor 2 apart), then with gentler stages (a factor
-    1.4) and ``damping x 0.4``; each step is recorded in ``Solution.actions``. ``adapt_grid=True``
-    (default; grid sampler only) re-grids a law that the grid does not resolve or contain: the box
-    follows the law's support and the spacing its width, warm-started, at most 3 times. Refused only
-    when the law at the fixed point itself does not exist (``NonNormalizableError``). ``auto=False`` /
-    ``adapt_grid=False`` turn each off. A deterministic sampler with a ``log_partition`` (grid, importance)
-    whose iteration stalls goes on by Newton ascent on the concave free energy (``mft_jax.theory.ascent``; recorded in
-    ``actions``, steps ``newton`` in ``history``), before any continuation; ``newton=True`` starts there.
-    Non-convergence gives ``converged=False`` and a hint, or
-    ``NoFixedPointError`` with ``throw=True``.
+    ``auto=True`` (default) reaches the fixed point without being told how: if the start is non-normalizable, or
+    the iteration stalls, cycles or runs out of ``max_iter``, it solves again along the schedule's retries
+    (continuation from ``beta / 50`` with stages a factor 2 apart, then a factor 1.4 and ``damping x 0.4``); each
+    step is recorded in ``Solution.actions``. ``adapt_grid=True`` (default) lets a sampler that can refine itself
+    (``Sampler.refined``: the grid) re-grid a law it does not resolve or contain: the box follows the law's support
+    and the spacing its width, warm-started, at most 3 times. Refused only when the law at the fixed point itself
+    does not exist (``NonNormalizableError``). A deterministic sampler with a ``log_partition`` (grid, importance)
+    whose iteration stalls goes on by Newton ascent on the concave free energy (``mft_jax.theory.ascent``; recorded
+    in ``actions``, steps ``newton`` in ``history``), before any continuation. Non-convergence gives
+    ``converged=False`` and a hint, or ``NoFixedPointError`` with ``throw=True``.
+
+    Deprecated keywords (one release, with a ``DeprecationWarning``): ``damping``, ``anderson``, ``newton`` (use
+    ``solver=``), ``continuation``, ``beta_start`` (use ``schedule=Continuation(stages, beta_start=...)``).
     """
-    if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
-        raise ConfigError(f"damping must be in (0, 1], got {damping!r}")
-    for name, value, low in (("anderson", anderson, 0), ("max_iter", max_iter, 1), ("continuation", continuation, 0)):
+    solver, schedule = solver_and_schedule(solver, schedule, deprecated, default=Anderson(5, 0.5), where="solve",
+                                           allowed=(Anderson, Damped, Ascent))
+    for name, value, low in (("max_iter", max_iter, 1),):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     if not (isinstance(tol, (int, float)) and tol > 0):
@@ -327,62 +346,36 @@ def solve(
     stochastic = sampler.stochastic if stochastic is None else stochastic
     if normalizability not in ("check", "metastable"):
         raise ConfigError(f"normalizability must be 'check' or 'metastable', got {normalizability!r}")
-    if beta_start is not None and not (isinstance(beta_start, (int, float)) and 0 < beta_start <= model.beta):
-        raise ConfigError(f"beta_start must be in (0, beta = {model.beta:g}], got {beta_start!r}")
-    start = model.beta * AUTO_BETA_START if beta_start is None else beta_start
-    attempts = [(_betas(model.beta, start, continuation), damping)]
-    if auto:
-        for ratio, factor in zip(AUTO_RATIOS, (1.0, AUTO_DAMPING)):
-            stages = max(continuation, 1 + math.ceil(math.log(model.beta / start) / math.log(ratio) - 1e-9))
-            attempts.append((_betas(model.beta, start, stages), damping * factor))
-    if not isinstance(newton, bool):
-        raise ConfigError(f"newton must be True or False, got {newton!r}")
-    options = dict(init=init, anderson=anderson, tol=tol, max_iter=max_iter, stochastic=stochastic, newton=newton,
-                   check=normalizability == "check", stall_window=STALL_WINDOW if auto else None, progress=progress)
+    ladder = schedule.attempts(model.beta, solver.damping, auto=auto)
+    options = dict(init=init, tol=tol, max_iter=max_iter, stochastic=stochastic, check=normalizability == "check",
+                   stall=schedule.stall if auto else None, stage_tol=schedule.stage_tol, progress=progress,
+                   callback=callback, refine=auto and adapt_grid)
     history = {"change": [], "loss": [], "beta": [], "step": []}
     actions: list[str] = []
-    regrid = auto and adapt_grid and isinstance(sampler, GridSampler)
-    for level, (betas, attempt_damping) in enumerate(attempts):
-        final = level == len(attempts) - 1
-        try:
-            stage, sampler = _run_stages(data, model, sampler, key, betas, attempt_damping, history, actions,
-                                         regrid=regrid, **options)
-        except NonNormalizableError as error:
-            if final:
-                raise
-            actions.append(f"{_describe(betas, attempt_damping)} was refused ({_first_clause(error)}); next: "
-                           f"{_describe(*attempts[level + 1])}")
-            continue
-        if stage.converged or final or not auto:
-            break
-        actions.append(f"{_describe(betas, attempt_damping)} found no fixed point ({stage.stop_reason}); next: "
-                       f"{_describe(*attempts[level + 1])}")
-    return _finish(stage, model, data, sampler, history, tol, throw, actions)
+    current = [sampler]
 
+    def run(attempt: Attempt) -> Outcome:
+        stage, current[0] = _run_stages(data, model, current[0], key, attempt, solver, history, actions, **options)
+        return Outcome(stage.result.converged, stage.stop_reason, stage)
 
-def _betas(beta: float, start: float, stages: int) -> list[float]:
-    """``stages >= 2`` inverse temperatures geometrically spaced from ``start`` to ``beta``; else ``[beta]``."""
-    return [float(b) for b in np.geomspace(start, beta, stages)] if stages >= 2 else [float(beta)]
-
-
-def _describe(betas, damping) -> str:
-    if len(betas) == 1:
-        return f"the direct solve at beta = {betas[0]:g} (damping {damping:g})"
-    return f"continuation from beta = {betas[0]:.3g} in {len(betas)} stages (damping {damping:g})"
+    stage = escalate(run, ladder, actions, auto=auto).value
+    return _finish(stage, model, data, current[0], history, tol, throw, actions)
 
 
 def _first_clause(error: Exception) -> str:
     return str(error).split(":")[0]
 
 
-def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, regrid, init, anderson, tol, max_iter,
-                stochastic, check, stall_window, newton, progress) -> tuple[_Stage, Sampler]:
-    """Solve at each beta of ``betas`` in turn, each stage warm-started from the last.
+def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, actions, *, refine, init, tol, max_iter,
+                stochastic, check, stall, stage_tol, progress, callback) -> tuple[_Stage, Sampler]:
+    """Solve at each beta of ``attempt.betas`` in turn, each stage warm-started from the last.
 
-    ``regrid``: after a stage converges on a grid that does not resolve or contain its law, re-grid
-    (``_refined_grid``) and solve that stage again from its residual, at most ``GRID_REFINEMENTS`` times in all.
-    Returns the last stage and the sampler it used.
+    ``refine``: after a stage converges on a law the sampler does not resolve or contain, ask the sampler for a
+    refined one (``Sampler.refined``: the grid re-grids) and solve that stage again from its residual, at most
+    ``REFINEMENTS`` times in all. Returns the last stage and the sampler it used.
     """
+    betas = attempt.betas
+    solver = dataclasses.replace(solver, damping=attempt.damping)
     sampler_key, check_key = jax.random.split(key)
     stage_model = model.replace(beta=betas[0])
     state = sampler.init(sampler_key, stage_model, data)
@@ -395,72 +388,27 @@ def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, 
                 residual = _warm_start(stage_model, data, residual, betas[index - 1], check_key)
             while True:
                 stage = _iterate(
-                    sampler, stage_model, data, state, residual, damping=damping, anderson=anderson,
-                    tol=tol if last else max(tol, STAGE_TOL), max_iter=max_iter, stochastic=stochastic,
-                    history=history, bar=bar, key=check_key, check=check, stall_window=stall_window, newton=newton,
+                    sampler, stage_model, data, state, residual, solver=solver, tol=tol if last else max(tol, stage_tol),
+                    max_iter=max_iter, stochastic=stochastic, history=history, bar=bar, key=check_key, check=check,
+                    stall=stall, callback=callback,
                 )
                 if stage.note:
                     actions.append(stage.note)
-                    newton = True  # the iteration of G cycled here: it will on a finer grid or at a larger beta too
-                unresolved = sampler.warnings(stage.state.info, stage.law) if regrid and stage.converged else []
+                    solver = Ascent(solver.damping)  # the iteration of G cycled here: it will on a finer grid or at a larger beta too
+                unresolved = sampler.warnings(stage.state.info, stage.law) if refine and stage.result.converged else []
                 refinements = sum(action.startswith("re-grid") for action in actions)
-                if not unresolved or refinements >= GRID_REFINEMENTS:
+                if not unresolved or refinements >= REFINEMENTS:
                     break
-                refined = _refined_grid(sampler, stage.law, stage.state.info, model, data)
-                if refined == sampler:
+                refined = sampler.refined(stage.law, stage.state.info, model, data)
+                if refined is None or refined == sampler:
                     break
-                shape = " x ".join(str(len(axis)) for axis in refined.axes)
-                spans = ", ".join(f"[{axis[0]:.3g}, {axis[-1]:.3g}]" for axis in refined.axes)
-                actions.append(
-                    f"re-grid at beta = {beta:.3g} ({unresolved[0].split(';')[0]}): {shape} nodes on {spans}, "
-                    f"finest spacing {refined.spacing(model, data.input_dim):.3g}, nodes crowded where the law's marginals are"
-                )
+                actions.append(f"re-grid at beta = {beta:.3g} ({unresolved[0].split(';')[0]}): {refined.describe(model, data)}")
                 sampler, residual = refined, stage.residual
                 state = sampler.init(sampler_key, stage_model, data)
-            if not stage.converged and not last:
+            if not stage.result.converged and not last:
                 return stage._replace(stop_reason=f"stage at beta = {beta:.3g}: {stage.stop_reason}"), sampler
             residual, state = stage.residual, stage.state
     return stage, sampler
-
-
-def _refined_grid(sampler: GridSampler, law: NeuronLaw, info, model: TwoLayer, data: Dataset) -> GridSampler:
-    """A tensor grid whose axes follow the law's marginals.
-
-    A law that leaks out of the box gets a uniform box 1.5 x wider, same spacing. Otherwise each axis spans
-    the marginal's support (nodes of weight > 1e-10 x the largest, plus two old cells) with ``n`` nodes,
-    half spaced uniformly, half at the quantiles of the marginal (its mass spread over each old cell), so
-    nodes crowd where the law lives: a clover's four lobes sit on the product of two such axes.
-    ``n`` grows so the effective number of nodes would reach ``GRID_TARGET_NODES`` (ESS scales like
-    ``n^d`` at fixed support), never past ``GRID_MAX_ENTRIES / P`` nodes in all.
-    """
-    dim = data.input_dim
-    axes = sampler.axis_nodes(model, dim)
-    w, weight = np.asarray(law.w, dtype=float), np.asarray(law.weights(), dtype=float)
-    size = max(len(axis) for axis in axes)
-    max_size = max(3, int((GRID_MAX_ENTRIES / data.num_points) ** (1 / dim)))
-    if float(info.boundary_mass) > BOUNDARY_MASS_LIMIT:
-        half = 1.5 * max(np.abs(axis).max() for axis in axes)
-        grow = min(max_size, int(math.ceil(1.5 * size)))
-        return GridSampler(axes=tuple(tuple(np.linspace(-half, half, grow)) for _ in range(dim)))
-    size = min(max_size, max(size, int(math.ceil(size * (GRID_TARGET_NODES / max(float(info.ess), 1.0)) ** (1 / dim)))))
-    new_axes = []
-    for k, axis in enumerate(axes):
-        index = np.searchsorted(axis, w[:, k])
-        marginal = np.bincount(np.clip(index, 0, len(axis) - 1), weights=weight, minlength=len(axis))
-        widths = np.diff(axis).min() if len(axis) > 1 else 1.0
-        held = np.flatnonzero(marginal > 1e-10 * marginal.max())
-        low, high = axis[held[0]] - 2 * widths, axis[held[-1]] + 2 * widths
-        edges = np.concatenate([[axis[0] - 0.5 * (axis[1] - axis[0])], 0.5 * (axis[1:] + axis[:-1]),
-                                [axis[-1] + 0.5 * (axis[-1] - axis[-2])]])
-        cdf = np.concatenate([[0.0], np.cumsum(marginal)]) / marginal.sum()
-        quantiles = np.interp((np.arange(size // 2) + 0.5) / (size // 2), cdf, edges)
-        nodes = np.unique(np.concatenate([np.linspace(low, high, size - size // 2), quantiles]))
-        kept = [nodes[0]]
-        for node in nodes[1:]:  # merge nodes closer than a quarter of the uniform spacing to the last kept one
-            if node - kept[-1] > 0.25 * (high - low) / size:
-                kept.append(node)
-        new_axes.append(tuple(kept))
-    return GridSampler(axes=tuple(new_axes))
 
 
 def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, key) -> np.ndarray:
@@ -478,12 +426,8 @@ def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, 
 
 
 def sampler_summary(sampler: Sampler, model: TwoLayer, data: Dataset) -> dict:
-    """The sampler as JSON: its name and settings; for a grid its nodes per axis and their spans."""
-    if isinstance(sampler, GridSampler):
-        axes = sampler.axis_nodes(model, data.input_dim)
-        return {"name": sampler.name, "nodes_per_axis": [len(axis) for axis in axes],
-                "spans": [[float(axis[0]), float(axis[-1])] for axis in axes]}
-    return {"name": sampler.name, **dataclasses.asdict(sampler)}
+    """The sampler as JSON (``Sampler.summary``: its name and settings; for a grid its nodes per axis and spans)."""
+    return sampler.summary(model, data)
 
 
 def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -> Solution:
@@ -498,7 +442,7 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     energy = free_energy(model, data, residual, log_partition) if log_partition is not None else None
     if energy is None:
         warnings.append(f"sampler {sampler.name!r} gives no log E_prior[exp(c |S|^2)]: free energy not computed")
-    if stage.converged:
+    if stage.result.converged:
         message = f"converged: {stage.stop_reason}"
     elif actions:
         message = (
@@ -515,11 +459,10 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     if warnings:
         message += ". Warning: " + "; ".join(warnings)
     solution = Solution(
-        residual, stage.law, model, data, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)),
-        energy, bool(stage.converged), len(history["change"]) - 1, history, diagnostics, message, tuple(actions),
-        sampler,
+        residual, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)), energy, stage.result, message,
+        len(history["change"]) - 1, history, tuple(actions), diagnostics, stage.law, model, data, sampler,
     )
-    if throw and not stage.converged:
+    if throw and not stage.result.converged:
         raise NoFixedPointError(message)
     return solution
 

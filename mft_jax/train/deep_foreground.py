@@ -47,10 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mft_jax.theory.deep import DeepSolution
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
-from mft_jax.protocol import LayerBackground, Model, site_tilt
+from mft_jax.protocol import LayerBackground, LayerBackgrounds, Model, site_tilt
 from mft_jax.train.langevin import LangevinState, langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 
@@ -86,14 +85,16 @@ class DeepForegroundState(NamedTuple):
     moment_sum: jax.Array  # (M, P, P) sum of phi phi^T over the steps t >= burn_in ((0,) without burn_in)
 
 
-def layer_background(solution, layer: int) -> LayerBackground:
-    """The background of hidden layer ``layer`` at the fixed point ``solution`` (``solution.model.layer_background``):
-    a ``DeepSolution`` (layers 1..H) or a two-layer ``Solution`` (layer 1, ``Phihat_1 = -beta^2 sa2 Q r r^T Q``)."""
+def layer_background(solution: LayerBackgrounds, layer: int) -> LayerBackground:
+    """The background of hidden layer ``layer`` at the fixed point ``solution`` (``solution.layer_background(layer)``):
+    anything with ``model``, ``data`` and ``layer_background(layer)`` (``mft_jax.protocol.LayerBackgrounds``): a
+    ``DeepSolution`` (layers 1..H) or a two-layer ``Solution`` (layer 1, ``Phihat_1 = -beta^2 sa2 Q r r^T Q``)."""
     model = getattr(solution, "model", None)
-    if not isinstance(model, Model) or not hasattr(solution, "data"):
-        raise ConfigError("the foreground of a layer needs a fixed point with a model of the protocol (mft_jax.protocol): "
-                          f"a DeepSolution (mft_jax.theory.deep.solve_deep) or a Solution (mft_jax.theory.two_layer.solve); got {type(solution).__name__}")
-    return model.layer_background(solution, layer)
+    if not isinstance(model, Model) or not hasattr(solution, "data") or not callable(getattr(solution, "layer_background", None)):
+        raise ConfigError("the foreground of a layer needs a fixed point with a model of the protocol and its layer backgrounds "
+                          "(mft_jax.protocol.LayerBackgrounds): a DeepSolution (mft_jax.theory.deep.solve_deep) or a Solution "
+                          f"(mft_jax.theory.two_layer.solve); got {type(solution).__name__}")
+    return solution.layer_background(layer)
 
 
 def neuron_potential(model: Model, background: LayerBackground, theta: jax.Array) -> jax.Array:
@@ -138,7 +139,7 @@ def _check(num_neurons, step_size, temperature, burn_in):
         raise ConfigError(f"temperature must be a finite number >= 0 (0: gradient descent), got {temperature!r}")
 
 
-def init_deep_foreground(key: jax.Array, solution: DeepSolution, layer: int, *, num_neurons: int, step_size: float,
+def init_deep_foreground(key: jax.Array, solution: LayerBackgrounds, layer: int, *, num_neurons: int, step_size: float,
                          temperature: float | None = None, burn_in: int | None = None):
     """``(step, state, background)``: prior neurons of ``layer``; ``run_loop(step, state, steps)`` trains them."""
     background = layer_background(solution, layer)
@@ -159,7 +160,7 @@ def init_deep_foreground(key: jax.Array, solution: DeepSolution, layer: int, *, 
 
 def train_deep_foreground(
     key: jax.Array,
-    solution: DeepSolution,
+    solution: LayerBackgrounds,
     layer: int,
     *,
     num_neurons: int,

@@ -37,6 +37,7 @@ import optax
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
+from mft_jax.neurons import NeuronLaw
 from mft_jax.protocol import Model
 from mft_jax.resources import require
 from mft_jax.tasks import Task
@@ -44,7 +45,6 @@ from mft_jax.train.gibbs import sample_readouts
 from mft_jax.train.langevin import langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import spread
-from mft_jax.train.network import loss
 
 Optimizer = Callable[[jax.Array], optax.GradientTransformation]
 """``key -> transform``: the key feeds the Langevin noise of one seed (sgd / adam ignore it)."""
@@ -59,6 +59,23 @@ class TrainResult(NamedTuple):
 
     params: dict
     history: dict
+
+
+def residual(params: dict, model: Model, data: Dataset) -> jax.Array:
+    """``r = y - f(x)`` on the data: (P, C), the residual a trained network imposes on one neuron (``model.apply``)."""
+    return data.y - model.apply(params, data.x)
+
+
+def loss(params: dict, model: Model, data: Dataset) -> jax.Array:
+    """``L = 1/2 sum_mu q_mu |f(x_mu) - y_mu|^2``; any model of the protocol (``TwoLayer``, ``Deep``)."""
+    r = residual(params, model, data)
+    return 0.5 * jnp.sum(data.q[:, None] * r * r)
+
+
+def network_law(params: dict) -> NeuronLaw:
+    """The network's neurons as equally weighted particles ``(w_i, a_i)``; a seed axis is flattened in."""
+    a, w = params["a"], params["w"]
+    return NeuronLaw.from_samples(w.reshape(-1, w.shape[-1]), a.reshape(-1, a.shape[-1]))
 
 
 def energy(params: dict, model: Model, data: Dataset) -> jax.Array:

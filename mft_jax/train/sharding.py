@@ -3,7 +3,7 @@
 Single neurons against a fixed background are independent, so the foreground trainer splits
 its particle axis (axis 0 of ``a`` (M, C) and ``w`` (M, d)) over a one-axis ``Mesh`` of every
 device and replicates the background data. ``M`` must be a multiple of the device count.
-Network seeds (``train.joint``) and MCMC chains (``foreground.mcmc``) are split the same way by
+Network seeds (``train.joint``) and MCMC chains (``theory.samplers.mcmc``) are split the same way by
 ``spread``, whenever their number divides evenly over the devices (else they stay on one device).
 """
 

@@ -84,7 +84,7 @@ def fourier_loss(params: dict, model, data=None) -> jax.Array:
     """``L = 1/(2P^2) sum_{n,m} |f(n, m) - y(n, m)|^2`` on the full table, without forming the P^2 x P outputs.
 
     ``sum |f|^2 = sum_ij (a_i . a_j) G_ij / D^2``, ``sum f . y = sum_i a_i . S(w_i) / D``, ``sum |y|^2 = P (P - 1)``,
-    ``D = N`` (mean-field) or ``sqrt(N)``. Equal to ``mft_jax.train.network.loss`` on
+    ``D = N`` (mean-field) or ``sqrt(N)``. Equal to ``mft_jax.train.joint.loss`` on
     ``make_data("modular_addition", modulus=P)`` (tested); ``data`` is accepted for the trainer's signature.
     """
     a, w = params["a"], params["w"]

@@ -15,11 +15,14 @@ effective sample size, acceptance rate, ...). A record with a ``log_partition`` 
 
 A sampler declares what it is: ``stochastic`` (its law is noisy from one update to the next: the
 solver then takes damped steps and stops at the noise floor) and ``warnings(info, law)`` (words
-for a law it cannot vouch for). The solver never asks for a sampler's name.
+for a law it cannot vouch for). A sampler that can adapt itself to a law it does not resolve returns a new
+sampler from ``refined(law, info, model, data)`` (the grid re-grids; the default: ``None``). The solver never
+asks for a sampler's name or type.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import jax
@@ -43,6 +46,21 @@ class Sampler:
         """Words for a law this sampler cannot vouch for (too few effective samples, ...); [] if fine."""
         del info, law
         return []
+
+    def refined(self, law: NeuronLaw, info: Any, model, data) -> "Sampler | None":
+        """A sampler that resolves ``law`` better (the grid: axes that follow its marginals), or ``None`` (no adaptation)."""
+        del law, info, model, data
+        return None
+
+    def describe(self, model, data) -> str:
+        """This sampler in words (for the solver's ``actions``)."""
+        del model, data
+        return self.name
+
+    def summary(self, model, data) -> dict:
+        """This sampler as JSON: its name and settings."""
+        del model, data
+        return {"name": self.name, **dataclasses.asdict(self)}
 
 
 def info_dict(info: Any) -> dict:

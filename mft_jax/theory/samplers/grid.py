@@ -29,6 +29,8 @@ from mft_jax.resources import require
 
 MAX_GRID_DIM = 3
 BOUNDARY_MASS_LIMIT = 1e-4  # above this the grid truncates the law noticeably
+TARGET_NODES = 400  # a re-grid aims at this effective number of nodes
+MAX_ENTRIES = 2**26  # a re-grid keeps nodes x data points below this (256 MiB of float32 features)
 MIN_NODES = 50  # a law on fewer effective nodes (Kish ESS of the weights) is not resolved
 
 
@@ -135,6 +137,61 @@ class GridSampler(Sampler):
                 "normalizable"
             ]
         return []
+
+
+    def refined(self, law: NeuronLaw, info: GridInfo, model, data) -> "GridSampler":
+        """A tensor grid whose axes follow the law's marginals.
+
+        A law that leaks out of the box gets a uniform box 1.5 x wider, same spacing. Otherwise each axis spans
+        the marginal's support (nodes of weight > 1e-10 x the largest, plus two old cells) with ``n`` nodes,
+        half spaced uniformly, half at the quantiles of the marginal (its mass spread over each old cell), so
+        nodes crowd where the law lives: a clover's four lobes sit on the product of two such axes (the grid owns its
+        adaptation: the solver asks any sampler for ``refined`` and never its type).
+        ``n`` grows so the effective number of nodes would reach ``TARGET_NODES`` (ESS scales like
+        ``n^d`` at fixed support), never past ``MAX_ENTRIES / P`` nodes in all.
+        """
+        dim = data.input_dim
+        axes = self.axis_nodes(model, dim)
+        w, weight = np.asarray(law.w, dtype=float), np.asarray(law.weights(), dtype=float)
+        size = max(len(axis) for axis in axes)
+        max_size = max(3, int((MAX_ENTRIES / data.num_points) ** (1 / dim)))
+        if float(info.boundary_mass) > BOUNDARY_MASS_LIMIT:
+            half = 1.5 * max(np.abs(axis).max() for axis in axes)
+            grow = min(max_size, int(math.ceil(1.5 * size)))
+            return GridSampler(axes=tuple(tuple(np.linspace(-half, half, grow)) for _ in range(dim)))
+        size = min(max_size, max(size, int(math.ceil(size * (TARGET_NODES / max(float(info.ess), 1.0)) ** (1 / dim)))))
+        new_axes = []
+        for k, axis in enumerate(axes):
+            index = np.searchsorted(axis, w[:, k])
+            marginal = np.bincount(np.clip(index, 0, len(axis) - 1), weights=weight, minlength=len(axis))
+            widths = np.diff(axis).min() if len(axis) > 1 else 1.0
+            held = np.flatnonzero(marginal > 1e-10 * marginal.max())
+            low, high = axis[held[0]] - 2 * widths, axis[held[-1]] + 2 * widths
+            edges = np.concatenate([[axis[0] - 0.5 * (axis[1] - axis[0])], 0.5 * (axis[1:] + axis[:-1]),
+                                    [axis[-1] + 0.5 * (axis[-1] - axis[-2])]])
+            cdf = np.concatenate([[0.0], np.cumsum(marginal)]) / marginal.sum()
+            quantiles = np.interp((np.arange(size // 2) + 0.5) / (size // 2), cdf, edges)
+            nodes = np.unique(np.concatenate([np.linspace(low, high, size - size // 2), quantiles]))
+            kept = [nodes[0]]
+            for node in nodes[1:]:  # merge nodes closer than a quarter of the uniform spacing to the last kept one
+                if node - kept[-1] > 0.25 * (high - low) / size:
+                    kept.append(node)
+            new_axes.append(tuple(kept))
+        return GridSampler(axes=tuple(new_axes))
+
+    def describe(self, model, data) -> str:
+        """The nodes in words: ``36 x 36 nodes on [-4.5, 4.5], [-4.5, 4.5], finest spacing 0.257, ...``."""
+        axes = self.axis_nodes(model, data.input_dim)
+        shape = " x ".join(str(len(axis)) for axis in axes)
+        spans = ", ".join(f"[{axis[0]:.3g}, {axis[-1]:.3g}]" for axis in axes)
+        return (f"{shape} nodes on {spans}, finest spacing {self.spacing(model, data.input_dim):.3g}, "
+                "nodes crowded where the law's marginals are")
+
+    def summary(self, model, data) -> dict:
+        """As JSON: the name, nodes per axis and their spans."""
+        axes = self.axis_nodes(model, data.input_dim)
+        return {"name": self.name, "nodes_per_axis": [len(axis) for axis in axes],
+                "spans": [[float(axis[0]), float(axis[-1])] for axis in axes]}
 
 
 def _cell_widths(axis: np.ndarray) -> np.ndarray:

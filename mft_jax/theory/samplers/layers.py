@@ -41,6 +41,7 @@ import numpy as np
 from mft_jax.errors import ConfigError
 from mft_jax.linalg import sym_sqrt
 from mft_jax.protocol import tilt_quadratic
+from mft_jax.theory.samplers._mala import TARGET_ACCEPTANCE, adapted, chains as mala_chains, check_float, check_int
 from mft_jax.resources import memory_limit, require
 
 MIN_ESS = 100.0  # a layer law with fewer effective samples is reported in the warnings
@@ -259,7 +260,7 @@ class MCMCLayers(LayerSampler):
 
     num_samples: int = 8192
     num_steps: int = 40
-    target_acceptance: float = 0.574
+    target_acceptance: float = TARGET_ACCEPTANCE
     refresh_ess: float = 0.5
     min_ess: float = 0.05
     max_refreshes: int = 50
@@ -314,7 +315,6 @@ def tempered_move(key, particles: Particles, factor, phihat, activation, num_ste
     dtype = particles.z.dtype
     t_ref = lambda z: tilt_quadratic(activation(z @ particles.ref_factor.T), particles.ref_phihat)  # noqa: E731
     t_new = lambda z: tilt_quadratic(activation(z @ factor.T), phihat)  # noqa: E731
-    kernel = blackjax.mala.build_kernel()
     adapting = num_steps // 2
 
     def ess_fraction(log_w):
@@ -343,15 +343,15 @@ def tempered_move(key, particles: Particles, factor, phihat, activation, num_ste
         def log_density(u):
             return -0.5 * u @ u + ((1.0 - nxt) * t_ref(u[None, :]) + nxt * t_new(u[None, :]))[0]
 
-        chains = jax.vmap(lambda u: blackjax.mala.init(u, log_density))(z)
-        step = jax.vmap(lambda k, state, h: kernel(k, state, log_density, h), in_axes=(0, 0, None))
+        init, step = mala_chains(log_density)
+        chains = init(z)
 
         def body(inner, inputs):
             chains, log_h = inner
             k, i = inputs
             chains, info = step(jax.random.split(k, M), chains, jnp.exp(log_h))
             rate = jnp.mean(info.acceptance_rate)
-            return (chains, log_h + jnp.where(i < adapting, rate - target_acceptance, 0.0)), rate
+            return (chains, adapted(log_h, rate, target_acceptance, jnp.where(i < adapting, 1.0, 0.0))), rate
 
         (chains, log_h), rates = jax.lax.scan(body, (chains, log_h), (jax.random.split(move, num_steps), jnp.arange(num_steps)))
         return chains.position, log_z, log_h, nxt, key, n + 1, acc + jnp.mean(rates[adapting:])
@@ -415,15 +415,11 @@ def asymptotic_margin(activation, factor, phihat):
 
 # ---------------------------------------------------------------------------------------- factories
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(name, value, minimum)
 
 
 def _check_fraction(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value < 1:
-        raise ConfigError(f"{name} must be a number in (0, 1), got {value!r}")
-    return float(value)
+    return check_float(name, value, 0, 1)
 
 
 def gaussian_layers() -> GaussianLayers:
@@ -441,7 +437,7 @@ def grid_layers(grid_size: int = 64, grid_extent: float = 6.0, num_samples: int 
     return GridLayers(_check_int("num_samples", num_samples, 4), _check_int("grid_size", grid_size, 3), float(grid_extent))
 
 
-def mcmc_layers(num_samples: int = 8192, num_steps: int = 40, *, target_acceptance: float = 0.574,
+def mcmc_layers(num_samples: int = 8192, num_steps: int = 40, *, target_acceptance: float = TARGET_ACCEPTANCE,
                 refresh_ess: float = 0.5, min_ess: float = 0.05, max_refreshes: int = 50, bridge_ess: float = 0.5,
                 max_stages: int = 200) -> MCMCLayers:
     """Resample-move (sequential Monte Carlo) layer laws: ``num_samples`` particles per layer, starting as

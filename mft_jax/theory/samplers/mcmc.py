@@ -27,20 +27,18 @@ import functools
 import math
 from typing import ClassVar, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.data import Dataset
-from mft_jax.errors import ConfigError, NonFiniteError
+from mft_jax.theory.samplers._mala import (MIXING_FACTOR, TARGET_ACCEPTANCE, adapted, chains as mala_chains, check_float,  # noqa: F401
+                                           check_int, min_ess, mixing, refuse_runaway, short_chains, summary_trace)
 from mft_jax.theory.samplers import Sampler
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require
 from mft_jax.train.sharding import spread
-
-MIXING_FACTOR = 20  # chains count as mixed when their run is >= this many autocorrelation times
 
 
 class MCMCInfo(NamedTuple):
@@ -96,47 +94,12 @@ class MCMCSampler(Sampler):
         return short_chains(self, info, "the MCMC chains")
 
 
-def refuse_runaway(log_density, sampler: str, chains: str, step_size=None) -> None:
-    """``NonFiniteError`` in words if any final ``log rho`` (one per chain, any shape) is not finite; skipped under tracing."""
-    if isinstance(log_density, jax.core.Tracer):
-        return
-    runaway = int(jnp.sum(~jnp.isfinite(log_density)))
-    if runaway:
-        step = "" if step_size is None else f" (step size {float(step_size):.3g})"
-        raise NonFiniteError(
-            f"{sampler}: {runaway} of {log_density.size} {chains} reached a non-finite log rho(w){step}; the single-neuron law may be "
-            "non-normalizable (unbounded activation, large coupling) or the step size too large"
-        )
-
-
-def mixing(settings, ess):
-    """``(autocorrelation_time, mixed)``: ``num_chains num_steps / ess`` in steps, and 1.0 if ``num_warmup + num_steps``
-    is at least ``MIXING_FACTOR`` of them (``settings``: any sampler with those three fields)."""
-    autocorrelation_time = settings.num_chains * settings.num_steps / ess
-    mixed = (settings.num_warmup + settings.num_steps >= MIXING_FACTOR * autocorrelation_time).astype(ess.dtype)
-    return autocorrelation_time, mixed
-
-
-def short_chains(settings, info, chains: str) -> list[str]:
-    """The warning for chains shorter than ``MIXING_FACTOR`` autocorrelation times (``info.mixed`` < 1), else []."""
-    if float(info.mixed) >= 1.0:
-        return []
-    return [
-        f"{chains} ran {settings.num_warmup + settings.num_steps} steps, fewer than {MIXING_FACTOR} autocorrelation "
-        f"times ({float(info.autocorrelation_time):.3g} steps each): the law may not be mixed; raise num_steps"
-    ]
-
-
 def _check_int(name, value, minimum, sampler="mcmc"):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{sampler} {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(name, value, minimum, sampler)
 
 
 def _check_float(name, value, low, high, sampler="mcmc"):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
-        raise ConfigError(f"{sampler} {name} must be a number in ({low}, {high}), got {value!r}")
-    return float(value)
+    return check_float(name, value, low, high, sampler)
 
 
 def _log_density_fn(model: TwoLayer, data: Dataset, residual: jax.Array):
@@ -148,23 +111,18 @@ def _log_density_fn(model: TwoLayer, data: Dataset, residual: jax.Array):
 def _run_chains(settings: MCMCSampler, model: TwoLayer, data, residual, position, key, step_size):
     """Warm-up (adapting ``step_size``) then sampling; returns positions, key, step size and traces."""
     log_density = _log_density_fn(model, data, residual)
-    kernel = blackjax.mala.build_kernel()
-    chains = jax.vmap(lambda w: blackjax.mala.init(w, log_density))(position)
-    step = jax.vmap(lambda k, state, h: kernel(k, state, log_density, h), in_axes=(0, 0, None))
+    init, step = mala_chains(log_density)
+    chains = init(position)
 
     def warmup_step(carry, key):
         chains, log_h = carry
         chains, info = step(jax.random.split(key, settings.num_chains), chains, jnp.exp(log_h))
-        acceptance = jnp.mean(info.acceptance_rate)
-        log_h = log_h + settings.adaptation_rate * (acceptance - settings.target_acceptance)
+        log_h = adapted(log_h, jnp.mean(info.acceptance_rate), settings.target_acceptance, settings.adaptation_rate)
         return (chains, log_h), None
 
     def sampling_step(chains, key):
         chains, info = step(jax.random.split(key, settings.num_chains), chains, h)
-        overlap = model.overlap(chains.position, data, residual)
-        trace = jnp.stack(
-            [chains.position[:, 0], jnp.sum(chains.position**2, -1), overlap[:, 0], chains.logdensity], axis=-1
-        )  # (num_chains, 4) summary statistics
+        trace = summary_trace(model, data, residual, chains.position, chains.logdensity)  # (num_chains, 4)
         return chains, (trace, jnp.mean(info.acceptance_rate))
 
     key, warmup_key, sampling_key = jax.random.split(key, 3)
@@ -173,8 +131,7 @@ def _run_chains(settings: MCMCSampler, model: TwoLayer, data, residual, position
     )
     h = jnp.exp(log_h)
     chains, (trace, acceptance) = jax.lax.scan(sampling_step, chains, jax.random.split(sampling_key, settings.num_steps))
-    ess = blackjax.diagnostics.effective_sample_size(trace, chain_axis=1, sample_axis=0)  # (4,)
-    return chains.position, chains.logdensity, key, h, jnp.mean(acceptance), jnp.min(ess)
+    return chains.position, chains.logdensity, key, h, jnp.mean(acceptance), min_ess(trace)
 
 
 def _info(settings: MCMCSampler, acceptance, step_size, ess) -> MCMCInfo:
@@ -187,7 +144,7 @@ def mcmc_sampler(
     step_size: float | None = None,
     *,
     num_warmup: int = 50,
-    target_acceptance: float = 0.574,
+    target_acceptance: float = TARGET_ACCEPTANCE,
     adaptation_rate: float = 1.0,
 ) -> MCMCSampler:
     """A ``Sampler`` of ``rho(w)`` by ``num_chains`` independent blackjax MALA chains.

@@ -33,14 +33,15 @@ import functools
 import math
 from typing import ClassVar, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mft_jax.data import Dataset
 from mft_jax.theory.samplers import Sampler
-from mft_jax.theory.samplers.mcmc import _check_float, _check_int, _log_density_fn, mixing, refuse_runaway, short_chains
+from mft_jax.theory.samplers._mala import (TARGET_ACCEPTANCE, adapted, chains as mala_chains, check_float, check_int, min_ess,
+                                           mixing, refuse_runaway, short_chains, summary_trace)
+from mft_jax.theory.samplers.mcmc import _log_density_fn
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require
 
@@ -139,14 +140,13 @@ def _exchange(key, parity, b, position, logdensity, grad):
 def _run_ladder(settings: TemperedSampler, model, data, residual, position, key, step_size, b):
     """Warm-up (adapting each level's h) then sampling; level-0 traces for the ESS; swap rates and round trips."""
     log_rho = _log_density_fn(model, data, residual)
-    kernel = blackjax.mala.build_kernel()
     K, M = settings.num_levels, settings.num_chains
 
     def init_level(positions, bk):
-        return jax.vmap(lambda w: blackjax.mala.init(w, lambda z: bk * log_rho(z)))(positions)
+        return mala_chains(lambda z: bk * log_rho(z))[0](positions)
 
     def move_level(keys, states, h, bk):
-        return jax.vmap(lambda k, s: kernel(k, s, lambda z: bk * log_rho(z), h))(keys, states)
+        return mala_chains(lambda z: bk * log_rho(z))[1](keys, states, h)
 
     def step(carry, inputs):
         states, log_h, label, trips = carry
@@ -166,15 +166,13 @@ def _run_ladder(settings: TemperedSampler, model, data, residual, position, key,
 
     def warmup_step(carry, inputs):
         (states, log_h, label, trips), (acceptance, _) = step(carry, inputs)
-        log_h = log_h + settings.adaptation_rate * (acceptance - settings.target_acceptance)
+        log_h = adapted(log_h, acceptance, settings.target_acceptance, settings.adaptation_rate)
         return (states, log_h, label, trips), None
 
     def sampling_step(carry, inputs):
         carry, (acceptance, swap_prob) = step(carry, inputs)
         states = carry[0]
-        level0 = states.position[0]
-        overlap = model.overlap(level0, data, residual)
-        trace = jnp.stack([level0[:, 0], jnp.sum(level0**2, -1), overlap[:, 0], states.logdensity[0]], axis=-1)
+        trace = summary_trace(model, data, residual, states.position[0], states.logdensity[0])
         return carry, (trace, acceptance[0], swap_prob)
 
     states = jax.vmap(init_level)(position, b)
@@ -188,11 +186,11 @@ def _run_ladder(settings: TemperedSampler, model, data, residual, position, key,
     (states, log_h, _, trips), (trace, acceptance, swap_prob) = jax.lax.scan(
         sampling_step, carry, (jax.random.split(sampling_key, settings.num_steps), parities(settings.num_steps))
     )
-    ess = blackjax.diagnostics.effective_sample_size(trace, chain_axis=1, sample_axis=0)
+    ess = min_ess(trace)
     # each pair is proposed every other step: its rate is the mean over the steps it was proposed on
     pair_rate = 2.0 * jnp.mean(swap_prob, axis=(0, 2))  # (K-1,)
     return (states.position, states.logdensity, key, jnp.exp(log_h), jnp.mean(acceptance), jnp.min(pair_rate),
-            trips.astype(position.dtype) / M, jnp.min(ess))
+            trips.astype(position.dtype) / M, ess)
 
 
 def tempered_sampler(
@@ -202,7 +200,7 @@ def tempered_sampler(
     num_levels: int = 12,
     min_inverse_temperature: float = 0.05,
     num_warmup: int = 50,
-    target_acceptance: float = 0.574,
+    target_acceptance: float = TARGET_ACCEPTANCE,
     adaptation_rate: float = 1.0,
 ) -> TemperedSampler:
     """A ``Sampler`` of ``rho(w)`` by replica-exchange MALA: ``num_chains`` ladders of ``num_levels`` replicas at
@@ -213,14 +211,12 @@ def tempered_sampler(
     (``info.swap_rate``, warned below 0.05: the spacing should shrink like ``1/sqrt(d)``) and replicas make
     round trips (``info.round_trips``). Cost: ``num_levels`` times that of ``mcmc_sampler`` with the same chains.
     """
-    check_int = lambda name, value, minimum: _check_int(name, value, minimum, "tempered")  # noqa: E731
-    check_float = lambda name, value, low, high: _check_float(name, value, low, high, "tempered")  # noqa: E731
     return TemperedSampler(
-        num_chains=check_int("num_chains", num_chains, 2),
-        num_steps=check_int("num_steps", num_steps, 4),
-        num_warmup=check_int("num_warmup", num_warmup, 0),
-        num_levels=check_int("num_levels", num_levels, 2),
-        min_inverse_temperature=check_float("min_inverse_temperature", min_inverse_temperature, 0.0, 1.0),
-        target_acceptance=check_float("target_acceptance", target_acceptance, 0.0, 1.0),
-        adaptation_rate=0.0 if adaptation_rate == 0 else check_float("adaptation_rate", adaptation_rate, 0.0, math.inf),
+        num_chains=check_int("num_chains", num_chains, 2, "tempered"),
+        num_steps=check_int("num_steps", num_steps, 4, "tempered"),
+        num_warmup=check_int("num_warmup", num_warmup, 0, "tempered"),
+        num_levels=check_int("num_levels", num_levels, 2, "tempered"),
+        min_inverse_temperature=check_float("min_inverse_temperature", min_inverse_temperature, 0.0, 1.0, "tempered"),
+        target_acceptance=check_float("target_acceptance", target_acceptance, 0.0, 1.0, "tempered"),
+        adaptation_rate=0.0 if adaptation_rate == 0 else check_float("adaptation_rate", adaptation_rate, 0.0, math.inf, "tempered"),
     )
