@@ -45,8 +45,11 @@ def devices() -> list[str]:
     return [str(device) for device in jax.devices()]
 
 
-def run_metadata(config: dict | None = None, seed: int | None = None) -> dict:
-    """What reproduces a result: the config, the seed, package versions, the git commit, the time."""
+def run_metadata(config: dict | None = None, seed: int | None = None, *, precision: str | None = None) -> dict:
+    """What reproduces a result: the config, the seed, package versions, the git commit, the devices, the matmul
+    precision (``precision``, default: the current ``mft_jax.precision`` setting), the time."""
+    from mft_jax.precision import current
+
     versions = {}
     for package in PACKAGES:
         try:
@@ -59,6 +62,7 @@ def run_metadata(config: dict | None = None, seed: int | None = None) -> dict:
         "versions": versions,
         "git_commit": git_commit(),
         "devices": devices(),
+        "matmul_precision": current() if precision is None else precision,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from mft_jax.data import Dataset
 from mft_jax.resources import require
+from mft_jax.precision import uses_precision
 
 
 def cholesky(M: jax.Array) -> jax.Array:
@@ -68,6 +69,7 @@ def readout_features(model, params: dict, x: jax.Array) -> jax.Array:
     return model.apply({**params, "a": jnp.eye(width, dtype=params["a"].dtype)}, x)
 
 
+@uses_precision
 def readout_posterior(model, params: dict, data: Dataset) -> tuple[jax.Array, jax.Array]:
     """``(mean (N, C), chol)``: the conditional mean of ``a`` and the lower Cholesky factor ``L`` of the whitened
     precision ``M = I + A^T A`` (module docstring), in the highest precision enabled (float64 under x64)."""
@@ -85,6 +87,7 @@ def readout_posterior(model, params: dict, data: Dataset) -> tuple[jax.Array, ja
     return jnp.sqrt(jnp.asarray(model.sa2, dtype)) * b, chol
 
 
+@uses_precision
 def sample_readouts(key: jax.Array, model, params: dict, data: Dataset) -> jax.Array:
     """One exact draw of ``a`` (N, C) from ``p(a | the other parameters, data)`` (module docstring)."""
     mean, chol = readout_posterior(model, params, data)
