@@ -181,6 +181,7 @@ def run_loop(
     """
     if num_steps < 0 or chunk < 1 or checkpoint_every < 1:
         raise ConfigError(f"need num_steps >= 0, chunk >= 1, checkpoint_every >= 1; got {num_steps}, {chunk}, {checkpoint_every}")
+    run = None if run is None else {**run, "precision": current()}  # a resumed run keeps its matmul precision
     history: dict[str, list] = {"step": []}
     start = 0
     if resume:
@@ -192,7 +193,6 @@ def run_loop(
             # only at chunk ends, so that entry goes (the resumed run records the chunk's end instead)
             history = {name: values[:-1] for name, values in history.items()}
 
-    run = None if run is None else {**run, "precision": current()}  # a resumed run keeps its matmul precision
     scan_chunk = chunk_program(step)
     last_saved = start
     bar = tqdm(total=num_steps, initial=start, desc=description, disable=not progress, leave=False)
