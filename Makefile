@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS ?= --xla_cpu_multi_thread_eigen=true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-isa test-slow figures benchmarks docs docs-tables clean
+.PHONY: demo test test-isa test-slow figures benchmarks docs docs-tables device-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up $(VENV) (pinned versions from constraints.txt; log in $(VENV)/install.log)"
@@ -57,6 +57,10 @@ benchmarks: $(STAMP)
 	-$(BIN)/pip install -q torch==2.13.0 || echo "torch 2.13.0 not installable here: neuron_throughput skips the PyTorch comparison"
 	$(BIN)/python -m benchmarks.solver_speed
 	$(BIN)/python -m benchmarks.neuron_throughput
+
+# One command on a machine with an accelerator (at most ~8 minutes): results/device_check.json (benchmarks/device_check.py).
+device-check: $(STAMP)
+	$(BIN)/python benchmarks/device_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

@@ -58,11 +58,17 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def forward_flops(model, sampler, particles, data, state) -> float:
-    """FLOPs of one forward pass by XLA's cost analysis (the model closed over: the traced call is ``_forward_jit``'s)."""
+def forward_flops(model, sampler, particles, data, state) -> float | None:
+    """FLOPs of one forward pass by XLA's cost analysis (the model closed over: the traced call is ``_forward_jit``'s);
+    None where the backend has no cost analysis (``Lowered.cost_analysis()`` returns None on some GPU builds)."""
     lowered = jax.jit(lambda p, d, s: _forward(model, sampler, p, d, s)).lower(particles, data, state)
-    cost = lowered.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    try:
+        cost = lowered.cost_analysis()
+    except Exception:  # noqa: BLE001  (a backend without the analysis may raise instead of returning None)
+        cost = None
+    cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+    if not cost or "flops" not in cost:
+        return None
     return float(cost["flops"])
 
 
@@ -95,8 +101,8 @@ def measure(P: int, args) -> dict:
     row["map_seconds_all"] = seconds
     row["compile_seconds"] = max(first - row["map_seconds"], 0.0)
     row["flops"] = forward_flops(model, sampler, particles, data, state)
-    row["flop_rate"] = row["flops"] / row["map_seconds"]
-    row["fraction_of_peak"] = row["flop_rate"] / row["matmul_peak_flops"]
+    row["flop_rate"] = None if row["flops"] is None else row["flops"] / row["map_seconds"]
+    row["fraction_of_peak"] = None if row["flops"] is None else row["flop_rate"] / row["matmul_peak_flops"]
     row["ess_nngp"] = {str(args.timing_samples): [float(s.ess) for s in forward.stats]}
     del particles, forward
     for M in args.samples:
@@ -111,8 +117,9 @@ def measure(P: int, args) -> dict:
         row["newton_over_map"] = row["newton_seconds"] / row["map_seconds"]  # both with the same M when --samples starts at it
     row["load_average_end"] = os.getloadavg()
     print(f"P = {P:5d}: map {row['map_seconds']:.3g} s (compile {row['compile_seconds']:.3g} s, {len(seconds)} repeats), "
-          f"{row['flops'] / 1e9:.3g} GFLOP = {100 * row['fraction_of_peak']:.3g}% of the matmul peak "
-          f"({row['matmul_peak_flops'] / 1e9:.3g} GFLOP/s, {args.peak_size}^2 float32, best of 3, before/after); "
+          + (f"FLOPs unavailable (no XLA cost analysis on this backend); matmul peak " if row["flops"] is None else
+             f"{row['flops'] / 1e9:.3g} GFLOP = {100 * row['fraction_of_peak']:.3g}% of the matmul peak ")
+          + f"({row['matmul_peak_flops'] / 1e9:.3g} GFLOP/s, {args.peak_size}^2 float32, best of 3, before/after); "
           f"ESS at the NNGP start {_ess_text(row['ess_nngp'])}"
           + (f"; Newton iteration {row['newton_seconds']:.3g} s ({row['solve']['iterations']} iterations, "
              f"{row['solve']['message']}); ESS at the fixed point {_ess_text(row['ess_fixed_point'])}" if "solve" in row else "")

@@ -75,9 +75,13 @@ def invocation(argv: list[str] | None = None) -> list[str]:
     return head + [str(a) for a in args]
 
 
-def run_metadata(config: dict | None = None, seed: int | None = None, argv: list[str] | None = None) -> dict:
+def run_metadata(config: dict | None = None, seed: int | None = None, argv: list[str] | None = None, *,
+                 precision: str | None = None) -> dict:
     """What reproduces a result: the exact command (``argv``, a list, and ``command``, one shell line), the
-    config, the seed, package versions, the git commit, the devices and the time."""
+    config, the seed, package versions, the git commit, the devices, the matmul precision (``precision``, default: the
+    current ``mft_jax.precision`` setting) and the time."""
+    from mft_jax.precision import current
+
     versions = {}
     for package in PACKAGES:
         try:
@@ -93,6 +97,7 @@ def run_metadata(config: dict | None = None, seed: int | None = None, argv: list
         "versions": versions,
         "git_commit": git_commit(),
         "devices": devices(),
+        "matmul_precision": current() if precision is None else precision,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -32,6 +32,7 @@ from ott.tools import sliced
 from mft_jax.activations import get_activation
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
+from mft_jax.precision import uses_precision
 
 SPACES = ("w", "aw")
 SYMMETRIES = ("none", "odd", "even")
@@ -52,6 +53,7 @@ def particles(law: NeuronLaw, space: str = "w") -> jax.Array:
     raise ConfigError(f"space must be one of {SPACES}, got {space!r}")
 
 
+@uses_precision
 def resample(key: jax.Array, law: NeuronLaw, n: int) -> NeuronLaw:
     """``n`` equally weighted particles drawn i.i.d. (multinomially, with replacement) from ``law``."""
     index = jax.random.choice(key, law.num_particles, shape=(n,), p=law.weights())
@@ -61,6 +63,7 @@ def resample(key: jax.Array, law: NeuronLaw, n: int) -> NeuronLaw:
 _resample = jax.jit(resample, static_argnums=2)
 
 
+@uses_precision
 def reduce_particles(key: jax.Array, law: NeuronLaw, max_particles: int, tail_mass: float = 1e-6) -> tuple[NeuronLaw, float]:
     """A law of at most ``max_particles`` particles for the O(M^2) metrics, and the mass it dropped.
 
@@ -91,6 +94,7 @@ def _check_pair(z1: jax.Array, z2: jax.Array) -> None:
 # ----------------------------------------------------------------------------- OT distances
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("num_projections", "space"))
 def sliced_wasserstein(law1: NeuronLaw, law2: NeuronLaw, *, key: jax.Array, num_projections: int = 256, space: str = "w") -> jax.Array:
     """``SW2 = sqrt(mean_k W2^2(theta_k . mu, theta_k . nu))`` over ``num_projections`` random unit ``theta_k``.
@@ -113,6 +117,7 @@ def _sinkhorn_divergence(z1, p1, z2, p2, epsilon, threshold, max_iterations):
     return divergence, converged
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("space", "max_iterations", "with_convergence"))
 def sinkhorn_distance(
     law1: NeuronLaw, law2: NeuronLaw, *, epsilon: float, space: str = "w", threshold: float = 1e-3,
@@ -162,6 +167,7 @@ def _squared_kernel_distance(kernel_of_squared_distance, law1, law2, space):
     return pair(z1, p1, z1, p1) + pair(z2, p2, z2, p2) - 2.0 * pair(z1, p1, z2, p2)
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("space",))
 def energy_distance(law1: NeuronLaw, law2: NeuronLaw, *, space: str = "w") -> jax.Array:
     """``sqrt(2 E|X - Y| - E|X - X'| - E|Y - Y'|)`` with ``X ~ law1``, ``Y ~ law2`` (weighted V-statistic).
@@ -173,6 +179,7 @@ def energy_distance(law1: NeuronLaw, law2: NeuronLaw, *, space: str = "w") -> ja
     return jnp.sqrt(jnp.maximum(_squared_kernel_distance(negative_distance, law1, law2, space), 0.0))
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("space",))
 def mmd(law1: NeuronLaw, law2: NeuronLaw, *, bandwidth: float, space: str = "w") -> jax.Array:
     """Maximum mean discrepancy with the Gaussian kernel ``k = exp(-|z - z'|^2 / (2 bandwidth^2))``.
@@ -195,6 +202,7 @@ class NoiseFloor(NamedTuple):
     values: jax.Array
 
 
+@uses_precision
 def noise_floor(
     law: NeuronLaw, metric: Callable[[NeuronLaw, NeuronLaw], jax.Array], *, key: jax.Array, n: int, repeats: int = 10,
     reference: NeuronLaw | None = None,
@@ -232,6 +240,7 @@ class Moment(NamedTuple):
     stderr: jax.Array
 
 
+@uses_precision
 def moments(law: NeuronLaw, functions: Mapping[str, Callable[[jax.Array], jax.Array]], *, space: str = "w", quadrature: bool = False) -> dict[str, Moment]:
     """``E[g(z)] = sum_i p_i g(z_i)`` for each named ``g`` (vectorised over particles: (M, k) -> (M, ...)).
 
@@ -275,6 +284,7 @@ def _data_weights(kernel: jax.Array, q: jax.Array | None) -> jax.Array:
     return jnp.full(size, 1.0 / size, jnp.asarray(kernel).dtype) if q is None else q
 
 
+@uses_precision
 def kernel_alignment(kernel1: jax.Array, kernel2: jax.Array, q: jax.Array | None = None) -> jax.Array:
     """Centred kernel alignment ``<K1c, K2c>_q / sqrt(<K1c, K1c>_q <K2c, K2c>_q)`` in [-1, 1].
 
@@ -286,6 +296,7 @@ def kernel_alignment(kernel1: jax.Array, kernel2: jax.Array, q: jax.Array | None
     return _kernel_inner(centered1, centered2, q) / jnp.sqrt(_kernel_inner(centered1, centered1, q) * _kernel_inner(centered2, centered2, q))
 
 
+@uses_precision
 def relative_kernel_error(kernel: jax.Array, reference: jax.Array, q: jax.Array | None = None) -> jax.Array:
     """``|K - K_ref|_q / |K_ref|_q`` with the data-weighted Frobenius norm ``|K|_q^2 = sum q_mu q_nu K_{mu nu}^2``."""
     q = _data_weights(reference, q)
@@ -314,6 +325,7 @@ def activation_symmetry(activation, *, atol: float = 1e-6) -> str:
     return "none"
 
 
+@uses_precision
 def canonicalize(law: NeuronLaw, symmetry: str, *, direction: jax.Array | None = None) -> NeuronLaw:
     """Map each neuron to a representative of its orbit under the activation's symmetry.
 
@@ -381,6 +393,7 @@ def spread(law: NeuronLaw, space: str = "w") -> float:
     return float(jnp.sqrt(law.expectation(jnp.sum(centred * centred, axis=-1))))
 
 
+@uses_precision
 def compare_laws(
     theory: NeuronLaw, empirical: NeuronLaw, *, key: jax.Array, space: str = "w", symmetry: str = "none",
     num_projections: int = 256, epsilon: float | None = None, bandwidth: float | None = None,

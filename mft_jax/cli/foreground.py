@@ -40,6 +40,7 @@ from mft_jax.theory.gp import gp_residual
 from mft_jax.io import load_background, load_background_model, run_metadata, save_neurons, save_npz, write_json
 from mft_jax.cli.solve import SolverConfig, solve_deep_config
 from mft_jax.model import TwoLayer
+from mft_jax.precision import check_config
 from mft_jax.train.deep_foreground import train_deep_foreground
 from mft_jax.train.foreground import network_loss, train_foreground
 
@@ -60,6 +61,10 @@ class ForegroundConfig:
     chunk: int = 100
     layer: int = 1  # deep nets: the hidden layer (1..H) the neurons belong to
     burn_in: int | None = None  # deep nets: average phi phi^T over the steps from here on (None: the last step)
+    precision: str = "highest"  # matmul precision of the neurons' training (mft_jax.precision): "highest" or "fast"
+
+    def __post_init__(self):
+        check_config(self.precision, "foreground")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         num_neurons=settings.num_neurons, steps=settings.steps, step_size=settings.step_size,
         temperature=settings.temperature, batch_size=settings.batch_size, chunk=settings.chunk,
         out_dir=args.out, checkpoint_every=settings.checkpoint_every, resume=args.resume,
-        progress=getattr(args, "progress", True),
+        progress=getattr(args, "progress", True), precision=settings.precision,
     )
     out = Path(args.out)
     save_neurons(out / "neurons.npz", law)
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         "temperature": model.temperature if settings.temperature is None else settings.temperature,
         "mean_potential": float(jnp.mean(model.potential(law.a, law.w, data, residual))),
         "network_loss": float(network_loss(model, law, data)),
-        "meta": run_metadata(raw, settings.seed),
+        "meta": run_metadata(raw, settings.seed, precision=settings.precision),
     }
     write_json(out / "foreground.json", results)
     print(
@@ -165,7 +170,7 @@ def run_deep(args: argparse.Namespace, raw: dict) -> int:
         jax.random.key(settings.seed), solution, settings.layer, num_neurons=settings.num_neurons, steps=settings.steps,
         step_size=settings.step_size, temperature=settings.temperature, burn_in=settings.burn_in, chunk=settings.chunk,
         out_dir=args.out, checkpoint_every=settings.checkpoint_every, resume=args.resume,
-        progress=getattr(args, "progress", True),
+        progress=getattr(args, "progress", True), precision=settings.precision,
     )
     out = Path(args.out)
     theory = np.asarray(solution.kernels[settings.layer - 1], np.float64)
@@ -184,7 +189,7 @@ def run_deep(args: argparse.Namespace, raw: dict) -> int:
         "kernel_relative_distance": float(np.linalg.norm(kernel - theory) / np.linalg.norm(theory)),
         "kernel_max_abs_z": float(z.max()),
         "kernel_mean_abs_z": float(z.mean()),
-        "meta": run_metadata(raw, settings.seed),
+        "meta": run_metadata(raw, settings.seed, precision=settings.precision),
     }
     write_json(out / "foreground.json", results)
     print(f"foreground: {settings.num_neurons} neurons of layer {settings.layer} -> {out}; kernel vs theory: relative "

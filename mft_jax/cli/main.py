@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mft_jax.distributed import initialize_from_environment
 from mft_jax.io import devices
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     job = importlib.import_module(f"mft_jax.cli.{args.command}")
     try:
+        initialize_from_environment()  # a multi-process job (JAX_COORDINATOR_ADDRESS, SLURM, TPU pod); else nothing
         if args.command in CONFIG_JOBS:
             check_output_directory(args.out)
         print(f"mft-jax {args.command}: devices: {', '.join(devices())}")

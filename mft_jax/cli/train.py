@@ -43,6 +43,7 @@ from mft_jax.model import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
 from mft_jax.tasks import get_task
+from mft_jax.precision import check_config
 from mft_jax.resources import require
 from mft_jax.train.joint import OPTIMIZERS, langevin_optimizer, optax_optimizer, prior_weight_decay, train
 from mft_jax.train.joint import loss, network_law, residual
@@ -68,8 +69,10 @@ class TrainConfig:
     chunk: int = 100
     checkpoint_every: int = 1000
     readout_gibbs_every: int | None = None
+    precision: str = "highest"  # matmul precision of the training run (mft_jax.precision): "highest" or "fast"
 
     def __post_init__(self):
+        check_config(self.precision, "train")
         for name in ("width", "num_seeds", "chunk", "checkpoint_every", "batch_size", "readout_gibbs_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -137,7 +140,7 @@ def run(args) -> int:
     result = train(
         key, model, config.width, source, optimizer, config.steps, num_seeds=config.num_seeds,
         batch_size=config.batch_size, chunk=config.chunk, out_dir=out, checkpoint_every=config.checkpoint_every,
-        resume=args.resume, readout_gibbs_every=config.readout_gibbs_every,
+        resume=args.resume, readout_gibbs_every=config.readout_gibbs_every, precision=config.precision,
     )
     params = result.params
     final_loss = np.asarray(jax.vmap(loss, in_axes=(0, None, None))(params, model, eval_data))
@@ -153,7 +156,7 @@ def run(args) -> int:
         "final_loss_per_seed": final_loss,
         "final_loss_mean": float(final_loss.mean()),
         "eval": "the [task] dataset" if config.eval == "task" else f"{config.eval} fresh samples",
-        "meta": run_metadata(raw, config.seed),
+        "meta": run_metadata(raw, config.seed, precision=config.precision),
     })
     print(f"trained {config.num_seeds} network(s) of width {config.width} for {config.steps} steps; "
           f"final loss (mean over seeds) {final_loss.mean():.6g}; wrote {out}")

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from mft_jax.data import Dataset
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
+from mft_jax.precision import uses_precision
 
 DENSE_LIMIT = 512  # P up to which `solve_residual(method="auto")` forms the P x P matrix (O(M P^2) vs CG's O(iters M P C))
 CHUNK = 1024  # particles per streamed chunk: memory O(CHUNK * P)
@@ -47,6 +48,7 @@ def _chunked(law: NeuronLaw, chunk: int):
     return w.reshape(count, chunk, -1), weight.reshape(count, chunk)
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("chunk",))
 def kernel(model: TwoLayer, law: NeuronLaw, x: jax.Array, x2: jax.Array | None = None, *, chunk: int = CHUNK) -> jax.Array:
     """Dense ``K(x_i, x2_j) = E_rho[phi(w.x_i) phi(w.x2_j)]``: (P, P2). For small P only."""
@@ -61,6 +63,7 @@ def kernel(model: TwoLayer, law: NeuronLaw, x: jax.Array, x2: jax.Array | None =
     return total
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("chunk",))
 def kernel_matvec(model: TwoLayer, law: NeuronLaw, x: jax.Array, v: jax.Array, *, chunk: int = CHUNK) -> jax.Array:
     """``K v = Phi^T (weight * (Phi v))`` for ``v`` (P, C), streamed over particle chunks."""
@@ -75,6 +78,7 @@ def kernel_matvec(model: TwoLayer, law: NeuronLaw, x: jax.Array, v: jax.Array, *
     return total
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("chunk",))
 def predict(model: TwoLayer, law: NeuronLaw, data: Dataset, residual: jax.Array, x_new: jax.Array, *, chunk: int = CHUNK) -> jax.Array:
     """``f(x) = beta sa2 E_rho[phi(w.x) S(w)]`` at ``x_new`` (n, d): (n, C), matrix-free."""
@@ -89,6 +93,7 @@ def predict(model: TwoLayer, law: NeuronLaw, data: Dataset, residual: jax.Array,
     return model.gain * total
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("method", "chunk", "max_iter", "feature_cache"))
 def solve_residual(
     model: TwoLayer,
@@ -134,6 +139,7 @@ def solve_residual(
     return data.y - gain * matvec(root_q * g)
 
 
+@uses_precision
 @jax.jit
 def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax.Array:
     """``r = (I + beta sa2 K Q)^(-1) y`` for a dense kernel ``K`` (P, P) on the data (Cholesky of the symmetric form)."""
@@ -144,6 +150,7 @@ def residual_from_kernel(model: TwoLayer, data: Dataset, gram: jax.Array) -> jax
     return data.y - gain * gram @ (root_q * g)
 
 
+@uses_precision
 def predict_from_kernel(model, data: Dataset, residual: jax.Array, cross: jax.Array) -> jax.Array:
     """``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` from the cross kernel ``K(x_new, X)`` (M, P): (M, C)."""
     return model.gain * cross @ (data.q[:, None] * residual)
@@ -173,15 +180,18 @@ class Background:
     law: NeuronLaw
     data: Dataset
 
+    @uses_precision
     def kernel(self, x: jax.Array | None = None, x2: jax.Array | None = None) -> jax.Array:
         """Dense ``K(x, x2)`` (default: on the data points). Forms a P x P2 matrix."""
         x = self.data.x if x is None else x
         return kernel(self.model, self.law, x, x2)
 
+    @uses_precision
     def matvec(self, v: jax.Array) -> jax.Array:
         """``K v`` on the data points for ``v`` (P, C), without the P x P matrix."""
         return kernel_matvec(self.model, self.law, self.data.x, v)
 
+    @uses_precision
     def imposed_residual(self, method: str = "auto") -> jax.Array:
         """``G = (I + beta sa2 K Q)^(-1) y``: the residual this kernel imposes (at a fixed point, the solution's ``r``)."""
         return solve_residual(self.model, self.law, self.data, method=method)
@@ -192,6 +202,7 @@ class Background:
                       DeprecationWarning, stacklevel=2)
         return self.imposed_residual(method)
 
+    @uses_precision
     def predict(self, x_new: jax.Array, residual: jax.Array | None = None) -> jax.Array:
         """``f(x_new) = beta sa2 sum_nu K(x_new, x_nu) q_nu r_nu`` (``r`` defaults to this background's)."""
         residual = self.imposed_residual() if residual is None else residual

@@ -48,6 +48,7 @@ from mft_jax.theory.samplers.layers import (  # noqa: F401  (the layer samplers 
 from mft_jax.linalg import cholesky_factor, eigh_floor
 from mft_jax.model import Deep
 from mft_jax.protocol import LayerBackground
+from mft_jax.precision import uses_precision
 
 HERMITE_NODES = 32  # 1-D Gauss-Hermite nodes for the test-point noise xi (section 6.4)
 
@@ -68,6 +69,7 @@ class Forward(NamedTuple):
     image: DeepState
 
 
+@uses_precision
 def conjugate_kernel(model: Deep, data: Dataset, state: DeepState, layer: int) -> jax.Array:
     """``Phihat_l`` of the tilt ``-1/2 phi^T Phihat_l phi``: ``state.phihat[l - 1]`` for l < H, and for the
     last layer the readout's ``Phihat_H = -beta^2 sa2 Q r r^T Q`` (so the tilt is ``c |S(h)|^2``, 6.2)."""
@@ -101,6 +103,7 @@ def _forward(model: Deep, sampler: LayerSampler, particles: tuple, data: Dataset
 _forward_jit = jax.jit(_forward, static_argnames=("sampler",))
 
 
+@uses_precision
 def free_energy(model: Deep, data: Dataset, state: DeepState, stats) -> jax.Array:
     """``F = beta sum q (r.y - |r|^2/2) - 1/2 sum_(l<H) tr(Phihat_l Phi_l) - sum_l log Z_l`` (6.2)."""
     value = data_term(model.beta, data.q, data.y, state.residual)
@@ -137,6 +140,7 @@ class DeepSolution(NamedTuple):
         """``result.converged``: relative change <= tol."""
         return self.result.converged
 
+    @uses_precision
     def predict(self, x_new) -> jax.Array:
         """``f(x*) = beta sa2 Phi_H(x*, X) Q r`` with ``r`` the iterate and the test kernels carried through the layers (6.4)."""
         cross, _ = kernels_at(self, x_new)
@@ -188,6 +192,7 @@ def layer_factor(solution: DeepSolution, layer: int) -> jax.Array:
     return cholesky_factor(model.layer_variance(layer) * solution.kernels[layer - 2])
 
 
+@uses_precision
 def layer_law(solution: DeepSolution, layer: int) -> LayerLaw:
     """The law ``p_l(h) ~ N(h; 0, s_l Phi_(l-1)) exp(t_l(h))`` of layer ``l`` (1-based) at the fixed point (6.3).
 
@@ -209,6 +214,7 @@ def layer_law(solution: DeepSolution, layer: int) -> LayerLaw:
 TEST_BLOCK_ELEMENTS = 2**25  # test points go through the layers in blocks of (particles x points x Hermite nodes) <= this
 
 
+@uses_precision
 def kernels_at(solution: DeepSolution, x_new) -> tuple[list, list]:
     """Per layer ``Phi_l(x*, X)`` (n, P) and ``Phi_l(x*, x*)`` (n,) at new points (docs/theory.md 6.4).
 
@@ -293,9 +299,10 @@ def _gap(flat: _Flat, model, sampler, particles, data, vector):
     return flat.pack(fwd.image, data) - vector, sampler.admissible(fwd.stats), tuple(s.ess / s.num_particles for s in fwd.stats)
 
 
-_gap_jit = jax.jit(_gap, static_argnames=("flat", "sampler"))
+_gap_jit = uses_precision(jax.jit(_gap, static_argnames=("flat", "sampler")))
 
 
+@uses_precision
 def nngp_state(model: Deep, data: Dataset) -> DeepState:
     """The NNGP state: ``Phihat_l = 0`` and the residual of the deep NNGP kernel (6.5)."""
     kernels = deep_nngp(model, data.x)
@@ -303,6 +310,7 @@ def nngp_state(model: Deep, data: Dataset) -> DeepState:
     return DeepState(tuple(jnp.zeros((P, P), data.x.dtype) for _ in range(model.hidden_layers - 1)), residual_from_kernel(model, data, kernels[-1]))
 
 
+@uses_precision
 def solve_deep(
     data: Dataset,
     model: Deep,
@@ -506,6 +514,7 @@ class RefreshFailed(Exception):
     """A refresh could not move the particles to the layer laws at the iterate (the reason in words)."""
 
 
+@uses_precision
 def refresh_particles(sampler: LayerSampler, key, model: Deep, particles: tuple, data: Dataset, state: DeepState):
     """An adaptive sampler's particles moved to the layer laws at ``state``, layer by layer from the input
     (layer l's law depends on ``Phi_(l-1)``, so the forward pass is redone after each layer's refresh), and a
@@ -583,6 +592,7 @@ def _adaptive_run(flat, model, sampler, particles, data, x, evaluation, solver, 
 
 
 # ------------------------------------------------------------------------------------- NNGP
+@uses_precision
 def deep_nngp(model: Deep, x) -> list:
     """Deep NNGP kernels ``Phi_1 .. Phi_H`` on the points ``x`` (n, d) (docs/theory.md 6.5).
 
@@ -598,6 +608,7 @@ def deep_nngp(model: Deep, x) -> list:
     return kernels
 
 
+@uses_precision
 def deep_nngp_predict(model: Deep, data: Dataset, x_new) -> jax.Array:
     """Deep NNGP (kernel ridge) prediction ``f(x*) = beta sa2 K(x*, X) Q r``."""
     P = data.num_points

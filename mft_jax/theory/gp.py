@@ -39,6 +39,7 @@ from mft_jax.theory.background import loss, predict_from_kernel, residual_from_k
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
+from mft_jax.precision import uses_precision
 
 DEFAULT_NODES = 64
 
@@ -86,6 +87,7 @@ def _closed_form(activation: Activation):
     return None
 
 
+@uses_precision
 def gauss_hermite_kernel(activation, sw2: float, x1: jax.Array, x2: jax.Array, nodes: int = DEFAULT_NODES) -> jax.Array:
     """``E[phi(z1) phi(z2)]`` for every pair by tensor Gauss-Hermite on the symmetric square root.
 
@@ -122,6 +124,7 @@ def _gauss_hermite_kernel(activation, nodes, sw2, x1, x2):
     return jax.lax.map(row, (q11, q12), batch_size=batch)
 
 
+@uses_precision
 def nngp_kernel(activation, sw2: float, x1: jax.Array, x2: jax.Array, nodes: int = DEFAULT_NODES) -> jax.Array:
     """NNGP kernel ``K(x, x') = E_{w ~ N(0, sw2 I)}[phi(w . x) phi(w . x')]``: (P1, P2).
 
@@ -147,12 +150,14 @@ def _check(data: Dataset, model: TwoLayer):
         raise ConfigError(f"gp: data must be a Dataset (see mft_jax.data.make_dataset), got {type(data).__name__}")
 
 
+@uses_precision
 def gp_residual(data: Dataset, model: TwoLayer, nodes: int = DEFAULT_NODES) -> jax.Array:
     """GP residual on the data ``r = (I + beta sa2 K Q)^(-1) y`` (P, C), with ``K`` the NNGP kernel."""
     _check(data, model)
     return residual_from_kernel(model, data, nngp_kernel(model.activation, model.sw2, data.x, data.x, nodes))
 
 
+@uses_precision
 def gp_predict(data: Dataset, model: TwoLayer, x_new: jax.Array, nodes: int = DEFAULT_NODES) -> jax.Array:
     """GP prediction ``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at the points ``x_new`` (M, d): (M, C)."""
     residual = gp_residual(data, model, nodes)
@@ -160,6 +165,7 @@ def gp_predict(data: Dataset, model: TwoLayer, x_new: jax.Array, nodes: int = DE
     return predict_from_kernel(model, data, residual, kernel)
 
 
+@uses_precision
 def gp_loss(data: Dataset, model: TwoLayer, nodes: int = DEFAULT_NODES) -> jax.Array:
     """GP training loss ``L = 1/2 sum_mu q_mu |r_mu|^2`` (``r = y - f`` on the data)."""
     return loss(data, gp_residual(data, model, nodes))

@@ -64,6 +64,7 @@ from mft_jax.theory.samplers import Sampler, info_dict
 from mft_jax.model import TwoLayer
 from mft_jax.protocol import LayerBackground, readout_background
 from mft_jax.neurons import NeuronLaw
+from mft_jax.precision import uses_precision
 from mft_jax.theory.normalizability import check_normalizable
 
 NOISE_WINDOW = 10  # stochastic samplers: iterations compared to detect the noise floor
@@ -109,11 +110,13 @@ class Solution(NamedTuple):
         """The fixed-point kernel as an operator (``matvec``) or dense matrix (``kernel()``)."""
         return Background(self.model, self.law, self.data)
 
+    @uses_precision
     def kernel(self, x: jax.Array | None = None, x2: jax.Array | None = None) -> jax.Array:
         """Dense ``K(x, x2) = E_rho[phi(w.x) phi(w.x2)]`` (default: the data points)."""
         x = self.data.x if x is None else x
         return kernel(self.model, self.law, x, x2)
 
+    @uses_precision
     def predict(self, x: jax.Array, at: str | None = None) -> jax.Array:
         """``f(x) = beta sa2 sum_nu K(x, x_nu) q_nu r_nu`` at new inputs (n, d), with ``K`` the final law's kernel and
         ``r`` the residual the solve stopped at (docs/theory.md 3). Equal to ``kernel_regression`` at a fixed point.
@@ -128,6 +131,7 @@ class Solution(NamedTuple):
                                   f"the residual the final law imposes), got {at!r}")
         return predict(self.model, self.law, self.data, self.residual, x)
 
+    @uses_precision
     def kernel_regression(self, x: jax.Array) -> jax.Array:
         """Kernel regression with the final law's kernel: ``f(x) = beta sa2 K(x, X) Q r`` with ``r = G(r) = (I + beta
         sa2 K Q)^-1 y``, the residual the final law imposes (on the data points ``f = y - G(r)``). For a solve stopped
@@ -143,6 +147,7 @@ class Solution(NamedTuple):
         return readout_background(self.model, self.data, self.residual)
 
 
+@uses_precision
 @functools.partial(jax.jit, static_argnames=("sampler",))
 def fixed_point_map(sampler: Sampler, model: TwoLayer, state: Any, data: Dataset, residual: jax.Array):
     """One ``G``: ``law = F(r)`` by the sampler, then ``(law, state, B(law))`` with B the residual solve."""
@@ -150,6 +155,7 @@ def fixed_point_map(sampler: Sampler, model: TwoLayer, state: Any, data: Dataset
     return law, state, solve_residual(model, law, data)
 
 
+@uses_precision
 def gp_background(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax.Array) -> Background:
     """The NNGP background: the kernel of the prior law (the sampler's law at residual 0)."""
     state = sampler.init(key, model, data)
@@ -287,6 +293,7 @@ def _has_free_energy(state) -> bool:
     return "log_partition" in getattr(getattr(state, "info", None), "_fields", ())
 
 
+@uses_precision
 def solve(
     data: Dataset,
     model: TwoLayer,
@@ -476,6 +483,7 @@ class Branches(NamedTuple):
     message: str
 
 
+@uses_precision
 def solve_branches(data: Dataset, model: TwoLayer, sampler: Sampler, *, key: jax.Array, feature_init="feature", **options) -> Branches:
     """Solve from ``init="gp"`` and from ``feature_init`` (``"feature"`` or a residual); the lower free energy is stable.
 

@@ -50,6 +50,7 @@ import optax
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
 from mft_jax.protocol import LayerBackground, LayerBackgrounds, Model, site_tilt
+from mft_jax.precision import precision_option, uses_precision
 from mft_jax.train.langevin import LangevinState, langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 
@@ -125,7 +126,7 @@ def deep_foreground_step(model: Model, background: LayerBackground, transform: o
             moment_sum = moment_sum + (t >= burn_in) * features[:, :, None] * features[:, None, :]
         return DeepForegroundState(theta, langevin_state, moment_sum), {"potential": potential}
 
-    return step
+    return uses_precision(step)
 
 
 def _check(num_neurons, step_size, temperature, burn_in):
@@ -158,6 +159,7 @@ def init_deep_foreground(key: jax.Array, solution: LayerBackgrounds, layer: int,
     return deep_foreground_step(model, background, transform, burn_in), state, background
 
 
+@precision_option
 def train_deep_foreground(
     key: jax.Array,
     solution: LayerBackgrounds,
@@ -173,6 +175,7 @@ def train_deep_foreground(
     checkpoint_every: int = 1000,
     resume: bool = False,
     progress: bool = True,
+    precision: str | None = None,
 ) -> LayerNeurons:
     """Train ``num_neurons`` independent neurons of hidden layer ``layer`` (1..H) against ``solution``.
 
@@ -181,6 +184,8 @@ def train_deep_foreground(
     ``out_dir`` the run checkpoints every ``checkpoint_every`` steps and ``resume=True`` continues
     it exactly; NaN/inf stops it with ``NonFiniteError`` naming the step. Returns the neurons; their
     ``kernel`` is the foreground's ``Phi_l``, to compare with ``solution.kernels[layer - 1]``.
+    ``precision``: ``"highest"`` (float32-exact matmuls) or ``"fast"`` (the backend's default: TF32 / bf16 passes, see
+    ``mft_jax.precision``); None: the current setting (``"highest"`` by default).
     """
     step, state, background = init_deep_foreground(key, solution, layer, num_neurons=num_neurons, step_size=step_size,
                                                    temperature=temperature, burn_in=burn_in)

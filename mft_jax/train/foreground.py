@@ -39,6 +39,7 @@ from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.tasks import Task
 from mft_jax.resources import require
+from mft_jax.precision import precision_option, uses_precision
 from mft_jax.train.langevin import LangevinState, langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import NEURON_AXIS, check_num_neurons, neuron_mesh, replicate, shard_neurons
@@ -135,9 +136,9 @@ def neuron_gradients(model: TwoLayer, mesh: Mesh | None = None, block: int = NEU
         return jax.lax.map(lambda neuron: one(*neuron, data, residual), (a, w), batch_size=block)
 
     if mesh is None:
-        return blocks
+        return uses_precision(blocks)
     neurons, whole = PartitionSpec(NEURON_AXIS), PartitionSpec()
-    return jax.shard_map(blocks, mesh=mesh, in_specs=(neurons, neurons, whole, whole), out_specs=(neurons, (neurons, neurons)))
+    return uses_precision(jax.shard_map(blocks, mesh=mesh, in_specs=(neurons, neurons, whole, whole), out_specs=(neurons, (neurons, neurons))))
 
 
 def foreground_step(model: TwoLayer, batches, transform: optax.GradientTransformation, mesh: Mesh | None = None):
@@ -158,7 +159,7 @@ def foreground_step(model: TwoLayer, batches, transform: optax.GradientTransform
             neurons = jax.lax.with_sharding_constraint(neurons, sharding)
         return ForegroundState(neurons, langevin_state, state.batch_key), {"potential": jnp.mean(potential)}
 
-    return step
+    return uses_precision(step)
 
 
 def init_foreground(
@@ -200,6 +201,7 @@ def init_foreground(
     return foreground_step(model, batches, transform, mesh), ForegroundState(neurons, transform.init(neurons), batch_key)
 
 
+@precision_option
 def train_foreground(
     key: jax.Array,
     model: TwoLayer,
@@ -217,6 +219,7 @@ def train_foreground(
     checkpoint_every: int = 1000,
     resume: bool = False,
     progress: bool = True,
+    precision: str | None = None,
 ) -> NeuronLaw:
     """Train ``num_neurons`` independent neurons on ``V`` from the prior; the equally weighted ``NeuronLaw``.
 
@@ -224,7 +227,8 @@ def train_foreground(
     gradient descent. ``batch_size=None`` uses the whole background every step. The neuron axis
     is sharded over ``mesh`` (default: all devices); ``num_neurons`` must divide evenly. With
     ``out_dir`` the run checkpoints every ``checkpoint_every`` steps and ``resume=True`` continues
-    it exactly; NaN/inf stops it with ``NonFiniteError`` naming the step.
+    it exactly; NaN/inf stops it with ``NonFiniteError`` naming the step. ``precision``: ``"highest"`` (float32-exact matmuls) or ``"fast"`` (the backend's default: TF32 / bf16 passes, see
+    ``mft_jax.precision``); None: the current setting (``"highest"`` by default).
     """
     step, state = init_foreground(
         key, model, data, residual, num_neurons=num_neurons, step_size=step_size,

@@ -13,7 +13,10 @@ drawn as ``b = M^-1 A^T z + L^-T xi`` (one Cholesky factor per draw, each output
 column). The factor and the triangular solves are written as ``lax.fori_loop`` sweeps (``cholesky``,
 ``solve_lower``, ``solve_lower_transposed``; ``N^3`` and ``N^2 C`` per draw), not LAPACK's ``potrf`` / ``trsm``:
 those custom calls deadlocked intermittently inside the trainer's scanned, vmapped step on CPU (jax 0.10.2, seen
-at N = 352 and 700 while the teacher-student benchmark ran, more often with ``OPENBLAS_NUM_THREADS=1``).
+at N = 352 and 700 while the teacher-student benchmark ran, more often with ``OPENBLAS_NUM_THREADS=1``). That is
+a CPU workaround: N sequential sweeps starve a GPU or TPU, so elsewhere the same three functions lower to the
+backend's own factorisation and triangular solves (``jax.lax.platform_dependent``: only the branch of the platform
+being compiled for is lowered).
 Alternating such draws with Langevin steps on the rest leaves the same posterior invariant as Langevin on
 everything, but the readouts no longer relax at the prior's slow rate ``T / sa2``: this is the
 equilibrium sampler of ``train(..., readout_gibbs_every=K)``, not a model of training dynamics.
@@ -26,9 +29,10 @@ import jax.numpy as jnp
 
 from mft_jax.data import Dataset
 from mft_jax.resources import require
+from mft_jax.precision import uses_precision
 
 
-def cholesky(M: jax.Array) -> jax.Array:
+def _sweep_cholesky(M: jax.Array) -> jax.Array:
     """Lower ``L`` with ``L L^T = M`` (symmetric positive definite), column by column:
     ``v = M[:, j] - L L[j]^T``, ``L[j, j] = sqrt(v[j])``, ``L[i, j] = v[i] / L[j, j]`` for ``i > j``."""
     n = M.shape[0]
@@ -42,7 +46,7 @@ def cholesky(M: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, n, column, jnp.zeros_like(M))
 
 
-def solve_lower(L: jax.Array, B: jax.Array) -> jax.Array:
+def _sweep_solve_lower(L: jax.Array, B: jax.Array) -> jax.Array:
     """``X`` with ``L X = B`` by forward substitution: ``X[j] = (B[j] - L[j] X) / L[j, j]``."""
 
     def row(j, X):
@@ -51,7 +55,7 @@ def solve_lower(L: jax.Array, B: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, L.shape[0], row, jnp.zeros_like(B))
 
 
-def solve_lower_transposed(L: jax.Array, B: jax.Array) -> jax.Array:
+def _sweep_solve_lower_transposed(L: jax.Array, B: jax.Array) -> jax.Array:
     """``X`` with ``L^T X = B`` by back substitution: ``X[j] = (B[j] - L[:, j] . X) / L[j, j]``, j from the last."""
     n = L.shape[0]
 
@@ -62,12 +66,30 @@ def solve_lower_transposed(L: jax.Array, B: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, n, row, jnp.zeros_like(B))
 
 
+def cholesky(M: jax.Array) -> jax.Array:
+    """Lower ``L`` with ``L L^T = M``: the column sweep on CPU (module docstring), the backend's factorisation elsewhere."""
+    return jax.lax.platform_dependent(M, cpu=_sweep_cholesky, default=lambda M: jnp.linalg.cholesky(M))
+
+
+def solve_lower(L: jax.Array, B: jax.Array) -> jax.Array:
+    """``X`` with ``L X = B``: forward substitution on CPU, the backend's triangular solve elsewhere."""
+    return jax.lax.platform_dependent(L, B, cpu=_sweep_solve_lower,
+                                      default=lambda L, B: jax.lax.linalg.triangular_solve(L, B, left_side=True, lower=True))
+
+
+def solve_lower_transposed(L: jax.Array, B: jax.Array) -> jax.Array:
+    """``X`` with ``L^T X = B``: back substitution on CPU, the backend's triangular solve elsewhere."""
+    return jax.lax.platform_dependent(L, B, cpu=_sweep_solve_lower_transposed, default=lambda L, B: jax.lax.linalg.triangular_solve(
+        L, B, left_side=True, lower=True, transpose_a=True))
+
+
 def readout_features(model, params: dict, x: jax.Array) -> jax.Array:
     """``Psi`` (P, N) with ``f(x) = Psi a`` for any model of the protocol (``apply`` at ``a = I_N``)."""
     width = params["a"].shape[0]
     return model.apply({**params, "a": jnp.eye(width, dtype=params["a"].dtype)}, x)
 
 
+@uses_precision
 def readout_posterior(model, params: dict, data: Dataset) -> tuple[jax.Array, jax.Array]:
     """``(mean (N, C), chol)``: the conditional mean of ``a`` and the lower Cholesky factor ``L`` of the whitened
     precision ``M = I + A^T A`` (module docstring), in the highest precision enabled (float64 under x64)."""
@@ -85,6 +107,7 @@ def readout_posterior(model, params: dict, data: Dataset) -> tuple[jax.Array, ja
     return jnp.sqrt(jnp.asarray(model.sa2, dtype)) * b, chol
 
 
+@uses_precision
 def sample_readouts(key: jax.Array, model, params: dict, data: Dataset) -> jax.Array:
     """One exact draw of ``a`` (N, C) from ``p(a | the other parameters, data)`` (module docstring)."""
     mean, chol = readout_posterior(model, params, data)

@@ -41,6 +41,7 @@ from mft_jax.neurons import NeuronLaw
 from mft_jax.protocol import Model
 from mft_jax.resources import require
 from mft_jax.tasks import Task
+from mft_jax.precision import precision_option
 from mft_jax.train.gibbs import sample_readouts
 from mft_jax.train.langevin import langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
@@ -121,6 +122,7 @@ def optax_optimizer(name: str, learning_rate: float, weight_decay: float | dict 
     return _described(lambda key: transform, name=name, learning_rate=learning_rate, weight_decay=decay)
 
 
+@precision_option
 def train(
     key: jax.Array,
     model: Model,
@@ -139,6 +141,7 @@ def train(
     observables: Callable[[dict], dict] | None = None,
     init_params: dict | None = None,
     readout_gibbs_every: int | None = None,
+    precision: str | None = None,
 ) -> TrainResult:
     """Train ``num_seeds`` independent networks of width ``width`` from the prior for ``num_steps`` steps.
 
@@ -158,6 +161,9 @@ def train(
     (``mft_jax.train.gibbs``). Both moves leave the tempered posterior invariant, so the stationary law is
     Langevin's; the readouts' slow relaxation (rate ``T / sa2`` along directions the data do not pin) is gone.
     An equilibrium sampler of the posterior, not a model of training dynamics.
+
+    ``precision``: ``"highest"`` (float32-exact matmuls) or ``"fast"`` (the backend's default: TF32 / bf16 passes, see
+    ``mft_jax.precision``); None: the current setting (``"highest"`` by default).
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from mft_jax.precision import current, uses_precision
 from mft_jax.errors import ConfigError, NonFiniteError
 from mft_jax.io import save_npz
 
@@ -140,6 +141,20 @@ def load_checkpoint(directory: str | os.PathLike, template, run: dict | None = N
     return jax.tree.unflatten(treedef, restored), int(archive["step"]), _history(archive)
 
 
+def chunk_program(step: Callable[[Any, jax.Array], tuple[Any, dict]]) -> Callable:
+    """``(state, steps) -> (state, (metrics, finite))``: ``step`` scanned over ``steps``, jitted, at the library's
+    matmul precision (``mft_jax.precision``). ``run_loop`` runs this; ``finite`` flags a NaN/inf state or metric."""
+
+    def scan_chunk(state, steps):
+        def body(state, t):
+            state, metrics = step(state, t)
+            return state, (metrics, _all_finite((state, metrics)))
+
+        return jax.lax.scan(body, state, steps)
+
+    return uses_precision(jax.jit(scan_chunk))
+
+
 def run_loop(
     step: Callable[[Any, jax.Array], tuple[Any, dict]],
     state,
@@ -166,6 +181,7 @@ def run_loop(
     """
     if num_steps < 0 or chunk < 1 or checkpoint_every < 1:
         raise ConfigError(f"need num_steps >= 0, chunk >= 1, checkpoint_every >= 1; got {num_steps}, {chunk}, {checkpoint_every}")
+    run = None if run is None else {**run, "precision": current()}  # a resumed run keeps its matmul precision
     history: dict[str, list] = {"step": []}
     start = 0
     if resume:
@@ -177,14 +193,7 @@ def run_loop(
             # only at chunk ends, so that entry goes (the resumed run records the chunk's end instead)
             history = {name: values[:-1] for name, values in history.items()}
 
-    def scan_chunk(state, steps):
-        def body(state, t):
-            state, metrics = step(state, t)
-            return state, (metrics, _all_finite((state, metrics)))
-
-        return jax.lax.scan(body, state, steps)
-
-    scan_chunk = jax.jit(scan_chunk)
+    scan_chunk = chunk_program(step)
     last_saved = start
     bar = tqdm(total=num_steps, initial=start, desc=description, disable=not progress, leave=False)
     try:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import jax
 
 from mft_jax.neurons import NeuronLaw
+from mft_jax.precision import wrap_methods
 
 
 class Sampler:
@@ -35,6 +36,11 @@ class Sampler:
 
     name: ClassVar[str] = "sampler"
     stochastic: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's ``init`` / ``update`` run at the library's matmul precision (``mft_jax.precision``)."""
+        super().__init_subclass__(**kwargs)
+        wrap_methods(cls, ("init", "update"))
 
     def init(self, key: jax.Array, model, data) -> Any:
         raise NotImplementedError

@@ -40,6 +40,7 @@ import numpy as np
 
 from mft_jax.errors import ConfigError
 from mft_jax.linalg import sym_sqrt
+from mft_jax.precision import wrap_methods
 from mft_jax.protocol import tilt_quadratic
 from mft_jax.theory.samplers._mala import TARGET_ACCEPTANCE, adapted, chains as mala_chains, check_float, check_int
 from mft_jax.resources import memory_limit, require
@@ -132,6 +133,11 @@ class LayerSampler:
     adaptive: ClassVar[bool] = False
     advice: ClassVar[str] = "raise num_samples"  # what the warnings suggest for a law resolved by too few particles
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's sampling methods run at the library's matmul precision (``mft_jax.precision``)."""
+        super().__init_subclass__(**kwargs)
+        wrap_methods(cls, ("init", "layer_stats", "refresh"))
+
     def particle_counts(self, model, data) -> list[tuple[int, int]]:
         """Per layer ``(M_l, k_l)``: particles and their dimension (``(0, 0)`` for an exact law)."""
         return [(2 * max(self.num_samples // 2, dim + 1), dim) for dim in _layer_dims(model, data)]  # _whitened_draws
@@ -183,6 +189,9 @@ class LayerSampler:
             if math.isfinite(ess) and ess < MIN_ESS:
                 out.append(f"layer {layer}: the law kept an effective sample size of {ess:.1f} (< {MIN_ESS:g}); {self.advice}")
         return out
+
+
+wrap_methods(LayerSampler, ("init", "layer_stats", "refresh"))
 
 
 def _layer_dims(model, data) -> list[int]:
