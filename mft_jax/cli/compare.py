@@ -53,7 +53,7 @@ def run(args) -> int:
                           symmetry=args.symmetry, repeats=args.repeats)
     report["loss"] = {"theory": recorded_loss(args.theory), "empirical": recorded_loss(args.empirical)}
     settings = {k: getattr(args, k) for k in ("theory", "empirical", "symmetry", "space", "seed", "repeats")}
-    io.write_json(Path(args.out) / "comparison.json", {**report, "meta": io.run_metadata(settings, args.seed)})
+    io.write_json(Path(getattr(args, "staging", None) or args.out) / "comparison.json", {**report, "meta": io.run_metadata(settings, args.seed)})
     print(f"{'metric':<20}{'distance':>12}{'noise floor':>14}{'floor std':>12}")
     for name in ("sliced_wasserstein", "sinkhorn", "energy", "mmd"):
         row = report[name]

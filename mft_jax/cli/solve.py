@@ -116,15 +116,20 @@ def run(args) -> int:
     )
     for action in solution.actions:
         print(f"mft-jax solve: automatic step: {action}")
-    out = Path(args.out)
+    out = staging(args)
     write_solution(out, solution, raw, config, model, solution.actions)
     io.save_neurons(out / "neurons.npz", solution.law)
     io.save_background(out / "background.npz", data, solution.residual, model)
-    print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {out}")
+    print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {args.out}")
     if not solution.converged:
         print(f"mft-jax solve: {solution.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def staging(args) -> Path:
+    """Where a job writes its files: the staging directory ``main`` made (renamed to ``--out`` when complete)."""
+    return Path(getattr(args, "staging", None) or args.out)
 
 
 def write_solution(out: Path, solution, raw: dict, config: SolverConfig, model, actions) -> None:
@@ -169,12 +174,12 @@ def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool
 def run_deep(args, raw: dict, config: SolverConfig, model: Deep, data) -> int:
     """``[model] depth >= 3``: the per-layer fixed point of docs/theory.md section 6."""
     solution = solve_deep_config(config, model, data, progress=not args.no_progress)
-    out = Path(args.out)
+    out = staging(args)
     write_solution(out, solution, raw, config, model, solution.history["actions"])
     kernels = {f"phi_{layer}": kernel for layer, kernel in enumerate(solution.kernels, start=1)}
     io.save_npz(out / "kernels.npz", x=data.x, q=data.q, y=data.y, residual=solution.residual, **kernels)
     print(f"mft-jax solve: depth {model.depth}: {solution.message}; loss {solution.loss:.6g}, "
-          f"free energy {solution.free_energy:.6g}; wrote {out}")
+          f"free energy {solution.free_energy:.6g}; wrote {args.out}")
     if not solution.converged:
         print(f"mft-jax solve: {solution.message}", file=sys.stderr)
         return 1

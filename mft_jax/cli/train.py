@@ -39,6 +39,7 @@ import jax
 import numpy as np
 
 from mft_jax.cli.config import data_from, load_toml, model_from, section
+from mft_jax.cli.solve import staging
 from mft_jax.theory.deep import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
@@ -132,11 +133,11 @@ def run(args) -> int:
         source = task_from(raw)
         eval_data = data_from(raw) if config.eval == "task" else source.sample(jax.random.fold_in(key, EVAL_STREAM), config.eval)
 
-    out = Path(args.out)
+    out = staging(args)
     out.mkdir(parents=True, exist_ok=True)
     result = train(
         key, model, config.width, source, optimizer, config.steps, num_seeds=config.num_seeds,
-        batch_size=config.batch_size, chunk=config.chunk, out_dir=out, checkpoint_every=config.checkpoint_every,
+        batch_size=config.batch_size, chunk=config.chunk, out_dir=getattr(args, "checkpoints", None) or out, checkpoint_every=config.checkpoint_every,
         resume=args.resume, readout_gibbs_every=config.readout_gibbs_every,
     )
     params = result.params
@@ -156,7 +157,7 @@ def run(args) -> int:
         "meta": run_metadata(raw, config.seed),
     })
     print(f"trained {config.num_seeds} network(s) of width {config.width} for {config.steps} steps; "
-          f"final loss (mean over seeds) {final_loss.mean():.6g}; wrote {out}")
+          f"final loss (mean over seeds) {final_loss.mean():.6g}; wrote {args.out}")
     return 0
 
 
