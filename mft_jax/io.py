@@ -154,12 +154,13 @@ def read_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ConfigError(f"{what}: {str(path)!r} is not a file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive of named arrays")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ConfigError(f"{what}: {str(path)!r} is a single .npy array, not an .npz archive of named arrays")
+        with archive:
             return {name: archive[name] for name in archive.files}
-    except AttributeError:  # np.load of a .npy returns an ndarray, which is no context manager
-        raise ConfigError(f"{what}: {str(path)!r} is a single .npy array, not an .npz archive of named arrays") from None
+    except ConfigError:
+        raise
     except OSError as error:
         if isinstance(error, PermissionError):
             raise ConfigError(f"{what}: cannot read {str(path)!r}: {error.strerror or error}") from None

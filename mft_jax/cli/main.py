@@ -11,11 +11,14 @@ Outputs are written as a set behind a lock (``mft_jax.cli.outputs``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import shlex
 import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -53,12 +56,93 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GRACE_SECONDS = 10.0  # after SIGINT/SIGTERM, how long a long native computation may hold the program before it is stopped
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is (like Ctrl-C's KeyboardInterrupt), so checkpoints are kept the same way."""
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+class _Interrupts:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` / ``Terminated`` in the main thread, where the job keeps its
+    checkpoint and ``main`` prints the resume line. Python runs signal handlers only between bytecodes, so a signal
+    that lands inside a long native computation (an XLA compilation, a big solve step) would wait for it: a watcher
+    thread, woken by ``signal.set_wakeup_fd``, gives the main thread ``GRACE_SECONDS`` to take the signal, and
+    otherwise prints the same line itself and exits (130 / 143) without waiting (the checkpoint on disk is the last
+    one written; the lock and staging directory left behind are cleaned by the next run on that ``--out``)."""
+
+    def __init__(self, message):
+        self.message, self.taken, self.closed, self.deferring, self.pending = message, False, False, False, None
+        self.previous = {}
+        try:
+            for signum, handler in ((signal.SIGINT, self._on_sigint), (signal.SIGTERM, self._on_sigterm)):
+                self.previous[signum] = signal.signal(signum, handler)
+            self.read, self.write = os.pipe()
+            os.set_blocking(self.write, False)
+            self.previous_fd = signal.set_wakeup_fd(self.write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: default signal handling
+            self._restore()
+            self.read = None
+            return
+        threading.Thread(target=self._watch, args=(self.read,), daemon=True, name="mft-jax-interrupts").start()
+
+    def _on_sigint(self, signum, frame):
+        self.taken = True
+        if self.deferring:
+            self.pending = self.pending or KeyboardInterrupt
+            return
+        raise KeyboardInterrupt()
+
+    def _on_sigterm(self, signum, frame):
+        self.taken = True
+        if self.deferring:
+            self.pending = Terminated
+            return
+        raise Terminated()
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """A section a signal must not cut (swapping the output directories): the interrupt is raised after it."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.pending is not None:
+            raise self.pending()
+
+    def _watch(self, read: int):
+        try:
+            data = os.read(read, 1)
+        except OSError:
+            data = b""
+        finally:
+            os.close(read)
+        if not data or self.closed:
+            return
+        deadline = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < deadline:
+            if self.taken or self.closed:
+                return
+            time.sleep(0.05)
+        signum = data[0]
+        name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+        print(self.message(name) + " (stopped inside a long computation without waiting for it)", file=sys.stderr, flush=True)
+        os._exit(EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT)
+
+    def _restore(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def close(self):
+        self.closed = True
+        if self.read is None:
+            return
+        signal.set_wakeup_fd(self.previous_fd)
+        self._restore()
+        os.close(self.write)  # wakes the watcher with end-of-file
+        self.read = None
 
 
 def debug_requested(argv: list[str]) -> bool:
@@ -94,12 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = debug_requested(argv) or getattr(args, "debug", False)
-    try:
-        previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread: SIGTERM keeps its default action
-        previous_handler = None
     output = None
     command = args.command
+    interrupts = _Interrupts(lambda name: interrupted_message(command, argv, output, name))
 
     def report(line: str, code: int) -> int:
         if debug:
@@ -114,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mft-jax {command}: devices: {', '.join(devices())}")
         code = int(job.run(args) or 0)
         if any(output.staging.iterdir()):  # a job that wrote nothing (e.g. refused its background) keeps the old output
-            output.publish()
+            with interrupts.deferred():
+                output.publish()
         return code
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
@@ -141,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if output is not None:
             output.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        interrupts.close()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import sys
 from pathlib import Path
 
@@ -60,21 +59,6 @@ def resume_checkpoint(out: str | os.PathLike) -> Path | None:
     return None
 
 
-@contextlib.contextmanager
-def _signals_blocked():
-    """SIGINT and SIGTERM wait (delivered on exit) while the output directories are swapped."""
-    signals = {signal.SIGINT, signal.SIGTERM}
-    try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    except (AttributeError, ValueError, OSError):  # no pthread_sigmask (or not the main thread): best effort
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 class OutputSet:
     """The staging directory, checkpoint directory and lock of one job writing ``out``."""
 
@@ -87,6 +71,7 @@ class OutputSet:
         self.checkpoints = checkpoint_dir(self.out)
         self.staging: Path | None = None
         self._locked = False
+        self._copied = None  # the stamp of the completed output's checkpoint copied for --resume
 
     # -- before the work ---------------------------------------------------------------------------------
     def open(self, *, resume: bool = False) -> "OutputSet":
@@ -129,6 +114,7 @@ class OutputSet:
                     raise ConfigError(f"--resume: no checkpoint of an earlier run on --out {str(out)!r} (looked in "
                                       f"{str(self.checkpoints / CHECKPOINT)!r} and {str(completed)!r})")
                 shutil.copy2(completed, self.checkpoints / CHECKPOINT)
+                self._copied = self._stamp(self.checkpoints / CHECKPOINT)
         except BaseException:
             self.close()
             raise
@@ -165,6 +151,14 @@ class OutputSet:
             return
         raise ConfigError(f"--out {str(self.out)!r}: could not take the lock {str(self.lock)!r} (another run keeps taking it)")
 
+    @staticmethod
+    def _stamp(path: Path):
+        try:
+            status = path.stat()
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size, status.st_ino
+
     def _lock_holder(self) -> int | None:
         try:
             text = self.lock.read_text(encoding="ascii", errors="replace").strip()
@@ -185,28 +179,30 @@ class OutputSet:
 
     # -- after the work ----------------------------------------------------------------------------------
     def publish(self) -> None:
-        """Swap the complete staging directory in for ``out`` (the last checkpoint with it)."""
+        """Swap the complete staging directory in for ``out`` (the last checkpoint with it). ``main`` defers
+        SIGINT/SIGTERM over this (``_Interrupts.deferred``); a crash in it is repaired by the next run (``_recover``)."""
         assert self.staging is not None
-        with _signals_blocked():
-            checkpoint = self.checkpoints / CHECKPOINT
-            if checkpoint.exists():
-                os.replace(checkpoint, self.staging / CHECKPOINT)
-            (self.staging / MARKER).write_text(f"{self.job}\n")
-            old = None
-            if self.out.exists():
-                old = self.out.parent / f".{self.out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-                os.rename(self.out, old)
-            os.rename(self.staging, self.out)
-            self.staging = None
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-            shutil.rmtree(self.checkpoints, ignore_errors=True)
+        checkpoint = self.checkpoints / CHECKPOINT
+        if checkpoint.exists():
+            os.replace(checkpoint, self.staging / CHECKPOINT)
+        (self.staging / MARKER).write_text(f"{self.job}\n")
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(self.out, old)
+        os.rename(self.staging, self.out)
+        self.staging = None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
 
     def close(self) -> None:
         """Remove the staging directory (if not published) and an empty checkpoint directory; release the lock."""
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
+            if self._copied is not None and self._stamp(self.checkpoints / CHECKPOINT) == self._copied:
+                (self.checkpoints / CHECKPOINT).unlink()  # a resume refused before its first step: the copy goes
         with contextlib.suppress(OSError):
             self.checkpoints.rmdir()  # only if empty: a kept checkpoint stays for --resume
         if self._locked:

@@ -63,6 +63,27 @@ class SolverConfig:
     method: str | None = None  # deep nets (depth >= 3): newton (default) | anderson | damped
     seed: int = 0
 
+    def __post_init__(self):
+        """Ranges every sampler shares, checked where the config enters (a key the chosen sampler ignores included)."""
+        if self.sampler not in (*SAMPLERS, *DEEP_SAMPLERS):
+            raise ConfigError(f"[solver] sampler = {self.sampler!r} is unknown; allowed: {', '.join(dict.fromkeys((*SAMPLERS, *DEEP_SAMPLERS)))}")
+        for name, low in (("grid_size", 3), ("num_samples", 2), ("num_chains", 1), ("mcmc_steps", 1), ("num_levels", 2),
+                          ("pool", 1), ("max_iter", 0), ("anderson", 0), ("continuation", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"[solver] {name} must be an integer >= {low}, got {getattr(self, name)!r}")
+        for name in ("grid_extent", "step_size", "tol") + (("beta_start",) if self.beta_start is not None else ()):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"[solver] {name} must be a number > 0, got {getattr(self, name)!r}")
+        if not 0 < self.damping <= 1:
+            raise ConfigError(f"[solver] damping must be in (0, 1], got {self.damping!r}")
+        if not 0 < self.min_inverse_temperature < 1:
+            raise ConfigError(f"[solver] min_inverse_temperature must be in (0, 1) (the hottest replica's b), got {self.min_inverse_temperature!r}")
+        for name, allowed in (("init", ("gp", "feature")), ("normalizability", ("check", "metastable"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"[solver] {name} = {getattr(self, name)!r} is unknown; allowed: {', '.join(allowed)}")
+        if self.method is not None and self.method not in DEEP_METHODS:
+            raise ConfigError(f"[solver] method = {self.method!r} is unknown; allowed: {', '.join(DEEP_METHODS)} (deep nets)")
+
 
 def make_sampler(config: SolverConfig) -> Sampler:
     """The ``Sampler`` a ``[solver]`` section names."""

@@ -218,9 +218,12 @@ def run_loop(
     scan_chunk = jax.jit(scan_chunk)
     last_saved = start
     bar = tqdm(total=num_steps, initial=start, desc=description, disable=not progress, leave=False)
-    t = start
+    # (state, step, records): replaced in one assignment once a chunk's bookkeeping is complete, so an interrupt
+    # (KeyboardInterrupt / SIGTERM, raised between any two bytecodes) always finds a consistent point to checkpoint
+    committed = (state, start, len(history["step"]))
     try:
-        while t < num_steps:
+        while committed[1] < num_steps:
+            state, t, _ = committed
             size = min(chunk - t % chunk, num_steps - t)  # chunks end at multiples of chunk
             new_state, (metrics, finite) = scan_chunk(state, jnp.arange(t, t + size))
             finite = np.asarray(finite)
@@ -231,19 +234,22 @@ def run_loop(
                     f"{description}: NaN/inf at step {bad}; stopped. {kept}. "
                     "Lower the learning rate / step size or the temperature, or check the data."
                 )
-            state, t = new_state, t + size
-            history["step"].append(t)
+            history["step"].append(t + size)
             for name, values in metrics.items():
                 history.setdefault(name, []).append(np.array(values[-1]))  # a scalar, or e.g. one value per seed
+            committed = (new_state, t + size, len(history["step"]))
+            state, t, _ = committed
             bar.update(size)
             bar.set_postfix({k: f"{np.mean(v[-1]):.4g}" for k, v in history.items() if k != "step"}, refresh=False)
             if out_dir is not None and (t - last_saved >= checkpoint_every or t == num_steps):
                 save_checkpoint(out_dir, state, t, history, run)
                 last_saved = t
     except KeyboardInterrupt:
+        state, t, records = committed
         if out_dir is not None and t > last_saved:
-            save_checkpoint(out_dir, state, t, history, run)
+            save_checkpoint(out_dir, state, t, {k: v[:records] for k, v in history.items()}, run)
         raise
     finally:
         bar.close()
+    state = committed[0]
     return state, {k: np.asarray(v) for k, v in history.items()}

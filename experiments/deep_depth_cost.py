@@ -1,0 +1,55 @@
+"""Why a very deep config does not answer: the deep solver's time to its first iteration against depth.
+
+The deep forward map (mft_jax.theory.deep) unrolls one block per hidden layer into one XLA program, so its
+compile time grows with the depth; this times ``solve_deep`` with ``max_iter = 1`` (the compilations and one
+step) on the importance sampler at a few depths and fits ``seconds ~ depth^k``. The CLI's depth limit
+(mft_jax.cli.config.MAX_DEPTH) and its estimate come from these numbers. Writes results/deep_depth_cost.json.
+
+    python experiments/deep_depth_cost.py [--depths 3 6 12] [--samples 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from mft_jax import io
+from mft_jax.tasks import make_data
+from mft_jax.theory.deep import Deep, importance_layers, solve_deep
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depths", type=int, nargs="+", default=[3, 6, 12])
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--out", default=str(ROOT / "results" / "deep_depth_cost.json"))
+    args = parser.parse_args()
+    data = make_data("continuous_xor", quadrature=4)
+    rows = []
+    for depth in args.depths:
+        model = Deep("erf", depth, beta=2.0)
+        start = time.perf_counter()
+        solve_deep(data, model, importance_layers(args.samples), key=jax.random.key(0), max_iter=1, auto=False)
+        seconds = time.perf_counter() - start
+        rows.append({"depth": depth, "seconds": seconds})
+        print(f"depth {depth:4d}: {seconds:8.2f} s to the first iteration (compile + 1 step)", flush=True)
+    depths = np.array([r["depth"] for r in rows], float)
+    seconds = np.array([r["seconds"] for r in rows], float)
+    exponent, log_scale = np.polyfit(np.log(depths), np.log(seconds), 1)
+    print(f"fit: seconds ~ {np.exp(log_scale):.3g} * depth^{exponent:.2f}; depth 300 -> {np.exp(log_scale) * 300 ** exponent:.0f} s")
+    io.write_json(args.out, {"command": " ".join(["python", *sys.argv]), "rows": rows, "load_average": os.getloadavg(),
+                             "cpu_count": os.cpu_count(), "fit_exponent": exponent,
+                             "fit_scale_seconds": float(np.exp(log_scale)), "samples": args.samples,
+                             "meta": io.run_metadata(vars(args))})
+
+
+if __name__ == "__main__":
+    main()
