@@ -604,3 +604,59 @@ def test_sigterm_keeps_the_checkpoint_and_exits_143(tmp_path):
     assert last.startswith("mft-jax train: interrupted (SIGTERM)") and f"Resume with: mft-jax train {config} --out {out} --resume" in last
     assert (checkpoint_dir(out) / "checkpoint.npz").exists() and not out.exists() and not (tmp_path / "out.lock").exists()
     assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+# ---- the Python API: values checked where they enter -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build, expected", [
+    (lambda: TwoLayer("ramp", sa2="1"), "sa2"),
+    (lambda: TwoLayer("ramp", sw2=np.array([1.0, 2.0])), "sw2"),
+    (lambda: TwoLayer("ramp", beta=1 + 0j), "beta"),
+    (lambda: TwoLayer("ramp", beta=None), "beta"),
+    (lambda: TwoLayer("ramp", beta=np.bool_(True)), "beta"),
+    (lambda: __import__("mft_jax.tasks", fromlist=["make_data"]).make_data("continuous_xor", quadrature=True), "quadrature"),
+    (lambda: __import__("mft_jax.tasks", fromlist=["make_data"]).make_data("continuous_xor", samples=8, seed="1"), "seed"),
+    (lambda: __import__("mft_jax.tasks", fromlist=["make_data"]).make_data("teacher_student", samples=8, d="3"), "d"),
+    (lambda: make_dataset(X * (1 + 1j), X[:, 0]), "complex"),
+    (lambda: make_dataset(X, X[:, 0].astype(object)), "real numbers"),
+])
+def test_python_api_refuses_wrong_kinds(build, expected):
+    from mft_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=expected):
+        build()
+
+
+def test_a_model_inside_jax_transforms_is_still_traced():
+    """The stricter checks leave traced values alone: a jitted function of the model and a vmap over beta work."""
+    import jax
+    import jax.numpy as jnp
+
+    assert float(jax.jit(lambda model: model.beta * 2)(TwoLayer("erf", beta=2.0))) == 4.0
+    couplings = jax.vmap(lambda beta: TwoLayer("erf", beta=beta).coupling)(jnp.array([1.0, 2.0]))
+    np.testing.assert_allclose(couplings, [TwoLayer("erf", beta=1.0).coupling, TwoLayer("erf", beta=2.0).coupling])
+
+
+def test_registering_under_a_built_in_name_needs_replace():
+    import jax.numpy as jnp
+    from mft_jax import activations, tasks
+    from mft_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'erf' is built in"):
+        activations.register_activation("erf", jnp.tanh, growth=0)
+    with pytest.raises(ConfigError, match="'continuous_xor' is built in"):
+        tasks.register_task("continuous_xor", tasks.xor_product)
+    with pytest.raises(ConfigError, match="'npz'"):
+        tasks.register_task("npz", tasks.xor_product, replace=True)
+    with pytest.raises(ConfigError, match="callable"):
+        activations.register_activation("mine", 3.0)
+    original_activation, original_task = activations.get_activation("erf"), tasks._TASKS["continuous_xor"]
+    try:
+        assert activations.register_activation("erf", jnp.tanh, growth=0, replace=True).fn is jnp.tanh
+        tasks.register_task("continuous_xor", tasks.xor_product, replace=True)
+        assert tasks.get_task("continuous_xor").input_dim == 4
+    finally:
+        activations._REGISTRY["erf"] = original_activation
+        tasks._TASKS["continuous_xor"] = original_task
+    assert activations.get_activation("erf") is original_activation and tasks.get_task("continuous_xor").input_dim == 2

@@ -133,6 +133,8 @@ def run(args) -> int:
         source = task_from(raw)
         eval_data = data_from(raw) if config.eval == "task" else source.sample(jax.random.fold_in(key, EVAL_STREAM), config.eval)
 
+    if deep:  # found before the training, not after it
+        require_deep_kernels(config.num_seeds, config.width, model, eval_data)
     out = staging(args)
     out.mkdir(parents=True, exist_ok=True)
     result = train(
@@ -161,12 +163,18 @@ def run(args) -> int:
     return 0
 
 
-def save_deep_kernels(path, params: dict, model: Deep, data) -> None:
-    """kernels.npz of a deep run: each hidden layer's feature kernel on ``data``, mean and standard error over seeds."""
-    seeds, layers, P, width = params["a"].shape[0], model.hidden_layers, data.num_points, params["a"].shape[1]
+def require_deep_kernels(seeds: int, width: int, model: Deep, data) -> None:
+    """Refuse (before training) feature kernels that would not fit in memory at the end of a deep run."""
+    layers, P = model.hidden_layers, data.num_points
     require(8.0 * (seeds + 2) * layers * P * P + 8.0 * seeds * layers * P * width,
             f"the feature kernels of {seeds} network(s), {layers} layers on {P} points",
             "[train] num_seeds or the eval data size")
+
+
+def save_deep_kernels(path, params: dict, model: Deep, data) -> None:
+    """kernels.npz of a deep run: each hidden layer's feature kernel on ``data``, mean and standard error over seeds."""
+    seeds, layers, P, width = params["a"].shape[0], model.hidden_layers, data.num_points, params["a"].shape[1]
+    require_deep_kernels(seeds, width, model, data)
     kernels = np.asarray(jax.vmap(model.feature_kernels, in_axes=(0, None))(params, data.x), np.float64)
     mean = kernels.mean(0)
     arrays = {f"phi_{l}": mean[l - 1] for l in range(1, layers + 1)}
