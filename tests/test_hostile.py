@@ -396,6 +396,9 @@ FILE_CASES = [  # (id, build(tmp_path) -> argv, expected text)
     ("out a foreign directory", lambda t: ["solve", (t / "c.toml").write_text(TOML) and t / "c.toml", "--out", t], "not an mft-jax output"),
     ("out locked by a live run", lambda t: ["solve", (t / "c.toml").write_text(TOML) and t / "c.toml", "--out", t / "o", *_lock(t / "o", os.getppid())], "in use by process"),
     ("bad argument", lambda t: ["solve", "--frobnicate"], None),
+    ("background inside out", lambda t: _foreground(t, _good_background((t / "fgout").mkdir() or t / "fgout")), "lies inside --out"),
+    ("compare input inside out", lambda t: _compare(t, _good_neurons((t / "cmp").mkdir() or t / "cmp" / "neurons.npz")), "lies inside --out"),
+    ("config inside out", lambda t: ["solve", ((t / "o").mkdir() or (t / "o" / "c.toml").write_text(TOML)) and t / "o" / "c.toml", "--out", t / "o"], "lies inside --out"),
 ]
 
 

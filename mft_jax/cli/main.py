@@ -173,6 +173,19 @@ def interrupted_message(command: str, argv: list[str], output: OutputSet | None,
     return f"{words}; rerun with: mft-jax {shlex.join([a for a in argv if a != '--debug'])}"
 
 
+def refuse_inputs_inside_out(args) -> None:
+    """An input read from inside ``--out`` would be deleted when the new output replaces it: refused before the work."""
+    out = Path(args.out).resolve()
+    for option in ("config", "background", "theory", "empirical"):
+        value = getattr(args, option, None)
+        if value is None or (option == "background" and value in ("gp", "solve")):
+            continue
+        path = Path(value).resolve()
+        if path == out or out in path.parents:
+            raise ConfigError(f"{'--' + option if option == 'background' else option.upper()} {value!r} lies inside --out "
+                              f"{args.out!r}, which this run replaces as a whole; write to another --out")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -190,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         job = importlib.import_module(f"mft_jax.cli.{command}")
+        refuse_inputs_inside_out(args)
         output = OutputSet(args.out, command).open(resume=getattr(args, "resume", False))
         args.staging, args.checkpoints = str(output.staging), str(output.checkpoints)
         print(f"mft-jax {command}: devices: {', '.join(devices())}")
