@@ -50,11 +50,23 @@ def _square(z):
 
 
 _REGISTRY: dict[str, Activation] = {}
+BUILTIN_ACTIVATIONS: frozenset[str] = frozenset()  # filled below, after the built-ins are registered
 
 
-def register_activation(name: str, fn: Callable, growth: int | None = None) -> Activation:
-    """Register ``fn`` under ``name`` so configs can refer to it; returns the ``Activation``."""
-    if growth is not None and growth not in (0, 1, 2):
+def register_activation(name: str, fn: Callable, growth: int | None = None, *, replace: bool = False) -> Activation:
+    """Register ``fn`` under ``name`` so configs can refer to it; returns the ``Activation``.
+
+    A built-in name (``erf``, ``relu``, ...) is refused unless ``replace=True``: a config naming it would
+    silently get another function.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"an activation name must be a non-empty string, got {name!r}")
+    if not callable(fn):
+        raise ConfigError(f"activation {name!r} must be callable, got {type(fn).__name__}")
+    if name in BUILTIN_ACTIVATIONS and not replace:
+        raise ConfigError(f"activation {name!r} is built in; registering another under its name needs replace=True "
+                          "(or choose another name)")
+    if isinstance(growth, bool) or (growth is not None and growth not in (0, 1, 2)):
         raise ConfigError(f"activation growth must be 0 (bounded), 1, 2 or None (unknown); got {growth!r}")
     activation = Activation(name, fn, growth)
     _REGISTRY[name] = activation
@@ -69,6 +81,7 @@ register_activation("gelu", jax.nn.gelu, growth=1)
 register_activation("relu", jax.nn.relu, growth=1)
 register_activation("linear", _linear, growth=1)
 register_activation("square", _square, growth=2)
+BUILTIN_ACTIVATIONS = frozenset(_REGISTRY)
 
 
 def available_activations() -> list[str]:

@@ -60,8 +60,9 @@ def make_dataset(x, y, q=None, *, name: str = "dataset") -> Dataset:
     if q.shape != (x.shape[0],):
         raise ConfigError(f"{name}: q must have shape (P,) = ({x.shape[0]},), got {q.shape}")
     for label, array in (("x", x), ("y", y), ("q", q)):
-        if not np.issubdtype(array.dtype, np.number):
-            raise ConfigError(f"{name}: {label} must be numeric, got dtype {array.dtype}")
+        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+            raise ConfigError(f"{name}: {label} must hold real numbers, got dtype {array.dtype}"
+                              + (" (complex values are refused, never cast)" if array.dtype.kind == "c" else ""))
         bad = ~np.isfinite(array)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])

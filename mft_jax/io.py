@@ -116,9 +116,12 @@ def write_json(path: str | os.PathLike, payload: dict) -> None:
     """Write ``payload`` (numpy/jax arrays converted to lists) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(_jsonable(payload), indent=2, allow_nan=True) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def pyplot():
@@ -167,30 +170,125 @@ def figure_redrawer(name: str, plot):
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> None:
-    """``np.savez`` written atomically (a crash never leaves a half-written file)."""
+    """``np.savez`` written atomically (a crash never leaves a half-written file; a failed write leaves no temporary)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path``, read whole (so a truncated or corrupt archive fails here, by CRC).
+
+    Raises ``ConfigError`` naming the file and ``what`` it should be for a missing file, a directory, a file
+    that is not an ``.npz`` archive, a corrupt or truncated one, or pickled (object) arrays.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{what}: no file {str(path)!r}")
+    if not path.is_file():
+        raise ConfigError(f"{what}: {str(path)!r} is not a file")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ConfigError(f"{what}: {str(path)!r} is a single .npy array, not an .npz archive of named arrays")
+        with archive:
+            return {name: archive[name] for name in archive.files}
+    except ConfigError:
+        raise
+    except OSError as error:
+        if isinstance(error, PermissionError):
+            raise ConfigError(f"{what}: cannot read {str(path)!r}: {error.strerror or error}") from None
+        raise ConfigError(f"{what}: {str(path)!r} is not an .npz archive ({_first_line(error)})") from None
+    except Exception as error:  # BadZipFile, a bad CRC, EOFError, a pickled array, a bad header
+        raise ConfigError(f"{what}: {str(path)!r} is corrupt or truncated, or not an .npz archive "
+                          f"({type(error).__name__}: {_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def check_array(array: np.ndarray, label: str, *, ndim: int | tuple[int, ...], finite: bool = True) -> np.ndarray:
+    """``array`` if it is a real (integer or floating) array of rank ``ndim`` with (``finite``) no NaN/inf; else
+    ``ConfigError`` naming ``label``, what it holds and what is allowed. Complex values are refused (never cast)."""
+    array = np.asarray(array)
+    ranks = (ndim,) if isinstance(ndim, int) else ndim
+    if array.dtype.kind not in "iuf":
+        kind = {"c": "complex", "b": "boolean", "O": "object", "U": "text", "S": "bytes", "V": "structured"}.get(array.dtype.kind, str(array.dtype))
+        raise ConfigError(f"{label} has dtype {array.dtype} ({kind}); real numbers (integer or floating) are allowed")
+    if array.ndim not in ranks:
+        raise ConfigError(f"{label} has shape {array.shape} (rank {array.ndim}); rank {' or '.join(map(str, ranks))} is allowed")
+    if finite and array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ConfigError(f"{label} has {int(bad.sum())} NaN/inf entries (first at index {index}); all entries must be finite")
+    return array
 
 
 def save_neurons(path: str | os.PathLike, law: NeuronLaw) -> None:
     save_npz(path, w=law.w, weight=law.weights(), log_weight=law.log_weight, a=law.a)
 
 
+NEURON_ARRAYS = ("w", "weight", "log_weight", "a")
+
+
 def load_neurons(path: str | os.PathLike) -> NeuronLaw:
-    """A ``NeuronLaw`` from ``neurons.npz`` (a file or the directory holding it)."""
+    """A ``NeuronLaw`` from ``neurons.npz`` (a file or the directory holding it).
+
+    Checked as it is read: ``w`` (M, d) finite reals, ``weight`` (M,) finite and >= 0 with a positive sum (a
+    particle of weight 0 carries no mass; a negative weight is refused, never clipped), optional ``log_weight``
+    (M,) (no NaN or +inf; -inf is weight 0) agreeing with ``weight``, optional ``a`` (M, C) finite reals.
+    """
     path = Path(path)
     path = path / "neurons.npz" if path.is_dir() else path
     if not path.exists():
         raise ConfigError(f"no neuron file at {str(path)!r}; expected a solve/train/foreground output")
-    archive = np.load(path)
-    if "w" not in archive.files or "weight" not in archive.files:
-        raise ConfigError(f"{str(path)!r} must hold arrays w and weight, it holds {archive.files}")
-    weight = archive["weight"]
-    log_weight = archive["log_weight"] if "log_weight" in archive.files else np.log(np.maximum(weight, 1e-300))
-    return NeuronLaw(archive["w"], log_weight, archive["a"] if "a" in archive.files else None)
+    arrays = read_npz(path, "neuron law")
+    name = str(path)
+    if "w" not in arrays or "weight" not in arrays:
+        raise ConfigError(f"{name!r} must hold arrays w and weight, it holds {sorted(arrays)}")
+    unknown = sorted(set(arrays) - set(NEURON_ARRAYS))
+    if unknown:
+        raise ConfigError(f"{name!r} holds unexpected arrays {unknown}; a neuron file holds {', '.join(NEURON_ARRAYS)}")
+    w = check_array(arrays["w"], f"{name!r}: w", ndim=2)
+    M = w.shape[0]
+    if M < 1 or w.shape[1] < 1:
+        raise ConfigError(f"{name!r}: w has shape {w.shape}; at least one neuron of dimension d >= 1 is needed")
+    weight = check_array(arrays["weight"], f"{name!r}: weight", ndim=1)
+    if weight.shape != (M,):
+        raise ConfigError(f"{name!r}: weight has shape {weight.shape}; it needs one entry per neuron, ({M},)")
+    if (weight < 0).any():
+        raise ConfigError(f"{name!r}: weight has {int((weight < 0).sum())} negative entries (min {weight.min():g}); "
+                          "weights must be >= 0 (they are probabilities)")
+    if not weight.sum() > 0:
+        raise ConfigError(f"{name!r}: all weights are 0; a law needs a positive total weight")
+    with np.errstate(divide="ignore"):
+        fallback = np.log(weight.astype(np.float64) / weight.sum())
+    if "log_weight" in arrays:
+        log_weight = check_array(arrays["log_weight"], f"{name!r}: log_weight", ndim=1, finite=False)
+        if log_weight.shape != (M,) or np.isnan(log_weight).any() or (log_weight == np.inf).any() or not np.isfinite(log_weight).any():
+            raise ConfigError(f"{name!r}: log_weight must be ({M},) with no NaN or +inf and some finite entry, got shape "
+                              f"{log_weight.shape}")
+        shifted = np.exp(log_weight.astype(np.float64) - log_weight.max())
+        normal = shifted / shifted.sum()
+        scale = float(weight.sum())
+        if not np.allclose(normal, weight / scale, rtol=1e-3, atol=1e-6 * float(normal.max())):
+            raise ConfigError(f"{name!r}: weight and log_weight disagree (largest difference "
+                              f"{np.abs(normal - weight / scale).max():.3g} of the normalised weights); one was edited")
+    else:
+        log_weight = fallback
+    a = None
+    if "a" in arrays:
+        a = check_array(arrays["a"], f"{name!r}: a", ndim=2)
+        if a.shape[0] != M:
+            raise ConfigError(f"{name!r}: a has shape {a.shape}; it needs one row per neuron, ({M}, C)")
+    return NeuronLaw(w, log_weight, a)
 
 
 def save_background(path: str | os.PathLike, data: Dataset, residual, model=None) -> None:
@@ -199,10 +297,26 @@ def save_background(path: str | os.PathLike, data: Dataset, residual, model=None
     save_npz(path, x=data.x, q=data.q, y=data.y, residual=residual, model=recorded)
 
 
+MODEL_KEYS = ("activation", "sa2", "sw2", "beta", "scaling", "penalty")
+
+
 def load_background_model(path: str | os.PathLike) -> dict | None:
     """The model (``TwoLayer`` keyword arguments) a ``background.npz`` was made with, or None if it records none."""
-    archive = np.load(_background_file(path))
-    return json.loads(str(archive["model"])) if "model" in archive.files else None
+    path = _background_file(path)
+    arrays = read_npz(path, "background")
+    if "model" not in arrays:
+        return None
+    text = arrays["model"]
+    if text.dtype.kind != "U" or text.ndim != 0:
+        raise ConfigError(f"{str(path)!r}: model must be a JSON text (a 0-d string array), got dtype {text.dtype}, shape {text.shape}")
+    try:
+        model = json.loads(str(text))
+    except ValueError as error:
+        raise ConfigError(f"{str(path)!r}: model is not JSON ({error})") from None
+    if not isinstance(model, dict) or set(model) - set(MODEL_KEYS):
+        found = sorted(model) if isinstance(model, dict) else type(model).__name__
+        raise ConfigError(f"{str(path)!r}: model must be a JSON object with keys among {', '.join(MODEL_KEYS)}, got {found}")
+    return model
 
 
 def _background_file(path: str | os.PathLike) -> Path:
@@ -216,12 +330,18 @@ def _background_file(path: str | os.PathLike) -> Path:
 def load_background(path: str | os.PathLike) -> tuple[Dataset, np.ndarray]:
     """``(data, residual)`` from ``background.npz`` (a file or the directory holding it)."""
     path = _background_file(path)
-    archive = np.load(path)
-    missing = {"x", "q", "y", "residual"} - set(archive.files)
+    arrays = read_npz(path, "background")
+    missing = {"x", "q", "y", "residual"} - set(arrays)
     if missing:
         raise ConfigError(f"{str(path)!r} lacks arrays {sorted(missing)}")
-    data = make_dataset(archive["x"], archive["y"], archive["q"], name=str(path))
-    residual = archive["residual"]
-    if residual.shape != data.y.shape or not np.isfinite(residual).all():
+    label = f"{str(path)!r}:"
+    x = check_array(arrays["x"], f"{label} x", ndim=2)
+    y = check_array(arrays["y"], f"{label} y", ndim=(1, 2))
+    q = check_array(arrays["q"], f"{label} q", ndim=1)
+    residual = check_array(arrays["residual"], f"{label} residual", ndim=(1, 2))
+    data = make_dataset(x, y, q, name=str(path))
+    if residual.ndim == 1:
+        residual = residual[:, None]
+    if residual.shape != data.y.shape:
         raise ConfigError(f"{str(path)!r}: residual must be finite with the shape of y {data.y.shape}, got {residual.shape}")
     return data, residual

@@ -36,8 +36,8 @@ TRACED = ("sa2", "sw2", "beta", "penalty")  # the model's pytree leaves (the pen
 
 
 def _is_concrete(value) -> bool:
-    """A Python or NumPy number (validated), as opposed to a tracer or a placeholder inside a JAX transform."""
-    return isinstance(value, (int, float, np.number)) or (isinstance(value, np.ndarray) and value.ndim == 0)
+    """A value to validate, as opposed to a tracer, a JAX array or a placeholder inside a JAX transform."""
+    return not (isinstance(value, (jax.core.Tracer, jax.Array)) or type(value) is object)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -65,8 +65,10 @@ class TwoLayer:
             value = getattr(self, name)
             if not _is_concrete(value):
                 continue  # traced (inside jit / vmap): validated when the concrete model was built
-            if isinstance(value, bool) or not math.isfinite(float(value)) or value <= 0:
-                raise ConfigError(f"model {name} must be a finite number > 0, got {value!r}")
+            real = isinstance(value, (int, float, np.integer, np.floating)) or (
+                isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
+            if isinstance(value, (bool, np.bool_)) or not real or not math.isfinite(float(value)) or value <= 0:
+                raise ConfigError(f"model {name} must be a finite number > 0, got {value!r} ({type(value).__name__})")
             object.__setattr__(self, name, float(value))
         if self.scaling not in SCALINGS:
             raise ConfigError(f"model scaling must be one of {SCALINGS}, got {self.scaling!r}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 from typing import Callable
 
 import jax
@@ -95,7 +96,8 @@ def teacher_student(d: int = 8, eps: float = -0.3, teacher=None) -> Task:
     """
     if d < 1:
         raise ConfigError(f"teacher_student: d must be >= 1, got {d}")
-    w_star = np.eye(d)[0] if teacher is None else np.asarray(teacher, dtype=float).reshape(-1)
+    require(8.0 * d * 64, f"teacher_student with d = {d}", "[task] d")
+    w_star = np.eye(1, d)[0] if teacher is None else np.asarray(teacher, dtype=float).reshape(-1)
     if w_star.shape != (d,) or not np.isfinite(w_star).all() or not np.linalg.norm(w_star) > 0:
         raise ConfigError(f"teacher_student: teacher must be a nonzero finite vector of length d = {d}, got {teacher!r}")
     w_star = w_star / np.linalg.norm(w_star)
@@ -111,6 +113,8 @@ def modular_addition(modulus: int = 11) -> Task:
     """Two-hot inputs ``e_n (+) e_m`` in R^(2P), targets ``delta_{p,(n+m) mod P} - 1/P`` in R^P."""
     if modulus < 2:
         raise ConfigError(f"modular_addition: modulus must be >= 2, got {modulus}")
+    require(8.0 * modulus**2 * 2 * modulus * 2, f"modular_addition with modulus = {modulus} ({modulus}^2 inputs in "
+            f"d = {2 * modulus})", "[task] modulus")
     n, m = np.divmod(np.arange(modulus * modulus), modulus)
     table = np.concatenate([np.eye(modulus)[n], np.eye(modulus)[m]], axis=1)
 
@@ -130,6 +134,8 @@ def digits(classes=(0, 1)) -> Task:
     """
     from sklearn.datasets import load_digits
 
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes):
+        raise ConfigError(f"digits: classes must be two different digits 0-9 (integers), got {classes!r}")
     classes = tuple(int(c) for c in classes)
     if len(classes) != 2 or classes[0] == classes[1] or not all(0 <= c <= 9 for c in classes):
         raise ConfigError(f"digits: classes must be two different digits 0-9, got {classes!r}")
@@ -149,13 +155,27 @@ def digits(classes=(0, 1)) -> Task:
 _TASKS: dict[str, Callable[..., Task]] = {}
 
 
-def register_task(name: str, factory: Callable[..., Task]) -> None:
-    """Make ``factory(**options) -> Task`` available to configs as ``[task] name = ...``."""
+def register_task(name: str, factory: Callable[..., Task], *, replace: bool = False) -> None:
+    """Make ``factory(**options) -> Task`` available to configs as ``[task] name = ...``.
+
+    A built-in name (``continuous_xor``, ..., ``npz``) is refused unless ``replace=True``: a config naming it
+    would silently get another task.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a task name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise ConfigError(f"task {name!r}: the factory must be callable (options -> Task), got {type(factory).__name__}")
+    if (name in BUILTIN_TASKS or name == "npz") and not replace:
+        raise ConfigError(f"task {name!r} is built in; registering another under its name needs replace=True "
+                          "(or choose another name)")
+    if name == "npz":
+        raise ConfigError("task 'npz' reads a dataset file; it cannot be replaced")
     _TASKS[name] = factory
 
 
+BUILTIN_TASKS = frozenset(f.__name__ for f in (continuous_xor, xor_product, linear_teacher, teacher_student, modular_addition, digits))
 for _factory in (continuous_xor, xor_product, linear_teacher, teacher_student, modular_addition, digits):
-    register_task(_factory.__name__, _factory)
+    _TASKS[_factory.__name__] = _factory
 
 
 def available_tasks() -> list[str]:
@@ -174,19 +194,46 @@ def get_task(name: str, **options) -> Task:
             f"task {name!r} has no option(s) {unknown}; allowed: quadrature | samples | n_train, seed"
             + "".join(f", {a}" for a in allowed)
         )
-    return factory(**options)
+    defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+    for key, value in options.items():
+        _check_option(name, key, value, defaults.get(key, inspect.Parameter.empty))
+    try:
+        return factory(**options)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, OverflowError, IndexError) as error:  # a value the factory cannot take
+        raise ConfigError(f"task {name!r} cannot be built with {options!r}: {error}") from None
+
+
+def _check_option(task: str, key: str, value, default) -> None:
+    """A task option has the kind of its default: an integer for an integer, a number for a float, a list for a
+    list/tuple (of numbers); refused in words otherwise (a string or a bool where a number goes)."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = number and float(value).is_integer() and isinstance(value, (int, np.integer)), "an integer"
+    elif isinstance(default, float):
+        ok, kind = number and np.isfinite(value), "a finite number"
+    elif isinstance(default, (tuple, list)) or (default is None and isinstance(value, (list, tuple))):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) and np.isfinite(v) for v in value)
+        kind = "a list of finite numbers"
+    else:
+        return  # no default or a default of another kind: the factory checks it
+    if not ok:
+        raise ConfigError(f"task {task!r} option {key} = {value!r}: expected {kind} (like its default {default!r})")
 
 
 def load_npz(path: str) -> Dataset:
     """A user dataset from an ``.npz`` with keys ``x`` (P, d), ``y`` (P,) or (P, C), optional ``q``."""
-    try:
-        archive = np.load(path)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"task npz: cannot read {path!r}: {error}") from None
-    keys = set(archive.files)
+    from mft_jax.io import read_npz
+
+    archive = read_npz(path, "task npz")
+    keys = set(archive)
     if not {"x", "y"} <= keys or keys - {"x", "y", "q"}:
-        raise ConfigError(f"task npz: {path!r} must hold arrays x, y and optionally q; it holds {sorted(keys)}")
-    return make_dataset(archive["x"], archive["y"], archive["q"] if "q" in keys else None, name=path)
+        raise ConfigError(f"task npz: {str(path)!r} must hold arrays x, y and optionally q; it holds {sorted(keys)}")
+    return make_dataset(archive["x"], archive["y"], archive.get("q"), name=str(path))
 
 
 def make_data(name: str, *, quadrature=None, samples=None, n_train=None, seed: int = 0, path=None, **options) -> Dataset:
@@ -196,17 +243,23 @@ def make_data(name: str, *, quadrature=None, samples=None, n_train=None, seed: i
     sample) or ``n_train`` (training set) for Gaussian-input tasks; finite-table tasks use the
     whole table unless ``n_train`` picks a subset; ``npz`` reads ``path``.
     """
+    if not isinstance(name, str):
+        raise ConfigError(f"task name must be a string, got {name!r}")
     if name == "npz":
-        if path is None or options or quadrature or samples or n_train:
+        if path is None or options or quadrature is not None or samples is not None or n_train is not None:
             raise ConfigError("task npz takes only `path` (an .npz with x, y and optional q)")
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"task npz: path must be a file name, got {path!r}")
         return load_npz(path)
     if path is not None:
         raise ConfigError(f"`path` is only for task 'npz', not {name!r}")
     task = get_task(name, **options)
     sizes = {k: v for k, v in (("quadrature", quadrature), ("samples", samples), ("n_train", n_train)) if v is not None}
     for key, value in sizes.items():
-        if not isinstance(value, (int, np.integer)) or value < 1:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"task {key} must be a positive integer, got {value!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not -2**63 <= seed < 2**63:
+        raise ConfigError(f"task seed must be an integer within 64 bits, got {seed!r}")
     if task.table is not None:
         if set(sizes) - {"n_train"}:
             raise ConfigError(f"task {name!r} has a finite input table: use n_train (a subset) or nothing (all of it)")

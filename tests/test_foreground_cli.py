@@ -10,6 +10,7 @@ import pytest
 from mft_jax import cli
 from mft_jax.data import make_dataset
 from mft_jax.io import load_neurons, save_background
+from mft_jax.cli.outputs import checkpoint_dir
 from mft_jax.train.loop import load_checkpoint
 
 CONFIG = """
@@ -68,7 +69,7 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, background):
     part = tmp_path / "resumed"
     endless = config(tmp_path, "endless.toml", steps=100000000)
     kill_after_first_checkpoint(["foreground", endless, "--background", background, "--out", part], part)
-    killed_at = load_checkpoint(part, _template())[1]
+    killed_at = load_checkpoint(checkpoint_dir(part), _template())[1]
     assert killed_at >= 10 and not (part / "neurons.npz").exists()  # it really died mid-run
     target = config(tmp_path, "target.toml", steps=killed_at + 20)
     assert foreground(target, "--background", background, "--out", part, "--resume") == 0
@@ -97,7 +98,7 @@ def test_nan_stops_with_the_step_named_and_checkpoint_kept(tmp_path, background,
     error = capsys.readouterr().err
     assert "NaN/inf at step" in error and "last good checkpoint" in error
     bad_step = int(re.search(r"NaN/inf at step (\d+)", error).group(1))
-    assert load_checkpoint(tmp_path / "out", _template())[1] <= bad_step  # the kept checkpoint precedes the NaN
+    assert load_checkpoint(checkpoint_dir(tmp_path / "out"), _template())[1] <= bad_step  # the kept checkpoint precedes the NaN
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mft_jax.cli import main
+from mft_jax.cli.outputs import checkpoint_dir
 from mft_jax.io import load_background, load_neurons
 
 TASK = '[task]\nname = "continuous_xor"\nquadrature = 6\n'
@@ -67,10 +68,10 @@ def test_huge_step_size_stops_on_nan_naming_the_step_and_keeps_the_checkpoint(tm
     message = capsys.readouterr().err
     assert "NaN/inf at step" in message and "last good checkpoint" in message
     step = int(message.split("NaN/inf at step ")[1].split(";")[0])
-    archive = np.load(out / "checkpoint.npz")
+    archive = np.load(checkpoint_dir(out) / "checkpoint.npz")  # the failed run's checkpoints, beside --out
     assert int(archive["step"]) == step  # checkpointed every step: the last good one is the step before the bad
     assert all(np.isfinite(archive[k]).all() for k in archive.files if k.startswith("leaf_") and archive[k].dtype.kind == "f")
-    assert not (out / "network.npz").exists()
+    assert not out.exists()  # nothing published: the failed run's outputs are gone with its staging directory
 
 
 @pytest.mark.parametrize("train_section, named", [
@@ -117,7 +118,7 @@ def test_a_killed_run_resumes_to_the_state_of_the_uninterrupted_run(tmp_path):
     endless = LANGEVIN.replace("steps = 40", "steps = 100000000")  # never finishes by itself
     part = tmp_path / "part"
     kill_after_first_checkpoint(["train", write(tmp_path, endless, name="endless.toml"), "--out", part], part)
-    killed_at = int(np.load(part / "checkpoint.npz")["step"])
+    killed_at = int(np.load(checkpoint_dir(part) / "checkpoint.npz")["step"])
     assert killed_at >= 10 and not (part / "network.npz").exists()  # it really died mid-run
     target = LANGEVIN.replace("steps = 40", f"steps = {killed_at + 30}")
     assert main(["train", write(tmp_path, target, name="target.toml"), "--out", str(part), "--resume"]) == 0

@@ -7,7 +7,9 @@ against the dataclass fields (and their annotated types) and fills the defaults.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import math
 import tomllib
 import typing
 from pathlib import Path
@@ -17,15 +19,68 @@ from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 
 
-def load_toml(path: str | Path, allowed_sections: typing.Iterable[str]) -> dict:
-    """The config file as a dict of sections; unknown sections raise ``ConfigError``."""
-    path = Path(path)
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; a bigger file is not one
+INT64 = 2**63
+
+
+def read_text(path: Path, what: str = "config file", max_bytes: int | None = MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of ``path`` (a UTF-8 byte-order mark is dropped); other encodings are refused in words."""
+    if not path.exists():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+        raise ConfigError(f"{what} {str(path)!r} is not a file")
     try:
-        raw = tomllib.loads(path.read_text())
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise ConfigError(f"{what} {str(path)!r} has {path.stat().st_size} bytes, more than a config's limit of "
+                              f"{max_bytes}; is it the right file?")
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or b"\x00" in data:
+        raise ConfigError(f"{what} {str(path)!r} is UTF-16/UTF-32 or binary (it holds NUL bytes); text must be UTF-8: "
+                          "save it as UTF-8")
+    try:
+        return data.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start}, e.g. "
+                          "Latin-1 text); it must be UTF-8: save it as UTF-8") from None
+
+
+def check_values(value, where: str) -> None:
+    """Every value of a parsed TOML tree: integers within 64 bits, finite floats, no dates (``ConfigError`` naming the key)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_values(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_values(item, f"{where}[{i}]")
+    elif isinstance(value, bool) or isinstance(value, str):
+        return
+    elif isinstance(value, int):
+        if not -INT64 <= value < INT64:
+            raise ConfigError(f"{where} = {value} is an integer beyond 64 bits; allowed: |value| < 2^63 (and the key's own range)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value}: NaN and inf are not allowed; give a finite number")
+    else:  # TOML dates and times
+        raise ConfigError(f"{where} = {value!r} is a {type(value).__name__}; config values are numbers, strings, booleans, "
+                          "lists and tables")
+
+
+def load_toml(path: str | Path, allowed_sections: typing.Iterable[str]) -> dict:
+    """The config file as a dict of sections; unknown sections, non-UTF-8 files, integers beyond 64 bits,
+    NaN/inf and dates raise ``ConfigError``."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{str(path)!r} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{str(path)!r} nests too deeply to be a config") from None
+    try:
+        check_values(raw, "")
+    except RecursionError:
+        raise ConfigError(f"{str(path)!r} nests too deeply to be a config") from None
     allowed = sorted(allowed_sections)
     for name, value in raw.items():
         if name not in allowed:
@@ -69,6 +124,10 @@ def section(schema: type, raw: dict | None, name: str):
     return schema(**raw)
 
 
+MAX_DEPTH = 64  # [model] depth limit of the CLI (experiments/deep_depth_cost.py, results/deep_depth_cost.json)
+DEPTH_COST = "and its time to the first iteration grows with the depth (measured: experiments/deep_depth_cost.py)"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """``[model]``: the prior of docs/theory.md section 2 (depth 2) or section 6 (depth >= 3)."""
@@ -82,11 +141,18 @@ class ModelConfig:
     depth: int = 2  # weight layers: 2 is the two-layer net (TwoLayer); >= 3 a deep net (mft_jax.model.Deep)
     sW2: float = 1.0  # depth >= 3: prior variance of the hidden-to-hidden weights
 
+    def __post_init__(self):
+        if not self.sW2 > 0:  # checked at any depth: a value the two-layer net ignores is still a bad value
+            raise ConfigError(f"[model] sW2 must be a finite number > 0, got {self.sW2!r}")
+
     def build(self) -> TwoLayer | Deep:
         if self.depth == 2:
             return TwoLayer(self.activation, self.sa2, self.sw2, self.beta, self.scaling, self.penalty)
         if self.depth < 2:
             raise ConfigError(f"[model] depth = {self.depth}: the number of weight layers must be >= 2 (2 is the two-layer net)")
+        if self.depth > MAX_DEPTH:
+            raise ConfigError(f"[model] depth = {self.depth} exceeds the limit of {MAX_DEPTH}: the deep solver compiles one block "
+                              f"per layer into one program, {DEPTH_COST}; use mft_jax.theory.deep.solve_deep from Python to go deeper")
         if self.penalty is not None or self.scaling != "mean_field":
             raise ConfigError(f"[model] depth = {self.depth}: deep nets take Gaussian priors in mean-field scaling only "
                               f"(remove `penalty` and `scaling`)")

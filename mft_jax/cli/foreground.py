@@ -38,7 +38,7 @@ from mft_jax.model import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.theory.gp import gp_residual
 from mft_jax.io import load_background, load_background_model, run_metadata, save_neurons, save_npz, write_json
-from mft_jax.cli.solve import SolverConfig, solve_deep_config
+from mft_jax.cli.solve import SolverConfig, solve_deep_config, staging
 from mft_jax.model import TwoLayer
 from mft_jax.precision import check_config
 from mft_jax.train.deep_foreground import train_deep_foreground
@@ -122,10 +122,10 @@ def run(args: argparse.Namespace) -> int:
         jax.random.key(settings.seed), model, data, residual,
         num_neurons=settings.num_neurons, steps=settings.steps, step_size=settings.step_size,
         temperature=settings.temperature, batch_size=settings.batch_size, chunk=settings.chunk,
-        out_dir=args.out, checkpoint_every=settings.checkpoint_every, resume=args.resume,
-        progress=getattr(args, "progress", True), precision=settings.precision,
+        out_dir=getattr(args, "checkpoints", None) or args.out, checkpoint_every=settings.checkpoint_every,
+        resume=args.resume, progress=getattr(args, "progress", True), precision=settings.precision,
     )
-    out = Path(args.out)
+    out = staging(args)
     save_neurons(out / "neurons.npz", law)
     background_loss = 0.5 * jnp.sum(data.q * jnp.sum(residual * residual, axis=-1))  # L = 1/2 sum q |y - f|^2, r = y - f
     results = {
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(out / "foreground.json", results)
     print(
-        f"foreground: {law.num_particles} neurons -> {out / 'neurons.npz'}; mean potential {results['mean_potential']:.4g}, "
+        f"foreground: {law.num_particles} neurons -> {Path(args.out) / 'neurons.npz'}; mean potential {results['mean_potential']:.4g}, "
         f"network loss {results['network_loss']:.4g} (background loss {results['background']['loss']:.4g})"
     )
     return 0
@@ -169,10 +169,10 @@ def run_deep(args: argparse.Namespace, raw: dict) -> int:
     neurons = train_deep_foreground(
         jax.random.key(settings.seed), solution, settings.layer, num_neurons=settings.num_neurons, steps=settings.steps,
         step_size=settings.step_size, temperature=settings.temperature, burn_in=settings.burn_in, chunk=settings.chunk,
-        out_dir=args.out, checkpoint_every=settings.checkpoint_every, resume=args.resume,
-        progress=getattr(args, "progress", True), precision=settings.precision,
+        out_dir=getattr(args, "checkpoints", None) or args.out, checkpoint_every=settings.checkpoint_every,
+        resume=args.resume, progress=getattr(args, "progress", True), precision=settings.precision,
     )
-    out = Path(args.out)
+    out = staging(args)
     theory = np.asarray(solution.kernels[settings.layer - 1], np.float64)
     kernel, sem = np.asarray(neurons.kernel, np.float64), np.asarray(neurons.kernel_standard_error, np.float64)
     z = np.abs(kernel - theory) / np.where(sem > 0, sem, np.inf)
@@ -192,7 +192,7 @@ def run_deep(args: argparse.Namespace, raw: dict) -> int:
         "meta": run_metadata(raw, settings.seed, precision=settings.precision),
     }
     write_json(out / "foreground.json", results)
-    print(f"foreground: {settings.num_neurons} neurons of layer {settings.layer} -> {out}; kernel vs theory: relative "
+    print(f"foreground: {settings.num_neurons} neurons of layer {settings.layer} -> {args.out}; kernel vs theory: relative "
           f"distance {results['kernel_relative_distance']:.3g}, max |z| {results['kernel_max_abs_z']:.2f} "
           f"(mean {results['kernel_mean_abs_z']:.2f})")
     return 0

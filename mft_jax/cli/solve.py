@@ -64,6 +64,27 @@ class SolverConfig:
     method: str | None = None  # two-layer: anderson (default) | damped | ascent; deep (depth >= 3): newton (default) | anderson | damped
     seed: int = 0
 
+    def __post_init__(self):
+        """Ranges every sampler shares, checked where the config enters (a key the chosen sampler ignores included)."""
+        if self.sampler not in (*SAMPLERS, *DEEP_SAMPLERS):
+            raise ConfigError(f"[solver] sampler = {self.sampler!r} is unknown; allowed: {', '.join(dict.fromkeys((*SAMPLERS, *DEEP_SAMPLERS)))}")
+        for name, low in (("grid_size", 3), ("num_samples", 2), ("num_chains", 1), ("mcmc_steps", 1), ("num_levels", 2),
+                          ("pool", 1), ("max_iter", 0), ("anderson", 0), ("continuation", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"[solver] {name} must be an integer >= {low}, got {getattr(self, name)!r}")
+        for name in ("grid_extent", "step_size", "tol") + (("beta_start",) if self.beta_start is not None else ()):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"[solver] {name} must be a number > 0, got {getattr(self, name)!r}")
+        if not 0 < self.damping <= 1:
+            raise ConfigError(f"[solver] damping must be in (0, 1], got {self.damping!r}")
+        if not 0 < self.min_inverse_temperature < 1:
+            raise ConfigError(f"[solver] min_inverse_temperature must be in (0, 1) (the hottest replica's b), got {self.min_inverse_temperature!r}")
+        for name, allowed in (("init", ("gp", "feature")), ("normalizability", ("check", "metastable"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"[solver] {name} = {getattr(self, name)!r} is unknown; allowed: {', '.join(allowed)}")
+        if self.method is not None and self.method not in DEEP_METHODS:
+            raise ConfigError(f"[solver] method = {self.method!r} is unknown; allowed: {', '.join(DEEP_METHODS)} (deep nets)")
+
 
 def make_sampler(config: SolverConfig) -> Sampler:
     """The ``Sampler`` a ``[solver]`` section names."""
@@ -115,15 +136,20 @@ def run(args) -> int:
     )
     for action in solution.actions:
         print(f"mft-jax solve: automatic step: {action}")
-    out = Path(args.out)
+    out = staging(args)
     write_solution(out, solution, raw, config, model, solution.actions)
     io.save_neurons(out / "neurons.npz", solution.law)
     io.save_background(out / "background.npz", data, solution.residual, model)
-    print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {out}")
+    print(f"mft-jax solve: {solution.message}; loss {solution.loss:.6g}, free energy {solution.free_energy}; wrote {args.out}")
     if not solution.converged:
         print(f"mft-jax solve: {solution.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def staging(args) -> Path:
+    """Where a job writes its files: the staging directory ``main`` made (renamed to ``--out`` when complete)."""
+    return Path(getattr(args, "staging", None) or args.out)
 
 
 def write_solution(out: Path, solution, raw: dict, config: SolverConfig, model, actions) -> None:
@@ -166,12 +192,12 @@ def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool
 def run_deep(args, raw: dict, config: SolverConfig, model: Deep, data) -> int:
     """``[model] depth >= 3``: the per-layer fixed point of docs/theory.md section 6."""
     solution = solve_deep_config(config, model, data, progress=not args.no_progress)
-    out = Path(args.out)
+    out = staging(args)
     write_solution(out, solution, raw, config, model, solution.actions)
     kernels = {f"phi_{layer}": kernel for layer, kernel in enumerate(solution.kernels, start=1)}
     io.save_npz(out / "kernels.npz", x=data.x, q=data.q, y=data.y, residual=solution.residual, **kernels)
     print(f"mft-jax solve: depth {model.depth}: {solution.message}; loss {solution.loss:.6g}, "
-          f"free energy {solution.free_energy:.6g}; wrote {out}")
+          f"free energy {solution.free_energy:.6g}; wrote {args.out}")
     if not solution.converged:
         print(f"mft-jax solve: {solution.message}", file=sys.stderr)
         return 1

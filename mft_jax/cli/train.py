@@ -39,6 +39,7 @@ import jax
 import numpy as np
 
 from mft_jax.cli.config import data_from, load_toml, model_from, section
+from mft_jax.cli.solve import staging
 from mft_jax.model import Deep
 from mft_jax.errors import ConfigError
 from mft_jax.io import run_metadata, save_background, save_neurons, save_npz, write_json
@@ -135,11 +136,13 @@ def run(args) -> int:
         source = task_from(raw)
         eval_data = data_from(raw) if config.eval == "task" else source.sample(jax.random.fold_in(key, EVAL_STREAM), config.eval)
 
-    out = Path(args.out)
+    if deep:  # found before the training, not after it
+        require_deep_kernels(config.num_seeds, config.width, model, eval_data)
+    out = staging(args)
     out.mkdir(parents=True, exist_ok=True)
     result = train(
         key, model, config.width, source, optimizer, config.steps, num_seeds=config.num_seeds,
-        batch_size=config.batch_size, chunk=config.chunk, out_dir=out, checkpoint_every=config.checkpoint_every,
+        batch_size=config.batch_size, chunk=config.chunk, out_dir=getattr(args, "checkpoints", None) or out, checkpoint_every=config.checkpoint_every,
         resume=args.resume, readout_gibbs_every=config.readout_gibbs_every, precision=config.precision,
     )
     params = result.params
@@ -159,16 +162,22 @@ def run(args) -> int:
         "meta": run_metadata(raw, config.seed, precision=config.precision),
     })
     print(f"trained {config.num_seeds} network(s) of width {config.width} for {config.steps} steps; "
-          f"final loss (mean over seeds) {final_loss.mean():.6g}; wrote {out}")
+          f"final loss (mean over seeds) {final_loss.mean():.6g}; wrote {args.out}")
     return 0
+
+
+def require_deep_kernels(seeds: int, width: int, model: Deep, data) -> None:
+    """Refuse (before training) feature kernels that would not fit in memory at the end of a deep run."""
+    layers, P = model.hidden_layers, data.num_points
+    require(8.0 * (seeds + 2) * layers * P * P + 8.0 * seeds * layers * P * width,
+            f"the feature kernels of {seeds} network(s), {layers} layers on {P} points",
+            "[train] num_seeds or the eval data size")
 
 
 def save_deep_kernels(path, params: dict, model: Deep, data) -> None:
     """kernels.npz of a deep run: each hidden layer's feature kernel on ``data``, mean and standard error over seeds."""
     seeds, layers, P, width = params["a"].shape[0], model.hidden_layers, data.num_points, params["a"].shape[1]
-    require(8.0 * (seeds + 2) * layers * P * P + 8.0 * seeds * layers * P * width,
-            f"the feature kernels of {seeds} network(s), {layers} layers on {P} points",
-            "[train] num_seeds or the eval data size")
+    require_deep_kernels(seeds, width, model, data)
     kernels = np.asarray(jax.vmap(model.feature_kernels, in_axes=(0, None))(params, data.x), np.float64)
     mean = kernels.mean(0)
     arrays = {f"phi_{l}": mean[l - 1] for l in range(1, layers + 1)}

@@ -117,6 +117,9 @@ def _background_batches(data: Dataset | Task, residual: Residual, batch_size: in
         raise ConfigError("residual has NaN/inf entries; a background residual must be finite")
     if batch_size is None:
         return lambda key: (data, fixed)
+    if batch_size > data.num_points:
+        raise ConfigError(f"batch_size = {batch_size} exceeds the {data.num_points} points of the background; a minibatch "
+                          f"is drawn from them (batch_size <= {data.num_points}), or omit batch_size for the full batch")
     return lambda key: minibatch(key, data, fixed, batch_size)
 
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from mft_jax.precision import current, uses_precision
 from mft_jax.errors import ConfigError, NonFiniteError
-from mft_jax.io import save_npz
+from mft_jax.io import read_npz, save_npz
 
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history."  # prefix of the checkpoint's metric arrays
@@ -91,6 +91,14 @@ def save_checkpoint(directory: str | os.PathLike, state, step: int, history: dic
     return path
 
 
+class _Archive(dict):
+    """The arrays of a checkpoint, with ``np.load``'s ``files``."""
+
+    @property
+    def files(self) -> list[str]:
+        return list(self)
+
+
 def _history(archive) -> dict[str, list]:
     """The metric history of a checkpoint: one binary array per metric (rows = records), or the JSON text of
     older checkpoints (which made each save re-serialise the whole history as text)."""
@@ -120,9 +128,18 @@ def load_checkpoint(directory: str | os.PathLike, template, run: dict | None = N
     path = Path(directory) / CHECKPOINT
     if not path.exists():
         raise ConfigError(f"--resume: no checkpoint at {str(path)!r}")
-    archive = np.load(path)
+    archive = _Archive(read_npz(path, "--resume: checkpoint"))
+    step = archive.get("step")
+    if step is None or step.shape != () or step.dtype.kind not in "iu" or int(step) < 0:
+        raise ConfigError(f"--resume: {str(path)!r} holds no valid step (a non-negative integer scalar); it is not a checkpoint")
     if run is not None and "fingerprint" in archive.files:
-        changed = _changed(json.loads(str(archive["fingerprint"])), run)
+        try:
+            stored = json.loads(str(archive["fingerprint"]))
+        except ValueError:
+            stored = None
+        if not isinstance(stored, dict):
+            raise ConfigError(f"--resume: {str(path)!r} has an unreadable run fingerprint; it is corrupt")
+        changed = _changed(stored, run)
         if changed:
             raise ConfigError(
                 f"--resume: {str(path)!r} was written by a different run: {'; '.join(changed)}. A resume continues the "
@@ -133,10 +150,19 @@ def load_checkpoint(directory: str | os.PathLike, template, run: dict | None = N
         raise ConfigError(f"--resume: {str(path)!r} does not match this config (different state structure)")
     restored = []
     for i, leaf in enumerate(leaves):
-        value = archive[f"leaf_{i}"]
-        value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf)) if _is_key(leaf) else value
+        value = archive.get(f"leaf_{i}")
+        if value is None:
+            raise ConfigError(f"--resume: {str(path)!r} lacks leaf_{i}; it is corrupt or not a checkpoint of this config")
+        if _is_key(leaf):
+            expected = jax.random.key_data(leaf)
+            if value.shape != expected.shape or value.dtype != expected.dtype:
+                raise ConfigError(f"--resume: {str(path)!r} holds a PRNG key of shape {value.shape}, dtype {value.dtype}; "
+                                  f"this config needs {expected.shape}, {expected.dtype}")
+            value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
         if value.shape != leaf.shape:
             raise ConfigError(f"--resume: {str(path)!r} has shape {value.shape} where this config needs {leaf.shape}")
+        if not _is_key(leaf) and value.dtype != np.dtype(leaf.dtype):
+            raise ConfigError(f"--resume: {str(path)!r} has dtype {value.dtype} where this config needs {leaf.dtype}")
         restored.append(jax.device_put(value, getattr(leaf, "sharding", None)))
     return jax.tree.unflatten(treedef, restored), int(archive["step"]), _history(archive)
 
@@ -188,6 +214,11 @@ def run_loop(
         if out_dir is None:
             raise ConfigError("resume=True needs an out_dir holding a checkpoint")
         state, start, history = load_checkpoint(out_dir, state, run)
+        if start > num_steps:
+            raise ConfigError(
+                f"--resume: the checkpoint is at step {start}, beyond the {num_steps} steps asked for; a resume only "
+                f"extends a run (steps >= {start}); for a shorter run use a new output directory"
+            )
         if start % chunk and history["step"] and history["step"][-1] == start:
             # the checkpointed run ended mid-chunk and recorded its last step; the uninterrupted run records
             # only at chunk ends, so that entry goes (the resumed run records the chunk's end instead)
@@ -196,9 +227,12 @@ def run_loop(
     scan_chunk = chunk_program(step)
     last_saved = start
     bar = tqdm(total=num_steps, initial=start, desc=description, disable=not progress, leave=False)
+    # (state, step, records): replaced in one assignment once a chunk's bookkeeping is complete, so an interrupt
+    # (KeyboardInterrupt / SIGTERM, raised between any two bytecodes) always finds a consistent point to checkpoint
+    committed = (state, start, len(history["step"]))
     try:
-        t = start
-        while t < num_steps:
+        while committed[1] < num_steps:
+            state, t, _ = committed
             size = min(chunk - t % chunk, num_steps - t)  # chunks end at multiples of chunk
             new_state, (metrics, finite) = scan_chunk(state, jnp.arange(t, t + size))
             finite = np.asarray(finite)
@@ -209,19 +243,22 @@ def run_loop(
                     f"{description}: NaN/inf at step {bad}; stopped. {kept}. "
                     "Lower the learning rate / step size or the temperature, or check the data."
                 )
-            state, t = new_state, t + size
-            history["step"].append(t)
+            history["step"].append(t + size)
             for name, values in metrics.items():
                 history.setdefault(name, []).append(np.array(values[-1]))  # a scalar, or e.g. one value per seed
+            committed = (new_state, t + size, len(history["step"]))
+            state, t, _ = committed
             bar.update(size)
             bar.set_postfix({k: f"{np.mean(v[-1]):.4g}" for k, v in history.items() if k != "step"}, refresh=False)
             if out_dir is not None and (t - last_saved >= checkpoint_every or t == num_steps):
                 save_checkpoint(out_dir, state, t, history, run)
                 last_saved = t
     except KeyboardInterrupt:
+        state, t, records = committed
         if out_dir is not None and t > last_saved:
-            save_checkpoint(out_dir, state, t, history, run)
+            save_checkpoint(out_dir, state, t, {k: v[:records] for k, v in history.items()}, run)
         raise
     finally:
         bar.close()
+    state = committed[0]
     return state, {k: np.asarray(v) for k, v in history.items()}
