@@ -60,6 +60,7 @@ class ForegroundConfig:
     chunk: int = 100
     layer: int = 1  # deep nets: the hidden layer (1..H) the neurons belong to
     burn_in: int | None = None  # deep nets: average phi phi^T over the steps from here on (None: the last step)
+    step: str = "auto"  # two-layer: "auto" | "fused" | "reference" (mft_jax.train.fused); the one that ran is in foreground.json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,12 +114,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("[foreground] layer and burn_in are for deep nets ([model] depth >= 3, --background solve); remove them")
     data, residual = background_from(args.background, raw, model)
     residual = jnp.asarray(residual, data.y.dtype)
+    record: dict = {}
     law = train_foreground(
         jax.random.key(settings.seed), model, data, residual,
         num_neurons=settings.num_neurons, steps=settings.steps, step_size=settings.step_size,
         temperature=settings.temperature, batch_size=settings.batch_size, chunk=settings.chunk,
         out_dir=args.out, checkpoint_every=settings.checkpoint_every, resume=args.resume,
-        progress=getattr(args, "progress", True),
+        progress=getattr(args, "progress", True), step=settings.step, record=record,
     )
     out = Path(args.out)
     save_neurons(out / "neurons.npz", law)
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         "temperature": model.temperature if settings.temperature is None else settings.temperature,
         "mean_potential": float(jnp.mean(model.potential(law.a, law.w, data, residual))),
         "network_loss": float(network_loss(model, law, data)),
+        "step": record["step"],
         "meta": run_metadata(raw, settings.seed),
     }
     write_json(out / "foreground.json", results)
@@ -155,6 +158,8 @@ def run_deep(args: argparse.Namespace, raw: dict) -> int:
         raise ConfigError(f"[foreground] layer = {settings.layer}: a depth-{model.depth} net has hidden layers 1..{model.hidden_layers}")
     if settings.batch_size is not None:
         raise ConfigError("[foreground] batch_size is for two-layer foregrounds; deep neurons see the whole background")
+    if settings.step != "auto":
+        raise ConfigError("[foreground] step is for two-layer foregrounds (auto | fused | reference); remove it for deep nets")
     config = section(SolverConfig, raw.get("solver"), "solver")
     data = data_from(raw)
     solution = solve_deep_config(config, model, data, progress=getattr(args, "progress", True), job="foreground")
