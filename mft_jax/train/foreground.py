@@ -146,15 +146,17 @@ def neuron_gradients(model: TwoLayer, mesh: Mesh | None = None, block: int = NEU
     return jax.shard_map(blocks, mesh=mesh, in_specs=(neurons, neurons, whole, whole), out_specs=(neurons, (neurons, neurons)))
 
 
-def step_gradients(model: TwoLayer, path: str, blocks: fused.Blocks, mesh: Mesh | None = None, precision=None, interpret: bool = False):
+def step_gradients(model: TwoLayer, path: str, blocks: fused.Blocks, mesh: Mesh | None = None, precision=None, backend: str = "cpu"):
     """``(a, w, data, r) -> (V, (dV/da, dV/dw))`` of ``path`` (kernel | matmul | reference) blocked as ``blocks``.
 
-    With a ``mesh`` each device runs its own shard of neurons (``shard_map``), the data replicated.
+    With a ``mesh`` each device runs its own shard of neurons (``shard_map``), the data replicated; the
+    kernel runs in Pallas interpret mode on a CPU ``backend``.
     """
     if path == "reference":
         return neuron_gradients(model, mesh, blocks.neuron_block)
     if path == "kernel":
-        local = fused.kernel_gradients(model.activation, blocks.neuron_block, blocks.point_block, blocks.point_chunk, interpret=interpret)
+        local = fused.kernel_gradients(model.activation, blocks.neuron_block, blocks.point_block, blocks.point_chunk,
+                                       interpret=backend == "cpu", backend=backend)
     else:
         local = fused.matmul_gradients(model.activation, blocks.neuron_block, jax.lax.Precision.HIGHEST if precision is None else precision)
     if mesh is None:
@@ -232,7 +234,7 @@ def init_foreground(
     init_key, noise_key, batch_key = jax.random.split(key, 3)
     neurons = shard_neurons(init_neurons(init_key, model, num_neurons, data.input_dim, data.output_dim, dtype), mesh)
     transform = langevin(float(step_size), float(temperature), model.prior_variances(), noise_key, penalty=model.prior_penalties())
-    gradients = step_gradients(model, path, blocks, mesh, precision, interpret=device.backend == "cpu")
+    gradients = step_gradients(model, path, blocks, mesh, precision, device.backend)
     if step == "auto" and path != "reference":  # a kernel the backend cannot compile falls back, saying why
         failure = _compile_failure(gradients, neurons, batches(batch_key))
         if failure is not None:

@@ -171,18 +171,57 @@ def weighted_residual(data, residual: jax.Array) -> jax.Array:
     return data.q[:, None] * residual
 
 
+def _register_triton_erf() -> None:
+    """Give Pallas's Triton lowering a rule for ``lax.erf_p`` (jax 0.10.2 has none): the device library's ``erf``.
+
+    Uses Pallas's internal dispatch table; if that internal API changes this does nothing, the erf
+    kernel then fails to lower on a GPU and ``step="auto"`` falls back to the reference step, saying so.
+    """
+    try:
+        from jax._src.pallas.triton import lowering as triton
+    except Exception:  # noqa: BLE001 - no Triton lowering in this jaxlib
+        return
+    try:
+        if jax.lax.erf_p in triton.triton_lowering_rules:
+            return
+        extern = triton._Extern
+        triton.triton_lowering_rules[jax.lax.erf_p] = triton._make_dispatch_table(
+            "erf",
+            cuda=[extern([jnp.float32], "__nv_erff", jnp.float32), extern([jnp.float64], "__nv_erf", jnp.float64)],
+            rocm=[extern([jnp.float32], "__ocml_erf_f32", jnp.float32), extern([jnp.float64], "__ocml_erf_f64", jnp.float64)],
+        )
+    except Exception:  # noqa: BLE001 - internal API moved: leave it
+        return
+
+
+def _compiler_params(backend: str | None):
+    """Triton on a GPU (jax's default there is Mosaic GPU, a different programming model); Mosaic on a TPU."""
+    if backend == "gpu":
+        from jax.experimental.pallas import triton as pltriton
+
+        return pltriton.CompilerParams(num_warps=4)
+    if backend == "tpu":
+        from jax.experimental.pallas import tpu as pltpu
+
+        return pltpu.CompilerParams(dimension_semantics=("parallel",))
+    return None
+
+
 def kernel_gradients(activation: Activation, neuron_block: int, point_block: int, point_chunk: int | None = None,
-                     interpret: bool = False):
+                     interpret: bool = False, backend: str | None = None):
     """``(a, w, data, r) -> (V, (dV/da, dV/dw))`` per neuron by the Pallas kernel (``d`` up to ``NARROW_MAX``).
 
     Padding: neurons to a multiple of ``neuron_block`` (zero ``a``, ``w``; discarded), points to a
     multiple of the chunk with zero weight ``q`` (``u = 0``: no contribution), ``d`` and ``C`` to
     powers of two with zero columns (Triton's blocks are powers of two; zero inputs add nothing).
+    ``backend`` (gpu | tpu) picks the Pallas compiler: Triton on a GPU, Mosaic on a TPU.
     """
     if activation.derivative is None:
         raise ConfigError(f"the fused kernel needs phi' written out; activation {activation.name!r} has no derivative")
     phi, dphi = activation.fn, activation.derivative
     tile_m, tile_p = int(neuron_block), int(point_block)
+    if not interpret:
+        _register_triton_erf()
 
     def gradients(a, w, data, residual):
         u = weighted_residual(data, residual).astype(w.dtype)
@@ -207,6 +246,7 @@ def kernel_gradients(activation: Activation, neuron_block: int, point_block: int
             out_specs=[pl.BlockSpec((tile_m, cp), lambda i: (i, 0)), pl.BlockSpec((tile_m, dp), lambda i: (i, 0))],
             out_shape=[jax.ShapeDtypeStruct((Mp, cp), w.dtype), jax.ShapeDtypeStruct((Mp, dp), w.dtype)],
             interpret=interpret,
+            compiler_params=None if interpret else _compiler_params(backend),
             name="foreground_gradient",
         )
         overlap, pull = None, None
