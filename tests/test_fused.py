@@ -225,3 +225,28 @@ def test_kernel_lowers_for_accelerators(platform, backend):
         gradients = fused.kernel_gradients(get_activation(name), tiles.neuron_block, tiles.point_block, tiles.point_chunk, backend=backend)
         text = jax.jit(gradients).trace(a, w, data, residual).lower(lowering_platforms=(platform,)).as_text()
         assert "foreground_gradient" in text
+
+
+@pytest.mark.parametrize("precision", [None, jax.lax.Precision.DEFAULT])
+def test_matmul_path_honours_precision(precision):
+    """Every matmul of the wide-input step carries the requested precision (default HIGHEST: exact float32)."""
+    a, w, data, residual = problem(40, 1, M=8, P=16)
+    gradients = fused.matmul_gradients(get_activation("erf"), 4, *(() if precision is None else (precision,)))
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(eqn.params["precision"])
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    if hasattr(getattr(sub, "jaxpr", sub), "eqns"):
+                        walk(getattr(sub, "jaxpr", sub))
+
+    walk(jax.make_jaxpr(gradients)(a, w, data, residual).jaxpr)
+    expected = jax.lax.Precision.HIGHEST if precision is None else precision
+    assert len(found) >= 4 and all(p == (expected, expected) for p in found), found
+    # the step records it in words: init_foreground on d = 40 takes the matmul path
+    step_fn, _ = init_foreground(jax.random.key(0), TwoLayer("erf"), data, residual, num_neurons=8, step_size=0.01,
+                                 step="fused", precision=precision)
+    assert step_fn.choice.path == "matmul" and f"precision {expected.name}" in step_fn.choice.description

@@ -243,7 +243,7 @@ def init_foreground(
                                                           points, data.input_dim, data.output_dim, "reference", itemsize)
             gradients = step_gradients(model, path, blocks, mesh)
     step_fn = foreground_step(model, batches, transform, mesh, gradients)
-    step_fn.choice = fused.StepChoice(step, path, blocks, fused.describe(path, blocks, reason, precision or jax.lax.Precision.HIGHEST))
+    step_fn.choice = fused.StepChoice(step, path, blocks, fused.describe(path, blocks, reason, jax.lax.Precision.HIGHEST if precision is None else precision))
     return step_fn, ForegroundState(neurons, transform.init(neurons), batch_key)
 
 
