@@ -30,7 +30,7 @@ from neuron_throughput import ROOT, _timed, flops_per_step, matmul_peak
 REPEATS = 3
 PRECISIONS = {"highest": jax.lax.Precision.HIGHEST, "default": jax.lax.Precision.DEFAULT}
 FULL = dict(neurons=65536, points=4096, steps=20, wide_neurons=16384, wide_points=3000, wide_dim=150,
-            joint_width=700, joint_points=3000, joint_dim=150, joint_seeds=64, joint_steps=50, peak_size=8192,
+            joint_width=700, joint_points=3000, joint_dim=150, joint_seeds=64, joint_steps=100, peak_size=8192,
             tiles=[(32, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 512)])
 QUICK = dict(neurons=256, points=256, steps=3, wide_neurons=64, wide_points=128, wide_dim=150,
              joint_width=32, joint_points=64, joint_dim=150, joint_seeds=2, joint_steps=5, peak_size=512, tiles=[])
