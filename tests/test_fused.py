@@ -250,3 +250,16 @@ def test_matmul_path_honours_precision(precision):
     step_fn, _ = init_foreground(jax.random.key(0), TwoLayer("erf"), data, residual, num_neurons=8, step_size=0.01,
                                  step="fused", precision=precision)
     assert step_fn.choice.path == "matmul" and f"precision {expected.name}" in step_fn.choice.description
+
+
+def test_auto_falls_back_when_the_kernel_does_not_compile(monkeypatch):
+    """step="auto" on a (pretend) GPU: the GPU kernel cannot compile for this CPU, so the reference step runs and says why."""
+    from mft_jax.train import foreground
+
+    a, w, data, residual = problem(2, 1, P=32)
+    monkeypatch.setattr(foreground, "device_memory", lambda: DeviceMemory("gpu", 16 * GiB, "a pretend GPU"))
+    step_fn, state = init_foreground(jax.random.key(0), TwoLayer("erf"), data, residual, num_neurons=8, step_size=0.01)
+    assert step_fn.choice.path == "reference"
+    assert "auto on gpu" in step_fn.choice.description and "did not compile" in step_fn.choice.description
+    new_state, metrics = jax.jit(step_fn)(state, 0)
+    assert np.isfinite(float(metrics["potential"]))

@@ -241,6 +241,8 @@ def init_foreground(
             reason = f"{reason}; the fused step did not compile ({failure}), so the reference step runs"
             path, blocks = "reference", fused.plan_blocks(device.backend, device.free_bytes, max(1, num_neurons // mesh.devices.size),
                                                           points, data.input_dim, data.output_dim, "reference", itemsize)
+            require(blocks.memory_bytes, f"training {num_neurons} foreground neurons on {points} points per step (reference step)",
+                    "[foreground] num_neurons or batch_size", available=device)
             gradients = step_gradients(model, path, blocks, mesh)
     step_fn = foreground_step(model, batches, transform, mesh, gradients)
     step_fn.choice = fused.StepChoice(step, path, blocks, fused.describe(path, blocks, reason, jax.lax.Precision.HIGHEST if precision is None else precision))
