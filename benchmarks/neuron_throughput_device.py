@@ -43,7 +43,19 @@ def best_rate(run, count: int) -> float:
 
 
 def library_rate(model, data, residual, neurons, steps, step, precision=None):
-    """Neuron updates / s of ``init_foreground(step=...)`` scanned over ``steps`` steps, and the words of its choice."""
+    """Neuron updates / s of ``init_foreground(step=...)`` scanned over ``steps`` steps, and the words of its choice.
+
+    A step that fails to build or compile on this backend gives ``(None, the error in words)``: the run goes on.
+    """
+    try:
+        return _library_rate(model, data, residual, neurons, steps, step, precision)
+    except Exception as error:  # noqa: BLE001 - a device compile failure is a result to report
+        words = f"FAILED: {type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+        print(f"library step {step!r}: {words}")
+        return None, words
+
+
+def _library_rate(model, data, residual, neurons, steps, step, precision=None):
     step_fn, state = init_foreground(jax.random.key(1), model, data, residual, num_neurons=neurons, step_size=0.01,
                                      step=step, precision=precision)
     run = jax.jit(lambda state: jax.lax.scan(step_fn, state, jnp.arange(steps))[0])
@@ -134,7 +146,7 @@ def tile_sweep(activation, data, residual, neurons, tiles) -> dict:
     w = jax.random.normal(jax.random.key(3), (neurons, data.input_dim))
     rates = {}
     for tile_m, tile_p in tiles:
-        gradients = jax.jit(fused.kernel_gradients(activation, tile_m, tile_p))
+        gradients = jax.jit(fused.kernel_gradients(activation, tile_m, tile_p, backend=jax.default_backend()))
         try:
             rates[f"{tile_m}x{tile_p}"] = best_rate(lambda: gradients(a, w, data, residual), neurons)
         except Exception as error:  # noqa: BLE001
@@ -212,7 +224,7 @@ def device_mode(args) -> None:
     compute_limit = peaks["highest"] / per_update  # neuron updates / s at the exact-float32 peak
     tiles = tile_sweep(model.activation, data, residual, M, sizes["tiles"]) if backend != "cpu" else "not on a CPU (interpret mode)"
     ratios = {f"library_fused / {name}": narrow["library_fused"] / rate for name, rate in narrow.items()
-              if rate and name != "library_fused"}
+              if rate and narrow["library_fused"] and name != "library_fused"}
 
     # foreground, d = 150: the matmul path at both precisions
     Mw, Pw, dw = sizes["wide_neurons"], sizes["wide_points"], sizes["wide_dim"]
@@ -222,8 +234,9 @@ def device_mode(args) -> None:
     wide = {}
     for name, precision in PRECISIONS.items():
         rate, words = library_rate(wide_model, wide_data, wide_data.y, Mw, steps, "fused", precision)
-        flop_rate = rate * flops_per_step(1, Pw, dw, 1)
-        wide[name] = {"neuron_updates_per_second": rate, "flop_rate": flop_rate, "fraction_of_peak": flop_rate / peaks[name], "step": words}
+        flop_rate = None if rate is None else rate * flops_per_step(1, Pw, dw, 1)
+        wide[name] = {"neuron_updates_per_second": rate, "flop_rate": flop_rate,
+                      "fraction_of_peak": None if rate is None else flop_rate / peaks[name], "step": words}
 
     # the joint trainer at the paper's size
     N, Pj, dj, S, js = (sizes[k] for k in ("joint_width", "joint_points", "joint_dim", "joint_seeds", "joint_steps"))
@@ -258,7 +271,7 @@ def device_mode(args) -> None:
 
     print(f"foreground d = 2 (M = {M}, P = {P}): neuron updates / s and fraction of the compute limit ({compute_limit:.3g} /s):")
     for name, rate in narrow.items():
-        print(f"  {name:18s} {'skipped' if rate is None else f'{rate:.3g}  ({100 * rate / compute_limit:.3g}%)'}")
+        print(f"  {name:18s} {'not measured (see the JSON)' if rate is None else f'{rate:.3g}  ({100 * rate / compute_limit:.3g}%)'}")
     for name, ratio in ratios.items():
         print(f"  {name}: {ratio:.3g}x")
     print(f"  reference: {reference_words}\n  fused:     {fused_words}")
@@ -266,6 +279,9 @@ def device_mode(args) -> None:
         print("  kernel tiles (gradient evaluations / s): " + ", ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in tiles.items()))
     print(f"foreground d = {dw} (M = {Mw}, P = {Pw}), fused matmul step:")
     for name, entry in wide.items():
+        if entry["neuron_updates_per_second"] is None:
+            print(f"  {name:8s} {entry['step']}")
+            continue
         print(f"  {name:8s} {entry['neuron_updates_per_second']:.3g} updates/s = {entry['flop_rate'] / 1e12:.3g} TFLOP/s = "
               f"{100 * entry['fraction_of_peak']:.3g}% of the {name} matmul peak")
     print(f"joint Langevin (N = {N}, P = {Pj}, d = {dj}, {S} seeds): {layout}")

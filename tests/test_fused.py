@@ -212,15 +212,15 @@ def test_memory_guard_uses_the_policy_numbers(monkeypatch):
     assert step_fn.choice.blocks.memory_bytes == estimate
 
 
-@pytest.mark.parametrize("platform, backend", [("cuda", "gpu"), ("tpu", "tpu")])
-def test_kernel_lowers_for_accelerators(platform, backend):
+@pytest.mark.parametrize("platform, backend, d, C", [("cuda", "gpu", 2, 1), ("cuda", "gpu", 7, 3), ("tpu", "tpu", 2, 1)])
+def test_kernel_lowers_for_accelerators(platform, backend, d, C):
     """Cross-platform lowering on the CPU: the kernel passes Pallas's Triton (GPU) and Mosaic (TPU) lowering.
 
     This checks every primitive and block shape the device compilers are handed (erf included, whose Triton
     rule mft_jax registers); the device compile itself and the speed still need the device.
     """
-    a, w, data, residual = problem(2, 1, M=512, P=1024)
-    tiles = fused.plan_blocks(backend, 2**34, 512, 1024, 2, 1, "kernel")
+    a, w, data, residual = problem(d, C, M=512, P=1000)  # P ragged: padded to the tiles
+    tiles = fused.plan_blocks(backend, 2**34, 512, 1000, d, C, "kernel")
     for name in ("erf", "gelu"):
         gradients = fused.kernel_gradients(get_activation(name), tiles.neuron_block, tiles.point_block, tiles.point_chunk, backend=backend)
         text = jax.jit(gradients).trace(a, w, data, residual).lower(lowering_platforms=(platform,)).as_text()
