@@ -14,14 +14,37 @@ trainer's jitted step (``init_foreground``, scanned as ``run_loop`` does) after 
 the NumPy loop times a few neurons and scales (it is linear in neurons and steps).
 
     .venv/bin/python -m benchmarks.neuron_throughput [--neurons 4096 --points 4096]
+
+Device mode (``--device``; automatic when a GPU or TPU is the default backend; ``--device --quick``
+is a CPU smoke run of it) reports in one run on whatever backend is present
+(``results/neuron_throughput_device[_quick].json``):
+
+- the matmul peaks measured at ``Precision.HIGHEST`` (exact float32) and ``DEFAULT`` (TF32 on GPUs);
+- foreground d = 2 (ramp clover, M = 65536, P = 4096): the library step (``init_foreground``,
+  ``step="reference"`` and ``step="fused"``), the direct ``jnp`` step (explicit gradient, unblocked
+  (M, P) arrays), PyTorch eager and ``torch.compile`` on the same device (skipped with a line when
+  torch is absent), their ratios and the fraction of the compute limit (``flops_per_step``: 16 flop per
+  (neuron, point) at d = 2, C = 1, against the HIGHEST peak); on a GPU/TPU a sweep of the kernel's tiles;
+- foreground d = 150 (erf, P = 3000): the fused (matmul) step at both precisions, as a fraction of the
+  matmul peak at the same precision;
+- the joint Langevin trainer at the teacher-student paper's size (N = 700, P = 3000, d = 150, erf,
+  64 seeds vmapped): marginal time per step of ``mft_jax.train.joint.train`` at both precisions
+  (``jax.default_matmul_precision``) as a fraction of the matching peak, and how its matmuls are laid
+  out (the seed axis folded into one matmul or a batched one).
+
+On a CPU the fused kernel runs in Pallas interpret mode: its CPU rate there is no speed figure.
+
+    .venv/bin/python -m benchmarks.neuron_throughput --device [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -42,10 +65,10 @@ from mft_jax.train.foreground import init_foreground, neuron_gradients
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    """Measured float32 FLOP/s of a ``size``-square matmul (best of ``repeats``)."""
+def matmul_peak(size: int = 2048, repeats: int = 5, precision=None) -> float:
+    """Measured float32 FLOP/s of a ``size``-square matmul (best of ``repeats``) at ``precision`` (None: the backend's default)."""
     a = jax.random.normal(jax.random.key(0), (size, size))
-    product = jax.jit(lambda a: a @ a)
+    product = jax.jit(lambda a: jnp.dot(a, a, precision=precision))
     product(a).block_until_ready()
     best = min(_timed(lambda: product(a).block_until_ready()) for _ in range(repeats))
     return 2.0 * size**3 / best
@@ -145,6 +168,8 @@ def torch_rate(model, data, residual, neurons, steps, h, temperature, repeats=3)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", action="store_true",
+                        help="device mode (automatic on a GPU/TPU): library reference and fused steps, direct jnp, torch, peaks, joint trainer")
     parser.add_argument("--neurons", type=int, default=4096)
     parser.add_argument("--points", type=int, default=4096)
     parser.add_argument("--activation", default="ramp", choices=sorted(NUMPY_ACTIVATIONS))
@@ -154,6 +179,10 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="default results/neuron_throughput/main.json (quick.json with --quick)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 neurons, 256 points, blocks 16 and 256")
     args = parser.parse_args()
+    if args.device or jax.default_backend() != "cpu":
+        from neuron_throughput_device import device_mode  # benchmarks/ is on sys.path when run as a script
+
+        return device_mode(args)
     if args.quick:
         args.neurons, args.points, args.blocks, args.loop_neurons = 256, 256, [16, 256], 2
     args.out = args.out or str(ROOT / "results" / "neuron_throughput" / ("quick.json" if args.quick else "main.json"))
@@ -174,6 +203,7 @@ def main() -> None:
 
     jax_flop_rate = rates["jax_vmap"] / args.neurons * flops
     results = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "setup": {
             "task": "continuous_xor (clover)", "activation": args.activation, "neurons": args.neurons, "points_per_step": args.points,
             "step_size": h, "temperature": temperature, "algorithm": "full-batch Langevin, float32",

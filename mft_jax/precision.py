@@ -93,6 +93,13 @@ def uses_precision(function: F) -> F:
     return scoped  # type: ignore[return-value]
 
 
+def lax_precision(name: str | None = None) -> jax.lax.Precision:
+    """The ``jax.lax.Precision`` of setting ``name`` (None: the current one), for code that passes ``precision=``
+    to its contractions explicitly (the fused foreground step): ``HIGHEST`` for "highest", ``DEFAULT`` for "fast"."""
+    name = current() if name is None else check(name)
+    return jax.lax.Precision.HIGHEST if name == HIGHEST else jax.lax.Precision.DEFAULT
+
+
 def at_precision(name: str | None, function: Callable, *args, **kwargs):
     """``function(*args, **kwargs)`` at precision ``name`` (None: the current setting): the trainers' ``precision=``."""
     if name is None:

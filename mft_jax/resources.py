@@ -4,11 +4,17 @@
 the default device's memory limit on an accelerator (``device.memory_stats()["bytes_limit"]``), or
 80% of the host's available memory (``MemAvailable``) on the CPU. The estimates live next to what
 they guard (samplers, tasks, trainers) and count the largest arrays a step holds at once.
+
+``device_memory()`` describes the default device for sizing decisions (the foreground block policy,
+``mft_jax.train.fused``): its backend and the bytes still free on it (the limit less what is in use on
+an accelerator; the host's share on the CPU). A policy that sizes blocks to fit ``free_bytes`` and a
+guard ``require(nbytes, ..., available=device_memory())`` then use the same numbers.
 """
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import jax
 
@@ -38,6 +44,26 @@ def memory_limit() -> tuple[int, str]:
     return int(HOST_FRACTION * _host_available()), "80% of the host's available memory"
 
 
+class DeviceMemory(NamedTuple):
+    """The default device as a sizing decision sees it: ``backend`` (cpu | gpu | tpu), ``free_bytes``, ``where`` (words)."""
+
+    backend: str
+    free_bytes: int
+    where: str
+
+
+def device_memory() -> DeviceMemory:
+    """``DeviceMemory`` of the default device: ``bytes_limit - bytes_in_use`` on an accelerator, else ``memory_limit()``."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+            return DeviceMemory(device.platform, free, f"free {device.device_kind} memory")
+    limit, where = memory_limit()
+    return DeviceMemory(device.platform, limit, where)
+
+
 def format_bytes(nbytes: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(nbytes) < 1024 or unit == "PiB":
@@ -46,9 +72,9 @@ def format_bytes(nbytes: float) -> str:
     return f"{nbytes:.3g} PiB"
 
 
-def require(nbytes: float, what: str, setting: str) -> None:
-    """Raise ``ConfigError`` if ``nbytes`` exceeds ``memory_limit()``, naming ``what`` needs it and the ``setting`` to lower."""
-    limit, where = memory_limit()
+def require(nbytes: float, what: str, setting: str, available: DeviceMemory | None = None) -> None:
+    """Raise ``ConfigError`` if ``nbytes`` exceeds ``memory_limit()`` (or ``available.free_bytes``), naming ``what`` needs it and the ``setting`` to lower."""
+    limit, where = memory_limit() if available is None else (available.free_bytes, available.where)
     if nbytes > limit:
         raise ConfigError(
             f"{what} needs about {format_bytes(nbytes)}, more than the {format_bytes(limit)} available ({where}); "

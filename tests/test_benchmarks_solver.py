@@ -37,3 +37,18 @@ def test_neuron_throughput_quick(tmp_path):
     result = json.loads(out.read_text())
     assert set(result["gradient_evaluations_per_second_by_block"]) == {"16", "256"}
     assert result["neuron_updates_per_second"]["jax_vmap"] > 0 and result["ratio_jax_over_numpy_loop"] > 0
+
+
+@pytest.mark.slow
+def test_neuron_throughput_device_mode_quick(tmp_path):
+    """The device mode runs end to end on a CPU (--device --quick) and records every measurement it promises."""
+    out = tmp_path / "device.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neuron_throughput.py"), "--device", "--quick", "--out", str(out)],
+                   check=True, timeout=900)
+    result = json.loads(out.read_text())
+    assert set(result["matmul_peak_flops"]) == {"highest", "default"}
+    rates = result["foreground_d2"]["neuron_updates_per_second"]
+    assert all(rates[k] > 0 for k in ("library_reference", "library_fused", "direct_jnp"))
+    assert result["foreground_d2"]["library_fused_step"].startswith("fused Pallas kernel")
+    assert {"highest", "default"} <= set(result["foreground_d150"]) and "matmul step" in result["foreground_d150"]["highest"]["step"]
+    assert "one matmul (seeds folded into its rows)" in result["joint"]["layout"]

@@ -58,6 +58,14 @@ def test_writes_neurons_and_results(tmp_path, background):
     np.testing.assert_allclose(results["background"]["loss"], 0.5 * np.mean((0.8 * x[:, 0] * x[:, 1]) ** 2), rtol=1e-5)
     assert np.isfinite(results["mean_potential"]) and np.isfinite(results["network_loss"])
     assert results["temperature"] == 0.5 and results["meta"]["config"]["foreground"]["seed"] == 3
+    assert results["step"].startswith("reference step") and "auto on a CPU" in results["step"]  # which step ran, in words
+
+
+def test_fused_step_is_recorded(tmp_path, background):
+    """[foreground] step = "fused" runs the Pallas kernel (interpret mode on a CPU) and foreground.json says so."""
+    assert foreground(config(tmp_path, steps=10, extra='step = "fused"\n'), "--background", background, "--out", tmp_path / "out") == 0
+    results = json.loads((tmp_path / "out" / "foreground.json").read_text())
+    assert results["step"].startswith("fused Pallas kernel") and np.isfinite(results["mean_potential"])
 
 
 @pytest.mark.slow  # default-suite budget: moved to make test-slow (2026-12-01, suite 12:19 on this machine)
@@ -123,6 +131,7 @@ def test_bad_values_exit_2(tmp_path, background, capsys):
         (dict(num_neurons=0), "num_neurons"),
         (dict(step_size=-1.0), "step_size"),
         (dict(steps=-5), "num_steps"),
+        (dict(extra='step = "fast"\n'), "step must be one of 'auto', 'fused', 'reference'"),
     ]:
         assert foreground(config(tmp_path, **values), "--background", background, "--out", tmp_path / "out") == 2
         assert message in capsys.readouterr().err

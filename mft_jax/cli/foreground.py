@@ -61,6 +61,7 @@ class ForegroundConfig:
     chunk: int = 100
     layer: int = 1  # deep nets: the hidden layer (1..H) the neurons belong to
     burn_in: int | None = None  # deep nets: average phi phi^T over the steps from here on (None: the last step)
+    step: str = "auto"  # two-layer: "auto" | "fused" | "reference" (mft_jax.train.fused); the one that ran is in foreground.json
     precision: str = "highest"  # matmul precision of the neurons' training (mft_jax.precision): "highest" or "fast"
 
     def __post_init__(self):
@@ -118,12 +119,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("[foreground] layer and burn_in are for deep nets ([model] depth >= 3, --background solve); remove them")
     data, residual = background_from(args.background, raw, model)
     residual = jnp.asarray(residual, data.y.dtype)
+    record: dict = {}
     law = train_foreground(
         jax.random.key(settings.seed), model, data, residual,
         num_neurons=settings.num_neurons, steps=settings.steps, step_size=settings.step_size,
         temperature=settings.temperature, batch_size=settings.batch_size, chunk=settings.chunk,
         out_dir=getattr(args, "checkpoints", None) or args.out, checkpoint_every=settings.checkpoint_every,
         resume=args.resume, progress=getattr(args, "progress", True), precision=settings.precision,
+        step=settings.step, record=record,
     )
     out = staging(args)
     save_neurons(out / "neurons.npz", law)
@@ -139,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         "temperature": model.temperature if settings.temperature is None else settings.temperature,
         "mean_potential": float(jnp.mean(model.potential(law.a, law.w, data, residual))),
         "network_loss": float(network_loss(model, law, data)),
+        "step": record["step"],
         "meta": run_metadata(raw, settings.seed, precision=settings.precision),
     }
     write_json(out / "foreground.json", results)
@@ -160,6 +164,8 @@ def run_deep(args: argparse.Namespace, raw: dict) -> int:
         raise ConfigError(f"[foreground] layer = {settings.layer}: a depth-{model.depth} net has hidden layers 1..{model.hidden_layers}")
     if settings.batch_size is not None:
         raise ConfigError("[foreground] batch_size is for two-layer foregrounds; deep neurons see the whole background")
+    if settings.step != "auto":
+        raise ConfigError("[foreground] step is for two-layer foregrounds (auto | fused | reference); remove it for deep nets")
     config = section(SolverConfig, raw.get("solver"), "solver")
     data = data_from(raw)
     solution = solve_deep_config(config, model, data, progress=getattr(args, "progress", True), job="foreground")

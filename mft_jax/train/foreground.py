@@ -21,6 +21,11 @@ The residual is an array on the data points (a trained network's ``y - f_net`` o
 task the residual of a predictor ``f`` is ``y(x) - f(x)``. With ``batch_size`` each step uses a
 fresh minibatch: ``batch_size`` points drawn with probabilities ``q`` from a ``Dataset`` (weights
 ``1 / batch_size``, so ``S(w)`` is unbiased), or ``task.sample`` when the data is a ``Task``.
+
+``step`` chooses how ``S(w)`` and ``dV/dw`` are computed (``mft_jax.train.fused``): ``"auto"`` (the
+fused step on a GPU/TPU where the activation has a written-out derivative, the reference step on a
+CPU), ``"fused"`` or ``"reference"``; the blocks come from the device and its free memory. Which
+step ran is the step function's ``choice`` (a ``StepChoice``) and, with ``record=``, the run's record.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.tasks import Task
-from mft_jax.resources import require
-from mft_jax.precision import precision_option, uses_precision
+from mft_jax.resources import device_memory, require
+from mft_jax.precision import lax_precision, precision_option, uses_precision
+from mft_jax.train import fused
 from mft_jax.train.langevin import LangevinState, langevin
 from mft_jax.train.loop import data_fingerprint, fingerprint, library_versions, run_loop
 from mft_jax.train.sharding import NEURON_AXIS, check_num_neurons, neuron_mesh, replicate, shard_neurons
@@ -123,7 +129,7 @@ def _background_batches(data: Dataset | Task, residual: Residual, batch_size: in
     return lambda key: minibatch(key, data, fixed, batch_size)
 
 
-NEURON_BLOCK = 256  # neurons per vmapped block: its (block, P) intermediates stay in cache (swept in benchmarks/neuron_throughput.py)
+NEURON_BLOCK = fused.CPU_NEURON_BLOCK  # neurons per vmapped block on a CPU: (block, P) intermediates stay in cache (swept in benchmarks/neuron_throughput.py)
 
 
 def neuron_gradients(model: TwoLayer, mesh: Mesh | None = None, block: int = NEURON_BLOCK):
@@ -144,13 +150,33 @@ def neuron_gradients(model: TwoLayer, mesh: Mesh | None = None, block: int = NEU
     return uses_precision(jax.shard_map(blocks, mesh=mesh, in_specs=(neurons, neurons, whole, whole), out_specs=(neurons, (neurons, neurons))))
 
 
-def foreground_step(model: TwoLayer, batches, transform: optax.GradientTransformation, mesh: Mesh | None = None):
+def step_gradients(model: TwoLayer, path: str, blocks: fused.Blocks, mesh: Mesh | None = None, precision=None, backend: str = "cpu"):
+    """``(a, w, data, r) -> (V, (dV/da, dV/dw))`` of ``path`` (kernel | matmul | reference) blocked as ``blocks``.
+
+    With a ``mesh`` each device runs its own shard of neurons (``shard_map``), the data replicated; the
+    kernel runs in Pallas interpret mode on a CPU ``backend``.
+    """
+    if path == "reference":
+        return neuron_gradients(model, mesh, blocks.neuron_block)
+    if path == "kernel":
+        local = fused.kernel_gradients(model.activation, blocks.neuron_block, blocks.point_block, blocks.point_chunk,
+                                       interpret=backend == "cpu", backend=backend)
+    else:
+        local = fused.matmul_gradients(model.activation, blocks.neuron_block, jax.lax.Precision.HIGHEST if precision is None else precision)
+    if mesh is None:
+        return local
+    neurons, whole = PartitionSpec(NEURON_AXIS), PartitionSpec()
+    return jax.shard_map(local, mesh=mesh, in_specs=(neurons, neurons, whole, whole), out_specs=(neurons, (neurons, neurons)), check_vma=False)
+
+
+def foreground_step(model: TwoLayer, batches, transform: optax.GradientTransformation, mesh: Mesh | None = None, gradients=None):
     """The pure ``step(state, t) -> (state, metrics)`` of ``run_loop``: one ``transform`` step of every neuron.
 
     The minibatch of step ``t`` comes from ``fold_in(batch_key, t)``; the metric ``potential`` is the
-    mean of ``V`` over the neurons on that batch, before the step.
+    mean of ``V`` over the neurons on that batch, before the step. ``gradients``: a per-neuron
+    ``(a, w, data, r) -> (V, (dV/da, dV/dw))`` (default: the reference ``neuron_gradients``).
     """
-    per_neuron = neuron_gradients(model, mesh)
+    per_neuron = neuron_gradients(model, mesh) if gradients is None else gradients
     sharding = None if mesh is None else NamedSharding(mesh, PartitionSpec(NEURON_AXIS))
 
     def step(state: ForegroundState, t):
@@ -176,22 +202,33 @@ def init_foreground(
     temperature: float | None = None,
     batch_size: int | None = None,
     mesh: Mesh | None = None,
+    step: str = "auto",
+    precision: str | None = None,
 ):
     """``(step, state)`` of the foreground run (arguments as ``train_foreground``): prior neurons sharded on ``mesh``.
 
-    ``run_loop(step, state, steps)`` trains them; ``train_foreground`` does exactly that.
+    ``run_loop(step, state, steps)`` trains them; ``train_foreground`` does exactly that. The
+    returned step function carries ``choice``: the ``StepChoice`` (path, blocks, words) that runs.
     """
+    if step not in fused.STEPS:
+        raise ConfigError(f"step must be one of {', '.join(map(repr, fused.STEPS))}, got {step!r}")
+    mesh = neuron_mesh() if mesh is None else mesh
+    device = device_memory()
+    path, reason = fused.choose_step(step, device.backend, model.activation, data.input_dim)
+    blocks = None
     if isinstance(num_neurons, (int, np.integer)) and not isinstance(num_neurons, bool) and num_neurons > 0:
         points = batch_size if batch_size is not None else getattr(data, "num_points", 0)
-        require(8.0 * num_neurons * (data.input_dim + data.output_dim) * 4 + 4.0 * min(num_neurons, NEURON_BLOCK) * points * 4,
-                f"training {num_neurons} foreground neurons on {points} points per step",
-                "[foreground] num_neurons or batch_size")
+        itemsize = jnp.dtype(data.x.dtype if isinstance(data, Dataset) else jnp.result_type(float)).itemsize
+        blocks = fused.plan_blocks(device.backend, device.free_bytes, max(1, num_neurons // mesh.devices.size), points,
+                                   data.input_dim, data.output_dim, path, itemsize)
+        require(blocks.memory_bytes * mesh.devices.size if device.backend == "cpu" else blocks.memory_bytes,
+                f"training {num_neurons} foreground neurons on {points} points per step ({path} step)",
+                "[foreground] num_neurons or batch_size", available=device)
     temperature = model.temperature if temperature is None else temperature
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0 or not np.isfinite(temperature):
         raise ConfigError(f"temperature must be a finite number >= 0 (0: gradient descent), got {temperature!r}")
     if not (isinstance(step_size, (int, float)) and not isinstance(step_size, bool) and np.isfinite(step_size) and step_size > 0):
         raise ConfigError(f"step_size must be a finite number > 0, got {step_size!r}")
-    mesh = neuron_mesh() if mesh is None else mesh
     num_neurons = check_num_neurons(num_neurons, mesh)
     if isinstance(data, Dataset):
         data = replicate(data, mesh)
@@ -201,7 +238,30 @@ def init_foreground(
     init_key, noise_key, batch_key = jax.random.split(key, 3)
     neurons = shard_neurons(init_neurons(init_key, model, num_neurons, data.input_dim, data.output_dim, dtype), mesh)
     transform = langevin(float(step_size), float(temperature), model.prior_variances(), noise_key, penalty=model.prior_penalties())
-    return foreground_step(model, batches, transform, mesh), ForegroundState(neurons, transform.init(neurons), batch_key)
+    matmul = lax_precision(precision)  # the fused matmul path's explicit precision: the setting's (HIGHEST by default)
+    gradients = step_gradients(model, path, blocks, mesh, matmul, device.backend)
+    if step == "auto" and path != "reference":  # a kernel the backend cannot compile falls back, saying why
+        failure = _compile_failure(gradients, neurons, batches(batch_key))
+        if failure is not None:
+            reason = f"{reason}; the fused step did not compile ({failure}), so the reference step runs"
+            path, blocks = "reference", fused.plan_blocks(device.backend, device.free_bytes, max(1, num_neurons // mesh.devices.size),
+                                                          points, data.input_dim, data.output_dim, "reference", itemsize)
+            require(blocks.memory_bytes, f"training {num_neurons} foreground neurons on {points} points per step (reference step)",
+                    "[foreground] num_neurons or batch_size", available=device)
+            gradients = step_gradients(model, path, blocks, mesh)
+    step_fn = foreground_step(model, batches, transform, mesh, gradients)
+    step_fn.choice = fused.StepChoice(step, path, blocks, fused.describe(path, blocks, reason, matmul))
+    return step_fn, ForegroundState(neurons, transform.init(neurons), batch_key)
+
+
+def _compile_failure(gradients, neurons: dict, batch) -> str | None:
+    """None if ``gradients`` compiles for these shapes, else the first line of the error."""
+    data, residual = batch
+    try:
+        jax.jit(gradients).lower(neurons["a"], neurons["w"], data, residual).compile()
+    except Exception as error:  # noqa: BLE001 - any lowering / compile error means: use the reference step
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+    return None
 
 
 @precision_option
@@ -222,7 +282,9 @@ def train_foreground(
     checkpoint_every: int = 1000,
     resume: bool = False,
     progress: bool = True,
+    step: str = "auto",
     precision: str | None = None,
+    record: dict | None = None,
 ) -> NeuronLaw:
     """Train ``num_neurons`` independent neurons on ``V`` from the prior; the equally weighted ``NeuronLaw``.
 
@@ -230,13 +292,17 @@ def train_foreground(
     gradient descent. ``batch_size=None`` uses the whole background every step. The neuron axis
     is sharded over ``mesh`` (default: all devices); ``num_neurons`` must divide evenly. With
     ``out_dir`` the run checkpoints every ``checkpoint_every`` steps and ``resume=True`` continues
-    it exactly; NaN/inf stops it with ``NonFiniteError`` naming the step. ``precision``: ``"highest"`` (float32-exact matmuls) or ``"fast"`` (the backend's default: TF32 / bf16 passes, see
-    ``mft_jax.precision``); None: the current setting (``"highest"`` by default).
+    it exactly; NaN/inf stops it with ``NonFiniteError`` naming the step. ``precision``: ``"highest"`` (float32-exact
+    matmuls) or ``"fast"`` (the backend's default: TF32 / bf16 passes, see ``mft_jax.precision``); None: the current
+    setting (``"highest"`` by default). ``step``: ``"auto" | "fused" | "reference"`` (module docstring); a ``record``
+    dict receives ``step`` (the words saying which step ran and why) and ``step_path``.
     """
     step, state = init_foreground(
         key, model, data, residual, num_neurons=num_neurons, step_size=step_size,
-        temperature=temperature, batch_size=batch_size, mesh=mesh,
+        temperature=temperature, batch_size=batch_size, mesh=mesh, step=step, precision=precision,
     )
+    if record is not None:
+        record.update(step=step.choice.description, step_path=step.choice.path)
     run = fingerprint(
         trainer="foreground", model=model.settings(), data=data_fingerprint(data),
         residual=getattr(residual, "__qualname__", type(residual).__name__) if callable(residual) else residual, num_neurons=num_neurons,
