@@ -508,6 +508,22 @@ def ts_scale1_gibbs(r: Results) -> str:
                   "h = 0.01 - theory, f3 prior / teacher (f1), s.e. in brackets", "networks h = 0.005, prior / teacher f3 (f1 prior)"], rows)
 
 
+def deep_composition_erf40(r: Results) -> str:
+    """erf at beta = 40 (MCMC layer laws): GP, theory and the long network runs, with the per-layer kernels."""
+    rows = []
+    for depth, run in ((2, "erf40_depth2_long"), (3, "erf40_depth3_long")):
+        d = r(f"deep_composition/{run}")
+        losses = d["losses"]
+        gp, mft, net = losses[f"gp_depth{depth}"], losses[f"mft_depth{depth}"], losses[f"networks_depth{depth}"]
+        layers = d["layers"][f"depth{depth}"]
+        kernels = "; ".join(f"layer {k[-1]}: {v['alignment']['theory']:.5f} / {v['distance']['theory']:.3f} "
+                            f"({v['alignment']['noise_floor']:.5f} / {v['distance']['noise_floor']:.3f})" for k, v in layers.items())
+        nngp = "; ".join(f"{v['distance']['nngp']:.2f}" for v in layers.values())
+        rows.append([f"depth {depth}: GP / theory", f"{gp['train']:.4f} / {mft['train']:.4f}", f"{gp['test']:.4f} / {mft['test']:.4f}", "", ""])
+        rows.append([f"depth {depth}: networks, N = {d['width']}", pm(net["train"], net["train_sem"]), pm(net["test"], net["test_sem"]), kernels, nngp])
+    return table(["erf, beta = 40", "train loss", "test loss", "kernel vs theory: alignment / distance (noise floor)", "NNGP distance"], rows)
+
+
 # ----------------------------------------------------------------------------------------------- the index
 
 EXPERIMENTS = [
@@ -569,6 +585,7 @@ GENERATORS = {
     "deep_composition_losses": deep_composition_losses,
     "deep_composition_z": deep_composition_z,
     "deep_composition_step": deep_composition_step,
+    "deep_composition_erf40": deep_composition_erf40,
     "deep_speed": deep_speed,
     "deep_speed_exponent": deep_speed_exponent,
     "modular_grokking_fractions": modular_grokking_fractions,
