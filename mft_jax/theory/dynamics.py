@@ -68,6 +68,7 @@ from mft_jax.theory.fixed_point import Anderson, Damped, Evaluation, Iterate, Pr
 HIGHEST = jax.lax.Precision.HIGHEST
 INITS = ("prior", "antithetic", "quadrature")
 MAX_HALVINGS = 6  # windows="auto": a window is halved at most this many times
+WINDOW_STEPS = 100  # default window length: plain iteration converges in ~10 sweeps per window (measured on clover)
 
 
 class Particles(NamedTuple):
@@ -226,6 +227,8 @@ def _check(name, value, kind, low=None, strict=True, allowed=""):
 
 
 def _window_ends(steps: int, windows) -> list[int]:
+    if windows is None:
+        windows = math.ceil(steps / WINDOW_STEPS)
     if windows == "auto":
         return [steps]
     if isinstance(windows, (int, np.integer)) and not isinstance(windows, bool):
@@ -253,7 +256,7 @@ def solve_dynamics(
     save_every: int | None = None,
     test: Dataset | None = None,
     solver: Any = None,
-    windows: int | str | Sequence[int] = 1,
+    windows: int | str | Sequence[int] | None = None,
     tol: float = 1e-5,
     max_iter: int = 100,
     throw: bool = False,
@@ -268,7 +271,7 @@ def solve_dynamics(
     ``Dataset`` whose loss curve is recorded. ``solver``: a ``fixed_point`` solver object over the flattened
     window of the trajectory (default ``Damped(1.0)``: plain iteration, exact in finitely many sweeps for this causal
     map; ``Anderson(m, damping)`` also works); ``windows``: how many equal windows of time to solve one after the
-    other, or their last steps, or ``"auto"`` (the whole run, halving a window that does not converge in
+    other (default: windows of at most ``WINDOW_STEPS`` = 100 steps), or their last steps, or ``"auto"`` (the whole run, halving a window that does not converge in
     ``max_iter`` sweeps, at most 6 times). Convergence: ``|G(r) - r|_q <= tol |G(r)|_q`` on every window.
     ``throw=True`` raises ``NoFixedPointError`` instead of returning an unconverged solution.
     """
@@ -370,7 +373,7 @@ def solve_dynamics(
         raise NoFixedPointError(message)
     settings = {"steps": steps, "step_size": float(step_size), "temperature": float(temperature), "num_neurons": int(start.a.shape[0]),
                 "init": init, "output_scale": float(output_scale), "save_every": save_every, "tol": tol, "max_iter": max_iter,
-                "windows": windows if isinstance(windows, (str, int)) else list(windows), "solver": repr(solver)}
+                "windows": windows if windows is None or isinstance(windows, (str, int)) else list(windows), "solver": repr(solver)}
     times = step_size * np.arange(steps + 1)
     return DynamicsSolution(times, residual, loss, test_loss, times[::save_every], laws, model, data, converged,
                             result, message, sweeps, history, settings)
