@@ -1,0 +1,1 @@
+"""Physics experiments: scripts run as ``python -m experiments.<name>``."""
