@@ -4,8 +4,9 @@ For each setting (clover: ``continuous_xor`` on a 4 x 4 Gauss-Hermite quadrature
 d = 4 on 32 training points with 1024 held-out points, erf) the theory's self-consistent run ``solve_dynamics`` (M particles
 from the prior, Langevin at T = 1/beta, step h) and networks of widths N trained from the prior by the same Langevin
 (``mft_jax.train.joint.train`` with ``langevin_optimizer(model, h)``, mean-field scaling: step k is time k h, seeds
-vmapped). Recorded at the theory's times: the loss (and test loss) mean and standard error over seeds; the z-score
-``(network - theory) / s.e.`` at each time; the energy distance in ``(a, w)`` between the networks' pooled neurons and the
+vmapped). The theory's particles start as antithetic pairs (``f(., 0) = 0`` exactly, as for infinite width). Recorded
+at the theory's times: the loss (and test loss) mean and standard error over seeds; the z-score ``(network - theory) /
+s.e.`` at each time (s.e. of the seed mean and of the theory's own M particles, see ``summary``); the energy distance in ``(a, w)`` between the networks' pooled neurons and the
 theory's particles at an early, middle and late time with its noise floor (``mft_jax.analysis.compare.noise_floor``, same
 sample size); the width trend of the late-time loss gap (expected O(1/N)).
 
@@ -77,10 +78,15 @@ def networks(key, model, data, test, width, config):
     return {"a": a, "w": w, "loss": train_loss, "test_loss": test_loss}
 
 
-def summary(curves: np.ndarray, theory: np.ndarray) -> dict:
-    mean, error = curves.mean(1), curves.std(1, ddof=1) / np.sqrt(curves.shape[1])
-    z = (mean - theory) / np.maximum(error, 1e-300)
-    return {"mean": mean, "se": error, "z": z, "max_abs_z": float(np.abs(z).max()),
+def summary(curves: np.ndarray, theory: np.ndarray, width: int, particles: int) -> dict:
+    """Mean and s.e. over seeds of ``curves`` (records, seeds) and ``z = (mean - theory) / s.e.``. The theory is one run of
+    M particles, itself a width-M network: its own error is estimated as one width-N network's spread scaled by N / M
+    (fluctuations of a width-N network are O(1/N) in variance) and added in quadrature (``theory_se``)."""
+    spread = curves.std(1, ddof=1)
+    mean, error = curves.mean(1), spread / np.sqrt(curves.shape[1])
+    theory_error = spread * np.sqrt(width / particles)
+    z = (mean - theory) / np.maximum(np.hypot(error, theory_error), 1e-300)
+    return {"mean": mean, "se": error, "theory_se": theory_error, "z": z, "max_abs_z": float(np.abs(z).max()),
             "fraction_within_2se": float(np.mean(np.abs(z) < 2))}
 
 
@@ -104,7 +110,7 @@ def run_setting(name: str, setting: dict, config: dict, key) -> dict:
     start = time.perf_counter()
     law_steps = [int(round(t / h)) for t in config["law_times"]]
     theory = solve_dynamics(data, model, key=jax.random.fold_in(key, 0), steps=steps, step_size=h,
-                            num_neurons=config["particles"], save_every=every, test=test)
+                            num_neurons=config["particles"], init="antithetic", save_every=every, test=test)
     seconds = time.perf_counter() - start
     print(f"[{name}] theory: {theory.message} ({seconds:.0f} s); loss {theory.loss[0]:.4f} -> {theory.loss[-1]:.4f}", flush=True)
     recorded = np.arange(0, steps + 1, every)
@@ -116,9 +122,10 @@ def run_setting(name: str, setting: dict, config: dict, key) -> dict:
     for index, width in enumerate(config["widths"]):
         start = time.perf_counter()
         net = networks(jax.random.fold_in(key, 100 + index), model, data, test, width, config)
-        point = {"width": width, "seconds": time.perf_counter() - start, "loss": summary(net["loss"], theory.loss[recorded])}
+        scale = (width, theory.settings["num_neurons"])
+        point = {"width": width, "seconds": time.perf_counter() - start, "loss": summary(net["loss"], theory.loss[recorded], *scale)}
         if test is not None:
-            point["test_loss"] = summary(net["test_loss"], theory.test_loss[recorded])
+            point["test_loss"] = summary(net["test_loss"], theory.test_loss[recorded], *scale)
         late = slice(len(recorded) // 2, None)
         gaps = (net["loss"][late].mean(0) - theory.loss[recorded][late].mean())
         point["late_gap"] = {"mean": float(gaps.mean()), "se": float(gaps.std(ddof=1) / np.sqrt(len(gaps)))}
@@ -165,12 +172,39 @@ def plot(results: dict, path) -> Path:
     return save_figure(figure, path)
 
 
+def summarise(results: dict) -> str:
+    """A markdown table of the measured agreement, from a results file (what docs/guide/dynamics.md quotes)."""
+    lines = [f"From `{results['meta']['command']}` (commit {results['meta']['git_commit']}); z = (network mean - theory) / "
+             "s.e. (seeds, and the theory's own M-particle error) at the recorded times; law distances: energy distance in (a, w), value / floor +- spread.", "",
+             "| setting | N | loss: max abs z | loss: times within 2 s.e. | test loss: max abs z | late gap (net - theory) | law distance early / middle / late |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, out in results["settings"].items():
+        for point in out["networks"]:
+            test = point.get("test_loss")
+            test_z = "-" if test is None else f"{test['max_abs_z']:.2f}"
+            laws = " / ".join(f"{p['distance']:.4f} ({p['floor']:.4f} +- {p['floor_std']:.4f})" for p in point["laws"])
+            lines.append(f"| {name} | {point['width']} | {point['loss']['max_abs_z']:.2f} | "
+                         f"{100 * point['loss']['fraction_within_2se']:.0f}% | {test_z} | "
+                         f"{point['late_gap']['mean']:+.5f} +- {point['late_gap']['se']:.5f} | {laws} |")
+        theory = out["theory"]
+        lines.append(f"| {name} theory | M = {theory['settings']['num_neurons']} | loss {theory['loss'][0]:.4f} -> "
+                     f"{theory['loss'][-1]:.4f} | | | | {theory['message'].split('.')[0]} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a CPU smoke run (well under a minute)")
     parser.add_argument("--results", default="results/dynamics")
     parser.add_argument("--figures", default="figures")
+    parser.add_argument("--summary", action="store_true", help="print the table of a finished run's results file and exit")
     args = parser.parse_args(argv)
+    if args.summary:
+        import json
+
+        results = json.loads((Path(args.results) / ("quick.json" if args.quick else "default.json")).read_text())
+        print(summarise(results))
+        return results
     config = QUICK if args.quick else DEFAULT
     run = "quick" if args.quick else "default"
     print(f"devices: {jax.devices()}", flush=True)
