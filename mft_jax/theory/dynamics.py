@@ -29,7 +29,9 @@ differs from the ``M -> infinity`` trajectory by the sampling noise, ``O(M^-1/2)
 repeating with independent keys), which is the method's floor. Because ``G`` is causal, plain iteration
 (``Damped(1.0)``) makes steps ``0..n-1`` exact after ``n`` sweeps and converges like ``(Lambda t)^n / n!``; long
 runs are split into ``windows`` solved one after another, each starting from the particles the converged
-windows before it left (a window that does not converge within ``max_iter`` is halved, ``windows="auto"``).
+windows before it left (by default windows of at most 100 steps; one that does not converge within ``max_iter`` is
+halved). An iterate that drives the particles to overflow is held finite from its first bad step (the map is causal,
+so the fixed point is unchanged).
 
 Time-discretisation error: Euler-Maruyama is weakly first order, ``O(h)``. Measured for the linear activation,
 where ``linear_moments`` gives the discrete dynamics exactly (tests/test_dynamics.py::test_time_step_error_is_first_order):
@@ -271,8 +273,9 @@ def solve_dynamics(
     ``Dataset`` whose loss curve is recorded. ``solver``: a ``fixed_point`` solver object over the flattened
     window of the trajectory (default ``Damped(1.0)``: plain iteration, exact in finitely many sweeps for this causal
     map; ``Anderson(m, damping)`` also works); ``windows``: how many equal windows of time to solve one after the
-    other (default: windows of at most ``WINDOW_STEPS`` = 100 steps), or their last steps, or ``"auto"`` (the whole run, halving a window that does not converge in
-    ``max_iter`` sweeps, at most 6 times). Convergence: ``|G(r) - r|_q <= tol |G(r)|_q`` on every window.
+    other, or their last steps; ``None`` (default): windows of at most ``WINDOW_STEPS`` = 100 steps, and ``"auto"``: the
+    whole run, each halving a window that does not converge in ``max_iter`` sweeps, at most 6 times.
+    Convergence: ``|G(r) - r|_q <= tol |G(r)|_q`` on every window.
     ``throw=True`` raises ``NoFixedPointError`` instead of returning an unconverged solution.
     """
     _check("steps", steps, (int, np.integer), 0)
@@ -309,7 +312,7 @@ def solve_dynamics(
     history = {"change": [], "window": [], "kind": []}
     solved = np.zeros((0,) + y.shape)
     particles = start
-    result, message, verdicts = Result.SUCCESSFUL, "", []
+    result, message, verdicts, diverged = Result.SUCCESSFUL, "", [], []
 
     bar = tqdm(total=steps, disable=not progress, desc="solve_dynamics", leave=False)
     queue = [(0 if i == 0 else ends[i - 1], end, 0) for i, end in enumerate(ends)]
@@ -320,8 +323,13 @@ def solve_dynamics(
         def evaluate(point, first=first, here=here):
             f, _ = _window(model, dynamics, here, data, jnp.asarray(point, dtype), first, noise_key)
             image = y[None] - np.asarray(f, dtype=float)
-            if not np.isfinite(image).all():
-                raise NoFixedPointError(f"the particles diverged (NaN/inf) in steps {first}..{last}: lower step_size")
+            finite = np.isfinite(image).reshape(len(image), -1).all(axis=1)
+            if not finite.all():  # an iterate that drives the particles to overflow: the map is kept finite by holding
+                # the last finite value from the first bad step on. G is causal, so this changes nothing up to that step
+                # and the fixed point (a finite trajectory) is the same; the iteration goes on making early steps exact.
+                bad = int(np.argmin(finite))
+                image[bad:] = image[bad - 1] if bad else y
+                diverged.append(first + bad)
             return Evaluation(image - point)
 
         def record(it: Iterate, kind: str, last=last):
@@ -332,7 +340,7 @@ def solve_dynamics(
         guess_from = solved[-1] if len(solved) else y
         guess = np.broadcast_to(guess_from, (last - first,) + y.shape).copy()
         run = fixed_point(Problem(evaluate, weights=q[:, None]), guess, solver, tol=tol, max_steps=max_iter, callback=record)
-        if not run.converged and windows == "auto" and depth < MAX_HALVINGS and last - first > 1:
+        if not run.converged and (windows is None or windows == "auto") and depth < MAX_HALVINGS and last - first > 1:
             middle = (first + last) // 2
             queue[:0] = [(first, middle, depth + 1), (middle, last, depth + 1)]
             verdicts.append(f"window {first}..{last} halved ({run.message})")
@@ -369,6 +377,12 @@ def solve_dynamics(
         message = f"no self-consistent trajectory: {message}. Hint: more windows (windows='auto'), a larger max_iter or a smaller step_size"
     if verdicts:
         message += ". " + "; ".join(verdicts)
+    if diverged:
+        message += (f". {len(diverged)} iterate(s) drove the particles to overflow (first at step {diverged[0]}); "
+                    "held finite (see solve_dynamics)")
+    if not np.isfinite(residual).all():
+        converged, result = False, Result.NO_PROGRESS
+        message = "the particles diverged (NaN/inf) along the final trajectory: lower step_size. " + message
     if throw and not converged:
         raise NoFixedPointError(message)
     settings = {"steps": steps, "step_size": float(step_size), "temperature": float(temperature), "num_neurons": int(start.a.shape[0]),
