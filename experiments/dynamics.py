@@ -47,8 +47,8 @@ DEFAULT = {
                             "model": {"activation": "erf", "sa2": 4.0, "sw2": 1.0, "beta": 4.0}},
     },
 }
-QUICK = {**DEFAULT, "steps": 60, "particles": 512, "widths": [32, 128], "seeds": 4, "law_times": [0.5, 1.5, 3.0],
-         "law_sample": 256, "floor_repeats": 3}
+QUICK = {**DEFAULT, "steps": 40, "particles": 256, "widths": [32, 128], "seeds": 4, "law_times": [0.5, 1.0, 2.0],
+         "law_sample": 128, "floor_repeats": 2}
 
 
 def datasets(task: dict, seed: int) -> tuple[Dataset, Dataset | None]:

@@ -143,7 +143,7 @@ def test_long_time_limit_is_the_static_fixed_point(clover):
     Euler's O(h) bias (about 1% of f at h = 0.05 here) is removed by Richardson extrapolation, 2 L(h/2) - L(h); its
     error budget is 5 x the standard error from 8 blocks of each run's late times (M = 8192 particles; the width-M
     correction is O(1/M), measured below 1e-3 for M = 2048 -> 16384). The static loss at a 10% larger beta is outside it.
-    Measured: 1.8 s.e. from the static loss, 7.6 s.e. from the twin's (to be refreshed by the run). Slow (about 2 minutes
+    Measured (key 5): 0.7 s.e. from the static loss, 7.8 s.e. from the twin's. Slow (about 1.5 minutes
     on 2 cores): the budget needs long averages at two step sizes.
     """
     model = TwoLayer("gelu", sa2=4.0, sw2=1.0, beta=1.0)
