@@ -59,6 +59,7 @@ def test_unconverged_run_says_so(clover):
     (dict(steps=0), "steps"), (dict(step_size=-1.0), "step_size"), (dict(temperature=-0.1), "temperature"),
     (dict(init="grid"), "init must be one of"), (dict(save_every=7), "must divide steps"),
     (dict(windows=[10, 5]), "windows"), (dict(solver="picard"), "solver"), (dict(num_neurons=3, init="antithetic"), "even"),
+    (dict(test=make_data("continuous_xor", quadrature=2)._replace(y=np.zeros((4, 2)))), "test must be a Dataset"),
 ])
 def test_bad_input_is_named(clover, bad, match):
     options = dict(key=jax.random.key(0), steps=20, step_size=0.05, num_neurons=8)
@@ -94,6 +95,11 @@ def test_linear_activation_matches_the_moment_recursion():
     assert hotter[-1] > 8, hotter
     longer = z(linear_moments(data, model, steps=steps, step_size=1.1 * h).loss)
     assert longer[:-1].max() > 8, longer
+
+
+def test_linear_moments_refuses_other_activations(clover):
+    with pytest.raises(ConfigError, match="linear activation"):
+        linear_moments(clover, TwoLayer("gelu"), steps=2, step_size=0.1)
 
 
 def test_time_step_error_is_first_order():

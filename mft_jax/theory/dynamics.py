@@ -294,6 +294,8 @@ def solve_dynamics(
         raise ConfigError("solve_dynamics supports the Gaussian prior only; this model has a weight penalty")
     if model.scaling != "mean_field":
         raise ConfigError("solve_dynamics takes a mean-field model; for standard scaling at width N use output_scale = sqrt(N)")
+    if test is not None and (not isinstance(test, Dataset) or test.input_dim != data.input_dim or test.output_dim != data.output_dim):
+        raise ConfigError(f"test must be a Dataset with the data's input and output dimensions ({data.input_dim}, {data.output_dim})")
     save_every = steps if save_every is None else save_every
     _check("save_every", save_every, (int, np.integer), 0)
     if steps % save_every:
@@ -432,6 +434,8 @@ def linear_moments(data: Dataset, model: TwoLayer, *, steps: int, step_size: flo
     the moment ODEs (``dM/dt = (R W + A R)/alpha - T (1/sa2 + 1/sw2) M``, ``dA/dt = (R M^T + M R^T)/alpha - 2 T A /
     sa2 + 2 T``, ``dW/dt = (R^T M + M^T R)/alpha - 2 T W / sw2 + 2 T``).
     """
+    if model.activation.name != "linear":
+        raise ConfigError(f"linear_moments is the closed form of the linear activation; this model's is {model.activation.name!r}")
     temperature = model.temperature if temperature is None else float(temperature)
     x, q, y = (np.asarray(v, dtype=float) for v in data)
     c, d = y.shape[1], x.shape[1]
