@@ -17,7 +17,7 @@ the NumPy loop times a few neurons and scales (it is linear in neurons and steps
 
 Device mode (``--device``; automatic when a GPU or TPU is the default backend; ``--device --quick``
 is a CPU smoke run of it) reports in one run on whatever backend is present
-(``results/neuron_throughput_device[_quick].json``):
+(``results/neuron_throughput/device[_quick].json``):
 
 - the matmul peaks measured at ``Precision.HIGHEST`` (exact float32) and ``DEFAULT`` (TF32 on GPUs);
 - foreground d = 2 (ramp clover, M = 65536, P = 4096): the library step (``init_foreground``,
@@ -49,6 +49,8 @@ import time
 from pathlib import Path
 
 import jax
+
+from mft_jax.io import run_metadata
 import jax.numpy as jnp
 import numpy as np
 
@@ -234,6 +236,7 @@ def main() -> None:
         print("PyTorch is not installed: skipping the torch.func.vmap comparison (pip install torch to run it)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    results["meta"] = run_metadata(vars(args))  # the exact command, versions, commit, devices
     out.write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"neuron-sample updates per second (M = {args.neurons}, P = {args.points}, {args.activation} clover, Langevin):")

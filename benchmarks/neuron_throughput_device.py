@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import jax
+
+from mft_jax.io import run_metadata
 import jax.numpy as jnp
 import numpy as np
 
@@ -202,7 +204,7 @@ def device_mode(args) -> None:
     sizes = QUICK if args.quick else FULL
     if backend == "cpu" and not args.quick:
         print("device mode on a CPU: the full sizes take long here; use --quick for a smoke run")
-    out = Path(args.out or ROOT / "results" / ("neuron_throughput_device_quick.json" if args.quick else "neuron_throughput_device.json"))
+    out = Path(args.out or ROOT / "results" / "neuron_throughput" / ("device_quick.json" if args.quick else "device.json"))
     load_before = os.getloadavg()
 
     peaks = {name: matmul_peak(sizes["peak_size"], precision=p) for name, p in PRECISIONS.items()}
@@ -267,6 +269,7 @@ def device_mode(args) -> None:
         "versions": {"jax": jax.__version__, "numpy": np.__version__},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
+    results["meta"] = run_metadata(vars(args))  # the exact command, versions, commit, devices
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
     print(f"foreground d = 2 (M = {M}, P = {P}): neuron updates / s and fraction of the compute limit ({compute_limit:.3g} /s):")

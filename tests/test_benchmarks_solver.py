@@ -43,8 +43,8 @@ def test_neuron_throughput_quick(tmp_path):
 def test_neuron_throughput_device_mode_quick(tmp_path):
     """The device mode runs end to end on a CPU (--device --quick) and records every measurement it promises."""
     out = tmp_path / "device.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "neuron_throughput.py"), "--device", "--quick", "--out", str(out)],
-                   check=True, timeout=900)
+    subprocess.run([sys.executable, "-m", "benchmarks.neuron_throughput", "--device", "--quick", "--out", str(out)],
+                   check=True, timeout=900, cwd=ROOT)
     result = json.loads(out.read_text())
     assert set(result["matmul_peak_flops"]) == {"highest", "default"}
     rates = result["foreground_d2"]["neuron_updates_per_second"]
