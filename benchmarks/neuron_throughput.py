@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 neurons, 256 points, blocks 16 and 256")
     args = parser.parse_args()
     if args.device or jax.default_backend() != "cpu":
-        from neuron_throughput_device import device_mode  # benchmarks/ is on sys.path when run as a script
+        from benchmarks.neuron_throughput_device import device_mode
 
         return device_mode(args)
     if args.quick:

@@ -16,18 +16,17 @@ import time
 from pathlib import Path
 
 import jax
-
-from mft_jax.io import run_metadata
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.neuron_throughput import ROOT, _timed, flops_per_step, matmul_peak
 from mft_jax.data import Dataset
+from mft_jax.io import run_metadata
 from mft_jax.model import TwoLayer
 from mft_jax.tasks import continuous_xor
 from mft_jax.train import fused
 from mft_jax.train.foreground import init_foreground
 from mft_jax.train.joint import energy, langevin_optimizer, train
-from neuron_throughput import ROOT, _timed, flops_per_step, matmul_peak
 
 REPEATS = 3
 PRECISIONS = {"highest": jax.lax.Precision.HIGHEST, "default": jax.lax.Precision.DEFAULT}
