@@ -28,8 +28,8 @@ Iteration (``r_{k+1}`` from ``r_k``, ``g_k = G(r_k) - r_k``):
 Convergence: ``|G(r) - r|_q <= tol |G(r)|_q`` with ``|v|_q^2 = sum_mu q_mu |v_mu|^2``, the norm in
 which F sees the residual.
 
-Continuation: ``continuation = n >= 2`` solves at ``n`` inverse temperatures geometrically
-spaced from ``beta_start`` (default ``beta / 50``, near the GP limit) to ``model.beta``, each
+Continuation (``schedule=Continuation(stages=n)``, ``mft_jax.theory.fixed_point``): ``n >= 2`` inverse temperatures
+geometrically spaced from ``beta_start`` (default ``beta / 50``, near the GP limit) to ``model.beta``, each
 stage warm-started from the last (rescaled by ``beta_prev / beta`` where the plain warm start would be
 non-normalizable); intermediate stages stop at ``max(tol, 1e-3)``.
 
@@ -360,10 +360,6 @@ def solve(
 
     stage = escalate(run, ladder, actions, auto=auto).value
     return _finish(stage, model, data, current[0], history, tol, throw, actions)
-
-
-def _first_clause(error: Exception) -> str:
-    return str(error).split(":")[0]
 
 
 def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, actions, *, refine, init, tol, max_iter,
