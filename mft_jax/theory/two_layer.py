@@ -43,7 +43,6 @@ sampler (``log_partition``: grid quadrature, or the log-mean-exp of the importan
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -59,7 +58,7 @@ from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 from mft_jax.theory.fixed_point import (Anderson, Attempt, Continuation, Damped, Evaluation, FixedPointSolution, InadmissibleStep,
                                         Iterate, NoiseFloorStop, Outcome, Problem, Result, escalate, fixed_point, weighted_norm)
-from mft_jax.theory._legacy import solver_and_schedule
+from mft_jax.theory._legacy import solver_and_schedule, with_damping
 from mft_jax.theory.samplers import Sampler, info_dict
 from mft_jax.model import TwoLayer
 from mft_jax.protocol import LayerBackground, readout_background
@@ -371,7 +370,7 @@ def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, ac
     ``REFINEMENTS`` times in all. Returns the last stage and the sampler it used.
     """
     betas = attempt.betas
-    solver = dataclasses.replace(solver, damping=attempt.damping)
+    solver = with_damping(solver, attempt.damping)
     sampler_key, check_key = jax.random.split(key)
     stage_model = model.replace(beta=betas[0])
     state = sampler.init(sampler_key, stage_model, data)
