@@ -70,7 +70,7 @@ def test_layer_samplers_declare_what_they_are_and_refuse_what_cannot_work():
     assert MCMCLayers.adaptive and not MCMCLayers.exact
     assert all(issubclass(c, LayerSampler) for c in (GaussianLayers, ImportanceLayers, MCMCLayers))
     data, _ = whitened_data(P=4, d=6, seed=2)
-    with pytest.raises(ConfigError, match="method 'anderson' cannot be used with the mcmc layer sampler"):
+    with pytest.raises(ConfigError, match="solver Anderson cannot be used with the mcmc layer sampler"):
         solve_deep(data, Deep("erf", depth=3), mcmc_layers(64), solver=Anderson())
     with pytest.raises(ConfigError, match="min_ess must be below refresh_ess"):
         mcmc_layers(64, min_ess=0.6, refresh_ess=0.5)
