@@ -7,7 +7,7 @@ import pytest
 
 from mft_jax.errors import NoFixedPointError
 from mft_jax.theory.fixed_point import (Anderson, Damped, Evaluation, InadmissibleStep, NewtonKrylov, NoiseFloorStop, Problem, Result,
-                                 Stall, backtracked, fixed_point)
+                                 Stall, Step, backtracked, fixed_point)
 
 
 def linear_map(n=12, seed=0, radius=0.9):
@@ -150,3 +150,60 @@ def test_pytree_state_with_weights_and_a_known_first_evaluation():
     kept = []
     run = fixed_point(judged, start, Damped(1.0), tol=1e-6, max_steps=100, callback=lambda it, kind: kept.append(it.x["r"]))
     assert run.converged and max(float(np.max(r)) for r in kept) <= 1.0
+
+
+def test_escalate_hands_a_refused_or_failed_attempt_to_the_next_and_says_so():
+    from mft_jax.errors import NonNormalizableError
+    from mft_jax.theory.fixed_point import Continuation, Outcome, escalate
+
+    ladder = Continuation().attempts(10.0, 0.5, auto=True)
+    tried = []
+
+    def run(attempt):
+        tried.append(attempt)
+        if len(tried) == 1:
+            raise NonNormalizableError("runs away: details")
+        return Outcome(len(tried) == 3, "stalled", len(tried))
+
+    actions = []
+    assert escalate(run, ladder, actions, auto=True).value == 3 and tried == ladder
+    assert actions[0].startswith("the direct solve at beta = 10 (damping 0.5) was refused (runs away); next: continuation")
+    assert "found no fixed point (stalled)" in actions[1]
+    tried.clear()
+    with pytest.raises(NonNormalizableError):  # the last attempt's refusal stands
+        escalate(run, ladder[:1], [], auto=False)
+
+
+def test_adapt_swaps_the_map_between_steps_and_a_refused_step_stays_unreported():
+    a, b, exact = linear_map()
+    shifted = Problem(lambda x: Evaluation(a @ x + b + 1.0 - x))  # the first map: a wrong fixed point
+    right = Problem(lambda x: Evaluation(a @ x + b - x))
+    swaps, kinds = [], []
+
+    def adapt(it):  # after 5 steps of the wrong map, switch once
+        if not swaps and len(kinds) >= 5:
+            swaps.append(True)
+            return right
+        return None
+
+    run = fixed_point(shifted, np.zeros(12), Anderson(5, 0.5), tol=1e-10, max_steps=500, adapt=adapt,
+                      callback=lambda it, kind: kinds.append(kind))
+    assert run.converged and "refresh" in kinds and kinds.count("refresh") == 1
+    np.testing.assert_allclose(run.value, exact, atol=1e-7)  # tol 1e-10 / (1 - 0.9) x |x| ~ 4e-9
+    stop = fixed_point(right, np.zeros(12), Damped(0.5), tol=1e-10, max_steps=50,
+                       adapt=lambda it: (Result.NO_PROGRESS, "the particles went stale"))
+    assert stop.result is Result.NO_PROGRESS and stop.message == "the particles went stale" and stop.steps == 0
+    refused = Problem(lambda x: Evaluation(a @ x + b - x, None, bool(np.all(np.abs(x) < 1e-3))), admissible=None)
+
+    class Overshoot:  # a last-resort step that leaves the admissible region (as NewtonKrylov's may)
+        def init(self, problem, it):
+            return None
+
+        def step(self, problem, state, it):
+            x = it.x + it.evaluation.gap
+            return Step(x, problem.evaluate(x), "overshoot", state)
+
+    seen = []
+    out = fixed_point(refused, np.zeros(12), Overshoot(), tol=1e-10, max_steps=50, callback=lambda it, k: seen.append(k),
+                      refuse_inadmissible="no admissible step")
+    assert out.result is Result.NO_PROGRESS and out.message.endswith("no admissible step") and seen == ["start"]

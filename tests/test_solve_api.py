@@ -175,3 +175,18 @@ def test_the_flat_api_has_the_nouns():
     for name in ("grid_sampler", "importance_sampler", "mcmc_sampler", "tempered_sampler", "gaussian_layers",
                  "importance_layers", "grid_layers", "mcmc_layers"):
         assert callable(getattr(mft_jax.samplers, name)), name
+
+
+def test_the_foreground_trainer_takes_a_solution_or_a_bare_layer_background():
+    from mft_jax.train.deep_foreground import train_deep_foreground
+
+    data, model = deep_problem()
+    solution = solve_deep(data, model, gaussian_layers(), tol=1e-6)
+    run = dict(num_neurons=8, steps=4, step_size=0.01, chunk=2, progress=False)
+    via_solution = train_deep_foreground(jax.random.key(1), solution, 2, **run)
+    via_background = train_deep_foreground(jax.random.key(1), solution.layer_background(2), 2, model=model, **run)
+    np.testing.assert_array_equal(np.asarray(via_solution.theta), np.asarray(via_background.theta))
+    with pytest.raises(ConfigError, match="needs its prior"):
+        train_deep_foreground(jax.random.key(1), solution.layer_background(2), 2, **run)
+    with pytest.raises(ConfigError, match="the background's own layer"):
+        train_deep_foreground(jax.random.key(1), solution.layer_background(2), 1, model=model, **run)

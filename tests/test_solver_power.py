@@ -91,5 +91,5 @@ def test_predict_consistent_is_kernel_regression_with_the_final_law_off_the_fixe
     done = solve(data, model, grid_sampler(64, 10.0), key=jax.random.key(0), tol=1e-12)
     np.testing.assert_allclose(np.asarray(done.kernel_regression(data.x)), np.asarray(done.predict(data.x)),
                                rtol=1e-8)
-    with pytest.raises(ConfigError, match="'iterate'.*'consistent'.*got 'fixed'"):
-        early.predict(data.x, at="fixed")
+    with pytest.raises(ConfigError, match="'iterate'.*'consistent'.*got 'fixed'"), pytest.warns(DeprecationWarning):
+        early.predict(data.x, at="fixed")  # the deprecated at= still names what it allows

@@ -4,6 +4,7 @@ naming the replacement. Kept for one release (CHANGELOG.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -79,13 +80,23 @@ def solver_and_schedule(solver, schedule, old: dict, *, default, where: str, all
                       "schedule=Continuation(stages=n, beta_start=b) (mft_jax.theory.fixed_point); the old keywords go in "
                       "the next release", DeprecationWarning, stacklevel=3)
     solver = default if solver is None else solver
-    if not isinstance(solver, allowed):
+    engine_solver = callable(getattr(solver, "init", None)) and callable(getattr(solver, "step", None))
+    if not (isinstance(solver, allowed) or (where == "solve_deep" and engine_solver)):
+        anything = " or any object with the engine's init / step" if where == "solve_deep" else ""
         raise ConfigError(f"{where}: solver must be one of {', '.join(c.__name__ for c in allowed)} (objects of "
-                          f"mft_jax.theory.fixed_point / ascent), got {solver!r}")
-    if not (isinstance(solver.damping, (int, float)) and 0 < solver.damping <= 1):
-        raise ConfigError(f"{where}: the solver's damping must be in (0, 1], got {solver.damping!r}")
+                          f"mft_jax.theory.fixed_point / ascent){anything}, got {solver!r}")
+    damping = getattr(solver, "damping", 1.0)
+    if not (isinstance(damping, (int, float)) and 0 < damping <= 1):
+        raise ConfigError(f"{where}: the solver's damping must be in (0, 1], got {damping!r}")
     schedule = Continuation() if schedule is None else schedule
     if not isinstance(schedule, Continuation):
         raise ConfigError(f"{where}: schedule must be a Continuation (mft_jax.theory.fixed_point), got {schedule!r}")
     return solver, schedule
 
+
+
+def with_damping(solver, damping: float):
+    """``solver`` at another damping (a retry of the ``Continuation`` ladder); a solver without one as it is."""
+    if dataclasses.is_dataclass(solver) and any(f.name == "damping" for f in dataclasses.fields(solver)):
+        return dataclasses.replace(solver, damping=damping)
+    return solver

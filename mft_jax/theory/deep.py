@@ -38,9 +38,9 @@ from tqdm.auto import tqdm
 from mft_jax.theory.background import data_term, predict_from_kernel, residual_from_kernel  # readout: r = (I + beta sa2 Phi_H Q)^-1 y
 from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NoFixedPointError, NonFiniteError, NonNormalizableError
-from mft_jax.theory.fixed_point import (Anderson, Attempt, Continuation, Damped, Evaluation, FixedPointSolution, NewtonKrylov,
-                                        Outcome, Problem, Result, escalate, fixed_point, stopping)
-from mft_jax.theory._legacy import solver_and_schedule
+from mft_jax.theory.fixed_point import (Anderson, Attempt, Continuation, Damped, Evaluation, NewtonKrylov,
+                                        Outcome, Problem, Result, escalate, fixed_point)
+from mft_jax.theory._legacy import solver_and_schedule, with_damping
 from mft_jax.theory.gp import nngp_kernel
 from mft_jax.theory.samplers.layers import (  # noqa: F401  (the layer samplers are part of this module's API)
     GaussianLayers, GridLayers, ImportanceLayers, LayerSampler, LayerStats, MCMCLayers, Particles, gaussian_layers,
@@ -383,7 +383,7 @@ def solve_deep(
 
     with counter.bar:
         x, result, change, reason, particles = escalate(
-            run, schedule.attempts(float(model.beta), solver.damping, auto=auto and max_iter > 0), history["actions"],
+            run, schedule.attempts(float(model.beta), getattr(solver, "damping", 1.0), auto=auto and max_iter > 0), history["actions"],
             auto=auto).value
     converged, iteration = result.converged, counter.iteration
     final = flat.unpack(x, data)
@@ -455,7 +455,7 @@ def _run_stages(flat, model, sampler, particles, data, x, attempt: Attempt, solv
     that wandered is no better a start), with the iterations left; said in ``history["actions"]``. An adaptive
     sampler (``mcmc_layers``) runs ``_adaptive_run``. Returns ``(x, result, change, reason, particles)``."""
     betas = attempt.betas
-    solver = dataclasses.replace(solver, damping=attempt.damping)
+    solver = with_damping(solver, attempt.damping)
     anderson = isinstance(solver, Anderson)
     stall_rule = stall if stall is not None else Continuation().stall
     stop = (stall_rule,) if stall is not None or anderson else ()
@@ -497,7 +497,7 @@ def _run_stages(flat, model, sampler, particles, data, x, attempt: Attempt, solv
             if anderson and not run.converged and len(run.changes) < max_iter:
                 history["actions"].append(
                     f"Anderson at beta = {beta:.3g} found no fixed point ({run.message}); Newton-Krylov from the stage start")
-                run = fixed_point(problem, start, NewtonKrylov(solver.damping), tol=stage_tol_here,
+                run = fixed_point(problem, start, NewtonKrylov(getattr(solver, "damping", 0.5)), tol=stage_tol_here,
                                   max_steps=max(max_iter - len(run.changes) - 1, 0),
                                   stop=(stall_rule,) if stall is not None else (), callback=record)
         x, result, change = run.value, run.result, run.change
@@ -538,57 +538,32 @@ def refresh_particles(sampler: LayerSampler, key, model: Deep, particles: tuple,
 
 
 def _adaptive_run(flat, model, sampler, particles, data, x, evaluation, solver, tol, max_steps, stop, record, history, key):
-    """Solver steps one at a time; wherever a layer's ``ESS / M`` at the iterate is below ``sampler.refresh_ess``
-    the particles are refreshed there (``refresh_particles``, reported to ``record`` as a ``"refresh"`` iterate)
-    and the map re-evaluated. Between refreshes the map is deterministic, so Newton's steps are valid; the run
-    converges only at a state where the particles are fresh (ESS >= ``refresh_ess`` M in every layer)."""
-    problem = deep_problem(flat, model, sampler, particles, data)
-    it = problem.iterate(x, evaluation)  # the map at the start, already evaluated and reported
-    changes, steps = [it.change], 0
-    while True:
-        if min(float(e) for e in evaluation.aux) < sampler.refresh_ess:
-            if len(history["refreshes"]) >= sampler.max_refreshes:
-                result = Result.NO_PROGRESS
-                message = (f"the {sampler.name} layer sampler's particles went stale (ESS < {sampler.refresh_ess:g} M) after "
-                           f"its max_refreshes = {sampler.max_refreshes} refreshes")
-                break
-            try:
-                particles, info = refresh_particles(sampler, jax.random.fold_in(key, 1 + len(history["refreshes"])), model,
-                                                    particles, data, flat.unpack(x, data))
-            except RefreshFailed as failure:
-                result, message = Result.NO_PROGRESS, f"relative change {it.change:.3g} > tol {tol:g}: the refresh failed: {failure}"
-                break
-            history["refreshes"].append({"iteration": len(history["change"]), **info._asdict()})
-            problem = deep_problem(flat, model, sampler, particles, data)
-            evaluation = problem.evaluate(x)
-            it = problem.iterate(x, evaluation)
-            record(it, "refresh")
-            changes.append(it.change)
-            continue
-        verdict = stopping(changes, tol, stop, steps, max_steps)
-        if verdict is not None:
-            result, message = verdict
-            break
-        reported = []  # the step's report waits until the step is accepted: a refused iterate stays out of the history
-        run = fixed_point(problem, x, solver, tol=tol, max_steps=1, evaluation=evaluation,
-                          callback=lambda *report: reported.append(report))
-        if run.steps > 0 and not run.evaluation.admissible:  # the solver's last resort left the admissible region
-            reported.clear()
-        for report in reported:
-            record(*report)
-        if run.steps == 0:
-            result, message = run.result, run.message
-            break
-        if not run.evaluation.admissible:  # chains there would run away: stop at the last admissible iterate
-            result = Result.NO_PROGRESS
-            message = (f"relative change {it.change:.3g} > tol {tol:g}: no step keeps every layer law normalizable with "
-                       f"ESS >= {sampler.min_ess:g} M")
-            break
-        steps += 1
-        x, evaluation = run.value, run.evaluation
-        it = problem.iterate(x, evaluation)
-        changes.append(it.change)
-    return FixedPointSolution(x, evaluation, result, it.change, steps, changes, message), particles
+    """The engine's loop with an ``adapt`` hook: wherever a layer's ``ESS / M`` at the iterate is below
+    ``sampler.refresh_ess`` the particles are refreshed there (``refresh_particles``, reported to ``record`` as a
+    ``"refresh"`` iterate) and the map re-evaluated. Between refreshes the map is deterministic, so Newton's steps are
+    valid; the run converges only at a state where the particles are fresh (ESS >= ``refresh_ess`` M in every layer);
+    a step out of the admissible region (chains there would run away) ends it at the last admissible iterate."""
+    current = [particles]
+
+    def adapt(it):
+        if min(float(e) for e in it.evaluation.aux) >= sampler.refresh_ess:
+            return None
+        if len(history["refreshes"]) >= sampler.max_refreshes:
+            return Result.NO_PROGRESS, (f"the {sampler.name} layer sampler's particles went stale (ESS < {sampler.refresh_ess:g} M) "
+                                        f"after its max_refreshes = {sampler.max_refreshes} refreshes")
+        try:
+            moved, info = refresh_particles(sampler, jax.random.fold_in(key, 1 + len(history["refreshes"])), model,
+                                            current[0], data, flat.unpack(it.x, data))
+        except RefreshFailed as failure:
+            return Result.NO_PROGRESS, f"relative change {it.change:.3g} > tol {tol:g}: the refresh failed: {failure}"
+        history["refreshes"].append({"iteration": len(history["change"]), **info._asdict()})
+        current[0] = moved
+        return deep_problem(flat, model, sampler, moved, data)
+
+    run = fixed_point(deep_problem(flat, model, sampler, particles, data), x, solver, tol=tol, max_steps=max_steps,
+                      evaluation=evaluation, stop=stop, callback=record, adapt=adapt,
+                      refuse_inadmissible=f"no step keeps every layer law normalizable with ESS >= {sampler.min_ess:g} M")
+    return run, current[0]
 
 
 # ------------------------------------------------------------------------------------- NNGP

@@ -416,7 +416,7 @@ def stopping(changes: list, tol: float, stop: tuple, steps: int, max_steps: int)
 
 def fixed_point(problem: Problem, x0, solver, *, tol: float, max_steps: int, evaluation: Evaluation | None = None,
                 stop: tuple = (), callback: Callable[[Iterate, str], None] | None = None,
-                throw: bool = False) -> FixedPointSolution:
+                throw: bool = False, adapt: Callable | None = None, refuse_inadmissible: str | None = None) -> FixedPointSolution:
     """Iterate ``solver`` from ``x0`` until the relative change is ``<= tol``, a stop rule fires, the
     solver finds no step, or ``max_steps`` steps were taken.
 
@@ -424,7 +424,15 @@ def fixed_point(problem: Problem, x0, solver, *, tol: float, max_steps: int, eva
     ``weights`` see and give pytrees of its structure, and so do the solution and ``callback``).
     ``evaluation``: the map at ``x0`` if already known (then ``x0`` is not reported to ``callback``;
     otherwise it is, with kind ``"start"``). ``callback(iterate, kind)`` sees every new iterate.
+
+    ``adapt(iterate)``, asked before every stop check (an adaptive map: particles refreshed where they went stale):
+    ``None`` to go on; a new ``Problem``, whose map is evaluated at the same point and reported with kind
+    ``"refresh"`` (not a step); or ``(Result, message)`` to stop. ``refuse_inadmissible``: a step whose evaluation is
+    not admissible ends the run at the last admissible iterate (``NO_PROGRESS``, with these words), unreported.
     """
+    if adapt is not None or refuse_inadmissible is not None:
+        if not isinstance(x0, (np.ndarray, jax.Array)):
+            raise TypeError("fixed_point: adapt / refuse_inadmissible take an array x0")
     if not isinstance(x0, (np.ndarray, jax.Array)):
         flat, vector, unravel = _ravelled(problem, x0)
         tree = lambda it: it._replace(x=unravel(it.x), evaluation=it.evaluation._replace(gap=unravel(it.evaluation.gap)))  # noqa: E731
@@ -444,6 +452,19 @@ def fixed_point(problem: Problem, x0, solver, *, tol: float, max_steps: int, eva
     state = solver.init(problem, it)
     steps = 0
     while True:
+        if adapt is not None:
+            adapted = adapt(it)
+            if isinstance(adapted, tuple):
+                result, message = adapted
+                break
+            if adapted is not None:
+                problem = adapted
+                it = problem.iterate(it.x, problem.evaluate(it.x))
+                if callback is not None:
+                    callback(it, "refresh")
+                changes.append(it.change)
+                state = solver.init(problem, it)
+                continue
         verdict = stopping(changes, tol, stop, steps, max_steps)
         if verdict is not None:
             result, message = verdict
@@ -451,6 +472,9 @@ def fixed_point(problem: Problem, x0, solver, *, tol: float, max_steps: int, eva
         step = solver.step(problem, state, it)
         if step is None:
             result, message = Result.NO_PROGRESS, f"relative change {it.change:.3g} > tol {tol:g}: no step makes progress"
+            break
+        if refuse_inadmissible is not None and not step.evaluation.admissible:
+            result, message = Result.NO_PROGRESS, f"relative change {it.change:.3g} > tol {tol:g}: {refuse_inadmissible}"
             break
         steps += 1
         state = step.state

@@ -28,8 +28,8 @@ Iteration (``r_{k+1}`` from ``r_k``, ``g_k = G(r_k) - r_k``):
 Convergence: ``|G(r) - r|_q <= tol |G(r)|_q`` with ``|v|_q^2 = sum_mu q_mu |v_mu|^2``, the norm in
 which F sees the residual.
 
-Continuation: ``continuation = n >= 2`` solves at ``n`` inverse temperatures geometrically
-spaced from ``beta_start`` (default ``beta / 50``, near the GP limit) to ``model.beta``, each
+Continuation (``schedule=Continuation(stages=n)``, ``mft_jax.theory.fixed_point``): ``n >= 2`` inverse temperatures
+geometrically spaced from ``beta_start`` (default ``beta / 50``, near the GP limit) to ``model.beta``, each
 stage warm-started from the last (rescaled by ``beta_prev / beta`` where the plain warm start would be
 non-normalizable); intermediate stages stop at ``max(tol, 1e-3)``.
 
@@ -43,7 +43,6 @@ sampler (``log_partition``: grid quadrature, or the log-mean-exp of the importan
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -59,7 +58,7 @@ from mft_jax.data import Dataset
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 from mft_jax.theory.fixed_point import (Anderson, Attempt, Continuation, Damped, Evaluation, FixedPointSolution, InadmissibleStep,
                                         Iterate, NoiseFloorStop, Outcome, Problem, Result, escalate, fixed_point, weighted_norm)
-from mft_jax.theory._legacy import solver_and_schedule
+from mft_jax.theory._legacy import solver_and_schedule, with_damping
 from mft_jax.theory.samplers import Sampler, info_dict
 from mft_jax.model import TwoLayer
 from mft_jax.protocol import LayerBackground, readout_background
@@ -369,10 +368,6 @@ def solve(
     return _finish(stage, model, data, current[0], history, tol, throw, actions)
 
 
-def _first_clause(error: Exception) -> str:
-    return str(error).split(":")[0]
-
-
 def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, actions, *, refine, init, tol, max_iter,
                 stochastic, check, stall, stage_tol, progress, callback) -> tuple[_Stage, Sampler]:
     """Solve at each beta of ``attempt.betas`` in turn, each stage warm-started from the last.
@@ -382,7 +377,7 @@ def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, ac
     ``REFINEMENTS`` times in all. Returns the last stage and the sampler it used.
     """
     betas = attempt.betas
-    solver = dataclasses.replace(solver, damping=attempt.damping)
+    solver = with_damping(solver, attempt.damping)
     sampler_key, check_key = jax.random.split(key)
     stage_model = model.replace(beta=betas[0])
     state = sampler.init(sampler_key, stage_model, data)

@@ -140,11 +140,23 @@ def _check(num_neurons, step_size, temperature, burn_in):
         raise ConfigError(f"temperature must be a finite number >= 0 (0: gradient descent), got {temperature!r}")
 
 
-def init_deep_foreground(key: jax.Array, solution: LayerBackgrounds, layer: int, *, num_neurons: int, step_size: float,
-                         temperature: float | None = None, burn_in: int | None = None):
-    """``(step, state, background)``: prior neurons of ``layer``; ``run_loop(step, state, steps)`` trains them."""
-    background = layer_background(solution, layer)
-    model = solution.model
+def _background_and_model(solution, layer, model):
+    """``(background, model, data)`` from a fixed point with layer backgrounds, or from a bare ``LayerBackground`` and
+    its ``model`` (then ``data`` is ``None``: the background's basis and ``Phihat`` stand for it)."""
+    if isinstance(solution, LayerBackground):
+        if model is None or not isinstance(model, Model):
+            raise ConfigError("training against a bare LayerBackground needs its prior: model=TwoLayer(...) or Deep(...)")
+        if isinstance(layer, bool) or layer != solution.layer:
+            raise ConfigError(f"layer must be the background's own layer ({solution.layer}), got {layer!r}")
+        return solution, model, None
+    return layer_background(solution, layer), solution.model, solution.data
+
+
+def init_deep_foreground(key: jax.Array, solution: LayerBackgrounds | LayerBackground, layer: int, *, num_neurons: int,
+                         step_size: float, temperature: float | None = None, burn_in: int | None = None, model=None):
+    """``(step, state, background)``: prior neurons of ``layer``; ``run_loop(step, state, steps)`` trains them.
+    ``solution``: a fixed point with ``layer_background(layer)``, or a ``LayerBackground`` with its ``model``."""
+    background, model, _ = _background_and_model(solution, layer, model)
     temperature = float(model.temperature) if temperature is None else temperature
     _check(num_neurons, step_size, temperature, burn_in)
     init_key, noise_key = jax.random.split(key)
@@ -162,9 +174,10 @@ def init_deep_foreground(key: jax.Array, solution: LayerBackgrounds, layer: int,
 @precision_option
 def train_deep_foreground(
     key: jax.Array,
-    solution: LayerBackgrounds,
+    solution: LayerBackgrounds | LayerBackground,
     layer: int,
     *,
+    model=None,
     num_neurons: int,
     steps: int,
     step_size: float,
@@ -177,7 +190,8 @@ def train_deep_foreground(
     progress: bool = True,
     precision: str | None = None,
 ) -> LayerNeurons:
-    """Train ``num_neurons`` independent neurons of hidden layer ``layer`` (1..H) against ``solution``.
+    """Train ``num_neurons`` independent neurons of hidden layer ``layer`` (1..H) against ``solution``: a fixed point
+    with ``layer_background(layer)`` (``DeepSolution``, ``Solution``), or a bare ``LayerBackground`` with its ``model``.
 
     ``temperature`` defaults to ``1 / beta`` (the theory's single-site law ``p_l``). ``burn_in``:
     average each neuron's ``phi phi^T`` over the steps ``burn_in .. steps - 1`` (None: the last step only). With
@@ -188,12 +202,13 @@ def train_deep_foreground(
     ``mft_jax.precision``); None: the current setting (``"highest"`` by default).
     """
     step, state, background = init_deep_foreground(key, solution, layer, num_neurons=num_neurons, step_size=step_size,
-                                                   temperature=temperature, burn_in=burn_in)
+                                                   temperature=temperature, burn_in=burn_in, model=model)
     if burn_in is not None and burn_in >= steps:
         raise ConfigError(f"burn_in ({burn_in}) must be below steps ({steps}): no step would be averaged")
-    model = solution.model
+    _, model, data = _background_and_model(solution, layer, model)
     run = fingerprint(
-        trainer="deep_foreground", model=model.settings(), data=data_fingerprint(solution.data), layer=int(layer),
+        trainer="deep_foreground", model=model.settings(), data=None if data is None else data_fingerprint(data),
+        layer=int(layer),
         basis=background.basis, phihat=background.phihat, num_neurons=num_neurons, step_size=step_size,
         temperature=float(model.temperature) if temperature is None else temperature, burn_in=burn_in, key=key,
         versions=library_versions(),
