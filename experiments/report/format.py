@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from pathlib import Path
+
+
+MARKER = re.compile(r"<!-- (?P<kind>table|value):(?P<name>[\w.-]+) -->(?P<body>.*?)<!-- /(?P=kind):(?P=name) -->", re.S)
+"""A generated span: ``table:NAME`` (a table on its own lines, or a phrase) from ``GENERATORS``, ``value:NAME`` (one
+number inside a sentence) from ``VALUES``."""
 
 
 class Results:

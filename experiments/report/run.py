@@ -8,8 +8,10 @@ import re
 import sys
 
 from pathlib import Path
-from experiments.report.format import Results
+from experiments.report.format import MARKER, Results
+from experiments.report.prose import CHECKED, typed_numbers
 from experiments.report.index import GENERATORS
+from experiments.report.values import VALUES
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,22 +20,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "docs/index.md", "docs/results/*.md")
 
 
-MARKER = re.compile(r"<!-- table:(?P<name>[\w.-]+) -->(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
-
-
 def render(text: str, results: Results) -> tuple[str, list[str]]:
     """``text`` with every marked span regenerated, and the problems found (unknown names)."""
     problems = []
 
     def replace(match):
-        name, body = match.group("name"), match.group("body")
-        if name not in GENERATORS:
-            problems.append(f"no generator for table {name!r}")
+        kind, name, body = match.group("kind"), match.group("name"), match.group("body")
+        registry = GENERATORS if kind == "table" else VALUES
+        if name not in registry:
+            problems.append(f"no generator for {kind} {name!r}")
             return match.group(0)
-        generated = GENERATORS[name](results)
+        generated = registry[name](results)
         block = body.startswith("\n")
         inner = f"\n{generated}\n" if block else generated
-        return f"<!-- table:{name} -->{inner}<!-- /table:{name} -->"
+        return f"<!-- {kind}:{name} -->{inner}<!-- /{kind}:{name} -->"
 
     return MARKER.sub(replace, text), problems
 
@@ -73,6 +73,10 @@ def main(argv=None) -> int:
             else:
                 path.write_text(new)
                 print(f"wrote {path.relative_to(root)}")
+    for page in CHECKED:
+        path = root / page
+        if path.exists():
+            problems += [f"{page}: number typed by hand, not generated: {t}" for t in typed_numbers(path.read_text())]
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

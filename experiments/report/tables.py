@@ -203,3 +203,17 @@ def deep_composition_erf40(r: Results) -> str:
         rows.append([f"depth {depth}: GP / theory", f"{gp['train']:.4f} / {mft['train']:.4f}", f"{gp['test']:.4f} / {mft['test']:.4f}", "", ""])
         rows.append([f"depth {depth}: networks, N = {d['width']}", pm(net["train"], net["train_sem"]), pm(net["test"], net["test_sem"]), kernels, nngp])
     return table(["erf, beta = 40", "train loss", "test loss", "kernel vs theory: alignment / distance (noise floor)", "NNGP distance"], rows)
+
+
+def linear_networks(r: Results) -> str:
+    """Langevin networks against the exact theory: loss and the variance of ``w . v/|v|`` (``v`` the teacher)."""
+    d = r("linear/main")
+    v = d["teacher"]
+    norm2 = sum(x * x for x in v)
+    rows = []
+    for p in d["networks"]:
+        c = p["exact_covariance"]
+        exact_along = sum(v[i] * c[i][j] * v[j] for i in range(len(v)) for j in range(len(v))) / norm2
+        rows.append([num(p["beta"]), p["width"], pm(p["loss"], p["loss_se"], 5), fixed(p["exact_loss"], 5),
+                     pm(p["var_along"], p["var_along_se"], 3), fixed(exact_along, 3)])
+    return table(["beta", "N", "network loss (± s.e.)", "exact loss", "variance along the teacher (± s.e.)", "exact"], rows)
