@@ -19,6 +19,8 @@ CHECKED = (
     "docs/results/linear.md",
     "docs/results/neuron_throughput.md",
     "docs/results/deep_speed.md",
+    "docs/results/deep_solver_methods.md",
+    "docs/results/solver_speed.md",
 )
 """The pages whose prose has been moved into generated spans (the rest still quote the research log)."""
 

@@ -30,7 +30,11 @@ def render(text: str, results: Results) -> tuple[str, list[str]]:
         if name not in registry:
             problems.append(f"no generator for {kind} {name!r}")
             return match.group(0)
-        generated = registry[name](results)
+        try:
+            generated = registry[name](results)
+        except (KeyError, IndexError, FileNotFoundError) as error:
+            problems.append(f"{kind} {name!r}: not in the results files ({type(error).__name__}: {error})")
+            return match.group(0)
         block = body.startswith("\n")
         inner = f"\n{generated}\n" if block else generated
         return f"<!-- {kind}:{name} -->{inner}<!-- /{kind}:{name} -->"

@@ -217,3 +217,17 @@ def linear_networks(r: Results) -> str:
         rows.append([num(p["beta"]), p["width"], pm(p["loss"], p["loss_se"], 5), fixed(p["exact_loss"], 5),
                      pm(p["var_along"], p["var_along_se"], 3), fixed(exact_along, 3)])
     return table(["beta", "N", "network loss (± s.e.)", "exact loss", "variance along the teacher (± s.e.)", "exact"], rows)
+
+
+def deep_solver_methods(r: Results) -> str:
+    """Newton-Krylov against Anderson (with hand-over) on the deep fixed point, per beta, timed in one run."""
+    d = r("deep_solver_methods/main")
+    rows = []
+    for row in d["rows"]:
+        for method in ("newton", "anderson"):
+            m = row[method]
+            handed = " (stalled, handed over to Newton)" if method == "anderson" and "Newton" in m["message"] else ""
+            rows.append([num(row["beta"]), method + handed, m["iterations"], fixed(m["seconds"], 2), fixed(m["loss"], 6), fixed(m["free_energy"], 5),
+                         f"{num(row['seconds_ratio_newton_over_anderson'])}x" if method == "anderson" else ""])
+    return table([f"beta (P = {d['points']}, {d['num_samples']} draws)", "method", "iterations", "seconds", "loss", "free energy",
+                  "Newton time / Anderson time"], rows)

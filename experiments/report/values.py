@@ -12,9 +12,10 @@ from typing import Callable
 from experiments.report.format import Results
 
 
-def lookup(data, key: str):
-    """``data`` at a dotted key path; an integer part indexes a list (``"sweep.-1.exact.loss"``)."""
-    for part in key.split("."):
+def lookup(data, key):
+    """``data`` at a dotted key path; an integer part indexes a list (``"sweep.-1.exact.loss"``). A tuple of parts
+    for a key that itself holds a dot (``("beta_200", "damped_0.5", "seconds")``)."""
+    for part in (key.split(".") if isinstance(key, str) else key):
         if isinstance(data, list):
             data = data[int(part)]
         else:
@@ -27,7 +28,7 @@ class Value:
     """``format(results(run)[key], fmt)``: one stored number, formatted."""
 
     run: str
-    key: str
+    key: str | tuple
     fmt: str = ".3g"
 
     def __call__(self, r: Results) -> str:
@@ -45,6 +46,16 @@ class Derived:
         return format(self.fn(r), self.fmt)
 
 
+def _trailing_within(history, rel: float) -> int:
+    """How many of the last entries of ``history`` lie within ``rel`` (relative) of the last one."""
+    last, n = history[-1], 0
+    for h in reversed(history):
+        if abs(h - last) > rel * abs(last):
+            break
+        n += 1
+    return n
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -55,6 +66,26 @@ VALUES: dict[str, Callable[[Results], str]] = {
     # linear
     "linear_g_infinity": Value("linear/main", "g_infinity", ".3f"),
     "linear_networks_num_seeds": Value("linear/main", "config.benchmark.num_seeds", "d"),
+    # solver_speed
+    "ss_load_average": Value("solver_speed/main", "load_average_1min_at_end", ".2f"),
+    "ss_damped_change": Value("solver_speed/main", ("beta_200", "damped_0.5", "change_history", -1), ".3f"),
+    "ss_damped_flat": Derived(lambda r: _trailing_within(r("solver_speed/main")["beta_200"]["damped_0.5"]["change_history"], 0.01), "d"),
+    "ss_damped_iterations": Value("solver_speed/main", ("beta_200", "damped_0.5", "iterations"), "d"),
+    "ss_newton_iterations": Value("solver_speed/main", "beta_200.newton.iterations", "d"),
+    "ss_newton_seconds": Value("solver_speed/main", "beta_200.newton.seconds", ".1f"),
+    "ss_newton_changes": lambda r: ", ".join(f"{c:.2g}" for c in r("solver_speed/main")["beta_200"]["newton"]["change_history"]),
+    "ss_newton_ess": Value("solver_speed/main", "beta_200.newton.ess", ".1f"),
+    "ss_shipped_iterations": Value("solver_speed/main", "beta_200.shipped.iterations", "d"),
+    "ss_shipped_seconds": Value("solver_speed/main", "beta_200.shipped.seconds", ".1f"),
+    "ss_shipped_loss": Value("solver_speed/main", "beta_200.shipped.loss", ".6f"),
+    "ss_sweep_size": Derived(lambda r: len(r("solver_speed/main")["sweep"]["betas"]), "d"),
+    "ss_sweep_first": Value("solver_speed/main", "sweep.betas.0", "g"),
+    "ss_sweep_last": Value("solver_speed/main", "sweep.betas.-1", "g"),
+    "ss_traced_seconds": Value("solver_speed/main", "sweep.traced.seconds", ".1f"),
+    "ss_traced_compilations": Value("solver_speed/main", "sweep.traced.compilations", "d"),
+    "ss_static_seconds": Value("solver_speed/main", "sweep.per_beta.seconds", ".1f"),
+    "ss_static_compilations": Value("solver_speed/main", "sweep.per_beta.compilations", "d"),
+    "ss_sweep_ratio": Derived(lambda r: r("solver_speed/main")["sweep"]["per_beta"]["seconds"] / r("solver_speed/main")["sweep"]["traced"]["seconds"], ".2f"),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
