@@ -21,6 +21,7 @@ CHECKED = (
     "docs/results/deep_speed.md",
     "docs/results/deep_solver_methods.md",
     "docs/results/solver_speed.md",
+    "docs/results/deep_digits.md",
 )
 """The pages whose prose has been moved into generated spans (the rest still quote the research log)."""
 

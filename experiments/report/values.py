@@ -56,6 +56,11 @@ def _trailing_within(history, rel: float) -> int:
     return n
 
 
+def _nngp_factor(r: Results, layer: str) -> float:
+    m = r("deep_digits/main")["mean_sq_entries"][layer]
+    return m["theory"] / m["nngp"]
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -86,6 +91,19 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "ss_static_seconds": Value("solver_speed/main", "sweep.per_beta.seconds", ".1f"),
     "ss_static_compilations": Value("solver_speed/main", "sweep.per_beta.compilations", "d"),
     "ss_sweep_ratio": Derived(lambda r: r("solver_speed/main")["sweep"]["per_beta"]["seconds"] / r("solver_speed/main")["sweep"]["traced"]["seconds"], ".2f"),
+    # deep_digits
+    "dd_peer_layer1": Value("deep_digits/main", "peer.alignment.layer1", ".3f"),
+    "dd_peer_layer2": Value("deep_digits/main", "peer.alignment.layer2", ".3f"),
+    "dd_ess": lambda r: " and ".join(f"{e:.0f}" for e in r("deep_digits/main")["theory"]["ess"]),
+    "dd_iterations": Value("deep_digits/main", "theory.iterations", "d"),
+    "dd_theory_seconds": Value("deep_digits/main", "theory.seconds", ".1f"),
+    "dd_seeds": Value("deep_digits/main", "widths.0.seeds", "d"),
+    "dd_nngp_alignment": lambda r: " and ".join(f"{v:.4f}" for v in r("deep_digits/main")["widths"][-1]["alignment_nngp"].values()),
+    "dd_distance_trend": lambda r: " -> ".join(f"{max(w['distance'].values()):.1%}" for w in (r("deep_digits/main")["widths"][0], r("deep_digits/main")["widths"][-1])),
+    "dd_replica_distance": lambda r: " / ".join(f"{v:.4f}" for v in r("deep_digits/main")["theory"]["replica_distance"].values()),
+    "dd_mean_sq_agreement": Derived(lambda r: max(abs(m["networks"] - m["theory"]) / m["theory"] for m in r("deep_digits/main")["mean_sq_entries"].values()), ".1%"),
+    "dd_nngp_factor_layer1": Derived(lambda r: _nngp_factor(r, "layer1"), ".1f"),
+    "dd_nngp_factor_layer2": Derived(lambda r: _nngp_factor(r, "layer2"), ".1f"),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
