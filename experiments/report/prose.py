@@ -22,6 +22,7 @@ CHECKED = (
     "docs/results/deep_solver_methods.md",
     "docs/results/solver_speed.md",
     "docs/results/deep_digits.md",
+    "docs/results/deep_mcmc.md",
 )
 """The pages whose prose has been moved into generated spans (the rest still quote the research log)."""
 

@@ -231,3 +231,34 @@ def deep_solver_methods(r: Results) -> str:
                          f"{num(row['seconds_ratio_newton_over_anderson'])}x" if method == "anderson" else ""])
     return table([f"beta (P = {d['points']}, {d['num_samples']} draws)", "method", "iterations", "seconds", "loss", "free energy",
                   "Newton time / Anderson time"], rows)
+
+
+def deep_mcmc_erf(r: Results) -> str:
+    """erf layer laws by importance sampling and by resample-move MCMC (one row per key), per beta."""
+    d = r("deep_mcmc/main")
+    rows = []
+    for row in d["erf"]:
+        for method in [k for k in row if k == "importance" or k.startswith("mcmc key")]:
+            m = row[method]
+            rows.append([num(row["beta"]), method, "yes" if m["converged"] else "no", m["iterations"], m["refreshes"], fixed(m["seconds"], 1),
+                         f"{min(m['ess']):.0f}", fixed(m["train_loss"], 5), fixed(m["test_loss"], 5), fixed(m["free_energy"], 3)])
+        rows.append([num(row["beta"]), "NNGP", "", "", "", "", "", "", fixed(row["nngp"]["test_loss"], 5), ""])
+    return table([f"erf, beta (P = {d['points']}, M = {d['num_samples']})", "layer laws", "converged", "iterations", "refreshes", "seconds",
+                  "smallest ESS", "train loss", "test loss", "free energy"], rows)
+
+
+def deep_mcmc_erf_keys(r: Results) -> str:
+    """The MCMC losses as mean (sd over keys), per beta."""
+    parts = []
+    for row in r("deep_mcmc/main")["erf"]:
+        t, e, f = row["mcmc_train_loss"], row["mcmc_test_loss"], row["mcmc_free_energy"]
+        parts.append(f"beta = {num(row['beta'])}: train {fixed(t['mean'], 5)} (sd {fixed(t['sd_over_keys'], 5)}), test {fixed(e['mean'], 5)} "
+                     f"(sd {fixed(e['sd_over_keys'], 5)}), free energy {fixed(f['mean'], 3)} (sd {fixed(f['sd_over_keys'], 3)}) over {t['keys']} keys")
+    return "; ".join(parts)
+
+
+def deep_mcmc_gelu(r: Results) -> str:
+    """gelu by continuation in beta: the normalizability margin of each layer law (0 is the edge)."""
+    rows = [[num(g["beta"]), "yes" if g["converged"] else "no", g["iterations"], " / ".join(num(m, 3) for m in g["normalizability_margin"]),
+             fixed(g["train_loss"], 5)] for g in r("deep_mcmc/main")["gelu_continuation"]]
+    return table(["gelu, beta", "converged", "iterations", "normalizability margin, layer 1 / 2", "train loss"], rows)

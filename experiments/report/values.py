@@ -61,6 +61,16 @@ def _nngp_factor(r: Results, layer: str) -> float:
     return m["theory"] / m["nngp"]
 
 
+def _erf(r: Results, beta: float) -> dict:
+    return next(row for row in r("deep_mcmc/main")["erf"] if row["beta"] == beta)
+
+
+def _gelu_edge(r: Results) -> float:
+    """beta where the line through the last two converged layer-2 margins of the gelu continuation reaches 0."""
+    (b0, m0), (b1, m1) = [(g["beta"], g["normalizability_margin"][-1]) for g in r("deep_mcmc/main")["gelu_continuation"] if g["converged"]][-2:]
+    return b1 + m1 * (b1 - b0) / (m0 - m1)
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -104,6 +114,10 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "dd_mean_sq_agreement": Derived(lambda r: max(abs(m["networks"] - m["theory"]) / m["theory"] for m in r("deep_digits/main")["mean_sq_entries"].values()), ".1%"),
     "dd_nngp_factor_layer1": Derived(lambda r: _nngp_factor(r, "layer1"), ".1f"),
     "dd_nngp_factor_layer2": Derived(lambda r: _nngp_factor(r, "layer2"), ".1f"),
+    # deep_mcmc
+    "dm_importance_excess": Derived(lambda r: _erf(r, 40)["importance"]["train_loss"] / _erf(r, 40)["mcmc_train_loss"]["mean"] - 1, ".0%"),
+    "dm_importance_ess_fraction": Derived(lambda r: min(_erf(r, 40)["importance"]["ess"]) / r("deep_mcmc/main")["num_samples"], ".0%"),
+    "dm_gelu_edge": Derived(lambda r: _gelu_edge(r), ".0f"),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
