@@ -71,6 +71,12 @@ def _gelu_edge(r: Results) -> float:
     return b1 + m1 * (b1 - b0) / (m0 - m1)
 
 
+def _clover_fits(r: Results):
+    from experiments.report.tables import CLOVER_METRICS
+
+    return [((key, label), r("clover/main")["fits"][key]) for key, label in CLOVER_METRICS]
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -118,6 +124,23 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "dm_importance_excess": Derived(lambda r: _erf(r, 40)["importance"]["train_loss"] / _erf(r, 40)["mcmc_train_loss"]["mean"] - 1, ".0%"),
     "dm_importance_ess_fraction": Derived(lambda r: min(_erf(r, 40)["importance"]["ess"]) / r("deep_mcmc/main")["num_samples"], ".0%"),
     "dm_gelu_edge": Derived(lambda r: _gelu_edge(r), ".0f"),
+    # clover
+    "cl_loss": Value("clover/main", "theory.loss", ".5f"),
+    "cl_free_energy": Value("clover/main", "theory.free_energy", ".4f"),
+    "cl_iterations": Value("clover/main", "theory.iterations", "d"),
+    "cl_gp_loss": Value("clover/main", "theory.gp_loss", ".5f"),
+    "cl_exponents": lambda r: ", ".join(f"{f['exponent']:.2f} ± {f['exponent_stderr']:.2f} ({label})" for (key, label), f in _clover_fits(r)),
+    "cl_floor_exponents": lambda r: ", ".join(f"{f['floor_exponent']:.2f} ± {f['floor_exponent_stderr']:.2f}" for _, f in _clover_fits(r)),
+    "cl_width": Value("clover/main", "networks.-1.width", "d"),
+    "cl_leaf_masses": lambda r: " / ".join(f"{m[k]['mean']:.3f}" for m in [r("clover/main")["networks"][-1]["moments"][0]] for k in ("P(++)", "P(+-)", "P(-+)", "P(--)")),
+    "cl_leaf_se": Derived(lambda r: max(m["stderr"] for k, m in r("clover/main")["networks"][-1]["moments"][0].items() if k.startswith("P(")), ".3f"),
+    "cl_net_w2": lambda r: "{mean:.3f} ± {stderr:.3f}".format(**r("clover/main")["networks"][-1]["moments"][0]["E|w|^2"]),
+    "cl_theory_w2": Value("clover/main", ("theory", "moments", "E|w|^2", "mean"), ".3f"),
+    "cl_loss_excess": Derived(lambda r: r("clover/main")["networks"][-1]["loss"] - r("clover/main")["theory"]["loss"], ".4f"),
+    "cl_gp_fg_ratio": Value("clover/main", "gp_foreground.to_background.sliced_wasserstein.ratio_to_floor", ".0f"),
+    "cl_fg_loss": Value("clover/main", "foreground.loss", ".4f"),
+    "cl_fg_background_loss": Value("clover/main", "foreground.background_loss", ".4f"),
+    "cl_fg_w2": lambda r: "{mean:.2f} ± {stderr:.2f}".format(**r("clover/main")["foreground"]["moments"]["E|w|^2"]),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
