@@ -24,6 +24,7 @@ CHECKED = (
     "docs/results/deep_digits.md",
     "docs/results/deep_mcmc.md",
     "docs/results/clover.md",
+    "docs/results/clover_beta_sweep.md",
 )
 """The pages whose prose has been moved into generated spans (the rest still quote the research log)."""
 

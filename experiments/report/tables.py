@@ -262,3 +262,26 @@ def deep_mcmc_gelu(r: Results) -> str:
     rows = [[num(g["beta"]), "yes" if g["converged"] else "no", g["iterations"], " / ".join(num(m, 3) for m in g["normalizability_margin"]),
              fixed(g["train_loss"], 5)] for g in r("deep_mcmc/main")["gelu_continuation"]]
     return table(["gelu, beta", "converged", "iterations", "normalizability margin, layer 1 / 2", "train loss"], rows)
+
+
+LOBE_BINS = (4, 13, 22, 31)
+"""The 10-degree angle bins at the centres of the four diagonal lobes (45, 135, 225, 315 degrees)."""
+
+
+def clover_grid_check(r: Results) -> str:
+    """The default solve at beta = 500 and 1000 from three starting grids (nodes per axis on +-span)."""
+    rows = []
+    for p in r("clover/grid_check")["rows"]:
+        n, span = p["start"]
+        lobes = [p["angle_mass_10deg"][k] for k in LOBE_BINS]
+        lo, hi = f"{min(lobes):.2f}", f"{max(lobes):.2f}"
+        rows.append([f"{p['beta']:g}", f"{n}^2 on +-{span:g}", p["iterations"], fixed(p["seconds"], 1), fixed(p["loss"], 6), fixed(p["free_energy"], 3),
+                     round(p["ess_nodes"]), f"{p['radius_mean']:.3f} ± {p['radius_sd']:.3f}", lo if lo == hi else f"{lo}-{hi}"])
+    return table(["beta", "start", "iterations", "seconds", "loss", "free energy", "effective nodes", "radius (mean ± sd)",
+                  "mass in a lobe's central 10-degree bin"], rows)
+
+
+def clover_grid_spread(r: Results, beta: float, key: str) -> float:
+    """(max - min) / mean of ``key`` over the starts at ``beta``."""
+    values = [p[key] for p in r("clover/grid_check")["rows"] if p["beta"] == beta]
+    return (max(values) - min(values)) / (sum(values) / len(values))

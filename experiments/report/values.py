@@ -77,6 +77,18 @@ def _clover_fits(r: Results):
     return [((key, label), r("clover/main")["fits"][key]) for key, label in CLOVER_METRICS]
 
 
+def _radius(r: Results, beta: float, decimals: int) -> str:
+    """``|w|`` mean +- sd of the law at ``beta`` from the default start (the first grid-check row at that beta)."""
+    p = next(p for p in r("clover/grid_check")["rows"] if p["beta"] == beta)
+    return f"{p['radius_mean']:.{decimals}f} +- {p['radius_sd']:.{decimals}f}"
+
+
+def _spread(r: Results, beta: float, key: str) -> float:
+    from experiments.report.tables import clover_grid_spread
+
+    return clover_grid_spread(r, beta, key)
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -141,6 +153,15 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "cl_fg_loss": Value("clover/main", "foreground.loss", ".4f"),
     "cl_fg_background_loss": Value("clover/main", "foreground.background_loss", ".4f"),
     "cl_fg_w2": lambda r: "{mean:.2f} ± {stderr:.2f}".format(**r("clover/main")["foreground"]["moments"]["E|w|^2"]),
+    # clover_beta_sweep
+    "cb_radius_500": lambda r: _radius(r, 500.0, 2),
+    "cb_radius_1000": lambda r: _radius(r, 1000.0, 2),
+    "cb_grid_check_minutes": Derived(lambda r: sum(p["seconds"] for p in r("clover/grid_check")["rows"]) / 60, ".1f"),
+    "cb_loss_spread_500": Derived(lambda r: _spread(r, 500.0, "loss"), ".2%"),
+    "cb_fe_spread_500": Derived(lambda r: _spread(r, 500.0, "free_energy"), ".2%"),
+    "cb_loss_spread_1000": Derived(lambda r: _spread(r, 1000.0, "loss"), ".2%"),
+    "cb_fe_spread_1000": Derived(lambda r: _spread(r, 1000.0, "free_energy"), ".2%"),
+    "cb_scalar_spread_1000": Derived(lambda r: max(_spread(r, 1000.0, k) for k in ("loss", "free_energy")), ".1%"),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
