@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from experiments.report.format import Results, table
-from experiments.report.tables import clover_beta_sweep, clover_foreground, clover_grid_check, clover_foreground_ratio, clover_networks, deep_composition_erf40, deep_composition_losses, deep_composition_step, deep_composition_z, deep_digits_layers, deep_digits_widths, deep_mcmc_erf, deep_mcmc_erf_keys, deep_mcmc_gelu, deep_solver_methods, deep_speed, deep_speed_exponent, linear_networks, linear_sweep, modular_grokking_fractions, neuron_throughput, neuron_throughput_ratio, solver_speed
+from experiments.report.tables import clover_beta_sweep, clover_foreground, clover_grid_check, clover_foreground_ratio, clover_networks, deep_composition_erf40, deep_composition_kernels, deep_composition_losses, deep_composition_step, deep_composition_z, deep_digits_layers, deep_digits_widths, deep_mcmc_erf, deep_mcmc_erf_keys, deep_mcmc_gelu, deep_solver_methods, deep_speed, deep_speed_exponent, linear_networks, linear_sweep, modular_grokking_fractions, neuron_throughput, neuron_throughput_ratio, solver_speed
 from experiments.report.teacher_student import ts_both_predictions, ts_gibbs_eighth, ts_gibbs_half, ts_half_theory, ts_scale1_f3, ts_scale1_gibbs, ts_scale8_agreement, ts_scale8_components, ts_scale8_first_run_draws, ts_scale8_first_run_mean, ts_scale8_run_length, ts_scale8_starts, ts_scale8_width_sweep, ts_starts, ts_transition
 
 
@@ -66,6 +66,8 @@ GENERATORS = {
     "deep_digits_layers": deep_digits_layers,
     "deep_digits_widths": deep_digits_widths,
     "deep_composition_losses": deep_composition_losses,
+    "deep_composition_kernels": deep_composition_kernels,
+    "deep_composition_kernels_erf40": lambda r: deep_composition_kernels(r, ("erf40_depth2_long", "erf40_depth3_long")),
     "deep_composition_z": deep_composition_z,
     "deep_composition_step": deep_composition_step,
     "deep_composition_erf40": deep_composition_erf40,

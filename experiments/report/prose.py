@@ -25,6 +25,7 @@ CHECKED = (
     "docs/results/deep_mcmc.md",
     "docs/results/clover.md",
     "docs/results/clover_beta_sweep.md",
+    "docs/results/deep_composition.md",
 )
 """The pages whose prose has been moved into generated spans (the rest still quote the research log)."""
 
@@ -44,7 +45,7 @@ SETTINGS = (
 """Settings patterns (short on purpose): a match is the config of a run, not a result."""
 
 _DECIMAL = re.compile(r"(?<![\w.])\d*\.\d+(?:e[-+]?\d+)?")
-_EXEMPT = re.compile(r"```.*?```|`[^`\n]*`|<!--.*?-->|\]\([^)]*\)", re.S)
+_EXEMPT = re.compile(r"```.*?```|`[^`]*`|<!--.*?-->|\]\([^)]*\)", re.S)
 
 
 def typed_numbers(text: str) -> list[str]:

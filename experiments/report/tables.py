@@ -285,3 +285,28 @@ def clover_grid_spread(r: Results, beta: float, key: str) -> float:
     """(max - min) / mean of ``key`` over the starts at ``beta``."""
     values = [p[key] for p in r("clover/grid_check")["rows"] if p["beta"] == beta]
     return (max(values) - min(values)) / (sum(values) / len(values))
+
+
+def _dc_layers(d: dict):
+    for depth_key, layers in d["layers"].items():
+        for layer_key, layer in layers.items():
+            yield depth_key.replace("depth", "depth "), layer_key.replace("layer", "layer "), layer
+
+
+def deep_composition_kernels(r: Results, runs=("main",)) -> str:
+    """Per hidden layer: the networks' kernel against the theory's (centred alignment / relative distance), the noise
+    floor (two halves of the seeds) and the NNGP; the law of one neuron's target overlap ``(1/P) sum phi(h_mu) y_mu``
+    (mean / sd, theory vs networks ± s.e.); layer 1's weight moments ``E w_i^2`` and ``E w1 w2 w3 w4``."""
+    rows = []
+    for depth, layer, v in (x for run in runs for x in _dc_layers(r(f"deep_composition/{run}"))):
+        a, dist, o = v["alignment"], v["distance"], v["overlap"]
+        moments = ""
+        if "weights" in v:
+            t, n, e = v["weights"]["theory"], v["weights"]["networks"], v["weights"]["networks_sem"]
+            moments = (f"{t['w_sq']:.3f} / {n['w_sq']:.3f} ± {e['w_sq']:.3f}; {t['w1w2w3w4']:.3f} / {n['w1w2w3w4']:.3f} ± {e['w1w2w3w4']:.3f} "
+                       f"({abs(n['w1w2w3w4'] - t['w1w2w3w4']) / e['w1w2w3w4']:.1f} s.e.)")
+        rows.append([f"{depth}, {layer}", f"{a['theory']:.4f} / {dist['theory']:.3f}", f"{a['noise_floor']:.4f} / {dist['noise_floor']:.3f}",
+                     f"{a['nngp']:.4f} / {dist['nngp']:.3f}", f"{o['theory_mean']:.4f} / {o['theory_sd']:.4f}",
+                     f"{o['networks_mean']:.4f} ± {o['networks_mean_sem']:.4f} / {o['networks_sd']:.4f} ± {o['networks_sd_sem']:.4f}", moments])
+    return table(["", "networks vs theory: alignment / distance", "noise floor", "NNGP vs networks", "overlap mean / sd, theory",
+                  "overlap mean / sd, networks", "E w_i^2; E w1 w2 w3 w4: theory / networks (final parameters)"], rows)

@@ -89,6 +89,40 @@ def _spread(r: Results, beta: float, key: str) -> float:
     return clover_grid_spread(r, beta, key)
 
 
+def _dc_ratio(r: Results, run: str, depth: str, layer: str, key: str, over: str = "noise_floor") -> float:
+    """A layer's kernel distance ``key`` over its distance ``over`` (deep composition run ``run``)."""
+    dist = r(f"deep_composition/{run}")["layers"][depth][layer]["distance"]
+    return dist[key] / dist[over]
+
+
+def _dc_test_pair(r: Results, depth: int) -> str:
+    losses = r("deep_composition/main")["losses"]
+    return f"{losses[f'mft_depth{depth}']['test']:.4f} vs {losses[f'gp_depth{depth}']['test']:.4f}"
+
+
+def _dc_gap(r: Results, run: str, depth: int, split: str) -> str:
+    """``|networks - theory|`` of one loss and its size in the networks' standard errors."""
+    losses = r(f"deep_composition/{run}")["losses"]
+    net, mft = losses[f"networks_depth{depth}"], losses[f"mft_depth{depth}"]
+    gap = abs(net[split] - mft[split])
+    return f"{gap:.4f} (depth {depth}, {gap / net[f'{split}_sem']:.1f} s.e.)"
+
+
+def _dc_gp_gap(r: Results, run: str, depth: int) -> float:
+    losses = r(f"deep_composition/{run}")["losses"]
+    return abs(losses[f"gp_depth{depth}"]["test"] - losses[f"mft_depth{depth}"]["test"])
+
+
+def _dc_excess(r: Results, run: str, depth: int) -> float:
+    losses = r(f"deep_composition/{run}")["losses"]
+    return losses[f"networks_depth{depth}"]["train"] / losses[f"mft_depth{depth}"]["train"] - 1
+
+
+def _dc_train(r: Results, run: str, depth: int) -> str:
+    net = r(f"deep_composition/{run}")["losses"][f"networks_depth{depth}"]
+    return f"{net['train']:.4f} ± {net['train_sem']:.4f}"
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -162,6 +196,36 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "cb_loss_spread_1000": Derived(lambda r: _spread(r, 1000.0, "loss"), ".2%"),
     "cb_fe_spread_1000": Derived(lambda r: _spread(r, 1000.0, "free_energy"), ".2%"),
     "cb_scalar_spread_1000": Derived(lambda r: max(_spread(r, 1000.0, k) for k in ("loss", "free_energy")), ".1%"),
+    # deep_composition
+    "dc_layer2_floor_ratio": Derived(lambda r: _dc_ratio(r, "main", "depth3", "layer2", "theory"), ".1f"),
+    "dc_layer2_nngp_ratio": Derived(lambda r: _dc_ratio(r, "main", "depth3", "layer2", "nngp"), ".0f"),
+    "dc_test_depth2": lambda r: _dc_test_pair(r, 2),
+    "dc_test_depth3": lambda r: _dc_test_pair(r, 3),
+    "dc_beta13_iterations": Value("deep_solver_methods/main", "rows.1.newton.iterations", "d"),
+    "dc_beta13_ess": lambda r: " / ".join(f"{e:.0f}" for e in r("deep_solver_methods/main")["rows"][1]["newton"]["ess"]),
+    "dc_erf_depth2_iterations": Value("deep_composition/erf40_depth2_long", "theory.depth2.iterations", "d"),
+    "dc_erf_depth2_ess": Value("deep_composition/erf40_depth2_long", "theory.depth2.ess.0", ".0f"),
+    "dc_erf_depth3_iterations": Value("deep_composition/erf40_depth3_long", "theory.depth3.iterations", "d"),
+    "dc_erf_depth3_refreshes": Value("deep_composition/erf40_depth3_long", "theory.depth3.refreshes", "d"),
+    "dc_erf_depth3_ess": lambda r: " / ".join(f"{e:.0f}" for e in r("deep_composition/erf40_depth3_long")["theory"]["depth3"]["ess"]),
+    "dc_erf_depth2_minutes": Derived(lambda r: r("deep_composition/erf40_depth2_long")["networks"]["depth2"]["seconds"] / 60, ".0f"),
+    "dc_erf_depth3_minutes": Derived(lambda r: r("deep_composition/erf40_depth3_long")["networks"]["depth3"]["seconds"] / 60, ".0f"),
+    "dc_erf_nngp_ratio": lambda r: _span([_dc_ratio(r, run, dk, lk, "nngp", over="theory") for run in ("erf40_depth2_long", "erf40_depth3_long")
+                                          for dk, layers in r(f"deep_composition/{run}")["layers"].items() for lk in layers], ".0f"),
+    "dc_erf_test_gap_depth2": lambda r: _dc_gap(r, "erf40_depth2_long", 2, "test"),
+    "dc_erf_test_gap_depth3": lambda r: _dc_gap(r, "erf40_depth3_long", 3, "test"),
+    "dc_erf_gp_gap_depth2": Derived(lambda r: _dc_gp_gap(r, "erf40_depth2_long", 2), ".3f"),
+    "dc_erf_gp_gap_depth3": Derived(lambda r: _dc_gp_gap(r, "erf40_depth3_long", 3), ".3f"),
+    "dc_erf_train_excess_depth2": Derived(lambda r: _dc_excess(r, "erf40_depth2_long", 2), ".1%"),
+    "dc_erf_train_excess_depth3": Derived(lambda r: _dc_excess(r, "erf40_depth3_long", 3), ".1%"),
+    "dc_erf_halves_depth2": lambda r: " -> ".join(f"{v:.4f}" for v in r("deep_composition/erf40_depth2_long")["losses"]["networks_depth2"]["train_halves"]),
+    "dc_erf_halves_depth3": lambda r: " -> ".join(f"{v:.4f}" for v in r("deep_composition/erf40_depth3_long")["losses"]["networks_depth3"]["train_halves"]),
+    "dc_erf_short_steps": Value("deep_composition/erf40", "steps", "d"),
+    "dc_erf_short_depth2_n256": lambda r: _dc_train(r, "erf40_depth2_width256", 2),
+    "dc_erf_short_depth2_n256_width": Value("deep_composition/erf40_depth2_width256", "width", "d"),
+    "dc_erf_short_depth2": lambda r: _dc_train(r, "erf40", 2),
+    "dc_erf_short_depth3": lambda r: _dc_train(r, "erf40", 3),
+    "dc_erf_short_width": Value("deep_composition/erf40", "width", "d"),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
