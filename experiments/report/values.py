@@ -123,6 +123,11 @@ def _dc_train(r: Results, run: str, depth: int) -> str:
     return f"{net['train']:.4f} ± {net['train_sem']:.4f}"
 
 
+def _gelu_last(r: Results) -> dict:
+    g = [g for g in r("deep_mcmc/main")["gelu_continuation"] if g["converged"]][-1]
+    return {"m": g["normalizability_margin"][-1], "b": g["beta"]}
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -226,6 +231,21 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "dc_erf_short_depth2": lambda r: _dc_train(r, "erf40", 2),
     "dc_erf_short_depth3": lambda r: _dc_train(r, "erf40", 3),
     "dc_erf_short_width": Value("deep_composition/erf40", "width", "d"),
+    # shortfalls (and the pages it summarises)
+    "sf_fg_leaf_z": Derived(lambda r: max(abs(m["mean"] - 0.25) / m["stderr"] for k, m in r("clover/main")["foreground"]["moments"].items() if k.startswith("P(")), ".1f"),
+    "ts_paper_sigma2_c": Value("teacher_student/main", "transition.paper.sigma2_c", "g"),
+    "ts_paper_u_c": Value("teacher_student/main", "transition.paper.u_c", "g"),
+    "ts_network_midpoints": lambda r: _span([e["sigma2_c"] for e in r("teacher_student/main")["transition"]["networks"].values() if "sigma2_c" in e], ".3f"),
+    "ma_width_sweep_a": lambda r: ", ".join(f"{p['a']:.3f}" for p in r("modular_addition/main")["width_sweep"]["points"]),
+    "ma_width_sweep_widths": lambda r: ", ".join(str(p["width"]) for p in r("modular_addition/main")["width_sweep"]["points"]),
+    "ma_theory_a": Value("modular_addition/main", "width_sweep.theory.a", ".3f"),
+    "ma_a_inf_quadratic": lambda r: "{a_inf:.4f} +- {a_inf_se:.4f}".format(**r("modular_addition/main")["width_sweep"]["fits"]["inverse_width_quadratic"]),
+    "ma_a_inf_gap": Derived(lambda r: r("modular_addition/main")["width_sweep"]["fits"]["inverse_width_quadratic"]["a_inf"] - r("modular_addition/main")["width_sweep"]["theory"]["a"], ".3f"),
+    "dm_erf40_train": Value("deep_mcmc/main", "erf.1.mcmc_train_loss.mean", ".4f"),
+    "dm_erf40_min_ess": Derived(lambda r: min(min(_erf(r, 40)[k]["ess"]) for k in _erf(r, 40) if k.startswith("mcmc key")), ".0f"),
+    "dm_gelu_last_margin": lambda r: "{m:.3f} at beta = {b:g}".format(**_gelu_last(r)),
+    "dm_gelu_stop_beta": Derived(lambda r: next(g["beta"] for g in r("deep_mcmc/main")["gelu_continuation"] if not g["converged"]), "g"),
+    "lin_importance_bias": lambda r: _span([abs(p["importance"]["loss"] - p["exact"]["loss"]) / p["exact"]["loss"] for p in r("linear/main")["sweep"] if p["exact"]["g"] >= 0.5], ".1%"),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
