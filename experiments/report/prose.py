@@ -27,6 +27,7 @@ CHECKED = (
     "docs/results/clover_beta_sweep.md",
     "docs/results/deep_composition.md",
     "docs/results/shortfalls.md",
+    "docs/results/modular_addition.md",
 )
 """The pages whose prose has been moved into generated spans (the rest still quote the research log)."""
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from experiments.report.format import Results
+from experiments.report.format import Results, num
 
 
 def lookup(data, key):
@@ -126,6 +126,30 @@ def _dc_train(r: Results, run: str, depth: int) -> str:
 def _gelu_last(r: Results) -> dict:
     g = [g for g in r("deep_mcmc/main")["gelu_continuation"] if g["converged"]][-1]
     return {"m": g["normalizability_margin"][-1], "b": g["beta"]}
+
+
+def _fig3(r: Results) -> dict:
+    return r("modular_addition/main")["paper_fig3"]
+
+
+def _fits(r: Results) -> dict:
+    return r("modular_addition/main")["width_sweep"]["fits"]
+
+
+def _sweep_point(r: Results, width: int) -> dict:
+    return next(p for p in r("modular_addition/main")["width_sweep"]["points"] if p["width"] == width)
+
+
+def _ma_slopes(r: Results) -> list[float]:
+    from experiments.report.modular import ma_local_slopes
+
+    return ma_local_slopes(r)
+
+
+def _ma_step(r: Results, width: int) -> str:
+    from experiments.report.modular import ma_step_shift
+
+    return ma_step_shift(r, width)
 
 
 def _span(values, fmt: str) -> str:
@@ -246,6 +270,46 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "dm_gelu_last_margin": lambda r: "{m:.3f} at beta = {b:g}".format(**_gelu_last(r)),
     "dm_gelu_stop_beta": Derived(lambda r: next(g["beta"] for g in r("deep_mcmc/main")["gelu_continuation"] if not g["converged"]), "g"),
     "lin_importance_bias": lambda r: _span([abs(p["importance"]["loss"] - p["exact"]["loss"]) / p["exact"]["loss"] for p in r("linear/main")["sweep"] if p["exact"]["g"] >= 0.5], ".1%"),
+    # modular_addition
+    "ma_mixed_from_paper": Derived(lambda r: abs(_fig3(r)["readings"]["mixed"]["gmfl1_sigma2"] - _fig3(r)["paper"]["gmfl1_sigma2"]), ".3f"),
+    "ma_literal_above_paper": Derived(lambda r: _fig3(r)["readings"]["literal"]["gmfl1_sigma2"] - _fig3(r)["paper"]["gmfl1_sigma2"], ".3f"),
+    "ma_paper_gmfl1": Value("modular_addition/main", "paper_fig3.paper.gmfl1_sigma2", "g"),
+    "ma_paper_a": Derived(lambda r: abs(_fig3(r)["paper"]["a_at_gmfl2"]), "g"),
+    "ma_a_175": Derived(lambda r: abs(_fig3(r)["a_at_0.175"]), ".3f"),
+    "ma_a_175_short": Derived(lambda r: abs(_fig3(r)["a_at_0.175"]), ".2f"),
+    "ma_x_c": Value("modular_addition/main", "corrected.x_c", ".0f"),
+    "ma_eigenvalue_all": lambda r: num(_fig3(r)["correct_eigenvalue_all_learned"], 2),
+    "ma_implied_eigenvalue": Value("modular_addition/main", "paper_fig3.implied_eigenvalue_for_paper_gmfl2", ".1f"),
+    "ma_learned_fraction_literal": Value("modular_addition/main", ("corrected", "learned_fraction_at_0.175"), ".2g"),
+    "ma_weaker": lambda r: num(_fig3(r)["correct_eigenvalue_all_learned"] / _fig3(r)["implied_eigenvalue_for_paper_gmfl2"], 1),
+    "ma_g_c_ratios": lambda r: ", ".join(f"{v['g_c_ratio']:.5f}" for _, v in sorted(r("modular_addition/main")["exact_theory"].items(), key=lambda kv: int(kv[0]))),
+    "ma_g_c_moduli": lambda r: ", ".join(sorted(r("modular_addition/main")["exact_theory"], key=int)),
+    "ma_halves": Derived(lambda r: max(abs(n["a_first_half"] - n["a_second_half"]) for runs in r("modular_addition/main")["networks"].values() for n in runs), ".4f"),
+    "ma_above_theory": lambda r: _span([n["a"] - n["theory"]["a"] for runs in r("modular_addition/main")["networks"].values() for n in runs], ".3f"),
+    "ma_top_share": lambda r: _span([n["top_mode_share"] for runs in r("modular_addition/main")["networks"].values() for n in runs], ".1f"),
+    "ma_fit1_a_inf": lambda r: "{a_inf:.4f} +- {a_inf_se:.4f}".format(**_fits(r)["inverse_width"]),
+    "ma_fit1_chi2": Value("modular_addition/main", "width_sweep.fits.inverse_width.chi2", ".0f"),
+    "ma_fit1_dof": Derived(lambda r: round(_fits(r)["inverse_width"]["chi2"] / _fits(r)["inverse_width"]["chi2_per_dof"]), "d"),
+    "ma_slopes": lambda r: "{:.0f} to {:.0f}".format(*[f(_ma_slopes(r)) for f in (min, max)]),
+    "ma_fit2_chi2": Value("modular_addition/main", "width_sweep.fits.inverse_width_quadratic.chi2", ".1f"),
+    "ma_fit2_dof": Derived(lambda r: round(_fits(r)["inverse_width_quadratic"]["chi2"] / _fits(r)["inverse_width_quadratic"]["chi2_per_dof"]), "d"),
+    "ma_fit_two_largest": lambda r: "{a_inf:.4f} +- {a_inf_se:.4f}".format(**_fits(r)["inverse_width_two_largest"]),
+    "ma_extrapolation_gaps": lambda r: _span([_fits(r)[k]["a_inf"] - r("modular_addition/main")["width_sweep"]["theory"]["a"] for k in ("inverse_width_quadratic", "inverse_width_two_largest")], ".3f"),
+    "ma_pulls": lambda r: " and ".join(f"{_fits(r)[k]['pull']:.1f}" for k in ("inverse_width_quadratic", "inverse_width_two_largest")),
+    "ma_gap_1024": Derived(lambda r: _sweep_point(r, 1024)["a"] - r("modular_addition/main")["width_sweep"]["theory"]["a"], ".3f"),
+    "ma_step_256": lambda r: _ma_step(r, 256),
+    "ma_step_1024": lambda r: _ma_step(r, 1024),
+    "ma_long": lambda r: "{a:.4f} +- {a_se:.4f}".format(**r("modular_addition/main")["width_sweep"]["long"]),
+    "ma_long_halves": lambda r: "{a_first_half:.4f} / {a_second_half:.4f}".format(**r("modular_addition/main")["width_sweep"]["long"]),
+    "ma_long_steps": Value("modular_addition/main", "width_sweep.long.steps", "d"),
+    "ma_1024": lambda r: "{a:.4f} +- {a_se:.4f}".format(**_sweep_point(r, 1024)),
+    "ma_theory_learned": Value("modular_addition/main", "width_sweep.theory.learned", ".1%"),
+    "ma_theory_start": lambda r: "{a:.4f} +- {a_se:.4f}".format(**r("modular_addition/main")["width_sweep"]["theory_start"]),
+    "ma_theory_start_learned": Value("modular_addition/main", "width_sweep.theory_start.learned", ".2%"),
+    "ma_1024_learned": Derived(lambda r: _sweep_point(r, 1024)["learned"], ".2%"),
+    "ma_long_learned": Value("modular_addition/main", "width_sweep.long.learned", ".2%"),
+    "ma_finite_width_ratio": Value("modular_addition/main", "networks.23.1.theory.finite_width_ratio", ".2f"),
+    "ma_g_over_g_c": Value("modular_addition/main", "networks.23.1.theory.g_over_g_c", ".2f"),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
