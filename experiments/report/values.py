@@ -280,7 +280,7 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "ma_x_c": Value("modular_addition/main", "corrected.x_c", ".0f"),
     "ma_eigenvalue_all": lambda r: num(_fig3(r)["correct_eigenvalue_all_learned"], 2),
     "ma_implied_eigenvalue": Value("modular_addition/main", "paper_fig3.implied_eigenvalue_for_paper_gmfl2", ".1f"),
-    "ma_learned_fraction_literal": Value("modular_addition/main", ("corrected", "learned_fraction_at_0.175"), ".2g"),
+    "ma_learned_fraction_literal": lambda r: num(r("modular_addition/main")["corrected"]["learned_fraction_at_0.175"], 2),
     "ma_weaker": lambda r: num(_fig3(r)["correct_eigenvalue_all_learned"] / _fig3(r)["implied_eigenvalue_for_paper_gmfl2"], 1),
     "ma_g_c_ratios": lambda r: ", ".join(f"{v['g_c_ratio']:.5f}" for _, v in sorted(r("modular_addition/main")["exact_theory"].items(), key=lambda kv: int(kv[0]))),
     "ma_g_c_moduli": lambda r: ", ".join(sorted(r("modular_addition/main")["exact_theory"], key=int)),
