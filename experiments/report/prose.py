@@ -28,6 +28,7 @@ CHECKED = (
     "docs/results/deep_composition.md",
     "docs/results/shortfalls.md",
     "docs/results/modular_addition.md",
+    "docs/results/modular_grokking.md",
 )
 """The pages whose prose has been moved into generated spans (the rest still quote the research log)."""
 

@@ -152,6 +152,40 @@ def _ma_step(r: Results, width: int) -> str:
     return ma_step_shift(r, width)
 
 
+def _mg_transition(r: Results, block: str, P, key: str) -> str:
+    d = r("modular_grokking/main")[block]
+    t = (d[P] if P is not None else d)[key]
+    return f"{t['mean']:.3f} +- {t['se']:.3f}"
+
+
+def _mg_pairs(r: Results, P: str) -> float:
+    return r("modular_grokking/main")["networks"][P]["transition_loss_below_1"]["mean"] * int(P) ** 2
+
+
+def _mg_solves(r: Results, P: str) -> list[dict]:
+    return [s for p in r("modular_grokking/main")["theory"][P]["points"] for split in p["splits"] for s in split["solves"]]
+
+
+def _mg_pool(r: Results, P: str) -> str:
+    from experiments.report.modular import mg_pool_check
+
+    return mg_pool_check(r, P)
+
+
+def _mg_full_check(r: Results, P: str) -> str:
+    c = r("modular_grokking/main")["theory"][P]["full_table_check"]
+    return f"`a` = {c['a_train']:.4f} +- {c['a_train_se']:.4f} against the exact {c['a_exact']:.4f}"
+
+
+def _mg_full_error(r: Results, P: str) -> float:
+    c = r("modular_grokking/main")["theory"][P]["full_table_check"]
+    return abs(c["a_train"] / c["a_exact"] - 1)
+
+
+def _ftn(r: Results, width: int, steps: int, start: str) -> dict:
+    return next(row for row in r("modular_grokking/main")["full_table_networks"]["rows"] if row["width"] == width and row["steps"] == steps and row["start"] == start)
+
+
 def _span(values, fmt: str) -> str:
     """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
@@ -310,6 +344,57 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "ma_long_learned": Value("modular_addition/main", "width_sweep.long.learned", ".2%"),
     "ma_finite_width_ratio": Value("modular_addition/main", "networks.23.1.theory.finite_width_ratio", ".2f"),
     "ma_g_over_g_c": Value("modular_addition/main", "networks.23.1.theory.g_over_g_c", ".2f"),
+    # modular_grokking
+    "mg_full_a_11": Value("modular_grokking/main", "full_table_theory.11.a", ".3f"),
+    "mg_full_learned_11": Value("modular_grokking/main", "full_table_theory.11.learned", ".0%"),
+    "mg_full_a_23": Value("modular_grokking/main", "full_table_theory.23.a", ".3f"),
+    "mg_full_learned_23": Value("modular_grokking/main", "full_table_theory.23.learned", ".0%"),
+    "mg_gp_se": Derived(lambda r: max(max(g["test_loss_relative_se"]) for g in r("modular_grokking/main")["gp"].values()), ".3f"),
+    "mg_gp_accuracy": lambda r: "; ".join(f"{a:.3f} at P = {P}, fraction {f:g}" for P, g in r("modular_grokking/main")["gp"].items() for f, a in zip(g["fractions"], g["test_accuracy"]) if a > 0) or "none",
+    "mg_below1_11": lambda r: _mg_transition(r, "networks", "11", "transition_loss_below_1"),
+    "mg_below1_23": lambda r: _mg_transition(r, "networks", "23", "transition_loss_below_1"),
+    "mg_belowhalf_23": lambda r: _mg_transition(r, "networks", "23", "transition_loss_below_half"),
+    "mg_belowhalf_23_found": Value("modular_grokking/main", "networks.23.transition_loss_below_half.found", "d"),
+    "mg_acc_23": lambda r: _mg_transition(r, "networks", "23", "transition_accuracy_above_half"),
+    "mg_acc_11_split": lambda r: ", ".join(f"{v:.3f}" for v in r("modular_grokking/main")["networks"]["11"]["transition_accuracy_above_half"]["per_split"] if v == v),
+    "mg_pairs_11": Derived(lambda r: _mg_pairs(r, "11"), ".0f"),
+    "mg_pairs_23": Derived(lambda r: _mg_pairs(r, "23"), ".0f"),
+    "mg_pairs_exponent": Derived(lambda r: math.log(_mg_pairs(r, "23") / _mg_pairs(r, "11")) / math.log(23 / 11), ".1f"),
+    "mg_gp_range": lambda r: _span([v for g in r("modular_grokking/main")["gp"].values() for v in g["test_loss_relative"]], ".2f"),
+    "mg_steps_belowhalf": lambda r: _mg_transition(r, "steps_check", None, "transition_loss_below_half"),
+    "mg_width_check_below1": lambda r: _mg_transition(r, "width_check", None, "transition_loss_below_1"),
+    "mg_solve_minutes_11": lambda r: _span([s["seconds"] / 60 for s in _mg_solves(r, "11")], ".0f"),
+    "mg_solve_minutes_23": lambda r: _span([s["seconds"] / 60 for s in _mg_solves(r, "23")], ".0f"),
+    "mg_pool_11": lambda r: _mg_pool(r, "11"),
+    "mg_pool_23": lambda r: _mg_pool(r, "23"),
+    "mg_final_change": lambda r: _span([s["final_change"] for P in ("11", "23") for s in _mg_solves(r, P) + r("modular_grokking/main")["theory"][P]["full_table_check"]["solves"]], ".1f"),
+    "mg_full_check_11": lambda r: _mg_full_check(r, "11"),
+    "mg_full_check_23": lambda r: _mg_full_check(r, "23"),
+    "mg_full_check_err_11": Derived(lambda r: _mg_full_error(r, "11"), ".1%"),
+    "mg_full_check_err_23": Derived(lambda r: _mg_full_error(r, "23"), ".0%"),
+    "mg_round_trips_full_23": lambda r: _span([s["round_trips"] for s in r("modular_grokking/main")["theory"]["23"]["full_table_check"]["solves"]], ".2f"),
+    "mg_round_trips_sets": lambda r: _span([s["round_trips"] for P in ("11", "23") for s in _mg_solves(r, P)], ".1f"),
+    "mg_a2_11": Derived(lambda r: r("modular_grokking/main")["theory"]["11"]["full_table_check"]["a_exact"] ** 2, ".4f"),
+    "mg_a2_23": Derived(lambda r: r("modular_grokking/main")["theory"]["23"]["full_table_check"]["a_exact"] ** 2, ".3f"),
+    "mg_iterate_11": lambda r: _span([s["at_iterate"]["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["11"]["full_table_check"]["solves"]], ".0f"),
+    "mg_iterate_23": lambda r: _span([s["at_iterate"]["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["23"]["full_table_check"]["solves"]], ".0f"),
+    "mg_kr_11": lambda r: _span([s["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["11"]["full_table_check"]["solves"]], ".3f"),
+    "mg_kr_23": lambda r: _span([s["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["23"]["full_table_check"]["solves"]], ".3f"),
+    "mg_a_train_range": lambda r: _span([p["splits"][0]["a_train"] for P in ("11", "23") for p in r("modular_grokking/main")["theory"][P]["points"]], ".2f"),
+    "mg_beta_range": lambda r: _span([p["splits"][0]["beta"] for P in ("11", "23") for p in r("modular_grokking/main")["theory"][P]["points"]], ".0f"),
+    "mg_acc_23_09": Derived(lambda r: r("modular_grokking/main")["networks"]["23"]["test_accuracy"][r("modular_grokking/main")["networks"]["23"]["fractions"].index(0.9)], ".2f"),
+    "mg_ftn_theory_a": Value("modular_grokking/main", "full_table_networks.theory.a", ".4f"),
+    "mg_ftn_theory_learned": Value("modular_grokking/main", "full_table_networks.theory.learned", ".1%"),
+    "mg_ftn_1024": lambda r: "`a` = {a:.4f}".format(**_ftn(r, 1024, 30000, "theory")),
+    "mg_ftn_1024_learned": Derived(lambda r: _ftn(r, 1024, 30000, "theory")["learned"], ".3f"),
+    "mg_ftn_256": Derived(lambda r: _ftn(r, 256, 30000, "theory")["a"], ".4f"),
+    "mg_ftn_256_excess": Derived(lambda r: _ftn(r, 256, 30000, "theory")["a"] / r("modular_grokking/main")["full_table_networks"]["theory"]["a"] - 1, ".0%"),
+    "mg_ftn_prior_300": lambda r: _span([_ftn(r, w, 30000, "prior")["a"] for w in (256, 1024)], ".3f"),
+    "mg_ftn_prior_300_learned": lambda r: _span([_ftn(r, w, 30000, "prior")["learned"] for w in (256, 1024)], ".0%"),
+    "mg_ftn_prior_1200": Derived(lambda r: _ftn(r, 256, 120000, "prior")["a"], ".3f"),
+    "mg_ftn_prior_1200_learned": Derived(lambda r: _ftn(r, 256, 120000, "prior")["learned"], ".0%"),
+    "mg_ftn_prior_1200_halves": lambda r: "{a_first_half:.3f} / {a_second_half:.3f}".format(**_ftn(r, 256, 120000, "prior")),
+    "mg_ftn_coarse": lambda r: "{:.2f} against {:.2f}".format(_ftn(r, 256, 3000, "prior")["learned"], _ftn(r, 256, 30000, "prior")["learned"]),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
