@@ -1,49 +1,15 @@
 """Inline generated numbers: ``<!-- value:NAME -->0.52<!-- /value:NAME -->`` inside a sentence of the docs.
 
-Each NAME is one entry of ``VALUES``: a results run, a key path into its JSON and a format (``Value``), or a
-function of the results (``Derived``) for a number computed from several keys (a ratio, a relative error)."""
+Each NAME is one entry of ``VALUES``: a results run, a key path into its JSON and a format (``format.Value``), or a
+function of the results (``format.Derived``, or a function returning the text) for a number computed from several
+keys (a ratio, a relative error, a range). The modular pages' entries live in ``modular.MODULAR_VALUES``."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Callable
 
-from experiments.report.format import Results, num
-
-
-def lookup(data, key):
-    """``data`` at a dotted key path; an integer part indexes a list (``"sweep.-1.exact.loss"``). A tuple of parts
-    for a key that itself holds a dot (``("beta_200", "damped_0.5", "seconds")``)."""
-    for part in (key.split(".") if isinstance(key, str) else key):
-        if isinstance(data, list):
-            data = data[int(part)]
-        else:
-            data = data[part]
-    return data
-
-
-@dataclass(frozen=True)
-class Value:
-    """``format(results(run)[key], fmt)``: one stored number, formatted."""
-
-    run: str
-    key: str | tuple
-    fmt: str = ".3g"
-
-    def __call__(self, r: Results) -> str:
-        return format(lookup(r(self.run), self.key), self.fmt)
-
-
-@dataclass(frozen=True)
-class Derived:
-    """A number computed from the results (``fn(r)``), formatted."""
-
-    fn: Callable[[Results], float]
-    fmt: str = ".3g"
-
-    def __call__(self, r: Results) -> str:
-        return format(self.fn(r), self.fmt)
+from experiments.report.format import Derived, Results, Value, span as _span
+from experiments.report.modular import MODULAR_VALUES
 
 
 def _trailing_within(history, rel: float) -> int:
@@ -126,70 +92,6 @@ def _dc_train(r: Results, run: str, depth: int) -> str:
 def _gelu_last(r: Results) -> dict:
     g = [g for g in r("deep_mcmc/main")["gelu_continuation"] if g["converged"]][-1]
     return {"m": g["normalizability_margin"][-1], "b": g["beta"]}
-
-
-def _fig3(r: Results) -> dict:
-    return r("modular_addition/main")["paper_fig3"]
-
-
-def _fits(r: Results) -> dict:
-    return r("modular_addition/main")["width_sweep"]["fits"]
-
-
-def _sweep_point(r: Results, width: int) -> dict:
-    return next(p for p in r("modular_addition/main")["width_sweep"]["points"] if p["width"] == width)
-
-
-def _ma_slopes(r: Results) -> list[float]:
-    from experiments.report.modular import ma_local_slopes
-
-    return ma_local_slopes(r)
-
-
-def _ma_step(r: Results, width: int) -> str:
-    from experiments.report.modular import ma_step_shift
-
-    return ma_step_shift(r, width)
-
-
-def _mg_transition(r: Results, block: str, P, key: str) -> str:
-    d = r("modular_grokking/main")[block]
-    t = (d[P] if P is not None else d)[key]
-    return f"{t['mean']:.3f} +- {t['se']:.3f}"
-
-
-def _mg_pairs(r: Results, P: str) -> float:
-    return r("modular_grokking/main")["networks"][P]["transition_loss_below_1"]["mean"] * int(P) ** 2
-
-
-def _mg_solves(r: Results, P: str) -> list[dict]:
-    return [s for p in r("modular_grokking/main")["theory"][P]["points"] for split in p["splits"] for s in split["solves"]]
-
-
-def _mg_pool(r: Results, P: str) -> str:
-    from experiments.report.modular import mg_pool_check
-
-    return mg_pool_check(r, P)
-
-
-def _mg_full_check(r: Results, P: str) -> str:
-    c = r("modular_grokking/main")["theory"][P]["full_table_check"]
-    return f"`a` = {c['a_train']:.4f} +- {c['a_train_se']:.4f} against the exact {c['a_exact']:.4f}"
-
-
-def _mg_full_error(r: Results, P: str) -> float:
-    c = r("modular_grokking/main")["theory"][P]["full_table_check"]
-    return abs(c["a_train"] / c["a_exact"] - 1)
-
-
-def _ftn(r: Results, width: int, steps: int, start: str) -> dict:
-    return next(row for row in r("modular_grokking/main")["full_table_networks"]["rows"] if row["width"] == width and row["steps"] == steps and row["start"] == start)
-
-
-def _span(values, fmt: str) -> str:
-    """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
-    lo, hi = format(min(values), fmt), format(max(values), fmt)
-    return lo if lo == hi else f"{lo}-{hi}"
 
 
 VALUES: dict[str, Callable[[Results], str]] = {
@@ -304,97 +206,6 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "dm_gelu_last_margin": lambda r: "{m:.3f} at beta = {b:g}".format(**_gelu_last(r)),
     "dm_gelu_stop_beta": Derived(lambda r: next(g["beta"] for g in r("deep_mcmc/main")["gelu_continuation"] if not g["converged"]), "g"),
     "lin_importance_bias": lambda r: _span([abs(p["importance"]["loss"] - p["exact"]["loss"]) / p["exact"]["loss"] for p in r("linear/main")["sweep"] if p["exact"]["g"] >= 0.5], ".1%"),
-    # modular_addition
-    "ma_mixed_from_paper": Derived(lambda r: abs(_fig3(r)["readings"]["mixed"]["gmfl1_sigma2"] - _fig3(r)["paper"]["gmfl1_sigma2"]), ".3f"),
-    "ma_literal_above_paper": Derived(lambda r: _fig3(r)["readings"]["literal"]["gmfl1_sigma2"] - _fig3(r)["paper"]["gmfl1_sigma2"], ".3f"),
-    "ma_paper_gmfl1": Value("modular_addition/main", "paper_fig3.paper.gmfl1_sigma2", "g"),
-    "ma_paper_a": Derived(lambda r: abs(_fig3(r)["paper"]["a_at_gmfl2"]), "g"),
-    "ma_a_175": Derived(lambda r: abs(_fig3(r)["a_at_0.175"]), ".3f"),
-    "ma_a_175_short": Derived(lambda r: abs(_fig3(r)["a_at_0.175"]), ".2f"),
-    "ma_x_c": Value("modular_addition/main", "corrected.x_c", ".0f"),
-    "ma_eigenvalue_all": lambda r: num(_fig3(r)["correct_eigenvalue_all_learned"], 2),
-    "ma_implied_eigenvalue": Value("modular_addition/main", "paper_fig3.implied_eigenvalue_for_paper_gmfl2", ".1f"),
-    "ma_learned_fraction_literal": lambda r: num(r("modular_addition/main")["corrected"]["learned_fraction_at_0.175"], 2),
-    "ma_weaker": lambda r: num(_fig3(r)["correct_eigenvalue_all_learned"] / _fig3(r)["implied_eigenvalue_for_paper_gmfl2"], 1),
-    "ma_g_c_ratios": lambda r: ", ".join(f"{v['g_c_ratio']:.5f}" for _, v in sorted(r("modular_addition/main")["exact_theory"].items(), key=lambda kv: int(kv[0]))),
-    "ma_g_c_moduli": lambda r: ", ".join(sorted(r("modular_addition/main")["exact_theory"], key=int)),
-    "ma_halves": Derived(lambda r: max(abs(n["a_first_half"] - n["a_second_half"]) for runs in r("modular_addition/main")["networks"].values() for n in runs), ".4f"),
-    "ma_above_theory": lambda r: _span([n["a"] - n["theory"]["a"] for runs in r("modular_addition/main")["networks"].values() for n in runs], ".3f"),
-    "ma_top_share": lambda r: _span([n["top_mode_share"] for runs in r("modular_addition/main")["networks"].values() for n in runs], ".1f"),
-    "ma_fit1_a_inf": lambda r: "{a_inf:.4f} +- {a_inf_se:.4f}".format(**_fits(r)["inverse_width"]),
-    "ma_fit1_chi2": Value("modular_addition/main", "width_sweep.fits.inverse_width.chi2", ".0f"),
-    "ma_fit1_dof": Derived(lambda r: round(_fits(r)["inverse_width"]["chi2"] / _fits(r)["inverse_width"]["chi2_per_dof"]), "d"),
-    "ma_slopes": lambda r: "{:.0f} to {:.0f}".format(*[f(_ma_slopes(r)) for f in (min, max)]),
-    "ma_fit2_chi2": Value("modular_addition/main", "width_sweep.fits.inverse_width_quadratic.chi2", ".1f"),
-    "ma_fit2_dof": Derived(lambda r: round(_fits(r)["inverse_width_quadratic"]["chi2"] / _fits(r)["inverse_width_quadratic"]["chi2_per_dof"]), "d"),
-    "ma_fit_two_largest": lambda r: "{a_inf:.4f} +- {a_inf_se:.4f}".format(**_fits(r)["inverse_width_two_largest"]),
-    "ma_extrapolation_gaps": lambda r: _span([_fits(r)[k]["a_inf"] - r("modular_addition/main")["width_sweep"]["theory"]["a"] for k in ("inverse_width_quadratic", "inverse_width_two_largest")], ".3f"),
-    "ma_pulls": lambda r: " and ".join(f"{_fits(r)[k]['pull']:.1f}" for k in ("inverse_width_quadratic", "inverse_width_two_largest")),
-    "ma_gap_1024": Derived(lambda r: _sweep_point(r, 1024)["a"] - r("modular_addition/main")["width_sweep"]["theory"]["a"], ".3f"),
-    "ma_step_256": lambda r: _ma_step(r, 256),
-    "ma_step_1024": lambda r: _ma_step(r, 1024),
-    "ma_long": lambda r: "{a:.4f} +- {a_se:.4f}".format(**r("modular_addition/main")["width_sweep"]["long"]),
-    "ma_long_halves": lambda r: "{a_first_half:.4f} / {a_second_half:.4f}".format(**r("modular_addition/main")["width_sweep"]["long"]),
-    "ma_long_steps": Value("modular_addition/main", "width_sweep.long.steps", "d"),
-    "ma_1024": lambda r: "{a:.4f} +- {a_se:.4f}".format(**_sweep_point(r, 1024)),
-    "ma_theory_learned": Value("modular_addition/main", "width_sweep.theory.learned", ".1%"),
-    "ma_theory_start": lambda r: "{a:.4f} +- {a_se:.4f}".format(**r("modular_addition/main")["width_sweep"]["theory_start"]),
-    "ma_theory_start_learned": Value("modular_addition/main", "width_sweep.theory_start.learned", ".2%"),
-    "ma_1024_learned": Derived(lambda r: _sweep_point(r, 1024)["learned"], ".2%"),
-    "ma_long_learned": Value("modular_addition/main", "width_sweep.long.learned", ".2%"),
-    "ma_finite_width_ratio": Value("modular_addition/main", "networks.23.1.theory.finite_width_ratio", ".2f"),
-    "ma_g_over_g_c": Value("modular_addition/main", "networks.23.1.theory.g_over_g_c", ".2f"),
-    # modular_grokking
-    "mg_full_a_11": Value("modular_grokking/main", "full_table_theory.11.a", ".3f"),
-    "mg_full_learned_11": Value("modular_grokking/main", "full_table_theory.11.learned", ".0%"),
-    "mg_full_a_23": Value("modular_grokking/main", "full_table_theory.23.a", ".3f"),
-    "mg_full_learned_23": Value("modular_grokking/main", "full_table_theory.23.learned", ".0%"),
-    "mg_gp_se": Derived(lambda r: max(max(g["test_loss_relative_se"]) for g in r("modular_grokking/main")["gp"].values()), ".3f"),
-    "mg_gp_accuracy": lambda r: "; ".join(f"{a:.3f} at P = {P}, fraction {f:g}" for P, g in r("modular_grokking/main")["gp"].items() for f, a in zip(g["fractions"], g["test_accuracy"]) if a > 0) or "none",
-    "mg_below1_11": lambda r: _mg_transition(r, "networks", "11", "transition_loss_below_1"),
-    "mg_below1_23": lambda r: _mg_transition(r, "networks", "23", "transition_loss_below_1"),
-    "mg_belowhalf_23": lambda r: _mg_transition(r, "networks", "23", "transition_loss_below_half"),
-    "mg_belowhalf_23_found": Value("modular_grokking/main", "networks.23.transition_loss_below_half.found", "d"),
-    "mg_acc_23": lambda r: _mg_transition(r, "networks", "23", "transition_accuracy_above_half"),
-    "mg_acc_11_split": lambda r: ", ".join(f"{v:.3f}" for v in r("modular_grokking/main")["networks"]["11"]["transition_accuracy_above_half"]["per_split"] if v == v),
-    "mg_pairs_11": Derived(lambda r: _mg_pairs(r, "11"), ".0f"),
-    "mg_pairs_23": Derived(lambda r: _mg_pairs(r, "23"), ".0f"),
-    "mg_pairs_exponent": Derived(lambda r: math.log(_mg_pairs(r, "23") / _mg_pairs(r, "11")) / math.log(23 / 11), ".1f"),
-    "mg_gp_range": lambda r: _span([v for g in r("modular_grokking/main")["gp"].values() for v in g["test_loss_relative"]], ".2f"),
-    "mg_steps_belowhalf": lambda r: _mg_transition(r, "steps_check", None, "transition_loss_below_half"),
-    "mg_width_check_below1": lambda r: _mg_transition(r, "width_check", None, "transition_loss_below_1"),
-    "mg_solve_minutes_11": lambda r: _span([s["seconds"] / 60 for s in _mg_solves(r, "11")], ".0f"),
-    "mg_solve_minutes_23": lambda r: _span([s["seconds"] / 60 for s in _mg_solves(r, "23")], ".0f"),
-    "mg_pool_11": lambda r: _mg_pool(r, "11"),
-    "mg_pool_23": lambda r: _mg_pool(r, "23"),
-    "mg_final_change": lambda r: _span([s["final_change"] for P in ("11", "23") for s in _mg_solves(r, P) + r("modular_grokking/main")["theory"][P]["full_table_check"]["solves"]], ".1f"),
-    "mg_full_check_11": lambda r: _mg_full_check(r, "11"),
-    "mg_full_check_23": lambda r: _mg_full_check(r, "23"),
-    "mg_full_check_err_11": Derived(lambda r: _mg_full_error(r, "11"), ".1%"),
-    "mg_full_check_err_23": Derived(lambda r: _mg_full_error(r, "23"), ".0%"),
-    "mg_round_trips_full_23": lambda r: _span([s["round_trips"] for s in r("modular_grokking/main")["theory"]["23"]["full_table_check"]["solves"]], ".2f"),
-    "mg_round_trips_sets": lambda r: _span([s["round_trips"] for P in ("11", "23") for s in _mg_solves(r, P)], ".1f"),
-    "mg_a2_11": Derived(lambda r: r("modular_grokking/main")["theory"]["11"]["full_table_check"]["a_exact"] ** 2, ".4f"),
-    "mg_a2_23": Derived(lambda r: r("modular_grokking/main")["theory"]["23"]["full_table_check"]["a_exact"] ** 2, ".3f"),
-    "mg_iterate_11": lambda r: _span([s["at_iterate"]["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["11"]["full_table_check"]["solves"]], ".0f"),
-    "mg_iterate_23": lambda r: _span([s["at_iterate"]["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["23"]["full_table_check"]["solves"]], ".0f"),
-    "mg_kr_11": lambda r: _span([s["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["11"]["full_table_check"]["solves"]], ".3f"),
-    "mg_kr_23": lambda r: _span([s["test_loss_relative"] for s in r("modular_grokking/main")["theory"]["23"]["full_table_check"]["solves"]], ".3f"),
-    "mg_a_train_range": lambda r: _span([p["splits"][0]["a_train"] for P in ("11", "23") for p in r("modular_grokking/main")["theory"][P]["points"]], ".2f"),
-    "mg_beta_range": lambda r: _span([p["splits"][0]["beta"] for P in ("11", "23") for p in r("modular_grokking/main")["theory"][P]["points"]], ".0f"),
-    "mg_acc_23_09": Derived(lambda r: r("modular_grokking/main")["networks"]["23"]["test_accuracy"][r("modular_grokking/main")["networks"]["23"]["fractions"].index(0.9)], ".2f"),
-    "mg_ftn_theory_a": Value("modular_grokking/main", "full_table_networks.theory.a", ".4f"),
-    "mg_ftn_theory_learned": Value("modular_grokking/main", "full_table_networks.theory.learned", ".1%"),
-    "mg_ftn_1024": lambda r: "`a` = {a:.4f}".format(**_ftn(r, 1024, 30000, "theory")),
-    "mg_ftn_1024_learned": Derived(lambda r: _ftn(r, 1024, 30000, "theory")["learned"], ".3f"),
-    "mg_ftn_256": Derived(lambda r: _ftn(r, 256, 30000, "theory")["a"], ".4f"),
-    "mg_ftn_256_excess": Derived(lambda r: _ftn(r, 256, 30000, "theory")["a"] / r("modular_grokking/main")["full_table_networks"]["theory"]["a"] - 1, ".0%"),
-    "mg_ftn_prior_300": lambda r: _span([_ftn(r, w, 30000, "prior")["a"] for w in (256, 1024)], ".3f"),
-    "mg_ftn_prior_300_learned": lambda r: _span([_ftn(r, w, 30000, "prior")["learned"] for w in (256, 1024)], ".0%"),
-    "mg_ftn_prior_1200": Derived(lambda r: _ftn(r, 256, 120000, "prior")["a"], ".3f"),
-    "mg_ftn_prior_1200_learned": Derived(lambda r: _ftn(r, 256, 120000, "prior")["learned"], ".0%"),
-    "mg_ftn_prior_1200_halves": lambda r: "{a_first_half:.3f} / {a_second_half:.3f}".format(**_ftn(r, 256, 120000, "prior")),
-    "mg_ftn_coarse": lambda r: "{:.2f} against {:.2f}".format(_ftn(r, 256, 3000, "prior")["learned"], _ftn(r, 256, 30000, "prior")["learned"]),
     # neuron_throughput
     "nt_load_average": Value("neuron_throughput/main", "machine.load_average_before.0", ".1f"),
     "nt_flop_rate": Derived(lambda r: r("neuron_throughput/main")["jax_flop_rate"] / 1e9, ".1f"),
@@ -414,3 +225,4 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "ds_newton_minutes_4096": Derived(lambda r: r("deep_speed/main")["points"][0]["newton_over_map"] * r("deep_speed/main")["points"][-1]["map_seconds"] / 60, ".0f"),
     "nt_blocks": lambda r: ", ".join(f"{b}: {v:.2g}" for b, v in r("neuron_throughput/main")["gradient_evaluations_per_second_by_block"].items()),
 }
+VALUES.update(MODULAR_VALUES)
