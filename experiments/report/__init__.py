@@ -12,6 +12,6 @@ from experiments.report.tables import CLOVER_METRICS, _composition_rows, _compos
 from experiments.report.modular import ma_fig3, ma_local_slopes, ma_loss_timing, ma_networks, ma_step_shift, ma_width_sweep
 from experiments.report.teacher_student import _ts_gibbs, _ts_points, ts_both_predictions, ts_d_to_inf, ts_gibbs_eighth, ts_gibbs_half, ts_half_theory, ts_scale1_f3, ts_scale1_gibbs, ts_scale8_agreement, ts_scale8_components, ts_scale8_first_run_draws, ts_scale8_first_run_mean, ts_scale8_run_length, ts_scale8_starts, ts_scale8_width_sweep, ts_starts, ts_transition
 from experiments.report.index import EXPERIMENTS, GENERATORS, _grok_accuracy, experiments_index
-from experiments.report.prose import CHECKED, SETTINGS, typed_numbers
+from experiments.report.prose import PENDING, SETTINGS, checked, typed_numbers
 from experiments.report.values import VALUES
 from experiments.report.run import DOCUMENTS, ROOT, documents, main, missing_commands, render

@@ -9,7 +9,7 @@ import sys
 
 from pathlib import Path
 from experiments.report.format import MARKER, Results
-from experiments.report.prose import CHECKED, typed_numbers
+from experiments.report.prose import checked, typed_numbers
 from experiments.report.index import GENERATORS
 from experiments.report.values import VALUES
 
@@ -77,10 +77,8 @@ def main(argv=None) -> int:
             else:
                 path.write_text(new)
                 print(f"wrote {path.relative_to(root)}")
-    for page in CHECKED:
-        path = root / page
-        if path.exists():
-            problems += [f"{page}: number typed by hand, not generated: {t}" for t in typed_numbers(path.read_text())]
+    for path in checked(root):
+        problems += [f"{path.relative_to(root)}: number typed by hand, not generated: {t}" for t in typed_numbers(path.read_text())]
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
