@@ -195,7 +195,8 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "sf_fg_leaf_z": Derived(lambda r: max(abs(m["mean"] - 0.25) / m["stderr"] for k, m in r("clover/main")["foreground"]["moments"].items() if k.startswith("P(")), ".1f"),
     "ts_paper_sigma2_c": Value("teacher_student/main", "transition.paper.sigma2_c", "g"),
     "ts_paper_u_c": Value("teacher_student/main", "transition.paper.u_c", "g"),
-    "ts_network_midpoints": lambda r: _span([e["sigma2_c"] for e in r("teacher_student/main")["transition"]["networks"].values() if "sigma2_c" in e], ".3f"),
+    "ts_network_midpoints": lambda r: _span([e["sigma2_c"] for key in ("networks", "networks_gibbs")
+                                             for e in r("teacher_student/main")["transition"].get(key, {}).values() if "sigma2_c" in e], ".3f"),
     "ma_width_sweep_a": lambda r: ", ".join(f"{p['a']:.3f}" for p in r("modular_addition/main")["width_sweep"]["points"]),
     "ma_width_sweep_widths": lambda r: ", ".join(str(p["width"]) for p in r("modular_addition/main")["width_sweep"]["points"]),
     "ma_theory_a": Value("modular_addition/main", "width_sweep.theory.a", ".3f"),
