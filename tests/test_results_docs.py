@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def copy(tmp_path):
-    """README.md, docs/results/ and results/ copied to a temp root (the generator may write there)."""
+    """README.md, docs/index.md, docs/results/ and results/ copied to a temp root (the generator may write there)."""
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    (tmp_path / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "index.md", tmp_path / "docs" / "index.md")
     shutil.copytree(ROOT / "docs" / "results", tmp_path / "docs" / "results")
     shutil.copytree(ROOT / "results", tmp_path / "results")
     return tmp_path
@@ -78,3 +80,51 @@ def test_run_metadata_records_the_command():
     meta = io.run_metadata({"a": 1}, 0, argv=["--quick", "--config", "x.toml"])
     assert meta["argv"][-3:] == ["--quick", "--config", "x.toml"] and meta["command"].endswith("--quick --config x.toml")
     assert io.CODE_PATHS == ("mft_jax", "experiments", "benchmarks", "configs")
+
+
+def test_checked_pages_have_no_typed_numbers():
+    """Every decimal in the prose of a checked page is generated (a ``value:``/``table:`` span), code, or a setting;
+    every generated document is checked but the pending teacher-student page (a new results page is checked too)."""
+    pages = {path.relative_to(ROOT).as_posix() for path in report.checked(ROOT)}
+    assert {"README.md", "docs/index.md", "docs/results/index.md", "docs/results/modular_grokking.md"} <= pages
+    assert pages.isdisjoint(report.PENDING) and report.PENDING == ("docs/results/teacher_student.md",)
+    for path in report.checked(ROOT):
+        assert report.typed_numbers(path.read_text()) == [], path
+    assert report.typed_numbers((ROOT / report.PENDING[0]).read_text()), "teacher-student is clean: drop it from PENDING"
+
+
+def test_a_typed_number_in_prose_is_caught(copy, capsys):
+    """Wrong twin: a generated value replaced by the same number typed by hand fails the check; settings do not."""
+    assert report.typed_numbers("at beta = 0.5, h = 0.01 and sigma^2 = 0.25, 0.5 the run `--lr 0.3` took ~1.5 min") == []
+    assert report.typed_numbers("the loss is <!-- value:x -->0.52<!-- /value:x --> here") == []
+    assert len(report.typed_numbers("the loss is 0.52 here, 1.7e5 there")) == 2
+    page = copy / "docs" / "results" / "linear.md"
+    text = page.read_text()
+    typed = report.MARKER.sub(lambda m: m.group("body") if m.group("name") == "linear_g_infinity" else m.group(0), text)
+    assert typed != text
+    page.write_text(typed)
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    assert "typed by hand" in capsys.readouterr().err
+    page.write_text(text)
+    (copy / "docs" / "results" / "new_page.md").write_text("A new page: the loss is 0.52.\n")
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    assert "new_page.md: number typed by hand" in capsys.readouterr().err
+
+
+def test_a_changed_result_makes_its_value_stale(copy, capsys):
+    """Wrong twin for ``value:`` spans: g* at beta -> infinity 10% off in its results file makes the linear page stale."""
+    path = copy / "results" / "linear" / "main.json"
+    data = json.loads(path.read_text())
+    data["g_infinity"] *= 1.1
+    path.write_text(json.dumps(data))
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    assert "linear.md: generated tables are stale" in capsys.readouterr().err
+
+
+def test_value_lookup_and_an_unknown_value_name(copy, capsys):
+    assert report.lookup({"a": [{"b": 1.5}, {"b": 2.5}]}, "a.-1.b") == 2.5
+    g = json.loads((copy / "results" / "linear" / "main.json").read_text())["g_infinity"]
+    assert report.Value("linear/main", "g_infinity", ".2f")(report.Results(copy / "results")) == f"{g:.2f}"
+    (copy / "docs" / "results" / "extra.md").write_text("x <!-- value:no_such_value -->1<!-- /value:no_such_value -->\n")
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    assert "no generator for value 'no_such_value'" in capsys.readouterr().err

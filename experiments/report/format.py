@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
+
+from dataclasses import dataclass
+from typing import Callable
 
 from pathlib import Path
+
+
+MARKER = re.compile(r"<!-- (?P<kind>table|value):(?P<name>[\w.-]+) -->(?P<body>.*?)<!-- /(?P=kind):(?P=name) -->", re.S)
+"""A generated span: ``table:NAME`` (a table on its own lines, or a phrase) from ``GENERATORS``, ``value:NAME`` (one
+number inside a sentence) from ``VALUES``."""
 
 
 class Results:
@@ -59,3 +68,43 @@ def _by_sigma2(points) -> dict:
 def _z(value: float, se: float) -> str:
     z = abs(value) / se
     return f"{z:.0f} s.e." if z >= 10 else f"{z:.1f} s.e."
+
+
+def lookup(data, key):
+    """``data`` at a dotted key path; an integer part indexes a list (``"sweep.-1.exact.loss"``). A tuple of parts
+    for a key that itself holds a dot (``("beta_200", "damped_0.5", "seconds")``)."""
+    for part in (key.split(".") if isinstance(key, str) else key):
+        if isinstance(data, list):
+            data = data[int(part)]
+        else:
+            data = data[part]
+    return data
+
+
+@dataclass(frozen=True)
+class Value:
+    """``format(results(run)[key], fmt)``: one stored number, formatted."""
+
+    run: str
+    key: str | tuple
+    fmt: str = ".3g"
+
+    def __call__(self, r: Results) -> str:
+        return format(lookup(r(self.run), self.key), self.fmt)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A number computed from the results (``fn(r)``), formatted."""
+
+    fn: Callable[[Results], float]
+    fmt: str = ".3g"
+
+    def __call__(self, r: Results) -> str:
+        return format(self.fn(r), self.fmt)
+
+
+def span(values, fmt: str) -> str:
+    """``lo-hi`` of ``values`` (one number when they agree at ``fmt``)."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}-{hi}"

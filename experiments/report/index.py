@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from experiments.report.format import Results, table
-from experiments.report.tables import clover_beta_sweep, clover_foreground, clover_foreground_ratio, clover_networks, deep_composition_erf40, deep_composition_losses, deep_composition_step, deep_composition_z, deep_digits_layers, deep_digits_widths, deep_speed, deep_speed_exponent, linear_sweep, modular_grokking_fractions, neuron_throughput, neuron_throughput_ratio, solver_speed
+from experiments.report.tables import clover_beta_sweep, clover_foreground, clover_grid_check, clover_foreground_ratio, clover_networks, deep_composition_erf40, deep_composition_kernels, deep_composition_losses, deep_composition_step, deep_composition_z, deep_digits_layers, deep_digits_widths, deep_mcmc_erf, deep_mcmc_erf_keys, deep_mcmc_gelu, deep_solver_methods, deep_speed, deep_speed_exponent, linear_networks, linear_sweep, modular_grokking_fractions, neuron_throughput, neuron_throughput_ratio, solver_speed
+from experiments.report.modular import ma_fig3, ma_loss_timing, ma_networks, ma_width_sweep, mg_checks, mg_full_table_networks, mg_theory, mg_theory_start, mg_width_trend
 from experiments.report.teacher_student import ts_both_predictions, ts_gibbs_eighth, ts_gibbs_half, ts_half_theory, ts_scale1_f3, ts_scale1_gibbs, ts_scale8_agreement, ts_scale8_components, ts_scale8_first_run_draws, ts_scale8_first_run_mean, ts_scale8_run_length, ts_scale8_starts, ts_scale8_width_sweep, ts_starts, ts_transition
 
 
@@ -57,19 +58,36 @@ GENERATORS = {
     "clover_foreground": clover_foreground,
     "clover_foreground_ratio": clover_foreground_ratio,
     "linear_sweep": linear_sweep,
+    "linear_networks": linear_networks,
     "clover_beta_sweep": clover_beta_sweep,
+    "clover_grid_check": clover_grid_check,
     "solver_speed": solver_speed,
     "neuron_throughput": neuron_throughput,
     "neuron_throughput_ratio": neuron_throughput_ratio,
     "deep_digits_layers": deep_digits_layers,
     "deep_digits_widths": deep_digits_widths,
     "deep_composition_losses": deep_composition_losses,
+    "deep_composition_kernels": deep_composition_kernels,
+    "deep_composition_kernels_erf40": lambda r: deep_composition_kernels(r, ("erf40_depth2_long", "erf40_depth3_long")),
     "deep_composition_z": deep_composition_z,
     "deep_composition_step": deep_composition_step,
     "deep_composition_erf40": deep_composition_erf40,
     "deep_speed": deep_speed,
+    "deep_mcmc_erf": deep_mcmc_erf,
+    "deep_mcmc_erf_keys": deep_mcmc_erf_keys,
+    "deep_mcmc_gelu": deep_mcmc_gelu,
+    "deep_solver_methods": deep_solver_methods,
     "deep_speed_exponent": deep_speed_exponent,
     "modular_grokking_fractions": modular_grokking_fractions,
+    "ma_fig3": ma_fig3,
+    "mg_theory": mg_theory,
+    "mg_width_trend": mg_width_trend,
+    "mg_full_table_networks": mg_full_table_networks,
+    "mg_theory_start": mg_theory_start,
+    "mg_checks": mg_checks,
+    "ma_networks": ma_networks,
+    "ma_width_sweep": ma_width_sweep,
+    "ma_loss_timing": ma_loss_timing,
     "ts_scale8_components": ts_scale8_components,
     "ts_scale8_starts": ts_scale8_starts,
     "ts_scale8_agreement": ts_scale8_agreement,

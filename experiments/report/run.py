@@ -8,8 +8,10 @@ import re
 import sys
 
 from pathlib import Path
-from experiments.report.format import Results
+from experiments.report.format import MARKER, Results
+from experiments.report.prose import checked, typed_numbers
 from experiments.report.index import GENERATORS
+from experiments.report.values import VALUES
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,22 +20,24 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "docs/index.md", "docs/results/*.md")
 
 
-MARKER = re.compile(r"<!-- table:(?P<name>[\w.-]+) -->(?P<body>.*?)<!-- /table:(?P=name) -->", re.S)
-
-
 def render(text: str, results: Results) -> tuple[str, list[str]]:
     """``text`` with every marked span regenerated, and the problems found (unknown names)."""
     problems = []
 
     def replace(match):
-        name, body = match.group("name"), match.group("body")
-        if name not in GENERATORS:
-            problems.append(f"no generator for table {name!r}")
+        kind, name, body = match.group("kind"), match.group("name"), match.group("body")
+        registry = GENERATORS if kind == "table" else VALUES
+        if name not in registry:
+            problems.append(f"no generator for {kind} {name!r}")
             return match.group(0)
-        generated = GENERATORS[name](results)
+        try:
+            generated = registry[name](results)
+        except (KeyError, IndexError, FileNotFoundError) as error:
+            problems.append(f"{kind} {name!r}: not in the results files ({type(error).__name__}: {error})")
+            return match.group(0)
         block = body.startswith("\n")
         inner = f"\n{generated}\n" if block else generated
-        return f"<!-- table:{name} -->{inner}<!-- /table:{name} -->"
+        return f"<!-- {kind}:{name} -->{inner}<!-- /{kind}:{name} -->"
 
     return MARKER.sub(replace, text), problems
 
@@ -73,6 +77,8 @@ def main(argv=None) -> int:
             else:
                 path.write_text(new)
                 print(f"wrote {path.relative_to(root)}")
+    for path in checked(root):
+        problems += [f"{path.relative_to(root)}: number typed by hand, not generated: {t}" for t in typed_numbers(path.read_text())]
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

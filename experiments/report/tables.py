@@ -203,3 +203,110 @@ def deep_composition_erf40(r: Results) -> str:
         rows.append([f"depth {depth}: GP / theory", f"{gp['train']:.4f} / {mft['train']:.4f}", f"{gp['test']:.4f} / {mft['test']:.4f}", "", ""])
         rows.append([f"depth {depth}: networks, N = {d['width']}", pm(net["train"], net["train_sem"]), pm(net["test"], net["test_sem"]), kernels, nngp])
     return table(["erf, beta = 40", "train loss", "test loss", "kernel vs theory: alignment / distance (noise floor)", "NNGP distance"], rows)
+
+
+def linear_networks(r: Results) -> str:
+    """Langevin networks against the exact theory: loss and the variance of ``w . v/|v|`` (``v`` the teacher)."""
+    d = r("linear/main")
+    v = d["teacher"]
+    norm2 = sum(x * x for x in v)
+    rows = []
+    for p in d["networks"]:
+        c = p["exact_covariance"]
+        exact_along = sum(v[i] * c[i][j] * v[j] for i in range(len(v)) for j in range(len(v))) / norm2
+        rows.append([num(p["beta"]), p["width"], pm(p["loss"], p["loss_se"], 5), fixed(p["exact_loss"], 5),
+                     pm(p["var_along"], p["var_along_se"], 3), fixed(exact_along, 3)])
+    return table(["beta", "N", "network loss (± s.e.)", "exact loss", "variance along the teacher (± s.e.)", "exact"], rows)
+
+
+def deep_solver_methods(r: Results) -> str:
+    """Newton-Krylov against Anderson (with hand-over) on the deep fixed point, per beta, timed in one run."""
+    d = r("deep_solver_methods/main")
+    rows = []
+    for row in d["rows"]:
+        for method in ("newton", "anderson"):
+            m = row[method]
+            handed = " (stalled, handed over to Newton)" if method == "anderson" and "Newton" in m["message"] else ""
+            rows.append([num(row["beta"]), method + handed, m["iterations"], fixed(m["seconds"], 2), fixed(m["loss"], 6), fixed(m["free_energy"], 5),
+                         f"{num(row['seconds_ratio_newton_over_anderson'])}x" if method == "anderson" else ""])
+    return table([f"beta (P = {d['points']}, {d['num_samples']} draws)", "method", "iterations", "seconds", "loss", "free energy",
+                  "Newton time / Anderson time"], rows)
+
+
+def deep_mcmc_erf(r: Results) -> str:
+    """erf layer laws by importance sampling and by resample-move MCMC (one row per key), per beta."""
+    d = r("deep_mcmc/main")
+    rows = []
+    for row in d["erf"]:
+        for method in [k for k in row if k == "importance" or k.startswith("mcmc key")]:
+            m = row[method]
+            rows.append([num(row["beta"]), method, "yes" if m["converged"] else "no", m["iterations"], m["refreshes"], fixed(m["seconds"], 1),
+                         f"{min(m['ess']):.0f}", fixed(m["train_loss"], 5), fixed(m["test_loss"], 5), fixed(m["free_energy"], 3)])
+        rows.append([num(row["beta"]), "NNGP", "", "", "", "", "", "", fixed(row["nngp"]["test_loss"], 5), ""])
+    return table([f"erf, beta (P = {d['points']}, M = {d['num_samples']})", "layer laws", "converged", "iterations", "refreshes", "seconds",
+                  "smallest ESS", "train loss", "test loss", "free energy"], rows)
+
+
+def deep_mcmc_erf_keys(r: Results) -> str:
+    """The MCMC losses as mean (sd over keys), per beta."""
+    parts = []
+    for row in r("deep_mcmc/main")["erf"]:
+        t, e, f = row["mcmc_train_loss"], row["mcmc_test_loss"], row["mcmc_free_energy"]
+        parts.append(f"beta = {num(row['beta'])}: train {fixed(t['mean'], 5)} (sd {fixed(t['sd_over_keys'], 5)}), test {fixed(e['mean'], 5)} "
+                     f"(sd {fixed(e['sd_over_keys'], 5)}), free energy {fixed(f['mean'], 3)} (sd {fixed(f['sd_over_keys'], 3)}) over {t['keys']} keys")
+    return "; ".join(parts)
+
+
+def deep_mcmc_gelu(r: Results) -> str:
+    """gelu by continuation in beta: the normalizability margin of each layer law (0 is the edge)."""
+    rows = [[num(g["beta"]), "yes" if g["converged"] else "no", g["iterations"], " / ".join(num(m, 3) for m in g["normalizability_margin"]),
+             fixed(g["train_loss"], 5)] for g in r("deep_mcmc/main")["gelu_continuation"]]
+    return table(["gelu, beta", "converged", "iterations", "normalizability margin, layer 1 / 2", "train loss"], rows)
+
+
+LOBE_BINS = (4, 13, 22, 31)
+"""The 10-degree angle bins at the centres of the four diagonal lobes (45, 135, 225, 315 degrees)."""
+
+
+def clover_grid_check(r: Results) -> str:
+    """The default solve at beta = 500 and 1000 from three starting grids (nodes per axis on +-span)."""
+    rows = []
+    for p in r("clover/grid_check")["rows"]:
+        n, span = p["start"]
+        lobes = [p["angle_mass_10deg"][k] for k in LOBE_BINS]
+        lo, hi = f"{min(lobes):.2f}", f"{max(lobes):.2f}"
+        rows.append([f"{p['beta']:g}", f"{n}^2 on +-{span:g}", p["iterations"], fixed(p["seconds"], 1), fixed(p["loss"], 6), fixed(p["free_energy"], 3),
+                     round(p["ess_nodes"]), f"{p['radius_mean']:.3f} ± {p['radius_sd']:.3f}", lo if lo == hi else f"{lo}-{hi}"])
+    return table(["beta", "start", "iterations", "seconds", "loss", "free energy", "effective nodes", "radius (mean ± sd)",
+                  "mass in a lobe's central 10-degree bin"], rows)
+
+
+def clover_grid_spread(r: Results, beta: float, key: str) -> float:
+    """(max - min) / mean of ``key`` over the starts at ``beta``."""
+    values = [p[key] for p in r("clover/grid_check")["rows"] if p["beta"] == beta]
+    return (max(values) - min(values)) / (sum(values) / len(values))
+
+
+def _dc_layers(d: dict):
+    for depth_key, layers in d["layers"].items():
+        for layer_key, layer in layers.items():
+            yield depth_key.replace("depth", "depth "), layer_key.replace("layer", "layer "), layer
+
+
+def deep_composition_kernels(r: Results, runs=("main",)) -> str:
+    """Per hidden layer: the networks' kernel against the theory's (centred alignment / relative distance), the noise
+    floor (two halves of the seeds) and the NNGP; the law of one neuron's target overlap ``(1/P) sum phi(h_mu) y_mu``
+    (mean / sd, theory vs networks ± s.e.); layer 1's weight moments ``E w_i^2`` and ``E w1 w2 w3 w4``."""
+    rows = []
+    for depth, layer, v in (x for run in runs for x in _dc_layers(r(f"deep_composition/{run}"))):
+        a, dist, o = v["alignment"], v["distance"], v["overlap"]
+        moments = ""
+        if "weights" in v:
+            t, n, e = v["weights"]["theory"], v["weights"]["networks"], v["weights"]["networks_sem"]
+            moments = (f"{t['w_sq']:.3f} / {n['w_sq']:.3f} ± {e['w_sq']:.3f}; {t['w1w2w3w4']:.3f} / {n['w1w2w3w4']:.3f} ± {e['w1w2w3w4']:.3f} "
+                       f"({abs(n['w1w2w3w4'] - t['w1w2w3w4']) / e['w1w2w3w4']:.1f} s.e.)")
+        rows.append([f"{depth}, {layer}", f"{a['theory']:.4f} / {dist['theory']:.3f}", f"{a['noise_floor']:.4f} / {dist['noise_floor']:.3f}",
+                     f"{a['nngp']:.4f} / {dist['nngp']:.3f}", f"{o['theory_mean']:.4f} / {o['theory_sd']:.4f}",
+                     f"{o['networks_mean']:.4f} ± {o['networks_mean_sem']:.4f} / {o['networks_sd']:.4f} ± {o['networks_sd_sem']:.4f}", moments])
+    return table(["", "networks vs theory: alignment / distance", "noise floor", "NNGP vs networks", "overlap mean / sd, theory",
+                  "overlap mean / sd, networks", "E w_i^2; E w1 w2 w3 w4: theory / networks (final parameters)"], rows)
