@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from experiments.report.format import Results, _by_sigma2, _z, num, pm, table
+import math
+
+from experiments.report.format import Derived, Results, _by_sigma2, _z, num, pm, span, table
 
 
 def _ts_points(r: Results, scale: str) -> list[dict]:
@@ -251,3 +253,72 @@ def ts_scale1_gibbs(r: Results) -> str:
                      f"{pm(f['prior']['f3'], f['prior']['f3_se'])} / {f['teacher']['f3']:.4f} ({f['prior']['f1']:.3f})"])
     return table(["sigma^2", "population f1 / f3", "theory on the set f1 / f3", "networks h = 0.01, prior / teacher start f3 (f1 prior)",
                   "h = 0.01 - theory, f3 prior / teacher (f1), s.e. in brackets", "networks h = 0.005, prior / teacher f3 (f1 prior)"], rows)
+
+
+# inline values of the teacher-student page (``<!-- value:NAME -->``)
+
+def _transition(r: Results) -> dict:
+    return r("teacher_student/main")["transition"]
+
+
+def _d_to_inf(r: Results, sigma2: float) -> dict:
+    return next(p for p in _transition(r)["exact_population_d_to_inf"]["points"] if round(p["sigma2"], 6) == sigma2)
+
+
+def _learned_end(r: Results) -> tuple[float, float]:
+    """The last sigma^2 where the d -> inf extrapolation's |f3_inf| is above 0.001, and the next grid point."""
+    points = _transition(r)["exact_population_d_to_inf"]["points"]
+    k = max(i for i, p in enumerate(points) if abs(p["f3_inf"]) > 1e-3)
+    return points[k]["sigma2"], points[k + 1]["sigma2"]
+
+
+def _half_sweep(r: Results) -> dict:
+    return r("teacher_student/main")["scales"]["1/2"]["width_sweep_gibbs"]["points"][0]
+
+
+def _half_4096(r: Results) -> dict:
+    return r("teacher_student/theory_scale0.5_4096")["scales"]["1/2"]["training_set_theory"]["points"][0]
+
+
+def _cold(r: Results) -> dict:
+    return r("teacher_student/theory_scale1_s018_cold")["scales"]["1"]["training_set_theory"]["points"][0]
+
+
+def _warm_018(r: Results) -> dict:
+    versus = _by_sigma2(r("teacher_student/gibbs_scale1")["scales"]["1"]["networks_gibbs"]["versus_training_set_theory"])
+    return versus[0.18]
+
+
+def _by_d(r: Results, sigma2: float) -> str:
+    return ", ".join(f"{f:.4f}" for f in _d_to_inf(r, sigma2)["f3_by_d"])
+
+
+TS_VALUES = {
+    "ts_eq_sigma2_c": Derived(lambda r: _transition(r)["paper_equations"]["sigma2_c"], ".3f"),
+    "ts_eq_u_c": Derived(lambda r: _transition(r)["paper_equations"]["u_c"], ".1f"),
+    "ts_eq_spinodal": Derived(lambda r: _transition(r)["paper_equations"]["spinodal_sigma2"], ".3f"),
+    "ts_pop_steepest": lambda r: span([e["sigma2_c"] for e in _transition(r)["exact_population"].values()], "g"),
+    "ts_dims": lambda r: ", ".join(str(d) for d in _transition(r)["exact_population_d_to_inf"]["dims"]),
+    "ts_f3_by_d_025": lambda r: _by_d(r, 0.25),
+    "ts_f3_by_d_018": lambda r: _by_d(r, 0.18),
+    "ts_f3_by_d_010": lambda r: _by_d(r, 0.1),
+    "ts_f3_inf_018": Derived(lambda r: _d_to_inf(r, 0.18)["f3_inf"], ".4f"),
+    "ts_dinf_residual": Derived(lambda r: max(p["max_residual"] for p in _transition(r)["exact_population_d_to_inf"]["points"]), ".1e"),
+    "ts_learned_end": lambda r: "{:g} and {:g}".format(*_learned_end(r)),
+    "ts_learned_end_shift": Derived(lambda r: _learned_end(r)[0] - _transition(r)["paper_equations"]["sigma2_c"], ".2f"),
+    # scale 1/2, sigma^2 = 0.10: the width-extrapolated Gibbs networks against the 4096-chain theory of their set
+    "ts_half_finf_f3": lambda r: pm(_half_sweep(r)["fit_f3"]["f_inf"], _half_sweep(r)["fit_f3"]["f_inf_se"]),
+    "ts_half_own_f3": Derived(lambda r: _half_4096(r)["f3"], ".4f"),
+    "ts_half_kr_f3": lambda r: pm(_half_4096(r)["f3_kernel_regression"], _half_4096(r)["f3_kernel_regression_sampler_se"]),
+    "ts_half_gap_own": Derived(lambda r: 1 - _half_sweep(r)["fit_f3"]["f_inf"] / _half_4096(r)["f3"], ".0%"),
+    "ts_half_gap_kr": Derived(lambda r: 1 - _half_sweep(r)["fit_f3"]["f_inf"] / _half_4096(r)["f3_kernel_regression"], ".0%"),
+    "ts_half_gap_kr_se": Derived(lambda r: abs(_half_sweep(r)["fit_f3"]["f_inf"] - _half_4096(r)["f3_kernel_regression"])
+                                 / math.hypot(_half_sweep(r)["fit_f3"]["f_inf_se"], _half_4096(r)["f3_kernel_regression_sampler_se"]), ".1f"),
+    "ts_half_widths": lambda r: " and ".join(str(n["width"]) for n in _half_sweep(r)["networks"]),
+    # scale 1, sigma^2 = 0.18: warm-started against cold-started theory
+    "ts_warm_018_se": lambda r: span([abs(_warm_018(r)[s]["minus_theory_f3_in_se"]) for s in ("prior", "teacher")], ".0f"),
+    "ts_cold_f3": lambda r: " and ".join(f"{s['f3']:.4f}" for s in _cold(r)["draws"][0]["solves"]),
+    "ts_cold_f1": lambda r: " and ".join(f"{s['f1']:.3f}" for s in _cold(r)["draws"][0]["solves"]),
+    "ts_cold_mean_f3": lambda r: pm(_cold(r)["f3"], _cold(r)["f3_sampler_se"]),
+    "ts_cold_networks_se": Derived(lambda r: abs(_cold(r)["networks_minus_theory_f3"]) / _cold(r)["networks_minus_theory_f3_se"], ".1f"),
+}

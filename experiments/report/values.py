@@ -10,6 +10,7 @@ from typing import Callable
 
 from experiments.report.format import Derived, Results, Value, span as _span
 from experiments.report.modular import MODULAR_VALUES
+from experiments.report.teacher_student import TS_VALUES
 
 
 def _trailing_within(history, rel: float) -> int:
@@ -227,3 +228,4 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "nt_blocks": lambda r: ", ".join(f"{b}: {v:.2g}" for b, v in r("neuron_throughput/main")["gradient_evaluations_per_second_by_block"].items()),
 }
 VALUES.update(MODULAR_VALUES)
+VALUES.update(TS_VALUES)
