@@ -293,6 +293,15 @@ def _by_d(r: Results, sigma2: float) -> str:
     return ", ".join(f"{f:.4f}" for f in _d_to_inf(r, sigma2)["f3_by_d"])
 
 
+def _long_010(r: Results, start: str) -> str:
+    p = r("teacher_student/equilibration_64000")["scales"]["1/8"]["networks"]["points"][0][start]
+    return pm(p["f3"], p["f3_se"])
+
+
+def _scale1_h001(r: Results) -> dict:
+    return _by_sigma2(r("teacher_student/gibbs_scale1")["scales"]["1"]["networks_gibbs"]["points"])[0.18]
+
+
 TS_VALUES = {
     "ts_eq_sigma2_c": Derived(lambda r: _transition(r)["paper_equations"]["sigma2_c"], ".3f"),
     "ts_eq_u_c": Derived(lambda r: _transition(r)["paper_equations"]["u_c"], ".1f"),
@@ -320,5 +329,12 @@ TS_VALUES = {
     "ts_cold_f3": lambda r: " and ".join(f"{s['f3']:.4f}" for s in _cold(r)["draws"][0]["solves"]),
     "ts_cold_f1": lambda r: " and ".join(f"{s['f1']:.3f}" for s in _cold(r)["draws"][0]["solves"]),
     "ts_cold_mean_f3": lambda r: pm(_cold(r)["f3"], _cold(r)["f3_sampler_se"]),
+    "ts_cold_spread": Derived(lambda r: abs(_cold(r)["draws"][0]["solves"][0]["f3"] - _cold(r)["draws"][0]["solves"][1]["f3"]), ".4f"),
+    "ts_warm_gap": Derived(lambda r: abs(_warm_018(r)["prior"]["minus_theory_f3"]), ".4f"),
+    # scale 1/8, sigma^2 = 0.10: 64000 steps, pooled over the two draws, against the theory on the sets
+    "ts_long_prior_f3": lambda r: _long_010(r, "prior"),
+    "ts_long_teacher_f3": lambda r: _long_010(r, "teacher"),
+    "ts_long_theory_f3": lambda r: pm(*(lambda p: (p["f3"], p["f3_sampler_se"]))(
+        _by_sigma2(r("teacher_student/main")["scales"]["1/8"]["training_set_theory"]["points"])[0.1])),
     "ts_cold_networks_se": Derived(lambda r: abs(_cold(r)["networks_minus_theory_f3"]) / _cold(r)["networks_minus_theory_f3_se"], ".1f"),
 }
