@@ -307,6 +307,8 @@ TS_VALUES = {
     "ts_eq_u_c": Derived(lambda r: _transition(r)["paper_equations"]["u_c"], ".1f"),
     "ts_eq_spinodal": Derived(lambda r: _transition(r)["paper_equations"]["spinodal_sigma2"], ".3f"),
     "ts_pop_steepest": lambda r: span([e["sigma2_c"] for e in _transition(r)["exact_population"].values()], "g"),
+    "ts_paper_finite_d_scale1": lambda r: ", ".join(f"{p['f3']:.4f}" for p in r("teacher_student/main")["scales"]["1"]["paper_equations"]["finite_d"]),
+    "ts_paper_finite_d_sigma2": lambda r: ", ".join(f"{p['sigma2']:.2f}" for p in r("teacher_student/main")["scales"]["1"]["paper_equations"]["finite_d"]),
     "ts_dims": lambda r: ", ".join(str(d) for d in _transition(r)["exact_population_d_to_inf"]["dims"]),
     "ts_f3_by_d_025": lambda r: _by_d(r, 0.25),
     "ts_f3_by_d_018": lambda r: _by_d(r, 0.18),

@@ -2,7 +2,8 @@
 
 Each NAME is one entry of ``VALUES``: a results run, a key path into its JSON and a format (``format.Value``), or a
 function of the results (``format.Derived``, or a function returning the text) for a number computed from several
-keys (a ratio, a relative error, a range). The modular pages' entries live in ``modular.MODULAR_VALUES``."""
+keys (a ratio, a relative error, a range). The modular pages' entries live in ``modular.MODULAR_VALUES``, the
+teacher-student page's in ``teacher_student.TS_VALUES``."""
 
 from __future__ import annotations
 
