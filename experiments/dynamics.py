@@ -173,7 +173,8 @@ def plot(results: dict, path) -> Path:
 
 
 def summarise(results: dict) -> str:
-    """A markdown table of the measured agreement, from a results file (what docs/guide/dynamics.md quotes)."""
+    """A markdown table of the measured agreement, from a results file (the docs page docs/results/dynamics.md is generated
+    from the same file by ``python -m experiments.report``)."""
     lines = [f"From `{results['meta']['command']}` (commit {results['meta']['git_commit']}); z = (network mean - theory) / "
              "s.e. (seeds, and the theory's own M-particle error) at the recorded times; law distances: energy distance in (a, w), value / floor +- spread.", "",
              "| setting | N | loss: max abs z | loss: times within 2 s.e. | test loss: max abs z | late gap (net - theory) | law distance early / middle / late |",

@@ -87,7 +87,7 @@ def test_checked_pages_have_no_typed_numbers():
     every generated document is checked (no page is pending; a new results page is checked too)."""
     pages = {path.relative_to(ROOT).as_posix() for path in report.checked(ROOT)}
     assert {"README.md", "docs/index.md", "docs/results/index.md", "docs/results/modular_grokking.md",
-            "docs/results/teacher_student.md"} <= pages
+            "docs/results/teacher_student.md", "docs/results/dynamics.md"} <= pages
     assert report.PENDING == () and pages == {path.relative_to(ROOT).as_posix() for path in report.documents(ROOT)}
     for path in report.checked(ROOT):
         assert report.typed_numbers(path.read_text()) == [], path
@@ -138,3 +138,22 @@ def test_value_lookup_and_an_unknown_value_name(copy, capsys):
     (copy / "docs" / "results" / "extra.md").write_text("x <!-- value:no_such_value -->1<!-- /value:no_such_value -->\n")
     assert report.main(["--root", str(copy), "--check"]) == 1
     assert "no generator for value 'no_such_value'" in capsys.readouterr().err
+
+
+def test_a_changed_dynamics_result_makes_its_page_and_the_index_stale(copy, capsys):
+    """Wrong twin for the training-dynamics page: the clover networks' max |z| at the largest width 10% off makes the
+    page's table and the experiments index (README, site home) stale; a law distance 10% off changes the page."""
+    path = copy / "results" / "dynamics" / "default.json"
+    original = path.read_text()
+    data = json.loads(original)
+    data["settings"]["clover"]["networks"][-1]["loss"]["max_abs_z"] *= 1.1
+    path.write_text(json.dumps(data))
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert all(f"{page}: generated tables are stale" in err for page in ("README.md", "index.md", "dynamics.md"))
+    data = json.loads(original)
+    data["settings"]["teacher_student"]["networks"][0]["laws"][-1]["distance"] *= 1.1
+    path.write_text(json.dumps(data))
+    assert report.main(["--root", str(copy), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "dynamics.md: generated tables are stale" in err and "README.md" not in err

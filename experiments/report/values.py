@@ -3,12 +3,13 @@
 Each NAME is one entry of ``VALUES``: a results run, a key path into its JSON and a format (``format.Value``), or a
 function of the results (``format.Derived``, or a function returning the text) for a number computed from several
 keys (a ratio, a relative error, a range). The modular pages' entries live in ``modular.MODULAR_VALUES``, the
-teacher-student page's in ``teacher_student.TS_VALUES``."""
+teacher-student page's in ``teacher_student.TS_VALUES``, the training-dynamics page's in ``dynamics.DYNAMICS_VALUES``."""
 
 from __future__ import annotations
 
 from typing import Callable
 
+from experiments.report.dynamics import DYNAMICS_VALUES
 from experiments.report.format import Derived, Results, Value, span as _span
 from experiments.report.modular import MODULAR_VALUES
 from experiments.report.teacher_student import TS_VALUES
@@ -230,3 +231,4 @@ VALUES: dict[str, Callable[[Results], str]] = {
 }
 VALUES.update(MODULAR_VALUES)
 VALUES.update(TS_VALUES)
+VALUES.update(DYNAMICS_VALUES)
