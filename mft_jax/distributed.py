@@ -65,3 +65,16 @@ def initialize_from_environment() -> bool:
 def is_writer() -> bool:
     """Whether this process writes the outputs: process 0 (every process of a single-process run)."""
     return jax.process_index() == 0
+
+
+def to_host(tree):
+    """Every leaf of ``tree`` as a NumPy array on this host: an array sharded over several processes is gathered
+    (``multihost_utils.process_allgather``, a collective: every process must call it), any other leaf converted."""
+    from jax.experimental import multihost_utils
+
+    def leaf(value):
+        if isinstance(value, jax.Array) and not value.is_fully_addressable:
+            return multihost_utils.process_allgather(value, tiled=True)
+        return value
+
+    return jax.tree.map(leaf, tree)

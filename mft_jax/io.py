@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mft_jax.distributed import is_writer, to_host
 from mft_jax.data import Dataset, make_dataset
 from mft_jax.errors import ConfigError
 from mft_jax.neurons import NeuronLaw
@@ -113,7 +114,11 @@ def _jsonable(value):
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` (numpy/jax arrays converted to lists) atomically."""
+    """Write ``payload`` (numpy/jax arrays converted to lists) atomically; in a multi-process job, process 0 only
+    (arrays sharded over processes are gathered first, by every process)."""
+    payload = to_host(payload)
+    if not is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -170,7 +175,11 @@ def figure_redrawer(name: str, plot):
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> None:
-    """``np.savez`` written atomically (a crash never leaves a half-written file; a failed write leaves no temporary)."""
+    """``np.savez`` written atomically (a crash never leaves a half-written file; a failed write leaves no temporary); in a multi-process job, process 0
+    only (arrays sharded over processes are gathered first, by every process)."""
+    arrays = to_host(arrays)
+    if not is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")

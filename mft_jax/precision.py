@@ -90,6 +90,12 @@ def uses_precision(function: F) -> F:
             return function(*args, **kwargs)
 
     scoped.__mft_precision__ = True
+    for name in ("lower", "trace", "eval_shape"):  # a jitted function's tools, at the same precision
+        if callable(tool := getattr(function, name, None)):
+            setattr(scoped, name, _scoped_tool(tool))
+    for name in ("_cache_size", "clear_cache"):
+        if callable(tool := getattr(function, name, None)):
+            setattr(scoped, name, tool)
     return scoped  # type: ignore[return-value]
 
 
@@ -98,6 +104,15 @@ def lax_precision(name: str | None = None) -> jax.lax.Precision:
     to its contractions explicitly (the fused foreground step): ``HIGHEST`` for "highest", ``DEFAULT`` for "fast"."""
     name = current() if name is None else check(name)
     return jax.lax.Precision.HIGHEST if name == HIGHEST else jax.lax.Precision.DEFAULT
+
+
+def _scoped_tool(tool: Callable) -> Callable:
+    @functools.wraps(tool)
+    def scoped(*args, **kwargs):
+        with jax.default_matmul_precision(_JAX_NAME[_SETTING.get()]):
+            return tool(*args, **kwargs)
+
+    return scoped
 
 
 def at_precision(name: str | None, function: Callable, *args, **kwargs):

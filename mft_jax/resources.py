@@ -35,8 +35,9 @@ def _host_available() -> int:
 
 
 def memory_limit() -> tuple[int, str]:
-    """``(bytes, where)``: what one computation may allocate on the default device."""
-    device = jax.devices()[0]
+    """``(bytes, where)``: what one computation may allocate on this process's first device (a multi-process job's
+    ``jax.devices()[0]`` may belong to another process)."""
+    device = jax.local_devices()[0]
     if device.platform != "cpu":
         stats = device.memory_stats() or {}
         if "bytes_limit" in stats:

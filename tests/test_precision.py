@@ -128,3 +128,29 @@ def test_float64_solves_converge_below_float32s_floor(x64):
     solution = solve(data, model, grid_sampler(GRID, 6.0), key=jax.random.key(0), tol=1e-9)
     assert solution.converged and solution.history["change"][-1] <= 1e-9, solution.message
     assert solution.residual.dtype == jnp.float64
+
+
+def test_trainers_and_configs_take_highest_or_fast_and_record_it(tmp_path):
+    from mft_jax.cli.config import section
+    from mft_jax.cli.foreground import ForegroundConfig
+    from mft_jax.cli.train import TrainConfig
+    from mft_jax.train.joint import langevin_optimizer, train
+
+    with pytest.raises(ConfigError, match=r'\[train\] precision must be "highest" .* or "fast" .*got \'tf32\''):
+        section(TrainConfig, {"width": 4, "steps": 1, "step_size": 0.1, "precision": "tf32"}, "train")
+    assert section(TrainConfig, {"width": 4, "steps": 1, "step_size": 0.1, "precision": "fast"}, "train").precision == "fast"
+    assert section(TrainConfig, {"width": 4, "steps": 1, "step_size": 0.1}, "train").precision == "highest"
+    with pytest.raises(ConfigError, match=r"\[foreground\] precision must be"):
+        section(ForegroundConfig, {"num_neurons": 4, "steps": 1, "step_size": 0.1, "precision": "bf16"}, "foreground")
+
+    data, model = make_data("continuous_xor", quadrature=3), TwoLayer("ramp", 1.0, 1.0, 2.0)
+    options = dict(progress=False, chunk=2, checkpoint_every=2)
+    with pytest.raises(ConfigError, match="precision must be 'highest'"):
+        train(jax.random.key(0), model, 4, data, langevin_optimizer(model, 0.01), 2, precision="tf32", **options)
+    for setting in ("fast", None):
+        out = tmp_path / str(setting)
+        train(jax.random.key(0), model, 4, data, langevin_optimizer(model, 0.01), 2, precision=setting, out_dir=out, **options)
+        import json
+        recorded = json.loads(str(np.load(out / "checkpoint.npz")["fingerprint"]))["precision"]
+        assert recorded == (setting or "highest")  # None: the library setting, "highest" by default
+    assert current() == "highest"

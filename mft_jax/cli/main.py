@@ -17,16 +17,19 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from pathlib import Path
 
-from mft_jax.distributed import initialize_from_environment
+import jax
 import numpy as np
 
-from mft_jax.cli.outputs import CHECKPOINT, OutputSet
+from mft_jax.cli.outputs import CHECKPOINT, OutputSet, checkpoint_dir
+from mft_jax.distributed import initialize_from_environment, is_writer
 from mft_jax.io import devices
+from mft_jax.precision import uses_precision
 from mft_jax.errors import ConfigError, NonFiniteError, NonNormalizableError, NoFixedPointError
 
 JOBS = {
@@ -189,6 +192,11 @@ def refuse_inputs_inside_out(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # first: before any import that touches a JAX backend (building the parser imports the jobs)
+        initialize_from_environment()  # a multi-process job (JAX_COORDINATOR_ADDRESS, SLURM, TPU pod); else nothing
+    except ConfigError as error:
+        print(f"mft-jax: error: {error}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = debug_requested(argv) or getattr(args, "debug", False)
@@ -204,13 +212,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         job = importlib.import_module(f"mft_jax.cli.{command}")
-        initialize_from_environment()  # a multi-process job (JAX_COORDINATOR_ADDRESS, SLURM, TPU pod); else nothing
         refuse_inputs_inside_out(args)
-        output = OutputSet(args.out, command).open(resume=getattr(args, "resume", False))
-        args.staging, args.checkpoints = str(output.staging), str(output.checkpoints)
+        if is_writer():  # process 0 of a multi-process job writes (and locks) the output set; the others write nothing
+            output = OutputSet(args.out, command).open(resume=getattr(args, "resume", False))
+            args.staging, args.checkpoints = str(output.staging), str(output.checkpoints)
+        else:
+            args.staging = tempfile.mkdtemp(prefix=f".mft-jax-{command}-process{jax.process_index()}-")
+            args.checkpoints = str(checkpoint_dir(args.out))
         print(f"mft-jax {command}: devices: {', '.join(devices())}")
-        code = int(job.run(args) or 0)
-        if any(output.staging.iterdir()):  # a job that wrote nothing (e.g. refused its background) keeps the old output
+        code = int(uses_precision(job.run)(args) or 0)  # the whole job at the library's precision (a trainer's own inside)
+        if output is not None and any(output.staging.iterdir()):  # a job that wrote nothing keeps the old output
             with interrupts.deferred():
                 output.publish()
         return code

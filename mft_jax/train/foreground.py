@@ -39,6 +39,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mft_jax.data import Dataset
+from mft_jax.distributed import to_host
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
@@ -313,4 +314,5 @@ def train_foreground(
         step, state, steps, chunk=chunk, out_dir=out_dir, checkpoint_every=checkpoint_every,
         resume=resume, progress=progress, description="foreground", run=run,
     )
-    return NeuronLaw.from_samples(state.neurons["w"], state.neurons["a"])
+    neurons = to_host(state.neurons)  # gathered from every process in a multi-process job
+    return NeuronLaw.from_samples(jnp.asarray(neurons["w"]), jnp.asarray(neurons["a"]))

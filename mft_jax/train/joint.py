@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from mft_jax.data import Dataset
+from mft_jax.distributed import to_host
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
@@ -242,4 +243,4 @@ def train(
         run=run,
     )
     history = {**history, "loss": np.asarray(history.get("loss", np.zeros((0, num_seeds)))).reshape(-1, num_seeds)}
-    return TrainResult(params, history)
+    return TrainResult(to_host(params), history)  # gathered from every process in a multi-process job

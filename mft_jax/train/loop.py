@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from mft_jax.distributed import to_host
 from mft_jax.precision import current, uses_precision
 from mft_jax.errors import ConfigError, NonFiniteError
 from mft_jax.io import read_npz, save_npz
@@ -83,8 +84,8 @@ def library_versions() -> dict:
 def save_checkpoint(directory: str | os.PathLike, state, step: int, history: dict[str, list], run: dict | None = None) -> Path:
     """Write ``state`` (any pytree, typed PRNG keys included), the step, the metric history and the run's
     ``fingerprint`` atomically."""
-    leaves = jax.tree.leaves(state)
-    arrays = {f"leaf_{i}": np.asarray(jax.random.key_data(x) if _is_key(x) else x) for i, x in enumerate(leaves)}
+    leaves = to_host([jax.random.key_data(x) if _is_key(x) else x for x in jax.tree.leaves(state)])  # every process
+    arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)}
     arrays.update({HISTORY + name: np.asarray(values) for name, values in history.items()})  # binary, one array per metric
     path = Path(directory) / CHECKPOINT
     save_npz(path, step=np.asarray(step), fingerprint=np.asarray(json.dumps(run or {})), **arrays)
@@ -235,6 +236,7 @@ def run_loop(
             state, t, _ = committed
             size = min(chunk - t % chunk, num_steps - t)  # chunks end at multiples of chunk
             new_state, (metrics, finite) = scan_chunk(state, jnp.arange(t, t + size))
+            metrics, finite = to_host((metrics, finite))  # gathered from every process in a multi-process job
             finite = np.asarray(finite)
             if not finite.all():
                 bad = t + int(np.argmin(finite))

@@ -1,4 +1,4 @@
-"""Embarrassingly parallel axes sharded over all local devices.
+"""Embarrassingly parallel axes sharded over all devices (of every process, in a ``jax.distributed`` job).
 
 Single neurons against a fixed background are independent, so the foreground trainer splits
 its particle axis (axis 0 of ``a`` (M, C) and ``w`` (M, d)) over a one-axis ``Mesh`` of every
@@ -37,18 +37,33 @@ def check_num_neurons(num_neurons: int, mesh: Mesh) -> int:
     return int(num_neurons)
 
 
+def put_global(tree, sharding: NamedSharding):
+    """``jax.device_put(tree, sharding)``, also for a mesh spanning several processes (``jax.distributed``): there
+    every process holds the same host values (same keys, same data) and contributes the shards on its own devices."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def leaf(value):
+        if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(leaf(jax.random.key_data(value)), impl=jax.random.key_impl(value))
+        host = np.asarray(value)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(leaf, tree)
+
+
 def shard_neurons(tree, mesh: Mesh):
     """Put every leaf of ``tree`` on ``mesh`` with its leading (neuron) axis split over the devices."""
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(NEURON_AXIS)))
+    return put_global(tree, NamedSharding(mesh, PartitionSpec(NEURON_AXIS)))
 
 
 def replicate(tree, mesh: Mesh):
     """Put every leaf of ``tree`` (the background data, PRNG keys) whole on each device of ``mesh``."""
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    return put_global(tree, NamedSharding(mesh, PartitionSpec()))
 
 
 def spread(tree, size: int):
-    """Split the leading axis (of length ``size``) of every leaf of ``tree`` over all local devices.
+    """Split the leading axis (of length ``size``) of every leaf of ``tree`` over all devices (every process's).
 
     Returns ``tree`` unchanged on one device or when ``size`` is not a multiple of the device count.
     Jitted code that maps over that axis (``vmap`` over seeds or chains) then runs on every device.
@@ -57,4 +72,4 @@ def spread(tree, size: int):
     if len(devices) == 1 or size % len(devices):
         return tree
     mesh = Mesh(np.asarray(devices), ("batch",))
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("batch")))
+    return put_global(tree, NamedSharding(mesh, PartitionSpec("batch")))
