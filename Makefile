@@ -58,9 +58,9 @@ benchmarks: $(STAMP)
 	$(BIN)/python -m benchmarks.solver_speed
 	$(BIN)/python -m benchmarks.neuron_throughput
 
-# One command on a machine with an accelerator (at most ~8 minutes): results/device_check.json (benchmarks/device_check.py).
+# One command on a machine with an accelerator (at most ~8 minutes): results/device_check/main.json (benchmarks/device_check.py).
 device-check: $(STAMP)
-	$(BIN)/python benchmarks/device_check.py
+	$(BIN)/python -m benchmarks.device_check
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

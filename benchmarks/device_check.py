@@ -1,17 +1,17 @@
 """One device check: does mft_jax give the same answers on this machine's accelerator, and how fast is it?
 
-    make device-check                                    # = python benchmarks/device_check.py (at most ~8 min)
-    python benchmarks/device_check.py --quick            # the CPU-sized subset CI runs (under ~3 min on 2 cores)
-    python benchmarks/device_check.py --write-reference  # on a CPU: store the reference solves in the repo
+    make device-check                                    # = python -m benchmarks.device_check (at most ~8 min)
+    python -m benchmarks.device_check --quick            # the CPU-sized subset CI runs (under ~3 min on 2 cores)
+    python -m benchmarks.device_check --write-reference  # on a CPU: store the reference solves in the repo
 
-Prints a line per check and writes ``results/device_check.json`` (``--quick``: ``results/device_check_quick.json``):
+Prints a line per check and writes ``results/device_check/main.json`` (``--quick``: ``results/device_check/quick.json``):
 
 1. the devices, the backend and the versions of jax, jaxlib and its plugins;
 2. the measured float32 matmul rate at each precision: ``highest`` (float32-exact, the library's default) and
    ``default`` (the backend's: TF32 on NVIDIA GPUs, bf16 passes on TPU), and their ratio;
 3. the precision-sensitive solves: the README's clover (``continuous_xor``, quadrature 32, ``ramp``, 160^2 grid) at
    beta = 50 / 200 / 1000 with default settings: converged, iterations, and the loss against the CPU reference stored
-   in ``results/device_check_cpu_reference.json`` (same within 0.5%); ``--quick``: quadrature 6, a 48^2 grid,
+   in ``results/device_check/cpu_reference.json`` (same within 0.5%); ``--quick``: quadrature 6, a 48^2 grid,
    beta = 50 / 200;
 4. the solver and trainer test files under pytest;
 5. every benchmark's ``--quick`` (each script under benchmarks/ or experiments/ that has one);
@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 # the check runs pytest and the benchmarks as child processes on the same accelerator: no process may take 75% of
 # its memory up front (JAX's default), each allocates what it uses (inherited by the children)
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -52,11 +51,11 @@ from mft_jax.distributed import initialize_from_environment  # noqa: E402
 initialize_from_environment()  # a multi-process job: before any import that touches a JAX backend
 
 from mft_jax import TwoLayer, make_data  # noqa: E402
-from mft_jax.io import write_json  # noqa: E402
+from mft_jax.io import run_metadata, write_json  # noqa: E402
 from mft_jax.theory.samplers.grid import grid_sampler  # noqa: E402
 from mft_jax.theory.two_layer import solve  # noqa: E402
 
-REFERENCE = ROOT / "results" / "device_check_cpu_reference.json"
+REFERENCE = ROOT / "results" / "device_check" / "cpu_reference.json"
 LOSS_RTOL = 0.005
 FULL = {"quadrature": 32, "grid": 160, "betas": (50.0, 200.0, 1000.0)}
 QUICK = {"quadrature": 6, "grid": 48, "betas": (50.0, 200.0)}
@@ -152,22 +151,28 @@ def run_command(command: list[str], timeout: float) -> dict:
         return {"command": command, "returncode": None, "seconds": time.perf_counter() - start, "timed_out": True}
 
 
-def quick_benchmarks() -> list[Path]:
-    scripts = []
+def quick_benchmarks() -> list[str]:
+    """The modules of ``benchmarks/`` and ``experiments/`` (scripts and packages) that take ``--quick``, as
+    ``python -m`` names."""
+    names = []
     for folder in ("benchmarks", "experiments"):
-        for path in sorted((ROOT / folder).glob("*.py")):
-            if path.name != Path(__file__).name and "--quick" in path.read_text():
-                scripts.append(path)
-    return scripts
+        for path in sorted((ROOT / folder).iterdir()):
+            source = path / "__main__.py" if path.is_dir() else path
+            if path.name.startswith("_") or path.stem == Path(__file__).stem or source.suffix != ".py" or not source.is_file():
+                continue
+            text = "".join(p.read_text() for p in (path.glob("*.py") if path.is_dir() else [path]))
+            if "--quick" in text:
+                names.append(f"{folder}.{path.stem}")
+    return names
 
 
 def neuron_throughput(budget: Budget) -> dict:
     """``benchmarks/neuron_throughput.py --quick`` through its ``main`` (its own JSON, read back)."""
     if budget.left() < 30:
         return {"skipped": f"{budget.left():.0f} s of the budget left"}
-    import neuron_throughput as throughput
+    from benchmarks import neuron_throughput as throughput
 
-    out = ROOT / "results" / "neuron_throughput_device_check.json"
+    out = ROOT / "results" / "neuron_throughput" / "device_check.json"
     argv, sys.argv = sys.argv, ["neuron_throughput.py", "--quick", "--out", str(out)]
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -186,13 +191,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="the CPU-sized subset (CI): small solves, no pytest, no benchmarks")
     parser.add_argument("--write-reference", action="store_true", help="store the solves of this run (on a CPU) as the reference")
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for the whole check (default 480)")
-    parser.add_argument("--out", default=None, help="default results/device_check.json (--quick: results/device_check_quick.json)")
+    parser.add_argument("--out", default=None, help="default results/device_check/main.json (--quick: results/device_check/quick.json)")
     args = parser.parse_args(argv)
     budget = Budget(args.budget)
     sizes = QUICK if args.quick else FULL
-    out = Path(args.out) if args.out else ROOT / "results" / ("device_check_quick.json" if args.quick else "device_check.json")
-    report = {"command": " ".join(["python", "benchmarks/device_check.py", *(argv if argv is not None else sys.argv[1:])]),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": args.quick}
+    out = Path(args.out) if args.out else ROOT / "results" / "device_check" / ("quick.json" if args.quick else "main.json")
+    report = {"meta": run_metadata(vars(args), argv=argv), "quick": args.quick}
 
     report["environment"] = env = environment()
     say(f"device check on {env['backend']}: {env['devices']}; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
@@ -213,7 +217,7 @@ def main(argv=None) -> int:
             stored = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() else {"solves": {}}
             stored["solves"].update({k: {f: v[f] for f in ("converged", "iterations", "loss")}
                                      for k, v in report["solves"].items() if "loss" in v})
-            stored["meta"] = {"command": report["command"], "created": report["created"], "environment": env}
+            stored["meta"] = {**report["meta"], "environment": env}
             write_json(REFERENCE, stored)
             say(f"wrote the reference solves to {REFERENCE.relative_to(ROOT)}")
 
@@ -227,11 +231,10 @@ def main(argv=None) -> int:
         report["tests"] = run_command([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files], budget.stage(180))
         say(f"pytest {' '.join(files)}: {report['tests'].get('tail', report['tests'])[-1:]}")
         report["benchmarks"] = {}
-        for script in quick_benchmarks():
-            if script.name == "neuron_throughput.py":
+        for name in quick_benchmarks():
+            if name == "benchmarks.neuron_throughput":
                 continue  # below, through its main
-            name = str(script.relative_to(ROOT))
-            result = run_command([python, name, "--quick"], budget.stage(60))
+            result = run_command([python, "-m", name, "--quick"], budget.stage(60))
             report["benchmarks"][name] = result
             status = result.get("skipped") or ("timed out" if result.get("timed_out") else f"exit {result['returncode']}")
             say(f"  {name} --quick: {status} ({result.get('seconds', 0):.0f} s)")

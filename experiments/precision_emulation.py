@@ -1,31 +1,29 @@
 """The clover solve under emulated reduced-precision matmuls on CPU, at each precision setting (issue 26).
 
-    python benchmarks/precision_emulation.py [--beta 200] [--quadrature 6] [--grid 48]
+    python -m experiments.precision_emulation [--beta 200] [--quadrature 6] [--grid 48]
 
 Emulates an accelerator's default float32 matmul on CPU (tests/precision_emulation.py: every ``dot_general`` below
 ``HIGHEST`` gets its operands rounded to TF32's 10 or bf16's 7 mantissa bits) and runs the default clover solve at
 the library's default precision (``"highest"``) and at the backend's (``"fast"``). Writes
-``results/precision_emulation.json`` (``_beta<beta>`` appended for another beta) with the command.
+``results/precision_emulation/main.json`` (``beta<beta>.json`` for another beta) with the command.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+import jax
+
+from mft_jax import TwoLayer, make_data
+from mft_jax.io import run_metadata, write_json
+from mft_jax.precision import matmul_precision
+from mft_jax.theory.samplers.grid import grid_sampler
+from mft_jax.theory.two_layer import solve
+from tests.precision_emulation import BF16_BITS, FLOAT32_MANTISSA, TF32_BITS, emulate  # the CPU emulation the suite uses
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import jax  # noqa: E402
-
-from mft_jax import TwoLayer, make_data  # noqa: E402
-from mft_jax.io import run_metadata, write_json  # noqa: E402
-from mft_jax.precision import matmul_precision  # noqa: E402
-from mft_jax.theory.samplers.grid import grid_sampler  # noqa: E402
-from mft_jax.theory.two_layer import solve  # noqa: E402
-from precision_emulation import BF16_BITS, FLOAT32_MANTISSA, TF32_BITS, emulate  # noqa: E402
 
 
 def main() -> None:
@@ -52,10 +50,8 @@ def main() -> None:
     exact = rows[0]["loss"]
     for row in rows:
         row["loss_relative_to_exact"] = row["loss"] / exact - 1
-    suffix = "" if args.beta == 200.0 else f"_beta{args.beta:g}"
-    out = ROOT / "results" / f"precision_emulation{suffix}.json"
-    write_json(out, {"command": "python benchmarks/precision_emulation.py " + " ".join(sys.argv[1:]),
-                     "problem": {"task": "continuous_xor", "quadrature": args.quadrature, "activation": "ramp",
+    out = ROOT / "results" / "precision_emulation" / ("main.json" if args.beta == 200.0 else f"beta{args.beta:g}.json")
+    write_json(out, {"problem": {"task": "continuous_xor", "quadrature": args.quadrature, "activation": "ramp",
                                  "beta": args.beta, "grid": args.grid, "solve": "defaults"},
                      "rows": rows, "meta": run_metadata(vars(args), 0)})
     print(f"wrote {out}")
