@@ -130,7 +130,7 @@ def test_bad_values_exit_2(tmp_path, background, capsys):
     for values, message in [
         (dict(num_neurons=0), "num_neurons"),
         (dict(step_size=-1.0), "step_size"),
-        (dict(steps=-5), "num_steps"),
+        (dict(steps=-5), "[foreground] steps must be an integer >= 0"),  # checked where the config enters
         (dict(extra='step = "fast"\n'), "step must be one of 'auto', 'fused', 'reference'"),
     ]:
         assert foreground(config(tmp_path, **values), "--background", background, "--out", tmp_path / "out") == 2

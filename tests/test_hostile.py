@@ -393,13 +393,19 @@ FILE_CASES = [  # (id, build(tmp_path) -> argv, expected text)
     ("npz task q negative", lambda t: _npz_task(t, x=X, y=X[:, 0], q=np.r_[-1.0, np.full(5, 0.4)]), "q"),
     ("out is a file", lambda t: ["solve", (t / "c.toml").write_text(TOML) and t / "c.toml", "--out", (t / "f").write_text("x") and t / "f"], "is a file"),
     ("out under a file", lambda t: ["solve", (t / "c.toml").write_text(TOML) and t / "c.toml", "--out", ((t / "f").write_text("x") and t / "f") / "o"], "--out"),
-    ("out a foreign directory", lambda t: ["solve", (t / "c.toml").write_text(TOML) and t / "c.toml", "--out", t], "not an mft-jax output"),
+    ("out a foreign directory", lambda t: ["solve", (t / "c.toml").write_text(TOML) and t / "c.toml", "--out", _foreign(t / "home")], "not an mft-jax output"),
     ("out locked by a live run", lambda t: ["solve", (t / "c.toml").write_text(TOML) and t / "c.toml", "--out", t / "o", *_lock(t / "o", os.getppid())], "in use by process"),
     ("bad argument", lambda t: ["solve", "--frobnicate"], None),
     ("background inside out", lambda t: _foreground(t, _good_background((t / "fgout").mkdir() or t / "fgout")), "lies inside --out"),
     ("compare input inside out", lambda t: _compare(t, _good_neurons((t / "cmp").mkdir() or t / "cmp" / "neurons.npz")), "lies inside --out"),
     ("config inside out", lambda t: ["solve", ((t / "o").mkdir() or (t / "o" / "c.toml").write_text(TOML)) and t / "o" / "c.toml", "--out", t / "o"], "lies inside --out"),
 ]
+
+
+def _foreign(directory):
+    directory.mkdir()
+    (directory / "thesis.tex").write_text("years of work")
+    return directory
 
 
 def _lock(out, pid):
@@ -425,6 +431,8 @@ def test_bad_file_exits_2_in_one_line(tmp_path, capsys, name, build, expected):
     code, err = run_cli(argv, capsys)
     assert_refused(code, err, expected)
     assert not list(tmp_path.glob(".*.tmp-*")) and not list(tmp_path.glob("*.lock")) or name == "out locked by a live run"
+    if name == "out a foreign directory":  # refused, and its files untouched
+        assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["thesis.tex"]
 
 
 def test_bad_arguments_exit_2_without_a_traceback(capsys):

@@ -67,6 +67,20 @@ class ForegroundConfig:
     def __post_init__(self):
         check_config(self.precision, "foreground")
 
+    def __post_init__(self):
+        """Ranges, checked before any work (a deep foreground would otherwise find them after its solve)."""
+        for name, low in (("num_neurons", 1), ("steps", 0), ("checkpoint_every", 1), ("chunk", 1), ("layer", 1),
+                          ("batch_size", 1), ("burn_in", 0)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ConfigError(f"[foreground] {name} must be an integer >= {low}, got {value!r}")
+        if not self.step_size > 0:
+            raise ConfigError(f"[foreground] step_size must be a number > 0, got {self.step_size!r}")
+        if self.temperature is not None and not self.temperature >= 0:
+            raise ConfigError(f"[foreground] temperature must be a number >= 0 (0: gradient descent), got {self.temperature!r}")
+        if self.burn_in is not None and self.burn_in >= self.steps:
+            raise ConfigError(f"[foreground] burn_in ({self.burn_in}) must be below steps ({self.steps}): no step would be averaged")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background", required=True, metavar="DIR|gp|solve",

@@ -86,6 +86,9 @@ class _Interrupts:
             self.previous_fd = signal.set_wakeup_fd(self.write, warn_on_full_buffer=False)
         except ValueError:  # not the main thread: default signal handling
             self._restore()
+            for fd in (getattr(self, "read", None), getattr(self, "write", None)):
+                if fd is not None:
+                    os.close(fd)
             self.read = None
             return
         threading.Thread(target=self._watch, args=(self.read,), daemon=True, name="mft-jax-interrupts").start()
@@ -166,7 +169,8 @@ def interrupted_message(command: str, argv: list[str], output: OutputSet | None,
     words = f"mft-jax {command}: interrupted ({signame})"
     if output is None:
         return f"{words}; nothing was written"
-    words += f"; the previous output in {str(output.out)!r} is unchanged"
+    words += (f"; the previous output in {str(output.out)!r} is unchanged" if output.out.exists()
+              else f"; nothing was written to {str(output.out)!r}")
     checkpoint = output.checkpoints / CHECKPOINT
     if command in CHECKPOINT_JOBS and checkpoint.exists():
         step = _checkpoint_step(checkpoint)

@@ -65,9 +65,8 @@ class SolverConfig:
     seed: int = 0
 
     def __post_init__(self):
-        """Ranges every sampler shares, checked where the config enters (a key the chosen sampler ignores included)."""
-        if self.sampler not in (*SAMPLERS, *DEEP_SAMPLERS):
-            raise ConfigError(f"[solver] sampler = {self.sampler!r} is unknown; allowed: {', '.join(dict.fromkeys((*SAMPLERS, *DEEP_SAMPLERS)))}")
+        """Ranges every sampler shares, checked where the config enters (a key the chosen sampler ignores included;
+        the sampler's name is checked by ``make_sampler`` / ``make_layer_sampler``, which know the depth)."""
         for name, low in (("grid_size", 3), ("num_samples", 2), ("num_chains", 1), ("mcmc_steps", 1), ("num_levels", 2),
                           ("pool", 1), ("max_iter", 0), ("anderson", 0), ("continuation", 0)):
             if getattr(self, name) < low:
@@ -174,6 +173,9 @@ def solve_deep_config(config: SolverConfig, model: Deep, data, *, progress: bool
     sampler = make_layer_sampler(config)
     if config.init != "gp":
         raise ConfigError(f"[solver] init = {config.init!r}: deep nets start from the NNGP (init = 'gp')")
+    if progress:  # the first iteration waits for the compilation of the whole depth (experiments/deep_depth_cost.py)
+        print(f"mft-jax {job}: depth {model.depth}: compiling the layer-by-layer map (one block per layer; its cost grows "
+              "with the depth) ...", flush=True)
     solver = solver_from(config.method, damping=config.damping, deep=True)
     callback = None if not progress else (lambda i, change, beta: print(
         f"mft-jax {job}: iteration {i}, beta {beta:.4g}, relative change {change:.3e}", flush=True))
