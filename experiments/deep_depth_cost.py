@@ -5,9 +5,9 @@ compile time grows with the depth; this times ``solve_deep`` with ``max_iter = 1
 step) on the importance sampler at a few depths, after a warm-up solve that pays the depth-independent
 compilations, and fits ``seconds ~ depth^k`` to the CPU seconds (all threads: ``time.process_time``; the wall
 time is recorded too, with the load average, since on a shared machine it measures the neighbours). The CLI's depth limit
-(mft_jax.cli.config.MAX_DEPTH) and its estimate come from these numbers. Writes results/deep_depth_cost.json.
+(mft_jax.cli.config.MAX_DEPTH) and its estimate come from these numbers. Writes results/deep_depth_cost/main.json.
 
-    python experiments/deep_depth_cost.py [--depths 3 6 12 24 48] [--samples 500]
+    python -m experiments.deep_depth_cost [--depths 3 6 12 24 48] [--samples 500]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depths", type=int, nargs="+", default=[3, 6, 12, 24, 48])
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--out", default=str(ROOT / "results" / "deep_depth_cost.json"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "deep_depth_cost" / "main.json"))
     args = parser.parse_args()
     data = make_data("continuous_xor", quadrature=4)
     rows = []
@@ -49,7 +49,7 @@ def main() -> None:
     seconds = np.array([r["cpu_seconds"] for r in rows], float)
     exponent, log_scale = np.polyfit(np.log(depths), np.log(seconds), 1)
     print(f"fit: CPU seconds ~ {np.exp(log_scale):.3g} * depth^{exponent:.2f}; depth 300 -> {np.exp(log_scale) * 300 ** exponent:.0f} s")
-    io.write_json(args.out, {"command": " ".join(["python", *sys.argv]), "rows": rows, "load_average": os.getloadavg(),
+    io.write_json(args.out, {"rows": rows, "load_average": os.getloadavg(),
                              "cpu_count": os.cpu_count(), "fit_exponent": exponent,
                              "fit_scale_seconds": float(np.exp(log_scale)), "samples": args.samples,
                              "meta": io.run_metadata(vars(args))})

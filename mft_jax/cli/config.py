@@ -124,7 +124,7 @@ def section(schema: type, raw: dict | None, name: str):
     return schema(**raw)
 
 
-MAX_DEPTH = 100  # [model] depth limit of the CLI (experiments/deep_depth_cost.py, results/deep_depth_cost.json)
+MAX_DEPTH = 100  # [model] depth limit of the CLI (experiments/deep_depth_cost.py, results/deep_depth_cost/main.json)
 DEPTH_COST = ("whose compilation and every iteration grow with the depth (about 0.3 CPU s per layer to the first iteration, "
               "experiments/deep_depth_cost.py: depth 300 takes minutes before its first line of progress)")
 
