@@ -19,11 +19,32 @@ from mft_jax.model import Deep, TwoLayer  # noqa: E402
 from mft_jax.neurons import NeuronLaw  # noqa: E402
 from mft_jax.protocol import LayerBackground, LayerBackgrounds, Model  # noqa: E402
 from mft_jax.tasks import Task, get_task, make_data, register_task  # noqa: E402
-from mft_jax.theory.ascent import Ascent  # noqa: E402
-from mft_jax.theory.deep import DeepSolution, solve_deep  # noqa: E402
-from mft_jax.theory.fixed_point import Anderson, Continuation, Damped, NewtonKrylov, Result  # noqa: E402
-from mft_jax.theory.two_layer import Branches, Solution, solve, solve_branches  # noqa: E402
-from mft_jax import samplers  # noqa: E402
+
+# The solvers and samplers load on first use (PEP 562): importing blackjax touches a JAX backend, and a
+# multi-process job must start jax.distributed before that (mft_jax.distributed, the CLI).
+_LAZY = {
+    "Ascent": "mft_jax.theory.ascent", "DeepSolution": "mft_jax.theory.deep", "solve_deep": "mft_jax.theory.deep",
+    "Anderson": "mft_jax.theory.fixed_point", "Continuation": "mft_jax.theory.fixed_point", "Damped": "mft_jax.theory.fixed_point",
+    "NewtonKrylov": "mft_jax.theory.fixed_point", "Result": "mft_jax.theory.fixed_point", "Branches": "mft_jax.theory.two_layer",
+    "Solution": "mft_jax.theory.two_layer", "solve": "mft_jax.theory.two_layer", "solve_branches": "mft_jax.theory.two_layer",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name == "samplers":
+        return importlib.import_module("mft_jax.samplers")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mft_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | {"samplers"})
+
 
 __all__ = [
     "Activation", "Anderson", "Ascent", "Branches", "ConfigError", "Continuation", "Damped", "Dataset", "Deep",
