@@ -77,6 +77,7 @@ AUTO_DAMPING = 0.4  # the second escalation multiplies damping by this
 GRID_REFINEMENTS = 3  # automatic re-grids of an unresolved or leaking grid law
 GRID_TARGET_NODES = 400  # a re-grid aims at this effective number of nodes
 GRID_MAX_ENTRIES = 2**26  # a re-grid keeps nodes x data points below this (256 MiB of float32 features)
+SAMPLER_ESCALATIONS = 3  # automatic escalations of a sampler that cannot vouch for its law (MCMC: steps x 2 each)
 
 
 class Solution(NamedTuple):
@@ -338,7 +339,8 @@ def solve(
     if not isinstance(newton, bool):
         raise ConfigError(f"newton must be True or False, got {newton!r}")
     options = dict(init=init, anderson=anderson, tol=tol, max_iter=max_iter, stochastic=stochastic, newton=newton,
-                   check=normalizability == "check", stall_window=STALL_WINDOW if auto else None, progress=progress)
+                   check=normalizability == "check", stall_window=STALL_WINDOW if auto else None, progress=progress,
+                   escalate=auto)
     history = {"change": [], "loss": [], "beta": [], "step": []}
     actions: list[str] = []
     regrid = auto and adapt_grid and isinstance(sampler, GridSampler)
@@ -376,12 +378,13 @@ def _first_clause(error: Exception) -> str:
 
 
 def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, regrid, init, anderson, tol, max_iter,
-                stochastic, check, stall_window, newton, progress) -> tuple[_Stage, Sampler]:
+                stochastic, check, stall_window, newton, progress, escalate=False) -> tuple[_Stage, Sampler]:
     """Solve at each beta of ``betas`` in turn, each stage warm-started from the last.
 
     ``regrid``: after a stage converges on a grid that does not resolve or contain its law, re-grid
     (``_refined_grid``) and solve that stage again from its residual, at most ``GRID_REFINEMENTS`` times in all.
-    Returns the last stage and the sampler it used.
+    ``escalate``: the same for a last stage whose law the sampler cannot vouch for and knows how to fix
+    (``_escalated``: MCMC chains not mixed get twice the steps per update). Returns the last stage and the sampler it used.
     """
     sampler_key, check_key = jax.random.split(key)
     stage_model = model.replace(beta=betas[0])
@@ -402,6 +405,10 @@ def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, 
                 if stage.note:
                     actions.append(stage.note)
                     newton = True  # the iteration of G cycled here: it will on a finer grid or at a larger beta too
+                escalated = _escalated(sampler, stage, beta, actions) if escalate and last else None
+                if escalated is not None:
+                    sampler, residual, state = escalated, stage.residual, stage.state
+                    continue
                 unresolved = sampler.warnings(stage.state.info, stage.law) if regrid and stage.converged else []
                 refinements = sum(action.startswith("re-grid") for action in actions)
                 if not unresolved or refinements >= GRID_REFINEMENTS:
@@ -421,6 +428,28 @@ def _run_stages(data, model, sampler, key, betas, damping, history, actions, *, 
                 return stage._replace(stop_reason=f"stage at beta = {beta:.3g}: {stage.stop_reason}"), sampler
             residual, state = stage.residual, stage.state
     return stage, sampler
+
+
+def _escalated(sampler: Sampler, stage: _Stage, beta: float, actions: list) -> Sampler | None:
+    """``sampler.escalated(info)`` for a converged stage whose law the sampler cannot vouch for (``warnings``), said
+    in ``actions``; None when it vouches, has no escalation, or was escalated ``SAMPLER_ESCALATIONS`` times."""
+    if not stage.converged or sum(action.startswith("escalate") for action in actions) >= SAMPLER_ESCALATIONS:
+        return None
+    words = sampler.warnings(stage.state.info, stage.law)
+    escalated = sampler.escalated(stage.state.info) if words else None
+    if escalated is None or escalated == sampler:
+        return None
+    old, new = _flat(dataclasses.asdict(sampler)), _flat(dataclasses.asdict(escalated))
+    changes = ", ".join(f"{name} {old[name]} -> {new[name]}" for name in new if old.get(name) != new[name])
+    actions.append(f"escalate the sampler at beta = {beta:.3g} ({words[0].split(':')[0]}): {changes}")
+    return escalated
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for name, value in settings.items():
+        flat.update(_flat(value, f"{prefix}{name}.") if isinstance(value, dict) else {prefix + name: value})
+    return flat
 
 
 def _refined_grid(sampler: GridSampler, law: NeuronLaw, info, model: TwoLayer, data: Dataset) -> GridSampler:
@@ -490,7 +519,9 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     residual = jnp.asarray(stage.residual, data.y.dtype)
     diagnostics = info_dict(stage.state.info)
     diagnostics["change"] = stage.change
-    warnings = sampler.warnings(stage.state.info, stage.law)
+    unvouched = sampler.warnings(stage.state.info, stage.law)  # a law the sampler cannot vouch for is no fixed point
+    converged = bool(stage.converged) and not unvouched
+    warnings = list(unvouched)
     diagnostics["warnings"] = warnings
     diagnostics["actions"] = list(actions)
     diagnostics["sampler"] = sampler_summary(sampler, model, data)
@@ -498,8 +529,10 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     energy = free_energy(model, data, residual, log_partition) if log_partition is not None else None
     if energy is None:
         warnings.append(f"sampler {sampler.name!r} gives no log E_prior[exp(c |S|^2)]: free energy not computed")
-    if stage.converged:
+    if converged:
         message = f"converged: {stage.stop_reason}"
+    elif stage.converged:
+        message = _unvouched_message(stage, unvouched, actions)
     elif actions:
         message = (
             f"no fixed point found: {stage.stop_reason}, after the automatic escalation (continuation in beta, then "
@@ -512,16 +545,25 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
         )
     if actions:
         message += ". Automatic steps: " + "; ".join(actions)
-    if warnings:
-        message += ". Warning: " + "; ".join(warnings)
+    if warnings[len(unvouched) if stage.converged else 0:]:
+        message += ". Warning: " + "; ".join(warnings[len(unvouched) if stage.converged else 0:])
     solution = Solution(
         residual, stage.law, model, data, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)),
-        energy, bool(stage.converged), len(history["change"]) - 1, history, diagnostics, message, tuple(actions),
+        energy, converged, len(history["change"]) - 1, history, diagnostics, message, tuple(actions),
         sampler,
     )
-    if throw and not stage.converged:
+    if throw and not converged:
         raise NoFixedPointError(message)
     return solution
+
+
+def _unvouched_message(stage: _Stage, unvouched: list, actions) -> str:
+    """Not converged: the iteration settled, but on a law its sampler cannot vouch for (cut by the grid box,
+    unresolved, chains not mixed), even after the automatic re-grids or escalations in ``actions``."""
+    tried = [a for a in actions if a.startswith(("re-grid", "escalate"))]
+    after = f", after {len(tried)} automatic re-grid(s) / escalation(s) of the sampler" if tried else ""
+    return (f"no fixed point the sampler can vouch for: the iteration settled ({stage.stop_reason}), but "
+            + "; ".join(unvouched) + after)
 
 
 class Branches(NamedTuple):

@@ -15,7 +15,8 @@ effective sample size, acceptance rate, ...). A record with a ``log_partition`` 
 
 A sampler declares what it is: ``stochastic`` (its law is noisy from one update to the next: the
 solver then takes damped steps and stops at the noise floor) and ``warnings(info, law)`` (words
-for a law it cannot vouch for). The solver never asks for a sampler's name.
+for a law it cannot vouch for: the solver then does not report the solve converged) and ``escalated(info)``
+(a costlier sampler that would fix it, which the solver tries first). The solver never asks for a sampler's name.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class Sampler:
         """Words for a law this sampler cannot vouch for (too few effective samples, ...); [] if fine."""
         del info, law
         return []
+
+    def escalated(self, info: Any) -> "Sampler | None":
+        """A costlier sampler that would fix what ``warnings`` reports for ``info`` (more steps per update), or None.
+
+        Its state must stay valid for the returned sampler (the solver goes on from it). The default: none."""
+        del info
+        return None
 
 
 def info_dict(info: Any) -> dict:

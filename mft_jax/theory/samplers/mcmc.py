@@ -95,6 +95,11 @@ class MCMCSampler(Sampler):
     def warnings(self, info: MCMCInfo, law) -> list[str]:
         return short_chains(self, info, "the MCMC chains")
 
+    def escalated(self, info: MCMCInfo) -> MCMCSampler | None:
+        """Chains that ran too few autocorrelation times (``info.mixed`` < 1): the same sampler with twice the
+        ``num_steps`` per update (the state, chain positions and step size, goes on unchanged); else None."""
+        return longer_chains(self, info)
+
 
 def refuse_runaway(log_density, sampler: str, chains: str, step_size=None) -> None:
     """``NonFiniteError`` in words if any final ``log rho`` (one per chain, any shape) is not finite; skipped under tracing."""
@@ -125,6 +130,13 @@ def short_chains(settings, info, chains: str) -> list[str]:
         f"{chains} ran {settings.num_warmup + settings.num_steps} steps, fewer than {MIXING_FACTOR} autocorrelation "
         f"times ({float(info.autocorrelation_time):.3g} steps each): the law may not be mixed; raise num_steps"
     ]
+
+
+def longer_chains(settings, info):
+    """``settings`` with ``num_steps`` doubled if its chains are not mixed (``info.mixed`` < 1), else None."""
+    if float(info.mixed) >= 1.0:
+        return None
+    return dataclasses.replace(settings, num_steps=2 * settings.num_steps)
 
 
 def _check_int(name, value, minimum, sampler="mcmc"):
