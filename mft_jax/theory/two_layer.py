@@ -85,7 +85,9 @@ class Solution(NamedTuple):
 
     ``history``: per iteration ``change`` (relative, see the module docstring), ``loss``, ``beta``
     and ``step`` (``anderson`` / ``damped`` / ``restart``). ``diagnostics``: the sampler's (ESS,
-    boundary mass, log partition), the final change, warnings in words.
+    boundary mass, log partition), the final change, warnings in words. ``converged`` is False for a law the
+    sampler cannot vouch for (``Sampler.warnings``: cut by the grid box, unresolved, chains not mixed) even where the
+    iteration settled, after the automatic re-grids / escalations (``actions``) could not fix it; ``message`` says so.
     """
 
     residual: jax.Array
