@@ -10,6 +10,6 @@ mkdir -p "$(dirname "$out")"
 {
   echo "# command: .ci/time_tests.sh $out $*"
   echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)  host cores: $(nproc)  commit: $(git rev-parse --short HEAD)"
-  echo -e "# test\twall_s\tcpu_s\tload_1min"
+  echo -e "# test\twall_s\tcpu_s\tload_1min\toutcome"
 } > "$out"
 PYTHONPATH=.ci TIMING_LOG="$out" .venv/bin/python -m pytest -q -p timing_plugin "$@"
