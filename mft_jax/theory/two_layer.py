@@ -87,7 +87,8 @@ class Solution(NamedTuple):
     and ``step`` (``anderson`` / ``damped`` / ``restart``). ``diagnostics``: the sampler's (ESS,
     boundary mass, log partition), the final change, warnings in words. ``converged`` is False for a law the
     sampler cannot vouch for (``Sampler.warnings``: cut by the grid box, unresolved, chains not mixed) even where the
-    iteration settled, after the automatic re-grids / escalations (``actions``) could not fix it; ``message`` says so.
+    iteration settled (``diagnostics["settled"]``: the fixed point of this sampler's rule, e.g. on a fixed grid),
+    after the automatic re-grids / escalations (``actions``) could not fix it; ``message`` says so.
     """
 
     residual: jax.Array
@@ -521,6 +522,7 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     residual = jnp.asarray(stage.residual, data.y.dtype)
     diagnostics = info_dict(stage.state.info)
     diagnostics["change"] = stage.change
+    diagnostics["settled"] = bool(stage.converged)  # the iteration's own verdict (r = G(r) within tol, or the noise floor)
     unvouched = sampler.warnings(stage.state.info, stage.law)  # a law the sampler cannot vouch for is no fixed point
     converged = bool(stage.converged) and not unvouched
     warnings = list(unvouched)
