@@ -6,8 +6,8 @@ import time
 
 
 def kill_after_first_checkpoint(args: list, out_dir, timeout: float = 240.0) -> None:
-    """Run ``python -m mft_jax.cli *args``, wait until ``out_dir/checkpoint.npz`` exists, let it run 0.5 s more, kill it."""
-    process = subprocess.Popen([sys.executable, "-m", "mft_jax.cli", *map(str, args)], stdout=subprocess.DEVNULL,
+    """Run ``python -m mft_jax.cli.main *args``, wait until ``out_dir/checkpoint.npz`` exists, let it run 0.5 s more, kill it."""
+    process = subprocess.Popen([sys.executable, "-m", "mft_jax.cli.main", *map(str, args)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while not (out_dir / "checkpoint.npz").exists():
