@@ -122,7 +122,7 @@ def _iris():
     return make_dataset(x.astype(np.float32), np.where(label[keep] == 2, 1.0, -1.0).astype(np.float32))
 
 
-@pytest.mark.slow  # ~3 min on 2 busy cores: 4096 chains x (150 then 250 steps) x ~20 iterations each
+@pytest.mark.slow  # 28 CPU s (results/test_times/slow.tsv): 4096 chains x (150 then 250 steps) x ~20 iterations each
 def test_iris_mcmc_defaults_escalate_until_mixed():
     """Issue 31's case: with mcmc_sampler() defaults the chains run 150 steps, fewer than 20 autocorrelation times
     (~9 steps each); the solve doubles num_steps and ends mixed and converged."""
