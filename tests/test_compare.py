@@ -104,8 +104,9 @@ def test_sinkhorn_divergence_of_a_translate_is_the_squared_shift():
 def test_sliced_wasserstein_of_a_translate():
     # Each direction theta moves the projected cloud rigidly by theta.m, so SW2^2 is the mean of
     # (theta.m)^2 over K random directions: mean |m|^2 / d, and (theta.e)^2 ~ Beta(1/2, (d-1)/2)
-    # has variance 2 (d - 1) / (d^2 (d + 2)). Within 4 standard errors (false-failure rate < 1e-4).
-    d, num_projections = 3, 256
+    # has variance 2 (d - 1) / (d^2 (d + 2)). Within 4 standard errors (false-failure rate < 1e-4). Power: with 4096
+    # projections the standard error is 1.4% of |m|^2 / d, so the wrong twins (x 0.9, x 1.1) sit ~7 of them away.
+    d, num_projections = 3, 4096
     law = _gaussian_law(jax.random.PRNGKey(3), 100, [0.0] * d)
     shift = jnp.array([0.6, -0.8, 0.3])
     moved = NeuronLaw.from_samples(law.w + shift)
@@ -113,6 +114,8 @@ def test_sliced_wasserstein_of_a_translate():
     shift2 = float(shift @ shift)
     stderr = shift2 * math.sqrt(2 * (d - 1) / (d**2 * (d + 2)) / num_projections)
     assert abs(float(distance) ** 2 - shift2 / d) < 4 * stderr
+    for factor in (0.9, 1.1):  # wrong twins: a 10% error in SW2^2 fails the same criterion
+        assert abs(float(distance) ** 2 - factor * shift2 / d) > 4 * stderr, factor
 
 
 # Error budget of the four tests below: the mean of R repeats within 4.5 standard errors (t with R - 1 dof) of the
