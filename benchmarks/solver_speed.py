@@ -34,7 +34,8 @@ def timed(data, model, sampler, **options):
     solution = solve(data, model, sampler, key=jax.random.key(0), **options)
     seconds = time.perf_counter() - start
     return solution, {
-        "converged": solution.converged, "iterations": solution.iterations, "seconds": round(seconds, 2),
+        "converged": solution.converged, "settled": solution.diagnostics["settled"], "iterations": solution.iterations,
+        "seconds": round(seconds, 2),
         "loss": solution.loss, "free_energy": solution.free_energy, "message": solution.message,
         "change_history": [float(f"{c:.4g}") for c in solution.history["change"]], **{k: v for k, v in options.items()},
     }

@@ -54,9 +54,10 @@ def test_newton_reaches_the_fixed_point_where_the_iteration_cycles():
     sampler = grid_sampler(64, 6.0)
     key = jax.random.key(0)
     plain = solve(data, model, sampler, key=key, auto=False, adapt_grid=False, max_iter=60)
-    assert not plain.converged and min(plain.history["change"][-20:]) > 1e-2
+    # the fixed point of this fixed 64^2 rule: "settled" (it does not resolve the law: not "converged", test_vouch.py)
+    assert not plain.diagnostics["settled"] and min(plain.history["change"][-20:]) > 1e-2
     solution = solve(data, model, sampler, key=key, solver=Ascent(), auto=False, adapt_grid=False)
-    assert solution.converged, solution.message
+    assert solution.diagnostics["settled"], solution.message
     assert set(solution.history["step"][1:]) == {"newton"}
     image = solve(data, model, sampler, key=key, init=solution.residual, auto=False, adapt_grid=False, max_iter=1)
     assert image.history["change"][0] < 1e-4
@@ -75,7 +76,7 @@ def test_newton_and_anderson_agree_where_both_converge():
     sampler = grid_sampler(64, 6.0)
     anderson = solve(data, model, sampler, key=jax.random.key(0), adapt_grid=False)
     newton = solve(data, model, sampler, key=jax.random.key(0), adapt_grid=False, solver=Ascent())
-    assert anderson.converged and newton.converged
+    assert anderson.diagnostics["settled"] and newton.diagnostics["settled"]  # on this fixed 64^2 rule
     assert "newton" not in anderson.history["step"] and "newton" in newton.history["step"]
     gap = qnorm(data, newton.residual - anderson.residual)
     assert gap < 1e-4 * qnorm(data, anderson.residual)

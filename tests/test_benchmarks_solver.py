@@ -17,7 +17,8 @@ def test_solver_speed_quick(tmp_path):
     result = json.loads(out.read_text())
     assert result["sweep"]["traced"]["compilations"] == 1 and result["sweep"]["per_beta"]["compilations"] == 16
     assert result["sweep"]["traced"]["losses"] == pytest.approx(result["sweep"]["per_beta"]["losses"], rel=1e-5)
-    assert result["beta_50"]["anderson"]["converged"]
+    # the iteration settles on the quick run's fixed 48^2 grid (which does not resolve the law: not "converged")
+    assert result["beta_50"]["anderson"]["settled"]
 
 
 @pytest.mark.slow

@@ -33,19 +33,35 @@ def _gaussian_law(key, n, mean, scale=1.0):
     return NeuronLaw.from_samples(mean + scale * jax.random.normal(key, (n, mean.shape[0])))
 
 
-def _repeat_two_samples(metric, key, n, mean1, mean2):
-    """``metric`` between independent size-n samples of N(mean1, I) and N(mean2, I), R times."""
+# Tests with power (a 10% error in the checked mean must fail, shown by wrong twins): R = 128 repeats, so the
+# t-statistic has 127 dof; P(|t_127| > 4.5) = 1.5e-5, the false-failure rate per check for a fresh seed.
+POWER_REPEATS = 128
+K_POWER = 4.5
+
+
+def _repeat_two_samples(metric, key, n, mean1, mean2, repeats=REPEATS):
+    """``metric`` between independent size-n samples of N(mean1, I) and N(mean2, I), ``repeats`` times."""
 
     def one(repeat_key):
         key1, key2 = jax.random.split(repeat_key)
         return metric(_gaussian_law(key1, n, mean1), _gaussian_law(key2, n, mean2))
 
-    return np.asarray(jax.lax.map(jax.jit(one), jax.random.split(key, REPEATS)), np.float64)
+    return np.asarray(jax.lax.map(jax.jit(one), jax.random.split(key, repeats)), np.float64)
 
 
 def _assert_mean_matches(values, expected):
     stderr = values.std(ddof=1) / math.sqrt(values.size)
     assert abs(values.mean() - expected) < K_SIGMA * stderr, (values.mean(), expected, stderr)
+
+
+def _assert_mean_matches_with_power(values, expected):
+    """The mean of ``values`` within K_POWER standard errors of ``expected``, and the wrong twins, ``expected`` x 0.9
+    and x 1.1, outside them (the same criterion rejects a 10% error). Returns the three t-statistics."""
+    stderr = values.std(ddof=1) / math.sqrt(values.size)
+    t = [abs(values.mean() - factor * expected) / stderr for factor in (1.0, 0.9, 1.1)]
+    assert t[0] < K_POWER, (values.mean(), expected, stderr, t)
+    assert min(t[1:]) > K_POWER, ("a 10% error passes", values.mean(), expected, stderr, t)
+    return t
 
 
 def _mmd2_expected(n, shift, bandwidth, d, scale=1.0):
@@ -88,8 +104,9 @@ def test_sinkhorn_divergence_of_a_translate_is_the_squared_shift():
 def test_sliced_wasserstein_of_a_translate():
     # Each direction theta moves the projected cloud rigidly by theta.m, so SW2^2 is the mean of
     # (theta.m)^2 over K random directions: mean |m|^2 / d, and (theta.e)^2 ~ Beta(1/2, (d-1)/2)
-    # has variance 2 (d - 1) / (d^2 (d + 2)). Within 4 standard errors (false-failure rate < 1e-4).
-    d, num_projections = 3, 256
+    # has variance 2 (d - 1) / (d^2 (d + 2)). Within 4 standard errors (false-failure rate < 1e-4). Power: with 4096
+    # projections the standard error is 1.4% of |m|^2 / d, so the wrong twins (x 0.9, x 1.1) sit ~7 of them away.
+    d, num_projections = 3, 4096
     law = _gaussian_law(jax.random.PRNGKey(3), 100, [0.0] * d)
     shift = jnp.array([0.6, -0.8, 0.3])
     moved = NeuronLaw.from_samples(law.w + shift)
@@ -97,22 +114,34 @@ def test_sliced_wasserstein_of_a_translate():
     shift2 = float(shift @ shift)
     stderr = shift2 * math.sqrt(2 * (d - 1) / (d**2 * (d + 2)) / num_projections)
     assert abs(float(distance) ** 2 - shift2 / d) < 4 * stderr
+    for factor in (0.9, 1.1):  # wrong twins: a 10% error in SW2^2 fails the same criterion
+        assert abs(float(distance) ** 2 - factor * shift2 / d) > 4 * stderr, factor
 
 
-def test_mmd_between_shifted_gaussians_matches_closed_form():
-    n, bandwidth, shift = 200, 1.5, 1.0
+# Error budget of the four tests below: the mean of R repeats within 4.5 standard errors (t with R - 1 dof) of the
+# closed form. Shifted laws: n = 400, R = 128, standard error ~1.3% of the value. Two samples of the same law (shift
+# 0, the noise floor): n MMD^2 tends to a weighted chi-square whose sd is ~0.7-1 x its mean whatever n, so the floor
+# needs R = 8192 repeats (of n = 32) for a standard error of ~1%. Either way the wrong twins (the closed form x 0.9 and
+# x 1.1) sit 7-10 s.e. away and fail the same criterion (the t-statistics are printed with -s). Float reordering
+# moves a mean of R float32 distances by ~1e-6 of it (< 1e-3 s.e.); another seed by ~1 s.e.
+POWER_SETTINGS = [(1.0, 400, POWER_REPEATS), (0.0, 32, 8192)]  # (shift, n, repeats)
+
+
+@pytest.mark.parametrize("shift, n, repeats", POWER_SETTINGS)
+def test_mmd_between_shifted_gaussians_matches_closed_form(shift, n, repeats):
+    bandwidth = 1.5
     metric = functools.partial(compare.mmd, bandwidth=bandwidth)
-    values = _repeat_two_samples(metric, jax.random.PRNGKey(5), n, [0.0, 0.0], [shift, 0.0]) ** 2
-    _assert_mean_matches(values, _mmd2_expected(n, shift, bandwidth, d=2))
+    values = _repeat_two_samples(metric, jax.random.PRNGKey(5), n, [0.0, 0.0], [shift, 0.0], repeats) ** 2
+    print("MMD^2 t (right, x 0.9, x 1.1):", _assert_mean_matches_with_power(values, _mmd2_expected(n, shift, bandwidth, d=2)))
 
 
-def test_energy_distance_between_shifted_gaussians_matches_closed_form():
-    n, shift = 200, 1.0
-    values = _repeat_two_samples(compare.energy_distance, jax.random.PRNGKey(6), n, [0.0], [shift]) ** 2
+@pytest.mark.parametrize("shift, n, repeats", POWER_SETTINGS)
+def test_energy_distance_between_shifted_gaussians_matches_closed_form(shift, n, repeats):
+    values = _repeat_two_samples(compare.energy_distance, jax.random.PRNGKey(6), n, [0.0], [shift], repeats) ** 2
     sigma = math.sqrt(2.0)  # X - Y ~ N(shift, 2)
     cross = sigma * math.sqrt(2 / math.pi) * math.exp(-(shift**2) / (2 * sigma**2)) + shift * math.erf(shift / (math.sqrt(2) * sigma))
     same = sigma * math.sqrt(2 / math.pi)
-    _assert_mean_matches(values, 2 * cross - 2 * (1 - 1 / n) * same)
+    print("ED^2 t (right, x 0.9, x 1.1):", _assert_mean_matches_with_power(values, 2 * cross - 2 * (1 - 1 / n) * same))
 
 
 # ----------------------------------------------------------------------------- weights

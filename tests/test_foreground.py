@@ -49,6 +49,10 @@ def test_linear_neuron_samples_the_exact_gaussian_law(x64):
     standard_error = np.sqrt((np.outer(np.diag(discrete), np.diag(discrete)) + discrete**2) / num_neurons)
     # 5 standard errors on 6 distinct entries: false-failure rate < 6 * 6e-7 = 4e-6.
     np.testing.assert_array_less(np.abs(moments - discrete), 5 * standard_error)
+    # wrong twins: a covariance 10% off fails the same criterion (the variances' standard error is ~1% of them:
+    # 10% is ~10 of them, so the twins fail by ~5 s.e. whatever the seed)
+    for factor in (0.9, 1.1):
+        assert np.any(np.abs(moments - factor * discrete) >= 5 * standard_error), factor
     # Against the h -> 0 law: the same 5 standard errors plus the computed step-size bias (1.3% of E[a^2] here).
     np.testing.assert_allclose(moments, exact, atol=5 * standard_error.max() + np.abs(discrete - exact).max())
 

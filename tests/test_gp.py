@@ -39,6 +39,10 @@ def test_closed_forms_match_monte_carlo(x64, activation):
     mean, error = _monte_carlo(activation, x)
     kernel = nngp_kernel(activation, SW2, x, x)
     assert np.all(np.abs(kernel - mean) <= K_SIGMA * error + 1e-12)
+    # wrong twins: a kernel 10% off fails the same criterion (200000 draws: the largest entries' standard error is
+    # ~0.3% of them, so 10% is > 30 of them there)
+    for factor in (0.9, 1.1):
+        assert not np.all(np.abs(factor * kernel - mean) <= K_SIGMA * error + 1e-12), factor
 
 
 @pytest.mark.parametrize("activation", ["ramp", "hardtanh", "tanh", "gelu"])
@@ -50,6 +54,8 @@ def test_generic_kernel_matches_monte_carlo(x64, activation):
     # like 1/nodes (relu at 64 nodes: 4e-3 of K(x,x) -> at 256 nodes about 1e-3 of the largest diagonal).
     quadrature_error = 1e-3 * float(jnp.max(jnp.diag(kernel)))
     assert np.all(np.abs(kernel - mean) <= K_SIGMA * error + quadrature_error)
+    for factor in (0.9, 1.1):  # wrong twins: a kernel 10% off fails the same criterion
+        assert not np.all(np.abs(factor * kernel - mean) <= K_SIGMA * error + quadrature_error), factor
 
 
 def test_generic_path_matches_closed_forms(x64):

@@ -36,6 +36,11 @@ def test_initialisation_is_the_prior():
         # Sample variance of n Gaussian draws has standard error variance * sqrt(2 / n); 4 SE: false-failure 6e-5.
         assert abs(values.var() - variance) < 4 * variance * np.sqrt(2.0 / values.size), name
         assert abs(values.mean()) < 4 * np.sqrt(variance / values.size), name
+        # wrong twins: a prior variance 10% off fails the same criterion (s.e. 1% of it for a, 0.7% for w: 10% is
+        # >= 10 of them)
+        for factor in (0.9, 1.1):
+            wrong = factor * variance
+            assert abs(values.var() - wrong) > 4 * wrong * np.sqrt(2.0 / values.size), (name, factor)
 
 
 def test_seeds_vmap_into_independent_networks_and_their_law():

@@ -147,7 +147,8 @@ def test_anderson_and_damping_reach_the_same_fixed_point():
     sampler = grid_sampler(48, 6.0)
     fast = solve(data, model, sampler, key=jax.random.key(0), tol=1e-6, auto=False)  # the algorithms alone
     slow = solve(data, model, sampler, key=jax.random.key(0), solver=Damped(0.2), tol=1e-6, max_iter=500, auto=False)
-    assert fast.converged and slow.converged
+    # the fixed point of this 48^2 rule (which does not resolve the law at beta = 50: not "converged", tests/test_vouch.py)
+    assert fast.diagnostics["settled"] and slow.diagnostics["settled"]
     # both stop within tol/(1 - L) of the fixed point; the damped map contracts slowly (L ~ 0.97), so allow 1e-6/0.03
     assert qnorm(data, fast.residual - slow.residual) <= 5e-5 * qnorm(data, fast.residual)
     assert {"anderson"} <= set(fast.history["step"])
@@ -158,7 +159,7 @@ def test_anderson_and_damping_reach_the_same_fixed_point():
     # and it is Anderson that converges: the same damping without it cycles (measured rate 1.0006 over 500
     # iterations), so after 60 iterations its change is still far above tol.
     plain = solve(data, model, sampler, key=jax.random.key(0), solver=Damped(0.5), tol=1e-6, max_iter=60, auto=False)
-    assert not plain.converged and min(plain.history["change"][-10:]) > 100 * 1e-6
+    assert not plain.diagnostics["settled"] and min(plain.history["change"][-10:]) > 100 * 1e-6
 
 
 def test_continuation_reaches_the_same_fixed_point():
@@ -229,7 +230,8 @@ def test_branches_report_free_energies(x64):
     data, model = clover(quadrature=6)
     sampler = grid_sampler(32, 6.0)  # a fixed grid (adapt_grid=False): I below uses the same quadrature nodes
     branches = solve_branches(data, model, sampler, key=jax.random.key(0), tol=1e-8, adapt_grid=False)
-    assert branches.gp.converged and branches.feature.converged
+    # the fixed point of this fixed 32^2 rule (the one I below integrates), settled from both starts
+    assert branches.gp.diagnostics["settled"] and branches.feature.diagnostics["settled"]
     r_star = np.asarray(branches.gp.residual)
     y, q = np.asarray(data.y), np.asarray(data.q)
     norm = lambda v: float(np.sqrt(np.sum(q[:, None] * v * v)))  # noqa: E731
@@ -260,7 +262,7 @@ def test_branches_report_free_energies(x64):
         for t in (-0.3, -0.1, 0.1, 0.3):
             assert energy(r_star + t * direction) < energy(r_star)  # the fixed point is the maximum of I
     wrong = solve(data, model.replace(beta=1.1 * model.beta), sampler, key=jax.random.key(0), tol=1e-8, adapt_grid=False)
-    assert wrong.converged and abs(slope_over_curvature(np.asarray(wrong.residual), directions[0])) > 1e-3
+    assert wrong.diagnostics["settled"] and abs(slope_over_curvature(np.asarray(wrong.residual), directions[0])) > 1e-3
 
 
 def test_sampler_warnings_in_words():

@@ -56,6 +56,7 @@ class Result(enum.Enum):
     MAX_STEPS = "max_steps_reached"
     STALLED = "stalled"  # the best change stopped falling (a cycling or stagnating iteration)
     NO_PROGRESS = "no_progress"  # the solver found no admissible step that makes progress
+    UNVOUCHED = "unvouched"  # the iteration settled, on a law its sampler cannot vouch for (a solver's verdict, not the engine's)
 
     @property
     def converged(self) -> bool:

@@ -43,6 +43,7 @@ sampler (``log_partition``: grid quadrature, or the log-mean-exp of the importan
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -70,6 +71,7 @@ NOISE_WINDOW = 10  # stochastic samplers: iterations compared to detect the nois
 NOISE_PLATEAU = 0.8  # ... the change has stopped falling if it fell by less than this factor
 BACKTRACK = 6  # halvings of a damped step that makes rho non-normalizable
 REFINEMENTS = 3  # automatic refinements (re-grids) of a sampler whose law it does not resolve or contain
+SAMPLER_ESCALATIONS = 3  # automatic escalations of a sampler that cannot vouch for its law (MCMC: steps x 2 each)
 
 
 class Solution(NamedTuple):
@@ -81,7 +83,11 @@ class Solution(NamedTuple):
     ``message`` in words; ``iterations``; ``history`` per iterate ``change`` (relative, see the module
     docstring), ``loss``, ``beta`` and ``step`` (``anderson`` / ``damped`` / ``restart`` / ``newton``);
     ``actions`` what the automatic escalation and grid adaptation did, in words; ``diagnostics`` the
-    sampler's (ESS, boundary mass, log partition), the final change, warnings in words.
+    sampler's (ESS, boundary mass, log partition), the final change, warnings in words, and ``settled`` (the
+    iteration's own verdict: ``r = G(r)`` within tol or the noise floor, e.g. the fixed point of a fixed grid's rule).
+    A law the sampler cannot vouch for (``Sampler.warnings``: cut by the grid box, unresolved, MCMC chains not mixed)
+    is not converged even where the iteration settled (``Result.UNVOUCHED``), after the automatic re-grids and
+    sampler escalations (``actions``) could not fix it; ``message`` says so.
     Then: ``law`` (the neuron law), ``model``, ``data``, ``sampler`` (of the final law: the re-gridded grid,
     if the solver re-gridded).
     """
@@ -355,7 +361,7 @@ def solve(
     ladder = schedule.attempts(model.beta, solver.damping, auto=auto)
     options = dict(init=init, tol=tol, max_iter=max_iter, stochastic=stochastic, check=normalizability == "check",
                    stall=schedule.stall if auto else None, stage_tol=schedule.stage_tol, progress=progress,
-                   callback=callback, refine=auto and adapt_grid)
+                   callback=callback, refine=auto and adapt_grid, escalate=auto)
     history = {"change": [], "loss": [], "beta": [], "step": []}
     actions: list[str] = []
     current = [sampler]
@@ -369,12 +375,14 @@ def solve(
 
 
 def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, actions, *, refine, init, tol, max_iter,
-                stochastic, check, stall, stage_tol, progress, callback) -> tuple[_Stage, Sampler]:
+                stochastic, check, stall, stage_tol, progress, callback, escalate=False) -> tuple[_Stage, Sampler]:
     """Solve at each beta of ``attempt.betas`` in turn, each stage warm-started from the last.
 
     ``refine``: after a stage converges on a law the sampler does not resolve or contain, ask the sampler for a
     refined one (``Sampler.refined``: the grid re-grids) and solve that stage again from its residual, at most
-    ``REFINEMENTS`` times in all. Returns the last stage and the sampler it used.
+    ``REFINEMENTS`` times in all. ``escalate``: the same for a last stage whose law the sampler cannot vouch for and
+    knows how to fix (``Sampler.escalated``: MCMC chains not mixed get twice the steps per update), at most
+    ``SAMPLER_ESCALATIONS`` times. Returns the last stage and the sampler it used.
     """
     betas = attempt.betas
     solver = with_damping(solver, attempt.damping)
@@ -397,6 +405,10 @@ def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, ac
                 if stage.note:
                     actions.append(stage.note)
                     solver = Ascent(solver.damping)  # the iteration of G cycled here: it will on a finer grid or at a larger beta too
+                escalated = _escalated(sampler, stage, beta, actions) if escalate and last else None
+                if escalated is not None:
+                    sampler, residual, state = escalated, stage.residual, stage.state
+                    continue
                 unresolved = sampler.warnings(stage.state.info, stage.law) if refine and stage.result.converged else []
                 refinements = sum(action.startswith("re-grid") for action in actions)
                 if not unresolved or refinements >= REFINEMENTS:
@@ -411,6 +423,28 @@ def _run_stages(data, model, sampler, key, attempt: Attempt, solver, history, ac
                 return stage._replace(stop_reason=f"stage at beta = {beta:.3g}: {stage.stop_reason}"), sampler
             residual, state = stage.residual, stage.state
     return stage, sampler
+
+
+def _escalated(sampler: Sampler, stage: _Stage, beta: float, actions: list) -> Sampler | None:
+    """``sampler.escalated(info)`` for a converged stage whose law the sampler cannot vouch for (``warnings``), said
+    in ``actions``; None when it vouches, has no escalation, or was escalated ``SAMPLER_ESCALATIONS`` times."""
+    if not stage.result.converged or sum(action.startswith("escalate") for action in actions) >= SAMPLER_ESCALATIONS:
+        return None
+    words = sampler.warnings(stage.state.info, stage.law)
+    escalated = sampler.escalated(stage.state.info) if words else None
+    if escalated is None or escalated == sampler:
+        return None
+    old, new = _flat(dataclasses.asdict(sampler)), _flat(dataclasses.asdict(escalated))
+    changes = ", ".join(f"{name} {old[name]} -> {new[name]}" for name in new if old.get(name) != new[name])
+    actions.append(f"escalate the sampler at beta = {beta:.3g} ({words[0].split(':')[0]}): {changes}")
+    return escalated
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for name, value in settings.items():
+        flat.update(_flat(value, f"{prefix}{name}.") if isinstance(value, dict) else {prefix + name: value})
+    return flat
 
 
 def _warm_start(model: TwoLayer, data: Dataset, residual, previous_beta: float, key) -> np.ndarray:
@@ -436,7 +470,10 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     residual = jnp.asarray(stage.residual, data.y.dtype)
     diagnostics = info_dict(stage.state.info)
     diagnostics["change"] = stage.change
-    warnings = sampler.warnings(stage.state.info, stage.law)
+    diagnostics["settled"] = bool(stage.result.converged)  # the iteration's own verdict (r = G(r) within tol, or the noise floor)
+    unvouched = sampler.warnings(stage.state.info, stage.law)  # a law the sampler cannot vouch for is no fixed point
+    result = Result.UNVOUCHED if stage.result.converged and unvouched else stage.result
+    warnings = list(unvouched)
     diagnostics["warnings"] = warnings
     diagnostics["actions"] = list(actions)
     diagnostics["sampler"] = sampler_summary(sampler, model, data)
@@ -444,8 +481,10 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
     energy = free_energy(model, data, residual, log_partition) if log_partition is not None else None
     if energy is None:
         warnings.append(f"sampler {sampler.name!r} gives no log E_prior[exp(c |S|^2)]: free energy not computed")
-    if stage.result.converged:
+    if result.converged:
         message = f"converged: {stage.stop_reason}"
+    elif result is Result.UNVOUCHED:
+        message = _unvouched_message(stage, unvouched, actions)
     elif actions:
         message = (
             f"no fixed point found: {stage.stop_reason}, after the automatic escalation (continuation in beta, then "
@@ -458,15 +497,25 @@ def _finish(stage: _Stage, model, data, sampler, history, tol, throw, actions) -
         )
     if actions:
         message += ". Automatic steps: " + "; ".join(actions)
-    if warnings:
-        message += ". Warning: " + "; ".join(warnings)
+    said = warnings[len(unvouched):] if result is Result.UNVOUCHED else warnings  # the unvouched ones are in the message
+    if said:
+        message += ". Warning: " + "; ".join(said)
     solution = Solution(
-        residual, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)), energy, stage.result, message,
+        residual, 0.5 * float(np.sum(np.asarray(data.q)[:, None] * stage.residual**2)), energy, result, message,
         len(history["change"]) - 1, history, tuple(actions), diagnostics, stage.law, model, data, sampler,
     )
-    if throw and not stage.result.converged:
+    if throw and not result.converged:
         raise NoFixedPointError(message)
     return solution
+
+
+def _unvouched_message(stage: _Stage, unvouched: list, actions) -> str:
+    """Not converged: the iteration settled, but on a law its sampler cannot vouch for (cut by the grid box,
+    unresolved, chains not mixed), even after the automatic re-grids or escalations in ``actions``."""
+    tried = [a for a in actions if a.startswith(("re-grid", "escalate"))]
+    after = f", after {len(tried)} automatic re-grid(s) / escalation(s) of the sampler" if tried else ""
+    return (f"no fixed point the sampler can vouch for: the iteration settled ({stage.stop_reason}), but "
+            + "; ".join(unvouched) + after)
 
 
 class Branches(NamedTuple):

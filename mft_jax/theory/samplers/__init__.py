@@ -15,9 +15,10 @@ effective sample size, acceptance rate, ...). A record with a ``log_partition`` 
 
 A sampler declares what it is: ``stochastic`` (its law is noisy from one update to the next: the
 solver then takes damped steps and stops at the noise floor) and ``warnings(info, law)`` (words
-for a law it cannot vouch for). A sampler that can adapt itself to a law it does not resolve returns a new
-sampler from ``refined(law, info, model, data)`` (the grid re-grids; the default: ``None``). The solver never
-asks for a sampler's name or type.
+for a law it cannot vouch for: the solver then does not report the solve converged). A sampler that can adapt
+itself to a law it does not resolve returns a new sampler from ``refined(law, info, model, data)`` (the grid
+re-grids; the default: ``None``), and one that a costlier run would fix from ``escalated(info)`` (MCMC: longer
+chains). The solver never asks for a sampler's name or type.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ class Sampler:
         """This sampler as JSON: its name and settings."""
         del model, data
         return {"name": self.name, **dataclasses.asdict(self)}
+
+    def escalated(self, info: Any) -> "Sampler | None":
+        """A costlier sampler that would fix what ``warnings`` reports for ``info`` (more steps per update), or None.
+
+        Its state must stay valid for the returned sampler (the solver goes on from it). The default: none."""
+        del info
+        return None
 
 
 def info_dict(info: Any) -> dict:

@@ -13,6 +13,8 @@ chains x steps, and the chains count as mixed when they ran ``MIXING_FACTOR`` au
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import blackjax
@@ -95,3 +97,11 @@ def check_float(name, value, low, high, sampler=""):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value < high:
         raise ConfigError(f"{sampler + ' ' if sampler else ''}{name} must be a number in ({low}, {high}), got {value!r}")
     return float(value)
+
+
+def longer_chains(settings, info):
+    """``settings`` with ``num_steps`` doubled if its chains are not mixed (``info.mixed`` < 1), else None: the
+    ``Sampler.escalated`` of the MCMC and tempered samplers (their state, chain positions and step size, goes on)."""
+    if float(info.mixed) >= 1.0:
+        return None
+    return dataclasses.replace(settings, num_steps=2 * settings.num_steps)

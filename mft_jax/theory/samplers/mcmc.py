@@ -93,6 +93,11 @@ class MCMCSampler(Sampler):
     def warnings(self, info: MCMCInfo, law) -> list[str]:
         return short_chains(self, info, "the MCMC chains")
 
+    def escalated(self, info: MCMCInfo) -> MCMCSampler | None:
+        """Chains that ran too few autocorrelation times (``info.mixed`` < 1): the same sampler with twice the
+        ``num_steps`` per update (the state, chain positions and step size, goes on unchanged); else None."""
+        return longer_chains(self, info)
+
 
 def _check_int(name, value, minimum, sampler="mcmc"):
     return check_int(name, value, minimum, sampler)

@@ -65,6 +65,11 @@ class PooledSampler(Sampler):
     def warnings(self, info, law) -> list[str]:
         return self.inner.warnings(info, law)
 
+    def escalated(self, info) -> PooledSampler | None:
+        """The inner sampler escalated (same pool), or None."""
+        inner = self.inner.escalated(info)
+        return None if inner is None else PooledSampler(inner, self.num_updates)
+
 
 def pooled_sampler(inner: Sampler, num_updates: int = 8) -> PooledSampler:
     """Wrap a stochastic ``inner`` sampler so that each update returns the union of its last ``num_updates`` laws."""

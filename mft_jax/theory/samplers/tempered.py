@@ -40,7 +40,8 @@ import numpy as np
 from mft_jax.data import Dataset
 from mft_jax.theory.samplers import Sampler
 from mft_jax.theory.samplers._mala import (TARGET_ACCEPTANCE, adapted, chains as mala_chains, check_float, check_int, min_ess,
-                                           mixing, refuse_runaway, short_chains, summary_trace)
+                                           longer_chains, mixing, refuse_runaway, short_chains,
+                                           summary_trace)
 from mft_jax.theory.samplers.mcmc import _log_density_fn
 from mft_jax.neurons import NeuronLaw
 from mft_jax.resources import require
@@ -117,6 +118,10 @@ class TemperedSampler(Sampler):
                 f"(< {MIN_SWAP_RATE}): the ladder is too coarse there; raise num_levels"
             )
         return words + short_chains(self, info, "the level-0 chains")
+
+    def escalated(self, info: TemperedInfo) -> TemperedSampler | None:
+        """Level-0 chains not mixed: twice the ``num_steps`` per update (a coarse ladder is not fixed by this); else None."""
+        return longer_chains(self, info)
 
 
 def _exchange(key, parity, b, position, logdensity, grad):
