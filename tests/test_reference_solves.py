@@ -6,14 +6,10 @@ Floats depend on the CPU's instruction set and the library versions, so the comp
 fingerprint the file was recorded on; elsewhere each case skips, naming what differs (regenerate on the commit
 before a refactor with ``python tests/reference_solves.py --write``)."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import reference_solves  # noqa: E402
+from tests import reference_solves
 
 SLOW = {"tempered_few_steps", "deep_mcmc_layers"}  # 40-80 s each on 2 shared cores, mostly compiling MALA
 
@@ -30,5 +26,7 @@ def test_reference_case_is_bit_identical(name):
     expected = {key: value for key, value in stored.items() if key.startswith(name + "/")}
     assert sorted(got) == sorted(expected)
     for key, value in expected.items():
+        if key.endswith("/message") and str(got[key]) == reference_solves.STORED_MESSAGE:
+            continue  # a law its sampler cannot vouch for has, since 0.2, its own verdict and message (test_vouch.py)
         assert got[key].dtype.kind == value.dtype.kind, key
         np.testing.assert_array_equal(got[key], value, err_msg=key, strict=True)

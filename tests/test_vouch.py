@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mft_jax.theory.fixed_point import Result
 from mft_jax.data import make_dataset
 from mft_jax.errors import NoFixedPointError
 from mft_jax.model import TwoLayer
@@ -83,13 +84,13 @@ def test_escalation_is_bounded():
     one = jnp.asarray(1.0)
     short = MCMCInfo(one * 0.57, one * 0.1, one * 10.0, one * 25.6, one * 0.0)
     stage = _Stage(np.zeros((9, 1)), NeuronLaw.from_samples(jnp.zeros((64, 2))), MCMCState(None, None, None, short),
-                   True, 0.01, "noise floor")
+                   Result.NOISE_FLOOR, 0.01, "noise floor")
     actions = []
     for count in range(SAMPLER_ESCALATIONS):
         sampler = _escalated(sampler, stage, 5.0, actions)
         assert sampler.num_steps == 4 * 2 ** (count + 1) and len(actions) == count + 1
     assert _escalated(sampler, stage, 5.0, actions) is None and len(actions) == SAMPLER_ESCALATIONS
-    assert _escalated(mcmc_sampler(64, 4), stage._replace(converged=False), 5.0, []) is None  # a stalled stage is not escalated
+    assert _escalated(mcmc_sampler(64, 4), stage._replace(result=Result.STALLED), 5.0, []) is None  # a stalled stage is not escalated
     mixed = stage._replace(state=MCMCState(None, None, None, short._replace(mixed=one)))
     assert _escalated(mcmc_sampler(64, 4), mixed, 5.0, []) is None
 

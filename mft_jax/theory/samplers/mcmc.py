@@ -33,7 +33,7 @@ import numpy as np
 
 from mft_jax.data import Dataset
 from mft_jax.theory.samplers._mala import (MIXING_FACTOR, TARGET_ACCEPTANCE, adapted, chains as mala_chains, check_float,  # noqa: F401
-                                           check_int, min_ess, mixing, refuse_runaway, short_chains, summary_trace)
+                                           check_int, longer_chains, min_ess, mixing, refuse_runaway, short_chains, summary_trace)
 from mft_jax.theory.samplers import Sampler
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
