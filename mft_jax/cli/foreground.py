@@ -65,10 +65,8 @@ class ForegroundConfig:
     precision: str = "highest"  # matmul precision of the neurons' training (mft_jax.precision): "highest" or "fast"
 
     def __post_init__(self):
+        """Ranges and the precision, checked before any work (a deep foreground would otherwise find them after its solve)."""
         check_config(self.precision, "foreground")
-
-    def __post_init__(self):
-        """Ranges, checked before any work (a deep foreground would otherwise find them after its solve)."""
         for name, low in (("num_neurons", 1), ("steps", 0), ("checkpoint_every", 1), ("chunk", 1), ("layer", 1),
                           ("batch_size", 1), ("burn_in", 0)):
             value = getattr(self, name)
