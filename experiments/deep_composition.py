@@ -22,7 +22,12 @@ every seed); for layer 1 also the law of the weight moments ``E w_i^2`` and ``E 
 importance draws: the feature-learning regime (e.g. ``--activation erf --beta 40``), where importance
 weights collapse (``experiments/deep_mcmc.py``).
 
-Writes ``results/deep_composition.json`` and ``figures/deep_composition.png``. ``--quick``: P = 32,
+Per layer also the floor of the kernel distance (``compare.kernel_floor``: the seed mean's variance plus the theory's
+particle variance; the half-set distance kept as ``half_set_distance``) and the learned part ``K - K_NNGP``
+(``compare.learned_part``). ``--refloor RUN.json ...`` only re-expresses stored runs' floors from their stored
+numbers (``results/deep_composition/floors.json``).
+
+Writes ``results/deep_composition/main.json`` and ``figures/deep_composition.png``. ``--quick``: P = 32,
 width 64, 2 seeds, 1000 steps, 2^11 samples, 500 test points (CPU, a few minutes); the default
 (P = 64, beta = 8, width 512, 4 seeds, 4000 steps, 2^13 samples, 1000 test points) takes about
 5 minutes on 2 cores (checkpoints or not: ``--runs ""`` skips them). The theory's
@@ -34,6 +39,7 @@ gelu, not tanh or erf: an odd activation without biases gives an odd f, and y is
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -42,7 +48,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax import io
-from mft_jax.analysis.compare import kernel_alignment, relative_kernel_error
+from mft_jax.analysis.compare import (
+    half_set_floor_to_kernel_floor, kernel_alignment, kernel_floor, learned_part, particle_kernel_variance, relative_kernel_error,
+)
 from mft_jax.theory.deep import Deep, deep_nngp, deep_nngp_predict, importance_layers, layer_law, mcmc_layers, solve_deep
 from mft_jax.tasks import get_task, make_data
 from mft_jax.train.deep_network import feature_kernels, preactivations, predict
@@ -109,6 +117,42 @@ def network_run(data, test, model, width, seeds, steps, step_size, out_dir, resu
     return mean, np.asarray(h, np.float64), np.asarray(params["w"], np.float64), np.asarray(result.history["loss"])[burn:].mean(axis=0)
 
 
+def theory_kernel_floor(seed_kernels, theory_kernel, law, model):
+    """``compare.kernel_floor`` of the seed-mean kernel against the theory's, with the theory's particle variance
+    (``compare.particle_kernel_variance`` of the layer law's features ``phi(h)`` and weights)."""
+    features = np.asarray(model.activation(jnp.asarray(law.h)), np.float64)
+    variance, perpendicular = particle_kernel_variance(features, np.asarray(law.weight, np.float64))
+    return kernel_floor(np.asarray(seed_kernels, np.float64), np.asarray(theory_kernel, np.float64),
+                        theory_variance=variance, theory_variance_perpendicular=perpendicular)
+
+
+def refloor(paths) -> dict:
+    """The stored deep-composition results with ``kernel_floor``'s floor in place of the half-set one, from stored
+    numbers only (``compare.half_set_floor_to_kernel_floor``): the seed mean's part is exact (half-set distance / 2);
+    the theory's part is a stand-in (``N S d_half^2 / (4 ESS)``, a lower bound: the run average lowers the per-seed
+    variance below one snapshot's), so ``ratio_to_floor`` is an upper bound; a rerun gives the exact floor."""
+    out = {}
+    for path in paths:
+        payload = json.loads(Path(path).read_text())
+        rows = {}
+        for name, layers in payload["layers"].items():
+            ess = payload["theory"][name]["ess"]
+            for layer, entry in layers.items():
+                if "distance" not in entry:
+                    continue
+                l = int(layer.removeprefix("layer"))
+                half = entry["distance"].get("half_set_distance", entry["distance"]["noise_floor"])
+                floor = half_set_floor_to_kernel_floor(half, payload["seeds"], payload["width"], ess[l - 1])
+                d = entry["distance"]["theory"]
+                rows[f"{name}/{layer}"] = {"distance_theory": d, "distance_nngp": entry["distance"]["nngp"], "half_set_floor": half,
+                                           "floor_networks": floor["networks"], "floor_theory_lower_bound": floor["theory"],
+                                           "floor": floor["distance"], "ratio_to_floor_upper_bound": d / floor["distance"],
+                                           "ratio_to_networks_floor": d / floor["networks"], "ratio_to_half_set_floor": d / half,
+                                           "nngp_ratio_to_floor": entry["distance"]["nngp"] / floor["distance"]}
+        out[Path(path).name] = {"width": payload["width"], "seeds": payload["seeds"], "steps": payload["steps"], "layers": rows}
+    return out
+
+
 def layer1_moments(w, weight=None) -> dict:
     """``E w_i^2`` (mean over i) and ``E w1 w2 w3 w4`` of layer-1 weights (M, 4)."""
     weight = np.full(len(w), 1.0 / len(w)) if weight is None else np.asarray(weight, np.float64)
@@ -136,7 +180,18 @@ def main(argv=None) -> None:
     parser.add_argument("--figure", default=None)
     parser.add_argument("--runs", default=str(ROOT / "runs" / "deep_composition"), help="checkpoints (resume with --resume); '' for none")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--refloor", nargs="+", default=None, metavar="JSON",
+                        help="only re-express stored results' kernel floors (compare.kernel_floor) into results/deep_composition/floors.json")
     args = parser.parse_args(argv)
+    if args.refloor:
+        floors = {"results": refloor(args.refloor), "meta": io.run_metadata(None, None, argv=None if argv is None else list(argv))}
+        io.write_json(args.out or ROOT / "results" / "deep_composition" / "floors.json", floors)
+        for file, entry in floors["results"].items():
+            for key, row in entry["layers"].items():
+                print(f"{file} {key}: distance {row['distance_theory']:.4f}, floor {row['floor']:.4f} (networks {row['floor_networks']:.4f}); "
+                      f"ratio <= {row['ratio_to_floor_upper_bound']:.2f} (to the seed part alone {row['ratio_to_networks_floor']:.2f}, "
+                      f"to the half-set floor {row['ratio_to_half_set_floor']:.2f}); NNGP {row['nngp_ratio_to_floor']:.1f}x", flush=True)
+        return
     quick = args.quick
     P = args.train_points or (32 if quick else 64)
     width = args.width or (64 if quick else 512)
@@ -194,12 +249,18 @@ def main(argv=None) -> None:
             for l in range(1, model.hidden_layers + 1):
                 entry = layers[f"layer{l}"]
                 theory_k = solution.kernels[l - 1]
+                floor = theory_kernel_floor(mean["kernels"][:, l - 1], theory_k, laws[l - 1], model) if seeds > 1 else None
                 entry["alignment"] = {"theory": float(kernel_alignment(theory_k, kernel_mean[l - 1])),
                                       "nngp": float(kernel_alignment(nngp[l - 1], kernel_mean[l - 1])),
-                                      "noise_floor": float(kernel_alignment(half_a[l - 1], half_b[l - 1])) if seeds > 1 else None}
+                                      "noise_floor": 1.0 - floor.alignment if floor else None,
+                                      "half_set_alignment": float(kernel_alignment(half_a[l - 1], half_b[l - 1])) if seeds > 1 else None}
                 entry["distance"] = {"theory": float(relative_kernel_error(kernel_mean[l - 1], theory_k)),
                                      "nngp": float(relative_kernel_error(kernel_mean[l - 1], nngp[l - 1])),
-                                     "noise_floor": float(relative_kernel_error(half_a[l - 1], half_b[l - 1])) if seeds > 1 else None}
+                                     "noise_floor": floor.distance if floor else None,
+                                     "noise_floor_parts": {"networks": floor.networks, "theory": floor.theory} if floor else None,
+                                     "half_set_distance": float(relative_kernel_error(half_a[l - 1], half_b[l - 1])) if seeds > 1 else None}
+                entry["distance"]["ratio_to_floor"] = entry["distance"]["theory"] / floor.distance if floor else None
+                entry["learned_part"] = learned_part(kernel_mean[l - 1], theory_k, nngp[l - 1], floor=floor)
                 o_net = np.stack([overlaps(h[s, l - 1].T, model, y) for s in range(seeds)])  # (S, N)
                 entry["overlap"].update({"networks_mean": float(o_net.mean()), "networks_mean_sem": sem(o_net.mean(axis=1)),
                                          "networks_sd": float(o_net.std()), "networks_sd_sem": sem(o_net.std(axis=1)),
@@ -209,6 +270,9 @@ def main(argv=None) -> None:
                     per = [layer1_moments(w[s]) for s in range(seeds)]
                     entry["weights"]["networks"] = {k: float(np.mean([m[k] for m in per])) for k in per[0]}
                     entry["weights"]["networks_sem"] = {k: sem([m[k] for m in per]) for k in per[0]}
+                print(f"  layer {l}: learned part K - K_NNGP: distance theory {entry['learned_part']['theory']['distance']:.3f} (NNGP 1; "
+                      f"floor {entry['learned_part'].get('distance_floor')}), alignment theory {entry['learned_part']['theory']['alignment']:.4f} "
+                      f"(NNGP 0); distance / floor {entry['distance']['ratio_to_floor']}", flush=True)
                 print(f"  layer {l}: alignment theory {entry['alignment']['theory']:.4f} NNGP {entry['alignment']['nngp']:.4f} "
                       f"(floor {entry['alignment']['noise_floor']}); distance theory {entry['distance']['theory']:.4f} "
                       f"NNGP {entry['distance']['nngp']:.4f} (floor {entry['distance']['noise_floor']}); overlap mean/sd "

@@ -9,7 +9,9 @@ Langevin networks (the posterior ``exp(-beta N L - prior)``, ``mft_jax.train.joi
 
 Per layer l: the alignment ``A(K, K') = tr(K K') / (|K| |K'|)`` of the theory's ``Phi_l`` with the
 networks' (averaged over the Langevin run after a burn-in and over seeds), its noise floor (the
-alignment of the two halves of the seeds with each other), the mean squared kernel entries (theory,
+alignment of the two halves of the seeds with each other, kept as ``alignment_half_sets``; the floor of the distance is
+``compare.kernel_floor``: the seed mean's variance plus the theory's particle variance), the learned part
+``K - K_NNGP`` (``compare.learned_part``: where the NNGP scores distance 1), the mean squared kernel entries (theory,
 networks with a standard error over seeds, NNGP), and the relative distance
 ``|K_net - K_theory| / |K_theory|`` against width with the same for the NNGP. Writes
 ``results/deep_digits.json`` and ``figures/deep_digits.png``. ``--quick``: widths 64 and 256, 4 seeds,
@@ -27,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mft_jax import io
-from mft_jax.theory.deep import Deep, deep_nngp, importance_layers, solve_deep
+from mft_jax.analysis.compare import kernel_alignment, kernel_floor, learned_part, particle_kernel_variance
+from mft_jax.theory.deep import Deep, deep_nngp, importance_layers, layer_law, solve_deep
 from mft_jax.tasks import make_data
 from mft_jax.train.deep_network import feature_kernels
 from mft_jax.train.joint import langevin_optimizer, train
@@ -92,6 +95,11 @@ def main(argv=None) -> None:
     replica = solve_deep(data, model, importance_layers(num_samples), key=jax.random.key(1), tol=1e-6, throw=True)
     nngp = [np.asarray(k) for k in deep_nngp(model, data.x)]
     kernels = [np.asarray(k) for k in theory.kernels]
+    theory_noise = []  # the theory kernels' sampling variance (total, perpendicular), for compare.kernel_floor
+    for l in range(model.hidden_layers):
+        law = layer_law(theory, l + 1)
+        theory_noise.append(particle_kernel_variance(np.asarray(model.activation(jnp.asarray(law.h)), np.float64),
+                                                     np.asarray(law.weight, np.float64)))
     print(f"theory: {theory.message} in {theory_seconds:.1f} s; loss {theory.loss:.4g}; ESS per layer "
           f"{[round(e) for e in theory.diagnostics['ess']]} of {num_samples}", flush=True)
 
@@ -102,15 +110,23 @@ def main(argv=None) -> None:
         seconds = time.perf_counter() - start
         mean = per_seed.mean(axis=0)
         half_a, half_b = per_seed[: seeds // 2].mean(axis=0), per_seed[seeds // 2:].mean(axis=0)
+        floors = [kernel_floor(per_seed[:, l], kernels[l], theory_variance=theory_noise[l][0],
+                               theory_variance_perpendicular=theory_noise[l][1]) for l in layers]
         row = {
             "width": width, "seeds": seeds, "steps": steps, "seconds": round(seconds, 1),
             "loss": {"networks": float(loss.mean()), "sem": float(loss.std(ddof=1) / np.sqrt(seeds)), "theory": theory.loss},
             "alignment": {f"layer{l + 1}": alignment(kernels[l], mean[l]) for l in layers},
             "alignment_nngp": {f"layer{l + 1}": alignment(nngp[l], mean[l]) for l in layers},
-            "alignment_noise_floor": {f"layer{l + 1}": alignment(half_a[l], half_b[l]) for l in layers},
+            "alignment_half_sets": {f"layer{l + 1}": alignment(half_a[l], half_b[l]) for l in layers},
+            "alignment_centred": {f"layer{l + 1}": float(kernel_alignment(kernels[l], mean[l])) for l in layers},
+            "alignment_centred_nngp": {f"layer{l + 1}": float(kernel_alignment(nngp[l], mean[l])) for l in layers},
+            "alignment_centred_noise_floor": {f"layer{l + 1}": 1.0 - floors[l].alignment for l in layers},
             "distance": {f"layer{l + 1}": distance(mean[l], kernels[l]) for l in layers},
             "distance_nngp": {f"layer{l + 1}": distance(mean[l], nngp[l]) for l in layers},
-            "distance_noise_floor": {f"layer{l + 1}": distance(half_a[l], half_b[l]) for l in layers},
+            "distance_noise_floor": {f"layer{l + 1}": floors[l].distance for l in layers},
+            "distance_noise_floor_parts": {f"layer{l + 1}": {"networks": floors[l].networks, "theory": floors[l].theory} for l in layers},
+            "distance_half_sets": {f"layer{l + 1}": distance(half_a[l], half_b[l]) for l in layers},
+            "learned_part": {f"layer{l + 1}": learned_part(mean[l], kernels[l], nngp[l], floor=floors[l]) for l in layers},
             "mean_sq_entries": {f"layer{l + 1}": {
                 "theory": float(np.mean(kernels[l] ** 2)), "networks": float(np.mean(mean[l] ** 2)),
                 "networks_sem": float(np.std([np.mean(k ** 2) for k in per_seed[:, l]], ddof=1) / np.sqrt(seeds)),
@@ -119,7 +135,8 @@ def main(argv=None) -> None:
         rows.append(row)
         print(f"width {width:5d} ({seconds:6.1f} s): " + "; ".join(
             f"layer {l + 1}: alignment {row['alignment'][f'layer{l + 1}']:.4f} (NNGP {row['alignment_nngp'][f'layer{l + 1}']:.4f}, "
-            f"floor {row['alignment_noise_floor'][f'layer{l + 1}']:.4f}), distance {row['distance'][f'layer{l + 1}']:.3f} "
+            f"half-sets {row['alignment_half_sets'][f'layer{l + 1}']:.4f}), learned part: distance theory "
+            f"{row['learned_part'][f'layer{l + 1}']['theory']['distance']:.3f} (NNGP 1, floor {row['learned_part'][f'layer{l + 1}']['distance_floor']:.3f}), distance {row['distance'][f'layer{l + 1}']:.3f} "
             f"(NNGP {row['distance_nngp'][f'layer{l + 1}']:.3f}, floor {row['distance_noise_floor'][f'layer{l + 1}']:.3f}), "
             f"mean K^2 theory {row['mean_sq_entries'][f'layer{l + 1}']['theory']:.4g} networks "
             f"{row['mean_sq_entries'][f'layer{l + 1}']['networks']:.4g}" for l in layers), flush=True)
@@ -133,7 +150,7 @@ def main(argv=None) -> None:
                    "replica_alignment": {f"layer{l + 1}": alignment(kernels[l], replica.kernels[l]) for l in layers},
                    "replica_distance": {f"layer{l + 1}": distance(replica.kernels[l], kernels[l]) for l in layers}},
         "width": top["width"],
-        "alignment": top["alignment"], "alignment_noise_floor": top["alignment_noise_floor"],
+        "alignment": top["alignment"], "alignment_half_sets": top["alignment_half_sets"], "learned_part": top["learned_part"],
         "mean_sq_entries": top["mean_sq_entries"],
         "peer": PEER,
         "kernels": {"theory": kernels, "networks": mean, "nngp": nngp},  # at the largest width: what the figure draws
@@ -167,7 +184,7 @@ def plot(payload, path) -> None:
         key = f"layer{l + 1}"
         ax.loglog(widths, [r["distance"][key] for r in payload["widths"]], "o-", color=f"C{l}", label=f"layer {l + 1}: theory")
         ax.loglog(widths, [r["distance_nngp"][key] for r in payload["widths"]], "s--", color=f"C{l}", alpha=0.5, label=f"layer {l + 1}: NNGP")
-        ax.loglog(widths, [r["distance_noise_floor"][key] for r in payload["widths"]], ":", color=f"C{l}", alpha=0.7, label=f"layer {l + 1}: seed halves")
+        ax.loglog(widths, [r["distance_noise_floor"][key] for r in payload["widths"]], ":", color=f"C{l}", alpha=0.7, label=f"layer {l + 1}: noise floor (kernel_floor)")
     ax.set_xticks(widths, [str(w) for w in widths])
     ax.minorticks_off()
     ax.set_xlabel("width N")

@@ -15,7 +15,10 @@ def test_deep_digits_writes_alignment_noise_floor_and_mean_squared_entries(tmp_p
     results = json.loads(out.read_text())
     for layer in ("layer1", "layer2"):
         assert 0.5 < results["alignment"][layer] <= 1.0 + 1e-12
-        assert 0.5 < results["alignment_noise_floor"][layer] <= 1.0 + 1e-12
+        assert 0.5 < results["alignment_half_sets"][layer] <= 1.0 + 1e-12
+        assert results["widths"][-1]["distance_noise_floor"][layer] > 0
+        assert results["learned_part"][layer]["nngp"] == {"distance": 1.0, "alignment": 0.0}
+        assert results["learned_part"][layer]["theory"]["distance"] >= 0 and results["learned_part"][layer]["distance_floor"] > 0
         assert results["mean_sq_entries"][layer]["theory"] > 0 and results["mean_sq_entries"][layer]["networks"] > 0
     assert results["quick"] and [row["width"] for row in results["widths"]] == [64, 256]
     assert deep_digits.make_figures(results, str(tmp_path))[0].is_file()
@@ -72,6 +75,8 @@ def test_deep_composition_writes_losses_of_gp_theory_and_networks(tmp_path):
             entry = results["layers"][depth][layer]
             assert -1.0 - 1e-6 <= entry["alignment"]["theory"] <= 1.0 + 1e-6 and entry["distance"]["theory"] >= 0
             assert entry["overlap"]["theory_sd"] > 0 and entry["overlap"]["networks_sd"] > 0
+            assert entry["distance"]["noise_floor"] > 0 and entry["distance"]["ratio_to_floor"] > 0
+            assert entry["learned_part"]["nngp"]["distance"] == 1.0 and entry["learned_part"]["theory"]["distance"] >= 0
         assert results["losses"]["networks_" + depth]["test_sem"] >= 0
         assert len(results["losses"]["networks_" + depth]["train_halves"]) == 2
     assert deep_composition.make_figures(results, str(tmp_path))[0].is_file()

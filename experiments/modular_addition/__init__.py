@@ -27,7 +27,7 @@ Run: ``python -m experiments.modular_addition [--quick] [--config experiments/co
 Network points are cached in ``runs/modular_addition/`` (delete to recompute)."""
 
 from experiments.modular_addition.config import ExactSection, NAME, NetworkSection, PAPER, PaperSection, ROOT, WidthSweepSection
-from experiments.modular_addition.theory import _phase_boundaries, exact_theory, fig3, saddle_boundaries, sigma2_curve
+from experiments.modular_addition.theory import _phase_boundaries, exact_theory, fig3, fig3_table, saddle_boundaries, sigma2_curve
 from experiments.modular_addition.networks import _summary, fit_inverse_width, loss_timing, network_point, step_check, width_sweep
 from experiments.modular_addition.figures import make_figures
-from experiments.modular_addition.run import main
+from experiments.modular_addition.run import fig3_main, main

@@ -1,19 +1,45 @@
-"""``python -m experiments.modular_addition``: every section of the config, the results file and figures."""
+"""``python -m experiments.modular_addition``: every section of the config, the results file and figures.
+
+``python -m experiments.modular_addition fig3 [--config ...]``: the closed-form Fig. 3 table alone (seconds; both
+eigenvalue conventions, ``fig3_table``), written to ``results/modular_addition/fig3.json``."""
 
 from __future__ import annotations
 
+import sys
+
 import jax
 
-from experiments._common import parse
+from experiments._common import parse, results_file, run_name
 from mft_jax.cli.config import load_toml, section
-from mft_jax.io import run_metadata, write_results
+from mft_jax.io import run_metadata, write_json, write_results
 from experiments.modular_addition.config import ExactSection, NAME, NetworkSection, PAPER, PaperSection, ROOT, WidthSweepSection
 from experiments.modular_addition.figures import make_figures
 from experiments.modular_addition.networks import loss_timing, network_point, width_sweep
-from experiments.modular_addition.theory import exact_theory, fig3
+from experiments.modular_addition.theory import exact_theory, fig3, fig3_table
+
+
+def fig3_main(argv: list) -> dict:
+    """``fig3 [--config ...] [--run NAME]``: ``fig3_table`` of ``[paper]``, written to ``results/modular_addition/fig3.json``
+    (or ``NAME.json``) with its command."""
+    args = parse(NAME, "Fig. 3 closed forms (both eigenvalue conventions)", argv)
+    raw = load_toml(args.config, {"paper", "exact", "networks", "width_sweep"})
+    paper = section(PaperSection, raw.get("paper"), "paper")
+    out = fig3_table(paper)
+    print(f"Fig. 3 ({out['reading']}): GMFL-I at sigma^2 = {out['gmfl1_sigma2']:.4f} (paper {PAPER['gmfl1_sigma2']}), "
+          f"GMFL-II at {out['gmfl2_sigma2']:.4f} (paper {PAPER['gmfl2_sigma2']}), a there {out['a_at_gmfl2']:.4f} "
+          f"(paper {PAPER['a_at_gmfl2']}); kernel convention: GMFL-II {out['table']['literal']['kernel']['gmfl2_sigma2']}; "
+          f"factor needed on the learned eigenvalue: {out['factor_needed_on_learned_eigenvalue']} (4P^2 = {out['four_P_squared']})", flush=True)
+    out["meta"] = run_metadata(raw, None, argv=["fig3", *argv])
+    path = results_file(args.results, NAME, run_name(NAME, args.run or "fig3"))
+    write_json(path, out)
+    print(f"wrote {path}", flush=True)
+    return out
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["fig3"]:
+        return fig3_main(argv[1:])
     args = parse(NAME, __doc__.splitlines()[0], argv)
     raw = load_toml(args.config, {"paper", "exact", "networks", "width_sweep"})
     paper = section(PaperSection, raw.get("paper"), "paper")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import numpy as np
 
-from mft_jax.theory.reduced.modular import coexistence_coupling, exact_coexistence, paper_couplings, saddle, solve_discrepancy
+from mft_jax.theory.reduced.modular import coexistence_coupling, exact_coexistence, paper_couplings, saddle_phase_boundaries, solve_discrepancy
 from experiments.modular_addition.config import ExactSection, PAPER, PaperSection
 
 
@@ -22,31 +21,51 @@ def _phase_boundaries(curve: list[dict]) -> dict:
     return out
 
 
-def saddle_boundaries(modulus, width, sa2_u, sa2_kernel, gamma) -> dict:
-    """Closed-form phase boundaries of the saddle-point theory (docs/theory.md section 9).
+def saddle_boundaries(modulus, width, sa2_u, sa2_kernel, gamma, convention: str = "kernel") -> dict:
+    """Closed-form phase boundaries of the saddle-point theory (``mft_jax.theory.reduced.modular.saddle_phase_boundaries``).
 
     GMFL-I starts where ``u a_GP^2 = g_c``; in GMFL-I ``a = sqrt(g_c / u)``; GMFL-II starts where the
-    learned fraction reaches 1: ``sqrt(g_c/u) (1 + 4 kappa x_c^2) = 1``. ``u`` uses ``sa2_u``, the GP
-    eigenvalue ``kappa`` uses ``sa2_kernel`` (equal in a consistent reading).
+    learned fraction reaches 1. ``u`` uses ``sa2_u``, the GP eigenvalue uses ``sa2_kernel`` (equal in a consistent
+    reading); ``convention`` names the target eigenvalue (``"kernel"``: Gram eigenvalue ``4 P^2 <Phi Psi>``, as derived;
+    ``"per_mode"``: ``<Phi Psi>``, the one that reproduces the paper's GMFL-II).
     """
-    g_c = coexistence_coupling(gamma)
-    x_c = saddle(g_c, gamma).learned
-    u_coefficient = 2 * sa2_u * modulus**2 / width  # u = u_coefficient / sigma2^2
-    k_coefficient = modulus**2 * sa2_kernel  # kappa = k_coefficient / sigma2
-    slope = math.sqrt(g_c / u_coefficient)  # a = slope * sigma2 in GMFL-I
-    # onset: u a_GP^2 = g_c with a_GP = sigma2 / (sigma2 + 4 k/P^2)  ->  sigma2 + 4 k / P^2 = 1/slope
-    onset = 1 / slope - 4 * k_coefficient / modulus**2
-    # GMFL-II: slope sigma2 (1 + 4 k x_c^2 / sigma2) = 1  ->  sigma2 = 1/slope - 4 k x_c^2
-    full = 1 / slope - 4 * k_coefficient * x_c**2
+    b = saddle_phase_boundaries(modulus, width, sa2_u, sa2_kernel, gamma, convention)
     return {
-        "gmfl1_sigma2": onset if onset > 0 else None,
-        "gmfl2_sigma2": full if full > 0 else None,
-        "a_at_gmfl1": slope * onset if onset > 0 else None,
-        "a_at_gmfl2": slope * full if full > 0 else None,
-        "a_slope_in_gmfl1": slope,
-        "g_c": g_c,
-        "x_c": x_c,
-        "kernel_eigenvalue_all_learned": 4 * k_coefficient * x_c**2,
+        "gmfl1_sigma2": b.gmfl1_sigma2, "gmfl2_sigma2": b.gmfl2_sigma2, "a_at_gmfl1": b.a_at_gmfl1, "a_at_gmfl2": b.a_at_gmfl2,
+        "a_slope_in_gmfl1": b.slope, "g_c": b.g_c, "x_c": b.x_c, "convention": b.convention,
+        "eigenvalue_prior": b.eigenvalue_prior, "eigenvalue_learned": b.eigenvalue_learned,
+        "kernel_eigenvalue_all_learned": sa2_kernel * b.eigenvalue_learned,  # the sigma^2 shift of GMFL-II
+    }
+
+
+def fig3_table(paper: PaperSection) -> dict:
+    """Fig. 3's onsets and ``a`` in each reading of ``sigma_a^2`` x each eigenvalue convention (closed forms), the paper's
+    numbers beside them, and the factor by which the learned eigenvalue must shrink for the paper's GMFL-II."""
+    n = paper.width
+    literal = paper.sa2_numerator / n
+    readings = {"literal": (literal, literal), "mixed": (literal, paper.sa2_numerator),
+                "variance_0.002_over_N": (paper.sa2_numerator, paper.sa2_numerator)}
+    table = {name: {conv: saddle_boundaries(paper.modulus, n, *pair, paper.gamma, conv) for conv in ("kernel", "per_mode")}
+             for name, pair in readings.items()}
+    chosen = table["literal"]["per_mode"]
+    needed = {}  # factor F with 1/slope - sa2_kernel lambda_learned(kernel)/F = paper's GMFL-II
+    for name in readings:
+        row = table[name]["kernel"]
+        gap = 1 / row["a_slope_in_gmfl1"] - PAPER["gmfl2_sigma2"]
+        needed[name] = row["kernel_eigenvalue_all_learned"] / gap if gap > 0 else None
+    return {
+        "reading": "literal sigma_a^2 = 0.002/N (readout variance sigma_a^2/N) in u and in the GP eigenvalue; target "
+                   "eigenvalue per pair mode, lambda = <Phi Psi> (the Gram eigenvalue 4 P^2 <Phi Psi> without its 4 P^2)",
+        "gmfl1_sigma2": chosen["gmfl1_sigma2"], "gmfl2_sigma2": chosen["gmfl2_sigma2"],
+        "a_at_gmfl1": -chosen["a_at_gmfl1"], "a_at_gmfl2": -chosen["a_at_gmfl2"],
+        "sign_convention": "paper: a < 0 (a = -1: f = 0); the library's r = a y has a = -(paper's a)",
+        "paper": PAPER,
+        "differences_from_paper": {"gmfl1_sigma2": chosen["gmfl1_sigma2"] - PAPER["gmfl1_sigma2"],
+                                   "gmfl2_sigma2": chosen["gmfl2_sigma2"] - PAPER["gmfl2_sigma2"],
+                                   "a_at_gmfl2": -chosen["a_at_gmfl2"] - PAPER["a_at_gmfl2"]},
+        "four_P_squared": 4 * paper.modulus**2,
+        "factor_needed_on_learned_eigenvalue": needed,
+        "table": table,
     }
 
 

@@ -39,11 +39,17 @@ Test loss ``1/2 mean_test |f - y|^2`` (relative: over that of f = 0, ``(P-1)/(2P
 first falls below 1/2 (linear interpolation on the fraction grid), mean and s.e. over the splits that cross; likewise
 where it falls below 1 (better than f = 0) and where the accuracy rises above 1/2.
 
-Run: ``python -m experiments.modular_grokking [--quick] [--config experiments/configs/modular_grokking.toml]``.
+6. ``branches`` (a subcommand): both branches of the theory on a partial table (restricted ensembles), the kernel
+   check (does the generalising branch's kernel generalise?) and networks from two starts; ``summary``: the crossing
+   fraction, spinodals and hysteresis from those runs (``results/modular_grokking/critical_fraction.json``).
+
+Run: ``python -m experiments.modular_grokking [--quick] [--config experiments/configs/modular_grokking.toml]``;
+``python -m experiments.modular_grokking branches --help``; ``python -m experiments.modular_grokking summary RUN.json ...``.
 Network points are cached in ``runs/modular_grokking/`` (delete to recompute)."""
 
 from experiments.modular_grokking.config import CheckSection, FullTableSection, GrokkingSection, NAME, ROOT, TheorySection, TheoryStartSection, WidthTrendSection
 from experiments.modular_grokking.networks import full_table_networks, gp_point, model_at, network_point, split_points, summarise, test_metrics, transition, width_trend
 from experiments.modular_grokking.theory import check_theory_moduli, discrepancy, pool_check, theory_at, theory_point, theory_sampler, theory_section, theory_start
 from experiments.modular_grokking.figures import _colour, make_figures
+from experiments.modular_grokking.branches import branch_point, critical_fraction, kernel_check, two_starts
 from experiments.modular_grokking.run import main

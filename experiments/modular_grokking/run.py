@@ -1,8 +1,14 @@
-"""``python -m experiments.modular_grokking``: every section of the config, the results file and figure."""
+"""``python -m experiments.modular_grokking``: every section of the config, the results file and figure.
+
+Subcommands: ``branches`` (both branches of the theory on a partial table, the kernel check, the two-start networks;
+``branches_run.branches_main``, ``--help`` for its options) and ``summary RUN.json ...`` (the crossing fraction from
+those runs; ``summary.summary_main``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+
 import jax
 import numpy as np
 
@@ -18,6 +24,15 @@ from experiments.modular_grokking.theory import check_theory_moduli, theory_sect
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["branches"]:
+        from experiments.modular_grokking.branches_run import branches_main
+
+        return branches_main(argv[1:])
+    if argv[:1] == ["summary"]:
+        from experiments.modular_grokking.summary import summary_main
+
+        return summary_main(argv[1:])
     args = parse(NAME, __doc__.splitlines()[0], argv)
     raw = load_toml(args.config, {"grokking", "theory", "width_trend", "full_table_networks", "theory_start", "width_check", "steps_check"})
     g = section(GrokkingSection, raw.get("grokking"), "grokking")

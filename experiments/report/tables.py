@@ -95,7 +95,7 @@ def deep_digits_layers(r: Results) -> str:
     rows = []
     for layer in ("layer1", "layer2"):
         m = d["mean_sq_entries"][layer]
-        rows.append([layer.replace("layer", "layer "), f"**{d['alignment'][layer]:.6f}**", f"{d['alignment_noise_floor'][layer]:.6f}",
+        rows.append([layer.replace("layer", "layer "), f"**{d['alignment'][layer]:.6f}**", f"{d.get('alignment_half_sets', d.get('alignment_noise_floor'))[layer]:.6f}",
                      f"{m['theory']:.5f} / {m['networks']:.5f} ± {m['networks_sem']:.5f} / {m['nngp']:.5f}"])
     return table([f"N = {d['width']}", "alignment theory vs networks", "noise floor (seed halves)", "mean Phi^2 entries: theory / networks (± s.e.) / NNGP"], rows)
 
@@ -105,7 +105,8 @@ def deep_digits_widths(r: Results) -> str:
     rows = []
     for w in d["widths"]:
         row = [w["width"]]
-        for key in ("distance", "distance_noise_floor", "distance_nngp"):
+        half_sets = "distance_half_sets" if "distance_half_sets" in w else "distance_noise_floor"  # runs before kernel_floor
+        for key in ("distance", half_sets, "distance_nngp"):
             if key in w:
                 row.append(" / ".join(num(w[key][layer], 2) for layer in ("layer1", "layer2")))
             else:

@@ -5,7 +5,8 @@ chains, the neurons of a trained network). All distances are between the two wei
 measures *as given*, ``mu = sum_i p_i delta(z_i)``, ``nu = sum_j q_j delta(z'_j)``, in the space
 ``z = w`` (``space="w"``) or ``z = (a, w)`` (``space="aw"``). A finite sample of a law therefore
 sits at a positive distance from the law itself: ``noise_floor`` measures that value, and every
-comparison should print a distance next to its noise floor.
+comparison should print a distance next to its noise floor. Kernels: ``kernel_floor`` is the one floor for
+the distance (and alignment) between a seed-mean network kernel and a theory kernel.
 
 All metrics are returned in the units of ``z`` (square roots of the squared forms):
 
@@ -21,6 +22,7 @@ All metrics are returned in the units of ``z`` (square roots of the squared form
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable, Mapping, NamedTuple
 
 import jax
@@ -302,6 +304,135 @@ def relative_kernel_error(kernel: jax.Array, reference: jax.Array, q: jax.Array 
     q = _data_weights(reference, q)
     difference = kernel - reference
     return jnp.sqrt(_kernel_inner(difference, difference, q) / _kernel_inner(reference, reference, q))
+
+
+# ----------------------------------------------------------------------------- kernel noise floor
+
+
+class KernelFloor(NamedTuple):
+    """What a matching law shows when the networks' seed-mean kernel is compared with the theory's (``kernel_floor``).
+
+    ``distance``: the expected ``relative_kernel_error(K_net, K_theory)``, ``sqrt(E|K_net - K_theory|_q^2) / |K_theory|_q``,
+    the sum in quadrature of ``networks`` (the S-seed mean's own noise) and ``theory`` (the theory kernel's sampling
+    noise); ``alignment``: the expected ``1 - kernel_alignment`` from the same two variances (the part of the centred
+    noise orthogonal to the centred kernel, ``1 - A = |delta_perp|^2 / (2 |K_c|^2)`` to second order)."""
+
+    distance: float
+    networks: float
+    theory: float
+    alignment: float
+
+
+def _unit(kernel: jax.Array, q: jax.Array) -> jax.Array:
+    return kernel / jnp.sqrt(_kernel_inner(kernel, kernel, q))
+
+
+def particle_kernel_variance(features: jax.Array, weights: jax.Array, q: jax.Array | None = None) -> tuple[float, float]:
+    """Sampling noise of a particle kernel ``K = sum_i p_i phi_i phi_i^T`` (``features`` (M, P), ``weights`` p (M,)).
+
+    Delta method for self-normalised weights (exact for i.i.d. equal weights): ``E|K - K_inf|_q^2 = sum_i p_i^2
+    |phi_i phi_i^T - K|_q^2`` with ``|phi phi^T - K|_q^2 = (sum_mu q_mu phi_mu^2)^2 - 2 phi^T Q K Q phi + |K|_q^2``.
+    Returns ``(total, perpendicular)``: the total and the part of the centred noise orthogonal to the centred ``K``
+    (what lowers the alignment). Correlated particles (MCMC) make it a lower bound.
+    """
+    features = jnp.asarray(features)
+    weights = jnp.asarray(weights, features.dtype)
+    kernel = (features * weights[:, None]).T @ features
+    q = _data_weights(kernel, q)
+    quad = lambda f, k: jnp.einsum("mp,p,pr,r,mr->m", f, q, k, q, f)
+    total = jnp.sum(weights**2 * ((features**2 @ q) ** 2 - 2 * quad(features, kernel) + _kernel_inner(kernel, kernel, q)))
+    centred = features - (features @ q)[:, None]
+    kc = _centered(kernel, q)
+    norm2 = _kernel_inner(kc, kc, q)
+    full_c = (centred**2 @ q) ** 2 - 2 * quad(centred, kc) + norm2
+    parallel = (quad(centred, kc) - norm2) ** 2 / norm2
+    return float(total), float(jnp.sum(weights**2 * (full_c - parallel)))
+
+
+def kernel_floor(seed_kernels: jax.Array, reference: jax.Array, q: jax.Array | None = None, *, theory_variance: float = 0.0,
+                 theory_variance_perpendicular: float = 0.0) -> KernelFloor:
+    """The noise floor of comparing the mean of S per-seed network kernels with a theory kernel: ONE definition.
+
+    The compared quantity is ``d = |Kbar_S - K_theory|_q / |K_theory|_q`` with ``Kbar_S`` the mean of the S seeds
+    (``seed_kernels`` (S, P, P)) and ``K_theory = reference``. If the networks' law is the theory's, ``Kbar_S - K_theory``
+    is the sum of two independent noises, so ``E d^2 |K|^2 = tr_q Sigma / S + theory_variance``:
+
+    - ``tr_q Sigma / S``: the seed mean's variance, estimated without bias from the seeds' spread,
+      ``sum_s |K_s - Kbar|_q^2 / (S (S - 1))``. (The old floor, the distance between the means of two halves of the seeds,
+      estimates ``4 tr_q Sigma / S``: twice the distance this term gives, and it left the theory's noise out.)
+    - ``theory_variance``: ``E|K_theory - K_inf|_q^2`` of the theory's finite sample (``particle_kernel_variance``).
+
+    ``alignment``: ``E(1 - A) = (|delta_c,perp|^2_seeds + theory_variance_perpendicular) / (2 |K_c|_q^2)``, the seeds' part
+    from their centred deviations orthogonal to the centred reference. Needs S >= 2.
+    """
+    seed_kernels = jnp.asarray(seed_kernels)
+    if seed_kernels.ndim != 3 or seed_kernels.shape[0] < 2 or seed_kernels.shape[1:] != jnp.shape(reference):
+        raise ConfigError(f"kernel_floor needs (S >= 2, P, P) seed kernels matching the (P, P) reference; got "
+                          f"{seed_kernels.shape} and {jnp.shape(reference)}")
+    q = _data_weights(reference, q)
+    seeds = seed_kernels.shape[0]
+    deviations = seed_kernels - seed_kernels.mean(axis=0)
+    norm2 = _kernel_inner(reference, reference, q)
+    networks2 = sum(_kernel_inner(d, d, q) for d in deviations) / (seeds * (seeds - 1))
+    unit_c = _unit(_centered(reference, q), q)
+    perpendicular = 0.0
+    for d in deviations:
+        dc = _centered(d, q)
+        perpendicular += _kernel_inner(dc, dc, q) - _kernel_inner(dc, unit_c, q) ** 2
+    perpendicular = perpendicular / (seeds * (seeds - 1))
+    kc_norm2 = _kernel_inner(_centered(reference, q), _centered(reference, q), q)
+    return KernelFloor(float(jnp.sqrt((networks2 + theory_variance) / norm2)), float(jnp.sqrt(networks2 / norm2)),
+                       float(jnp.sqrt(theory_variance / norm2)),
+                       float((perpendicular + theory_variance_perpendicular) / (2 * kc_norm2)))
+
+
+def half_set_floor_to_kernel_floor(half_set_distance: float, seeds: int, width: int | None = None, effective_sample_size: float | None = None) -> dict:
+    """Re-express a stored half-set floor (``relative_kernel_error`` between the means of two halves of S seeds) as
+    ``kernel_floor``'s ``distance``, for results written before ``kernel_floor`` existed.
+
+    ``E d_half^2 = 4 tr Sigma / S`` (halves of S/2 seeds), so the seed mean's part is ``d_half / 2``. The theory's part
+    needs its particles; from stored numbers only a stand-in: a theory law equal to the networks' has per-neuron kernel
+    variance ``N sigma_seed^2`` (at least: a run average lowers the per-seed variance), so ``theory^2 >= N (S d_half^2 / 4) / ESS``.
+    Returns both parts and their sum in quadrature (a lower bound on the floor when the stand-in is used).
+    """
+    networks = half_set_distance / 2
+    out = {"networks": networks, "theory": None, "distance": networks}
+    if width is not None and effective_sample_size:
+        theory = math.sqrt(width * seeds * half_set_distance**2 / 4 / effective_sample_size)
+        out.update(theory=theory, distance=math.hypot(networks, theory))
+    return out
+
+
+# ----------------------------------------------------------------------------- the learned part of a kernel
+
+
+def learned_part(kernel: jax.Array, theory: jax.Array, nngp: jax.Array, q: jax.Array | None = None,
+                 floor: KernelFloor | None = None) -> dict:
+    """Compare what feature learning adds: the learned parts ``D_net = K_net - K_NNGP`` and ``D_theory = K_theory - K_NNGP``.
+
+    A whole-kernel alignment is dominated by the NNGP part both share (the NNGP itself scores 0.94-0.998 on the
+    deep-composition kernels); on the learned part the NNGP predicts ``D = 0`` and so scores by construction
+    ``distance = |D_net - 0|_q / |D_net|_q = 1`` and ``alignment = 0``. Returns, for ``"theory"`` and ``"nngp"``:
+
+    - ``distance``: ``|D_net - D|_q / |D_net|_q`` (1: explains none of the learned part; 0: all of it);
+    - ``alignment``: ``kernel_alignment(D, D_net)`` (centred; 0 for the NNGP);
+    - and ``learned_norm = |D_net|_q / |K_net|_q`` (how much there is to explain), and with ``floor`` (``kernel_floor``
+      of the same comparison) ``distance_floor = floor.distance |K_theory|_q / |D_net|_q``, the learned-part distance a
+      matching law shows (the noise is the same matrix; only the normalisation changes).
+    """
+    q = _data_weights(kernel, q)
+    norm = lambda k: float(jnp.sqrt(_kernel_inner(k, k, q)))
+    learned_net, learned_theory = kernel - nngp, theory - nngp
+    net_norm = norm(learned_net)
+    if not net_norm > 0:
+        raise ConfigError("the network kernel equals the NNGP kernel: there is no learned part to compare")
+    out = {"theory": {"distance": norm(learned_net - learned_theory) / net_norm,
+                      "alignment": float(kernel_alignment(learned_theory, learned_net, q))},
+           "nngp": {"distance": 1.0, "alignment": 0.0},
+           "learned_norm": net_norm / norm(kernel)}
+    if floor is not None:
+        out["distance_floor"] = floor.distance * norm(theory) / net_norm
+    return out
 
 
 # ----------------------------------------------------------------------------- symmetries

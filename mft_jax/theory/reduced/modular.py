@@ -291,6 +291,75 @@ def solve_discrepancy(u: float, kappa: float, gamma: float, modulus: int, method
     return Discrepancy(a, u * a * a, mode.phi_psi, mode.learned, phase)
 
 
+EIGENVALUE_CONVENTIONS = ("kernel", "per_mode")
+
+
+class PhaseBoundaries(NamedTuple):
+    """Closed-form phase boundaries in sigma^2 of the saddle-point theory on the full table (``saddle_phase_boundaries``).
+
+    ``gmfl1_sigma2`` / ``gmfl2_sigma2``: where GMFL-I / GMFL-II start (None when the closed form is not positive);
+    ``a_at_gmfl1`` / ``a_at_gmfl2``: ``|a|`` there (the paper's sign is ``-|a|``); ``slope``: ``a = slope sigma^2`` inside
+    GMFL-I; ``eigenvalue_prior`` / ``eigenvalue_learned``: the target eigenvalue under the prior and with every pair mode
+    learned, in the stated ``convention``; ``g_c``, ``x_c``: coexistence coupling and the learned well there."""
+
+    gmfl1_sigma2: float | None
+    gmfl2_sigma2: float | None
+    a_at_gmfl1: float | None
+    a_at_gmfl2: float | None
+    slope: float
+    eigenvalue_prior: float
+    eigenvalue_learned: float
+    g_c: float
+    x_c: float
+    convention: str
+
+
+def saddle_phase_boundaries(modulus: int, width: int, sa2_u: float, sa2_kernel: float, gamma: float,
+                            convention: str = "kernel") -> PhaseBoundaries:
+    """Where GMFL-I and GMFL-II start in ``sigma^2`` (paper's units, Fig. 3) from the saddle-point closed forms.
+
+    Paper units: readout variance ``sa2 / N``, noise ``sigma^2``, all ``n = P^2`` pairs, so (``paper_couplings``)
+    ``u = 2 sa2_u P^2 / (N sigma^4)`` and the GP weight on the target is ``sa2_kernel lambda / sigma^2``, where
+    ``lambda`` is the target eigenvalue of the kernel. The self-consistency reads ``a (1 + sa2_kernel lambda / sigma^2) = 1``.
+
+    - GMFL-I: the coupling ``g = u a^2`` reaches ``g_c = sqrt(4 gamma/3)`` at ``a = a_GP``; inside it ``a = sqrt(g_c/u)
+      = slope sigma^2`` with ``slope = sqrt(g_c N / (2 sa2_u P^2))``; so it starts at
+      ``sigma^2 = 1/slope - sa2_kernel lambda_prior``.
+    - GMFL-II: every pair mode at the learned well ``x_c = sqrt(3/gamma)`` (``<Phi Psi> = x_c^2``) while ``a`` still sits
+      at ``slope sigma^2``: ``slope sigma^2 (1 + sa2_kernel lambda_learned / sigma^2) = 1``, so it starts at
+      ``sigma^2 = 1/slope - sa2_kernel lambda_learned``, with ``|a| = slope sigma^2`` there.
+
+    Two conventions for ``lambda`` (one meaning each):
+
+    - ``"kernel"``: the eigenvalue of the Gram matrix over the P^2 training pairs, ``sum_x' K(x, x') y(x') = lambda y(x)``
+      with ``lambda = 4 P^2 <Phi Psi>`` (module docstring): ``lambda_prior = 4`` (``<Phi Psi> = 1/P^2``),
+      ``lambda_learned = 4 P^2 x_c^2``. This is the equation as derived here (``solve_discrepancy``); with Fig. 3's
+      numbers it gives GMFL-I at 0.2360 and no GMFL-II (``1/slope - 4 P^2 sa2 x_c^2 < 0``).
+    - ``"per_mode"``: the eigenvalue of one pair mode, ``lambda = <Phi Psi>`` (the Gram eigenvalue without its ``4 P^2``):
+      ``lambda_prior = 1/P^2``, ``lambda_learned = x_c^2 = 3/gamma``. With Fig. 3's numbers (``sa2 = 0.002/N``, literal)
+      GMFL-I at 0.2360, GMFL-II at ``0.2360 - sa2 * 3/gamma = 0.1760`` with ``|a| = 0.7458``: the paper's GMFL-II (0.175)
+      and ``a`` (about -0.7 to -0.75 there). Its GMFL-I is the kernel convention's to within ``4 sa2 = 8e-6``.
+
+    The two differ by exactly ``4 P^2`` in ``lambda_learned`` (6.4e5 at P = 401): the factor the paper's GMFL-II needs
+    in the literal reading of ``sigma_a^2`` (the 6.4e8 of the ``mixed`` reading is this times ``N``).
+    """
+    if convention not in EIGENVALUE_CONVENTIONS:
+        raise ConfigError(f"eigenvalue convention must be one of {EIGENVALUE_CONVENTIONS}; got {convention!r}")
+    if modulus < 3 or width < 1 or sa2_u <= 0 or sa2_kernel <= 0 or gamma <= 0:
+        raise ConfigError(f"saddle_phase_boundaries needs modulus >= 3, width >= 1 and positive sa2_u, sa2_kernel, gamma; "
+                          f"got modulus={modulus}, width={width}, sa2_u={sa2_u}, sa2_kernel={sa2_kernel}, gamma={gamma}")
+    g_c = coexistence_coupling(gamma)
+    x_c = saddle(g_c, gamma).learned
+    slope = math.sqrt(g_c * width / (2 * sa2_u * modulus**2))
+    scale = 4 * modulus**2 if convention == "kernel" else 1.0
+    prior, learned = scale / modulus**2, scale * x_c**2
+    onset = 1 / slope - sa2_kernel * prior
+    full = 1 / slope - sa2_kernel * learned
+    positive = lambda s: s if s > 0 else None
+    return PhaseBoundaries(positive(onset), positive(full), slope * onset if onset > 0 else None,
+                           slope * full if full > 0 else None, slope, prior, learned, g_c, x_c, convention)
+
+
 def paper_couplings(modulus: int, width: int, sa2_paper: float, sigma2: float) -> tuple[float, float]:
     """``(u, kappa)`` in the paper's units: readout variance ``sa2_paper / N``, noise ``sigma2``, n = P^2 points.
 
