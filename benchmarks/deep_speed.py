@@ -11,7 +11,7 @@ from the NNGP and beta = 50 already needs continuation at P = 64), this script m
   at the NNGP state (``block_until_ready``; the first call's excess over the median of the repeats is
   reported as compile time), its FLOP count from XLA's cost analysis, and the resulting FLOP rate as
   a fraction of this machine's float32 matmul rate measured just before and after it (the better of
-  the two; ``neuron_throughput.matmul_peak`` on 4096^2 matrices), since the machine is shared and its
+  the two; ``mft_jax.resources.matmul_peak`` on 4096^2 matrices), since the machine is shared and its
   load changes between P;
 - the importance sampler's effective sample size per layer at the NNGP start for each ``--samples``;
 - where a solve is affordable (P <= ``--solve-max-points``): ``solve_deep`` to its fixed point

@@ -52,6 +52,7 @@ initialize_from_environment()  # a multi-process job: before any import that tou
 
 from mft_jax import TwoLayer, make_data  # noqa: E402
 from mft_jax.io import run_metadata, write_json  # noqa: E402
+from mft_jax.resources import matmul_peak  # noqa: E402
 from mft_jax.theory.samplers.grid import grid_sampler  # noqa: E402
 from mft_jax.theory.two_layer import solve  # noqa: E402
 
@@ -90,19 +91,6 @@ def environment() -> dict:
     return {"backend": jax.default_backend(), "devices": [str(d) for d in devices],
             "device_kind": devices[0].device_kind, "process_count": jax.process_count(), "versions": versions,
             "python": platform.python_version(), "platform": platform.platform()}
-
-
-def matmul_rate(size: int, precision: str, repeats: int = 5) -> float:
-    """Measured float32 FLOP/s of a ``size``-square matmul at ``precision`` (best of ``repeats``, compile excluded)."""
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    product = jax.jit(lambda a: jnp.matmul(a, a, precision=precision))
-    product(a).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product(a).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 / best
 
 
 def clover_solve(quadrature: int, grid: int, beta: float) -> dict:
@@ -202,7 +190,7 @@ def main(argv=None) -> int:
     say(f"device check on {env['backend']}: {env['devices']}; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
 
     size = 1024 if args.quick or env["backend"] == "cpu" else 8192
-    rates = {p: matmul_rate(size, p) for p in ("highest", "default")}
+    rates = {p: matmul_peak(size, precision=p) for p in ("highest", "default")}
     report["matmul"] = {"size": size, "flops_per_second": rates, "default_over_highest": rates["default"] / rates["highest"]}
     say(f"float32 {size}^2 matmul: highest {rates['highest'] / 1e12:.3g} TFLOP/s, default {rates['default'] / 1e12:.3g} TFLOP/s "
         f"(x{rates['default'] / rates['highest']:.2f})")

@@ -51,6 +51,7 @@ from pathlib import Path
 import jax
 
 from mft_jax.io import run_metadata
+from mft_jax.resources import matmul_peak  # noqa: F401  (deep_speed and the device mode take it from here too)
 import jax.numpy as jnp
 import numpy as np
 
@@ -65,15 +66,6 @@ from mft_jax.tasks import continuous_xor
 from mft_jax.train.foreground import init_foreground, neuron_gradients
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def matmul_peak(size: int = 2048, repeats: int = 5, precision=None) -> float:
-    """Measured float32 FLOP/s of a ``size``-square matmul (best of ``repeats``) at ``precision`` (None: the backend's default)."""
-    a = jax.random.normal(jax.random.key(0), (size, size))
-    product = jax.jit(lambda a: jnp.dot(a, a, precision=precision))
-    product(a).block_until_ready()
-    best = min(_timed(lambda: product(a).block_until_ready()) for _ in range(repeats))
-    return 2.0 * size**3 / best
 
 
 def _timed(fn) -> float:

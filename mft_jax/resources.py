@@ -81,3 +81,23 @@ def require(nbytes: float, what: str, setting: str, available: DeviceMemory | No
             f"{what} needs about {format_bytes(nbytes)}, more than the {format_bytes(limit)} available ({where}); "
             f"lower {setting}"
         )
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5, precision=None) -> float:
+    """Measured float32 FLOP/s of a ``size``-square matmul on the default device, best of ``repeats`` (compile
+    excluded), at ``precision`` (``"highest"``, ``"default"``, a ``jax.lax.Precision``; None: the backend's default):
+    the peak the speed reports divide by."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    product = jax.jit(lambda a: jnp.dot(a, a, precision=precision))
+    product(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best

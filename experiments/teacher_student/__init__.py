@@ -47,7 +47,7 @@ Run: ``python -m experiments.teacher_student [--quick] [--scales 1/8 1/2] [--sig
 
 from experiments.teacher_student.config import FULL, NAME, PAPER, QUICK, Q_BINS, ROOT, SETTING_NAMES, network_key, parse, run_settings
 from experiments.teacher_student.measure import PREDICTIONS, _eighths, _mean_se, _paired_difference, _projected, _seed_stats, _versus, hermite_projector, network_test_inputs, theory_model
-from experiments.teacher_student.networks import _timed, matmul_peak, network_run, network_transition, networks, step_flops
+from experiments.teacher_student.networks import matmul_peak, network_run, network_transition, networks, step_flops
 from experiments.teacher_student.theory import _THEORY_CACHE, _fit_inverse_width, paper_theory, population_theory, population_transition, sample_check, theory_on_training_set, training_set_theory, width_sweep
 from experiments.teacher_student.summary import LARGE_D_MIN, attach_gibbs_versus_theory, attach_networks, attach_population, large_d_limit, print_table, transition_summary
 from experiments.teacher_student.merge import _merge_points, _mixing_refused, _settings_differ, check_merge_target, merge_scale, settings_entries

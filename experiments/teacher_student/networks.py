@@ -13,6 +13,7 @@ import numpy as np
 from pathlib import Path
 from mft_jax.analysis.stats import autocorrelation_time
 from mft_jax.io import write_json
+from mft_jax.resources import matmul_peak  # noqa: F401  (run.py reports the FLOP rate against it)
 from mft_jax.tasks import teacher_student
 from mft_jax.train.joint import langevin_optimizer, train
 from mft_jax.train.network import predict as network_predict
@@ -21,21 +22,6 @@ from experiments.teacher_student.measure import _eighths, _seed_stats, hermite_p
 
 
 # ------------------------------------------------------------------------------------------ networks
-def matmul_peak(n=2048, repeats=5) -> float:
-    """Measured float32 matmul rate (FLOP/s) of this machine, best of ``repeats``."""
-    a = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
-    return 2 * n**3 / best
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def network_run(setting, sigma2, start, draw, args, x_test, width=None, cached_only=False) -> dict | None:
     """One data draw, ``args.seeds`` vmapped init seeds: time-averaged f1, f3 per seed after burn-in, histogram of q.
     ``width``: the number of neurons N' (default the setting's N), with the setting's ``TwoLayer`` model unchanged.
