@@ -53,7 +53,6 @@ from mft_jax.analysis.compare import (
 )
 from mft_jax.theory.deep import Deep, deep_nngp, deep_nngp_predict, importance_layers, layer_law, mcmc_layers, solve_deep
 from mft_jax.tasks import get_task, make_data
-from mft_jax.train.deep_network import feature_kernels, preactivations, predict
 from mft_jax.train.joint import langevin_optimizer, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,14 +105,14 @@ def network_run(data, test, model, width, seeds, steps, step_size, out_dir, resu
     chunk = max(steps // 200, 1)
     result = train(jax.random.key(1), model, width, data, langevin_optimizer(model, step_size), steps, num_seeds=seeds,
                    chunk=chunk, out_dir=out_dir, checkpoint_every=max(steps // 10, chunk), resume=resume, progress=False,
-                   observables=lambda p: {"kernels": feature_kernels(p, model, data.x), "train": predict(p, model, data.x),
-                                          "test": predict(p, model, test.x)})
+                   observables=lambda p: {"kernels": model.feature_kernels(p, data.x), "train": model.apply(p, data.x),
+                                          "test": model.apply(p, test.x)})
     burn = len(result.history["test"]) // 4
     mean = {k: np.asarray(result.history[k], np.float64)[burn:].mean(axis=0) for k in ("kernels", "train", "test")}
     mid = (burn + len(result.history["train"])) // 2  # equilibration check: the predictor averaged over each half of the kept run
     mean["train_halves"] = [np.asarray(result.history["train"], np.float64)[a:b].mean(axis=0) for a, b in ((burn, mid), (mid, None))]
     params = result.params  # (seeds, ...) leaves at the end of the run
-    h = jax.vmap(lambda p: jnp.stack(preactivations(p, model, data.x)))(params)  # (S, H, P, N)
+    h = jax.vmap(lambda p: jnp.stack(model.preactivations(p, data.x)))(params)  # (S, H, P, N)
     return mean, np.asarray(h, np.float64), np.asarray(params["w"], np.float64), np.asarray(result.history["loss"])[burn:].mean(axis=0)
 
 

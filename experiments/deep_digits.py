@@ -32,7 +32,6 @@ from mft_jax import io
 from mft_jax.analysis.compare import kernel_alignment, kernel_floor, learned_part, particle_kernel_variance
 from mft_jax.theory.deep import Deep, deep_nngp, importance_layers, layer_law, solve_deep
 from mft_jax.tasks import make_data
-from mft_jax.train.deep_network import feature_kernels
 from mft_jax.train.joint import langevin_optimizer, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +55,7 @@ def networks(data, model, width, seeds, steps, step_size, out_dir, resume):
     chunk = max(steps // 200, 1)
     result = train(jax.random.key(1), model, width, data, langevin_optimizer(model, step_size), steps, num_seeds=seeds,
                    chunk=chunk, out_dir=out_dir, checkpoint_every=max(steps // 10, chunk), resume=resume, progress=False,
-                   observables=lambda p: {"kernels": feature_kernels(p, model, data.x)})
+                   observables=lambda p: {"kernels": model.feature_kernels(p, data.x)})
     kernels = np.asarray(result.history["kernels"], np.float64)  # (records, seeds, H, P, P)
     burn = kernels.shape[0] // 4
     return kernels[burn:].mean(axis=0), np.asarray(result.history["loss"])[burn:].mean(axis=0)

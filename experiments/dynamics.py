@@ -35,7 +35,7 @@ from mft_jax.neurons import NeuronLaw
 from mft_jax.tasks import get_task, make_data
 from mft_jax.theory.dynamics import solve_dynamics
 from mft_jax.train.joint import langevin_optimizer, train
-from mft_jax.train.network import loss as network_loss
+from mft_jax.train.joint import loss as network_loss
 
 DEFAULT = {
     "step_size": 0.05, "steps": 400, "record_every": 10, "particles": 8192, "widths": [64, 256, 1024], "seeds": 16,

@@ -17,7 +17,7 @@ from mft_jax.theory.gp import gp_loss, gp_residual
 from mft_jax.cli.solve import SolverConfig, make_sampler
 from mft_jax.neurons import NeuronLaw
 from mft_jax.theory.two_layer import solve
-from mft_jax.train import network
+from mft_jax.train import joint as network  # loss, residual, network_law
 from mft_jax.train.foreground import network_loss, train_foreground
 from mft_jax.train.joint import langevin_optimizer, train
 from experiments.clover.config import CONFIG, METRICS, METRIC_LABELS, QUICK_CONFIG, load_config, stage

@@ -19,7 +19,7 @@ from mft_jax.theory.reduced.modular import coexistence_coupling, fourier_loss, l
 from mft_jax.priors import fourier_sextic
 from mft_jax.tasks import make_data
 from mft_jax.train.joint import langevin_optimizer, train
-from mft_jax.train.network import loss
+from mft_jax.train.joint import loss
 from experiments.modular_addition.config import NetworkSection, WidthSweepSection
 
 

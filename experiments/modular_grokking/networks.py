@@ -19,7 +19,6 @@ from mft_jax.theory.reduced.modular import prior_gp_predict, sample_neurons
 from mft_jax.priors import fourier_sextic
 from mft_jax.tasks import make_split
 from mft_jax.train.joint import langevin_optimizer, train
-from mft_jax.train.network import predict
 from experiments.modular_grokking.config import FullTableSection, GrokkingSection, WidthTrendSection
 
 
@@ -50,7 +49,7 @@ def network_point(key, modulus: int, n_train: int, split: int, beta_full: float,
         return json.loads(path.read_text())
     data, test = make_split("modular_addition", modulus=modulus, n_train=n_train, seed=g.seed + split)
     model = model_at(modulus, n_train, beta_full, g)
-    observe = lambda p: {"test_output": predict(p, model, test.x)}
+    observe = lambda p: {"test_output": model.apply(p, test.x)}
     init_params = None
     if start_coupling is not None:
         rng = np.random.default_rng([g.seed, modulus, n_train, split, g.width])

@@ -16,7 +16,6 @@ from mft_jax.io import write_json
 from mft_jax.resources import matmul_peak  # noqa: F401  (run.py reports the FLOP rate against it)
 from mft_jax.tasks import teacher_student
 from mft_jax.train.joint import langevin_optimizer, train
-from mft_jax.train.network import predict as network_predict
 from experiments.teacher_student.config import Q_BINS, network_key, run_settings
 from experiments.teacher_student.measure import _eighths, _seed_stats, hermite_projector, theory_model
 
@@ -40,7 +39,7 @@ def network_run(setting, sigma2, start, draw, args, x_test, width=None, cached_o
     projector = hermite_projector(x_test[:, 0])
 
     def observe(params):
-        f1, f3, _ = projector @ network_predict(params, model, x_test)[:, 0]
+        f1, f3, _ = projector @ model.apply(params, x_test)[:, 0]
         return {"f1": f1, "f3": f3, "q": params["w"][:, 0]}
 
     init = None
