@@ -360,6 +360,111 @@ def saddle_phase_boundaries(modulus: int, width: int, sa2_u: float, sa2_kernel: 
                            slope * full if full > 0 else None, slope, prior, learned, g_c, x_c, convention)
 
 
+class MixtureState(NamedTuple):
+    """One sigma^2 of the paper's finite-P mixture (``mixture_discrepancy``): ``|a|``, the coupling ``g = u a^2``, the
+    action gap ``S = S_k(w_+, w_+) - S_k(0, 0)`` of the learned saddle (+inf without one), the learned fraction
+    ``q = 4 e^(-S) / (1 + 4 e^(-S))`` and the target eigenvalue ``lambda`` in the stated convention."""
+
+    a: float
+    g: float
+    action_gap: float
+    learned: float
+    eigenvalue: float
+
+
+def _mixture_eigenvalue(a: float, u: float, sa2: float, gamma: float, modulus: int, scale: float):
+    g = u * a * a
+    x = saddle(g, gamma).learned
+    if math.isnan(x):
+        return g, math.inf, 0.0, 0.0
+    gap = modulus * (x - g * x * x + gamma * x**3 / 3)
+    learned = 1.0 / (1.0 + math.exp(min(gap - math.log(4.0), 700.0)))
+    return g, gap, learned, sa2 * scale * x * x * learned
+
+
+def mixture_discrepancy(modulus: int, width: int, sa2: float, gamma: float, sigma2: float,
+                        convention: str = "per_mode") -> MixtureState:
+    """The paper's own finite-P equations for ``a`` (Rubin, Seroussi & Ringel, app. B.3-B.4), solved at one ``sigma2``.
+
+    Per Fourier mode k (their eq. 34 with the sextic ``Gamma``), on the diagonal ``Phi = Psi = x``, the action is
+    ``S_k = P (x - g x^2 + gamma x^3 / 3)``, ``g = u a^2``, ``u = 2 sa2 P^2 / (N sigma^4)`` (their eq. 16). Their eq. 41
+    keeps two saddles, the zero one and ``x_+ = (g + sqrt(g^2 - gamma)) / gamma`` with weight ``4 e^(-S_k(x_+))``, and
+    drops the zero saddle's ``O(P^-2)`` share of ``<|w_k|^2 |v_k|^2>`` (eq. 42):
+
+        <Phi Psi> = x_+^2 q,    q = 4 e^(-S) / (1 + 4 e^(-S)),    S = S_k(x_+) - S_k(0).
+
+    The target eigenvalue is ``lambda = sa2 <Phi Psi>`` (their eq. 37, ``convention="per_mode"``) or the Gram eigenvalue
+    ``4 P^2 sa2 <Phi Psi>`` (``"kernel"``), and ``|a| = sigma2 / (lambda(a) + sigma2)`` (their eq. 38; the paper's sign
+    is ``a < 0``). ``a (1 + lambda(a) / sigma2)`` increases with ``a``: one root, found by bisection.
+    """
+    if convention not in EIGENVALUE_CONVENTIONS:
+        raise ConfigError(f"eigenvalue convention must be one of {EIGENVALUE_CONVENTIONS}; got {convention!r}")
+    if modulus < 3 or width < 1 or sa2 <= 0 or gamma <= 0 or sigma2 <= 0:
+        raise ConfigError(f"mixture_discrepancy needs modulus >= 3, width >= 1 and positive sa2, gamma, sigma2; got "
+                          f"modulus={modulus}, width={width}, sa2={sa2}, gamma={gamma}, sigma2={sigma2}")
+    u = 2 * sa2 * modulus**2 / (width * sigma2**2)
+    scale = 4.0 * modulus**2 if convention == "kernel" else 1.0
+    low, high = 0.0, 1.0
+    for _ in range(120):
+        mid = 0.5 * (low + high)
+        eigenvalue = _mixture_eigenvalue(mid, u, sa2, gamma, modulus, scale)[3]
+        low, high = (mid, high) if mid * (1 + eigenvalue / sigma2) < 1 else (low, mid)
+    a = 0.5 * (low + high)
+    g, gap, learned, eigenvalue = _mixture_eigenvalue(a, u, sa2, gamma, modulus, scale)
+    return MixtureState(a, g, gap, learned, eigenvalue)
+
+
+class MixtureBoundaries(NamedTuple):
+    """Onsets of GMFL-I / GMFL-II in ``sigma^2`` in the paper's finite-P mixture (``mixture_phase_boundaries``), None when
+    not reached; ``|a|`` and the learned fraction there; the action gap ``gap`` that defines them; the convention."""
+
+    gmfl1_sigma2: float | None
+    gmfl2_sigma2: float | None
+    a_at_gmfl1: float | None
+    a_at_gmfl2: float | None
+    learned_at_gmfl1: float | None
+    learned_at_gmfl2: float | None
+    gap: float
+    convention: str
+
+
+def mixture_phase_boundaries(modulus: int, width: int, sa2: float, gamma: float, gap: float = 3.0,
+                             convention: str = "per_mode") -> MixtureBoundaries:
+    """GMFL-I and GMFL-II as the paper's section 3.2.1 words them, in its finite-P mixture (``mixture_discrepancy``).
+
+    "At around sigma^2 = 0.227 [the Phi != 0 saddles] come within O(1) of the saddle at S_k(0, 0) ... the beginning of
+    the mixed phase (GMFL-I)"; they "go from being O(1) above the Phi = 0 saddle to O(1) below that saddle at
+    sigma^2 = 0.175 ... the beginning of the GMFL-II phase". With one O(1) number ``gap`` for both: GMFL-I starts at
+    the largest sigma^2 where the self-consistent action gap ``S`` falls to ``+gap``, GMFL-II where it falls to ``-gap``
+    (``S`` decreases with sigma^2; bisection). Inside GMFL-I ``a`` is pinned near ``sqrt(g_c/u)``, so ``S = +gap`` is
+    reached where a fraction ``q = 4 e^(-gap) / (1 + 4 e^(-gap))`` of the modes is learned, not at the coexistence point
+    ``q -> 0`` (``saddle_phase_boundaries``); the paper does not state ``gap``.
+    """
+    if gap <= 0:
+        raise ConfigError(f"the action gap that defines the onsets must be positive (an O(1) number); got {gap}")
+    coexistence = saddle_phase_boundaries(modulus, width, sa2, sa2, gamma, convention)
+    top = 1.5 / coexistence.slope
+    state = lambda s2: mixture_discrepancy(modulus, width, sa2, gamma, s2, convention)  # noqa: E731
+
+    def crossing(level: float):
+        low = top
+        for _ in range(40):  # walk down until the gap is below the level
+            low *= 0.7
+            if state(low).action_gap < level:
+                break
+        else:
+            return None, None, None
+        high = top
+        for _ in range(80):
+            mid = 0.5 * (low + high)
+            low, high = (mid, high) if state(mid).action_gap < level else (low, mid)
+        at = state(0.5 * (low + high))
+        return 0.5 * (low + high), at.a, at.learned
+
+    one, two = crossing(gap), crossing(-gap)
+    return MixtureBoundaries(one[0], two[0], one[1], two[1], one[2], two[2], gap, convention)
+
+
 def paper_couplings(modulus: int, width: int, sa2_paper: float, sigma2: float) -> tuple[float, float]:
     """``(u, kappa)`` in the paper's units: readout variance ``sa2_paper / N``, noise ``sigma2``, n = P^2 points.
 
