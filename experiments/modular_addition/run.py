@@ -1,6 +1,6 @@
 """``python -m experiments.modular_addition``: every section of the config, the results file and figures.
 
-``python -m experiments.modular_addition fig3 [--config ...]``: Fig. 3 alone (seconds: ``fig3_table``, the stated reading,
+``python -m experiments.modular_addition fig3 [--config ...]``: Fig. 3 alone (about a minute: ``fig3_table``, the stated reading,
 every candidate reading and the closed forms), written to ``results/modular_addition/fig3.json``."""
 
 from __future__ import annotations

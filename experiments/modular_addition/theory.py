@@ -68,9 +68,31 @@ def _gap_window(paper: PaperSection, sa2: float) -> list:
     return edges
 
 
-def fig3_candidates(paper: PaperSection) -> list:
+def _exact_per_mode_onsets(paper: PaperSection, sa2: float, closed) -> tuple:
+    """Onsets of ``solve_discrepancy(method="exact")`` with the per-mode eigenvalue (``kappa / (4 P^2)`` in its
+    ``a (1 + 4 kappa <Phi Psi>) = 1``), by bisection in sigma^2 on its phase, bracketed around the closed forms."""
+    P, n = paper.modulus, paper.width
+
+    def phase(sigma2: float):
+        u, kappa = paper_couplings(P, n, sa2, sigma2)
+        return solve_discrepancy(u, kappa / (4 * P**2), paper.gamma, P, "exact", paper.points)
+
+    def onset(outside: float, inside: float, entered) -> float:
+        assert not entered(phase(outside)) and entered(phase(inside)), "the closed forms do not bracket the exact onset"
+        for _ in range(24):
+            mid = 0.5 * (outside + inside)
+            outside, inside = (outside, mid) if entered(phase(mid)) else (mid, inside)
+        return 0.5 * (outside + inside)
+
+    one = onset(closed.gmfl1_sigma2 * 1.02, closed.gmfl1_sigma2 * 0.95, lambda d: d.phase != "GFL")
+    two = onset(closed.gmfl2_sigma2 * 1.05, closed.gmfl2_sigma2 * 0.95, lambda d: d.phase == "GMFL-II")
+    return one, two, phase(two).a, phase(one).a
+
+
+def fig3_candidates(paper: PaperSection, exact: bool = True) -> list:
     """Every reading of the paper's equations tried for Fig. 3, with its onsets (issue 29 item 4). ``derived_from_paper``
-    is False for the one row that changes a stated parameter (a hypothesis about the caption, not a reading)."""
+    is False for the one row that changes a stated parameter (a hypothesis about the caption, not a reading). ``exact``:
+    include the exact per-pair integral (about a minute; the other rows take well under a second)."""
     n, P, gamma = paper.width, paper.modulus, paper.gamma
     sa2 = paper.sa2_numerator / n  # sigma_a^2 = 0.002/N read literally
     rows = []
@@ -107,6 +129,10 @@ def fig3_candidates(paper: PaperSection) -> list:
                      x1, x2 if x2 > 0 else None, x2 / x1 if x2 > 0 else None))
     rows.append(_row("noise 2 sigma^2, per_mode", "the Langevin temperature of their eq. 6 (noise 2 sigma xi) in place of sigma^2",
                      True, per_mode.gmfl1_sigma2 / 2, per_mode.gmfl2_sigma2 / 2, per_mode.a_at_gmfl2))
+    if exact:
+        rows.append(_row("exact per-pair integral, per_mode", "the library's exact pair-mode law (pair_mode, both wells, no saddle "
+                     "point) with lambda = sigma_a^2 <Phi Psi>; GMFL-I where the learned modes carry half of <Phi Psi>, GMFL-II "
+                     "where 99% of the modes are learned (solve_discrepancy's phases)", True, *_exact_per_mode_onsets(paper, sa2, per_mode)))
     for gap in GAPS:
         b = mixture_phase_boundaries(P, n, sa2, gamma, gap, "per_mode")
         rows.append(_row(f"finite-P mixture, per_mode, gap {gap:g}", "their eqs. 34, 37, 38, 41, 42 at P = 401; onsets where the "

@@ -35,6 +35,23 @@ def ma_fig3(r: Results) -> str:
                   "kernel eigenvalue on the target, all modes learned (1 under the prior)"], rows)
 
 
+def _f3(r: Results) -> dict:
+    return r("modular_addition/fig3")
+
+
+def ma_fig3_readings(r: Results) -> str:
+    """Every reading of Fig. 3 tried (``results/modular_addition/fig3.json`` ``candidates``), the stated one in bold."""
+    f = _f3(r)
+    fmt = lambda x: "none" if x is None else fixed(x, 4)  # noqa: E731
+    rows = [["paper (Fig. 3)", num(f["paper"]["gmfl1_sigma2"]), num(f["paper"]["gmfl2_sigma2"]), f"{abs(f['paper']['a_at_gmfl2']):g}", ""]]
+    for c in f["candidates"]:
+        stated = c["name"] == f"finite-P mixture, per_mode, gap {f['gap']:g}"
+        name = f"**{c['name']}** (stated)" if stated else c["name"] + ("" if c["derived_from_paper"] else " - not a reading")
+        rows.append([name, fmt(c["gmfl1_sigma2"]), fmt(c["gmfl2_sigma2"]), "-" if c["a_at_gmfl2"] is None else f"{c['a_at_gmfl2']:.3f}",
+                     "yes" if c["both_within_target"] else "no"])
+    return table(["reading", "GMFL-I starts (sigma^2)", "GMFL-II starts", "`\\|a\\|` at GMFL-II", f"both within {f['target']:g}"], rows)
+
+
 def ma_networks(r: Results) -> str:
     """Langevin networks against the exact theory at the same prior, per P and beta."""
     rows = []
@@ -213,6 +230,25 @@ def _ftn(r: Results, width: int, steps: int, start: str) -> dict:
 
 
 MODULAR_VALUES = {
+    # modular_addition, Fig. 3 (results/modular_addition/fig3.json)
+    "ma_f3_gap": Value("modular_addition/fig3", "gap", "g"),
+    "ma_f3_gmfl1": Value("modular_addition/fig3", "gmfl1_sigma2", ".4f"),
+    "ma_f3_gmfl2": Value("modular_addition/fig3", "gmfl2_sigma2", ".4f"),
+    "ma_f3_a2": Derived(lambda r: abs(_f3(r)["a_at_gmfl2"]), ".3f"),
+    "ma_f3_a1": Derived(lambda r: abs(_f3(r)["a_at_gmfl1"]), ".3f"),
+    "ma_f3_learned1": Value("modular_addition/fig3", "learned_at_gmfl1", ".0%"),
+    "ma_f3_window": lambda r: "{:.2f}-{:.2f}".format(*_f3(r)["gap_window"]),
+    "ma_f3_coex1": Value("modular_addition/fig3", "coexistence.gmfl1_sigma2", ".4f"),
+    "ma_f3_coex2": Value("modular_addition/fig3", "coexistence.gmfl2_sigma2", ".4f"),
+    "ma_f3_gamma": Value("modular_addition/fig3", "implied_by_the_figure.gamma", ".3g"),
+    "ma_f3_gamma_gmfl2": Value("modular_addition/fig3", "implied_by_the_figure.gmfl2_sigma2_then", ".4f"),
+    "ma_f3_paper1": Value("modular_addition/fig3", "paper.gmfl1_sigma2", "g"),
+    "ma_f3_paper1_b": Value("modular_addition/fig3", "paper.gmfl1_sigma2", "g"),
+    "ma_f3_paper2": Value("modular_addition/fig3", "paper.gmfl2_sigma2", "g"),
+    "ma_f3_paper_a": Derived(lambda r: abs(_f3(r)["paper"]["a_at_gmfl2"]), "g"),
+    "ma_f3_target": Value("modular_addition/fig3", "target", "g"),
+    "ma_f3_coex1_b": Value("modular_addition/fig3", "coexistence.gmfl1_sigma2", ".4f"),
+    "ma_f3_gmfl2_vs_coex": Derived(lambda r: abs(_f3(r)["gmfl2_sigma2"] - _f3(r)["coexistence"]["gmfl2_sigma2"]), ".1g"),
     # modular_addition
     "ma_mixed_from_paper": Derived(lambda r: abs(_fig3(r)["readings"]["mixed"]["gmfl1_sigma2"] - _fig3(r)["paper"]["gmfl1_sigma2"]), ".3f"),
     "ma_literal_above_paper": Derived(lambda r: _fig3(r)["readings"]["literal"]["gmfl1_sigma2"] - _fig3(r)["paper"]["gmfl1_sigma2"], ".3f"),
