@@ -138,6 +138,15 @@ def fig3_candidates(paper: PaperSection, exact: bool = True) -> list:
         rows.append(_row(f"finite-P mixture, per_mode, gap {gap:g}", "their eqs. 34, 37, 38, 41, 42 at P = 401; onsets where the "
                          f"learned saddle's action is {gap:g} above / below the zero saddle's", True,
                          b.gmfl1_sigma2, b.gmfl2_sigma2, b.a_at_gmfl2, b.a_at_gmfl1))
+    # the same onsets measured as a log-mass (free-energy) gap, q = 1/(1 + e^S) (the paper's eq. 41 weighs the learned
+    # saddle by 4): inside GMFL-I sigma^2 = 1/slope - sa2 x_c^2 q (a pinned); the single gap with the smallest worse miss
+    c, top = sa2 * per_mode.x_c**2, 1 / per_mode.slope
+    gaps = np.linspace(0.5, 8.0, 7501)
+    one, two = top - c / (1 + np.exp(gaps)), top - c / (1 + np.exp(-gaps))
+    best = int(np.argmin(np.maximum(abs(one - PAPER["gmfl1_sigma2"]), abs(two - PAPER["gmfl2_sigma2"]))))
+    rows.append(_row(f"log-mass gap {gaps[best]:.2f} (best), per_mode", "onsets where log(learned mass / zero mass) is -gap / +gap "
+                     "(weight 1 on the learned saddle instead of eq. 41's 4), the gap that minimises the worse miss", True,
+                     float(one[best]), float(two[best]), float(two[best]) / top, float(one[best]) / top))
     b = mixture_phase_boundaries(P, n, sa2, gamma, GAP, "kernel")
     rows.append(_row(f"finite-P mixture, kernel, gap {GAP:g}", "as above with the Gram eigenvalue 4 P^2 sigma_a^2 <Phi Psi>", True,
                      b.gmfl1_sigma2, b.gmfl2_sigma2, b.a_at_gmfl2, b.a_at_gmfl1))

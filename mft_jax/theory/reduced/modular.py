@@ -24,8 +24,10 @@ Writing ``w = (u, v)`` (halves), ``w_k = (1/P) sum_n u_n e^(2 pi i k n/P)`` (``v
   ``<Phi Psi> = 1/P^2`` under the Gaussian prior (the GP: ``a_GP = 1/(1 + 4 kappa/P^2)``).
 
 This module gives the exact per-mode integral (``pair_mode``), its large-P saddle points
-(``saddle``), the self-consistent discrepancy coefficient and phase (``solve_discrepancy``), and for
-networks the exact Fourier form of the loss (``fourier_loss``) and Fourier diagnostics.
+(``saddle``), the self-consistent discrepancy coefficient and phase (``solve_discrepancy``), the paper's Fig. 3
+onsets (closed forms ``saddle_phase_boundaries``; the paper's own finite-P two-saddle mixture ``mixture_discrepancy``,
+``mixture_phase_boundaries``), and for networks the exact Fourier form of the loss (``fourier_loss``) and Fourier
+diagnostics.
 """
 
 from __future__ import annotations
