@@ -33,6 +33,10 @@ def main(argv=None) -> dict:
         from experiments.modular_grokking.summary import summary_main
 
         return summary_main(argv[1:])
+    if argv[:1] == ["critical"]:
+        from experiments.modular_grokking.critical import critical_main
+
+        return critical_main(argv[1:])
     args = parse(NAME, __doc__.splitlines()[0], argv)
     raw = load_toml(args.config, {"grokking", "theory", "width_trend", "full_table_networks", "theory_start", "width_check", "steps_check"})
     g = section(GrokkingSection, raw.get("grokking"), "grokking")
