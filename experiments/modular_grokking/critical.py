@@ -16,7 +16,7 @@ from mft_jax.analysis.stats import mean_se
 from mft_jax.cli.config import load_toml, section
 from mft_jax.io import run_metadata, write_json
 from mft_jax.neurons import NeuronLaw
-from mft_jax.tasks import make_split
+from mft_jax.tasks import make_data, make_split
 from mft_jax.theory.background import Background
 from mft_jax.theory.reduced.modular import library_couplings, pair_mode, prior_gp_predict, sample_neurons, saddle
 from mft_jax.theory.reduced.partial_table import critical_fraction, partial_table_discrepancy
@@ -44,11 +44,23 @@ def quenched_point(modulus: int, fraction: float, split: int, g: GrokkingSection
     q = np.asarray(data.q, float)[:, None]
     norm = lambda v: math.sqrt(float(np.sum(q * v * v)))  # noqa: E731
     prediction = np.asarray(background.predict(test.x, jax.numpy.asarray(imposed)), float)
+    # the two annealed replacements, measured with the same neurons: the tilt c |S_r|^2 on this set over f^2 times the full
+    # table's (at r = a y), and the kernel's gain on the target beta sa2 <y, K Q y>_q / <y, y>_q over 4 f kappa <Phi Psi>
+    full_data = make_data("modular_addition", modulus=modulus)
+    full_model = model_at(modulus, modulus**2, beta_full, g)
+    wj = jax.numpy.asarray(w)
+    tilt = float(np.mean(np.asarray(model.log_tilt(wj, data, jax.numpy.asarray(r)))))
+    tilt_full = float(np.mean(np.asarray(full_model.log_tilt(wj, full_data, fixed.a * full_data.y))))
+    features = np.asarray(model.features(wj, data.x), float)
+    y = np.asarray(data.y, float)
+    kqy = features.T @ (features @ (q * y)) / len(w)
+    gain = model.gain * float(np.sum(q * y * kqy)) / float(np.sum(q * y * y))
     return {"fraction": fraction, "n_train": n_train, "split": split, "a": fixed.a, "g": fixed.g, "phase": fixed.phase,
             "learned": fixed.learned, "map_mismatch": norm(imposed - r) / norm(r),
             "a_eff": float(np.sum(q * imposed * np.asarray(data.y))) / float(np.sum(q * np.asarray(data.y) ** 2)),
             "annealed_test_loss_relative": fixed.a**2, "quenched": test_metrics(prediction, test),
-            "gp": test_metrics(prior_gp_predict(data, model, test.x, g.gamma), test)}
+            "gp": test_metrics(prior_gp_predict(data, model, test.x, g.gamma), test),
+            "tilt_ratio": tilt / (fraction**2 * tilt_full), "kernel_gain_ratio": gain / (4 * fraction * kappa * fixed.phi_psi)}
 
 
 def quenched_check(modulus: int, fractions, splits: int, g: GrokkingSection, beta_full: float, draws: int, points: int,
@@ -68,12 +80,15 @@ def quenched_check(modulus: int, fractions, splits: int, g: GrokkingSection, bet
                "map_mismatch": mean_se([p["map_mismatch"] for p in points_f])[0],
                "map_mismatch_se": mean_se([p["map_mismatch"] for p in points_f])[1],
                "a_eff": mean_se([p["a_eff"] for p in points_f])[0], "a_eff_se": mean_se([p["a_eff"] for p in points_f])[1],
+               "tilt_ratio": float(np.mean([p["tilt_ratio"] for p in points_f])),
+               "kernel_gain_ratio": float(np.mean([p["kernel_gain_ratio"] for p in points_f])),
                "per_split": points_f, "seconds": time.perf_counter() - clock}
         rows.append(row)
         print(f"quenched P = {modulus}, f = {fraction:.3f}: annealed a = {row['a']:.4f} ({row['phase']}, learned {row['learned']:.3f}), "
               f"held-out loss annealed {row['annealed_test_loss_relative']:.3f}, quenched {row['quenched_test_loss_relative']:.3f} +- "
               f"{row['quenched_test_loss_relative_se']:.2g} (acc {row['quenched_test_accuracy']:.2f}), GP {row['gp_test_loss_relative']:.3f}; "
-              f"|G(r) - r|/|r| = {row['map_mismatch']:.3f}, a_eff = {row['a_eff']:.4f} [{row['seconds']:.0f} s]", flush=True)
+              f"|G(r) - r|/|r| = {row['map_mismatch']:.3f}, a_eff = {row['a_eff']:.4f}, tilt / annealed {row['tilt_ratio']:.2f}, "
+              f"kernel gain / annealed {row['kernel_gain_ratio']:.2f} [{row['seconds']:.0f} s]", flush=True)
     crossings = {}
     for name, lvl in (("level", level), ("below_1", 1.0)):
         per_split = [transition(fractions, [r["per_split"][s]["quenched"]["test_loss_relative"] for r in rows], lvl) for s in range(splits)]
