@@ -28,9 +28,13 @@ So the annealed self-consistency is the full table's with ``u -> f^2 u`` and ``k
 
 and its held-out prediction is ``f(x) = (1 - a) y(x)`` on every pair (relative test loss ``a^2``). The theory's
 grokking fraction (``critical_fraction``) is where this unique fixed point leaves the GP phase (GFL -> GMFL-I).
-Neglected: the quenched fluctuations of the subset (the residual is not exactly ``a y``, the kernel's restriction
-mixes the target with the functions of ``n`` or ``m`` alone); ``experiments.modular_grokking critical`` measures their
-size on actual training sets (the exact map at the annealed fixed point).
+Neglected: the quenched fluctuations of the subset. The first moment self-averages exactly (``E_subset S_r = (a/P^2) S``),
+the tilt is quadratic: ``E |S_r|^2 = |(a/P^2) S|^2 + Var_subset S_r`` with ``Var ~ a^2 (1 - f)/(f P^2) E_x[|y|^2 phi^2]``,
+fed by every Fourier mode of the neuron (memorisation), of relative size about ``3 p (1 - f)/f`` for a neuron with a
+fraction ``p`` of its pair modes learned: order one and independent of P (docs/theory.md section 9). So this is a
+mean-field theory of the Fourier-structured part only; ``experiments.modular_grokking critical`` measures the neglected
+part on actual training sets (the tilt's and kernel gain's ratio to their annealed values, and the exact map at the
+annealed fixed point).
 """
 
 from __future__ import annotations
