@@ -13,8 +13,8 @@ transition lives in the single-neuron law (the two wells of one pair mode); two 
 (metastable) ensembles, i.e. finite width or finite time.
 
 **Annealed approximation** (this module). Replace every training-set sum of a Fourier-structured quantity by ``f``
-times its full-table sum (a random subset self-averages; the corrections are the ``O(1/sqrt(n))`` fluctuations), and
-take the residual ``r = a y`` on the training set. Then
+times its full-table sum (the subset's mean; its fluctuations are dropped, see below), and take the residual
+``r = a y`` on the training set. Then
 
 - the overlap ``S_r(w) = sum_mu q_mu r_mu phi(w.x_mu) = (a/n) sum_(mu in train) y_mu phi(w.x_mu) ~ (a/n) f S(w)
   = (a/P^2) S(w)`` is the full table's, and ``c = beta^2 sa2 / 2 = f^2 c_full``: the tilt ``c |S_r|^2`` is ``f^2`` times
