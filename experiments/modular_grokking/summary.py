@@ -64,8 +64,6 @@ def summary_main(argv) -> dict:
         entry["theory_free_energy_crossing"] = None
         entry["theory_free_energy_note"] = ("not computed: importance weights from exact draws of each well collapse (ESS 1 at "
                                             "P = 11, beta = 3000) and MALA chains give no log partition")
-        if annealed and str(modulus) in annealed["annealed"]:
-            _annealed_theory(entry, annealed, str(modulus))
         nets = stored.get("networks", {}).get(str(modulus), {}).get("transition_loss_below_1", {})
         entry["networks"], entry["networks_err"] = nets.get("mean"), nets.get("se")
         entry["networks_definition"] = "prior-start networks (N = 256, 3000 steps): held-out loss below that of f = 0"
@@ -83,6 +81,8 @@ def summary_main(argv) -> dict:
             entry["hysteresis"] = {f"{row['fraction']:g}": {"gap_last_record": row["gap_last_record"], "prior_trace": row["prior"]["trace"],
                                                            "learned_trace": row["learned"]["trace"], "steps": row["steps"], "width": row["width"],
                                                            "step_size": row["step_size"]} for row in starts}
+        if annealed and str(modulus) in annealed["annealed"]:
+            _annealed_theory(entry, annealed, str(modulus))
         out["critical_fraction"][str(modulus)] = entry
         print(f"P = {modulus}: theory f_c {entry['theory']} +- {entry['theory_err']}; networks {entry['networks']} +- {entry['networks_err']}; "
               f"spinodals {None if not entry['spinodals'] else {k: v for k, v in entry['spinodals'].items() if k != 'branches'}}; "
@@ -99,9 +99,10 @@ def _annealed_theory(entry: dict, annealed: dict, modulus: str) -> None:
     """``theory``: the annealed f_c (``critical``); the frozen-kernel crossing it replaces moves to ``generalising_kernel_crossing``.
 
     ``theory_err`` is the approximation's error, not the bisection's: the quadrature sum of (i) the exact-vs-saddle
-    difference, (ii) the shift of the quenched crossing (the fraction where the held-out loss of the exact map at the annealed
-    law, on actual training sets, falls to the annealed level ``a(f_c)^2``) from ``f_c``, (iii) that crossing's s.e. over
-    splits. Without a quenched check (P = 41, 97) only (i) is known, and where a split's quenched loss never reaches the
+    difference, (ii) the shift from ``f_c`` of the quenched departure (the fraction where the held-out loss of the exact map
+    at the annealed law, on actual training sets, falls below the GP's on the same split: the quenched counterpart of
+    leaving the GP phase), (iii) that fraction's s.e. over splits. The crossings of the annealed level ``a(f_c)^2`` and of
+    1 are kept beside it. Without a quenched check (P = 41, 97) only (i) is known, and where a split's quenched loss never reaches the
 level in the grid (ii) is only bounded below (grid end minus f_c): ``theory_err`` is then a lower bound (said so)."""
     if entry["theory"] is not None:
         entry["generalising_kernel_crossing"] = {"value": entry["theory"], "err": entry["theory_err"], "definition": entry["theory_definition"],
@@ -111,15 +112,23 @@ level in the grid (ii) is only bounded below (grid end minus f_c): ``theory_err`
     components = {"exact_minus_saddle": record["exact_minus_saddle"], "quenched_shift": None, "quenched_se": None}
     quenched = annealed.get("quenched", {}).get(modulus)
     if quenched:
-        crossing = quenched["crossings"]["level"]
-        if crossing["found"] == quenched["splits"]:
-            components["quenched_shift"], components["quenched_se"] = crossing["mean"] - fc, crossing["se"]
-        else:  # some split never crosses in the grid: the shift is at least the grid's end minus f_c
-            components["quenched_shift_at_least"] = max(quenched["fractions"]) - fc
-        entry["theory_quenched"] = {"level": crossing["level"], "crossing": crossing["mean"], "crossing_se": crossing["se"],
-                                    "found": crossing["found"], "splits": quenched["splits"],
-                                    "below_1": quenched["crossings"]["below_1"]["mean"], "below_1_se": quenched["crossings"]["below_1"]["se"],
-                                    "below_1_found": quenched["crossings"]["below_1"]["found"]}
+        # f_c marks where the fixed point leaves the memorising (GP) phase: below it the annealed held-out loss is the GP's
+        # (a_GP^2). Its quenched counterpart: the fraction where the quenched held-out loss falls below the GP's on the
+        # same split (the two share the memorisation offset, which an absolute level would measure instead).
+        fractions = quenched["fractions"]
+        departure = [transition(fractions, [row["per_split"][s]["quenched"]["test_loss_relative"] - row["per_split"][s]["gp"]["test_loss_relative"]
+                                            for row in quenched["rows"]], 0.0) for s in range(quenched["splits"])]
+        found = int(np.sum(np.isfinite(departure)))
+        mean, se = mean_se(departure) if found == len(departure) else (float("nan"), float("nan"))
+        if found == len(departure):
+            components["quenched_shift"], components["quenched_se"] = mean - fc, se
+        else:  # some split never leaves the GP's loss in the grid: the shift is at least the grid's end minus f_c
+            components["quenched_shift_at_least"] = max(fractions) - fc
+        level, below1 = quenched["crossings"]["level"], quenched["crossings"]["below_1"]
+        entry["theory_quenched"] = {"departure_from_gp": mean, "departure_from_gp_se": se, "departure_per_split": departure, "found": found,
+                                    "splits": quenched["splits"], "level": level["level"], "level_crossing": level["mean"],
+                                    "level_crossing_se": level["se"], "level_found": level["found"],
+                                    "below_1": below1["mean"], "below_1_se": below1["se"], "below_1_found": below1["found"]}
         rows = quenched["rows"]
         entry["theory_curve"] = {"fractions": [r["fraction"] for r in rows],
                                  "quenched_test_loss_relative": [r["quenched_test_loss_relative"] for r in rows],
@@ -140,7 +149,8 @@ level in the grid (ii) is only bounded below (grid end minus f_c): ``theory_err`
     entry["theory_saddle"] = record["saddle"]["gmfl1"]
     entry["theory_definition"] = ("annealed per-mode theory (mft_jax.theory.reduced.partial_table.critical_fraction, exact "
                                   "per-mode law): the fraction where the unique fixed point leaves the GP phase (GFL -> GMFL-I); "
-                                  "theory_err = quadrature sum of |exact - saddle|, the quenched crossing's shift and its s.e. "
+                                  "theory_err = quadrature sum of |exact - saddle|, the shift of the quenched departure from the "
+                                  "GP's held-out loss and its s.e. over splits "
                                   "(theory_err_components; a lower bound where no quenched check ran)")
     entry["spinodals"] = {**(entry["spinodals"] or {}), "theory_learned_well_appears": record["exact"]["spinodal"],
                           "theory_learned_well_appears_saddle": record["saddle"]["spinodal"],

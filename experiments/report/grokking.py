@@ -29,15 +29,19 @@ def mg_critical_fraction(r: Results) -> str:
         theory = f"**{entry['theory']:.3f} ± {err:.3f}**" + (" (lower bound on the error)" if entry["theory_err_is_lower_bound"] else "")
         spin = entry["spinodals"]
         quenched = entry.get("theory_quenched")
-        crossing = (f"{pm(quenched['crossing'], quenched['crossing_se'], 3)} ({quenched['found']}/{quenched['splits']} splits; level "
-                    f"{quenched['level']:.3f})" if quenched and quenched["found"] else ("never in the grid" if quenched else "not run"))
-        below1 = (f"{pm(quenched['below_1'], quenched['below_1_se'], 3)} ({quenched['below_1_found']}/{quenched['splits']})"
-                  if quenched and quenched["below_1_found"] else ("never in the grid" if quenched else "not run"))
+        departure = (f"{pm(quenched['departure_from_gp'], quenched['departure_from_gp_se'], 3)}" if quenched and quenched["found"] == quenched["splits"]
+                     else (f"beyond the grid ({quenched['found']}/{quenched['splits']} splits in it)" if quenched else "not run"))
+        crossing = (f"{pm(quenched['level_crossing'], quenched['level_crossing_se'], 3)} ({quenched['level_found']}/{quenched['splits']}; level "
+                    f"{quenched['level']:.3f})" if quenched and quenched["level_found"] == quenched["splits"]
+                    else (f"beyond the grid (level {quenched['level']:.3f})" if quenched else "not run"))
+        below1 = (f"{pm(quenched['below_1'], quenched['below_1_se'], 3)}" if quenched and quenched["below_1_found"] == quenched["splits"]
+                  else ("beyond the grid" if quenched else "not run"))
         nets = pm(entry["networks"], entry["networks_err"], 3) if entry.get("networks") is not None else "not run"
         rows.append([modulus, theory, _f(entry["theory_saddle"]), f"{_f(spin['theory_learned_well_appears'])} / {_f(spin['theory_learned_well_appears_saddle'])}",
-                     _f(spin["theory_gmfl2"]) if spin["theory_gmfl2"] is not None else "not reached", crossing, below1, nets])
+                     _f(spin["theory_gmfl2"]) if spin["theory_gmfl2"] is not None else "not reached", departure, below1, crossing, nets])
     return table(["P", "theory f_c (annealed, exact per-mode)", "saddle f_c", "learned well appears (exact / saddle)", "GMFL-II",
-                  "quenched: held-out loss at the annealed level", "quenched: held-out loss below f = 0's", "networks (prior start)"], rows)
+                  "quenched: held-out loss below the GP's", "quenched: below f = 0's", "quenched: at the annealed level `a(f_c)^2`",
+                  "networks (prior start)"], rows)
 
 
 def mg_quenched(r: Results) -> str:
