@@ -1,8 +1,9 @@
 """``python -m experiments.modular_grokking``: every section of the config, the results file and figure.
 
 Subcommands: ``branches`` (both branches of the theory on a partial table, the kernel check, the two-start networks;
-``branches_run.branches_main``, ``--help`` for its options) and ``summary RUN.json ...`` (the crossing fraction from
-those runs; ``summary.summary_main``)."""
+``branches_run.branches_main``, ``--help`` for its options), ``critical`` (the theory's grokking fraction from the annealed
+per-mode theory and its quenched check; ``critical.critical_main``) and ``summary RUN.json ... [--annealed ANNEALED.json]``
+(``critical_fraction.json``; ``summary.summary_main``)."""
 
 from __future__ import annotations
 

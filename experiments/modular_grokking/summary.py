@@ -21,7 +21,8 @@ def summary_main(argv) -> dict:
     "networks", "networks_err", "spinodals", "hysteresis"}}`` assembled from ``branches`` runs (``results/modular_grokking/``)
     and the networks of ``results/modular_grokking/main.json``, written to ``results/modular_grokking/critical_fraction.json``.
 
-    ``theory``: the fraction where the held-out loss of kernel regression with the full-table theory's law (the
+    ``theory``: with ``--annealed ANNEALED.json`` (``critical``), the annealed per-mode theory's f_c with its error
+    (``_annealed_theory``); without it, the fraction where the held-out loss of kernel regression with the full-table theory's law (the
     generalising branch's kernel, exact per-mode draws; ``kernel_check``) falls below that of f = 0, per set of draws,
     mean and s.e. over them (the free-energy crossing needs both branches' free energies, which no run here gave: see
     ``theory_free_energy_crossing``). ``networks``: prior-start networks, the same criterion. ``spinodals``: from the
@@ -199,6 +200,7 @@ def plot_critical(out: dict, path: Path, stored: dict) -> None:
            title="modular addition: held-out loss against the fraction")
     bx.set(xlabel="training fraction of the P^2 pairs", ylabel="pair modes at the learned well (annealed)", xlim=(0, 1),
            title="theory f_c (solid) and networks' transition (dashed)")
-    ax.legend(fontsize=5)
-    bx.legend(fontsize=6)
+    for axis, size in ((ax, 5), (bx, 6)):
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=size)
     save_figure(fig, path, dpi=120)
