@@ -31,8 +31,8 @@ def summary_main(argv) -> dict:
     parser = argparse.ArgumentParser(prog=f"python -m experiments.{NAME} summary", description=summary_main.__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUN.json", help="results files of `branches` runs")
     parser.add_argument("--results", default=str(RESULTS), help=f"results directory (reads {NAME}/main.json, writes {NAME}/RUN.json)")
-    parser.add_argument("--annealed", default=None, metavar="ANNEALED.json",
-                        help="results of `critical` (the annealed f_c and its quenched check): becomes `theory`")
+    parser.add_argument("--annealed", nargs="+", default=None, metavar="ANNEALED.json",
+                        help="results of `critical` runs (the annealed f_c and its quenched check; later files win per P): becomes `theory`")
     parser.add_argument("--run", default="critical_fraction")
     parser.add_argument("--figures", default=str(ROOT / "figures"))
     args = parser.parse_args(argv)
@@ -40,9 +40,14 @@ def summary_main(argv) -> dict:
     stored = json.loads(results_file(args.results, NAME, "main").read_text())
     out = {"inputs": sorted(runs), "critical_fraction": {}}
     moduli = sorted({int(m) for r in runs.values() for key in ("kernel_check", "points", "two_starts") for m in r.get(key, {})})
-    annealed = json.loads(Path(args.annealed).read_text()) if args.annealed else None
-    if annealed:
-        out["inputs"].append(Path(args.annealed).name)
+    annealed = None
+    if args.annealed:
+        annealed = {"annealed": {}, "quenched": {}, "kinetics": {}}
+        for name in args.annealed:
+            part = json.loads(Path(name).read_text())
+            for key in annealed:
+                annealed[key].update(part.get(key, {}))
+            out["inputs"].append(Path(name).name)
         moduli = sorted(set(moduli) | {int(m) for m in annealed["annealed"]})
     for modulus in moduli:
         entry = {"theory": None, "theory_err": None, "networks": None, "networks_err": None, "spinodals": None, "hysteresis": None}
