@@ -30,8 +30,9 @@ and its held-out prediction is ``f(x) = (1 - a) y(x)`` on every pair (relative t
 grokking fraction (``critical_fraction``) is where this unique fixed point leaves the GP phase (GFL -> GMFL-I).
 Neglected: the quenched fluctuations of the subset. The first moment self-averages exactly (``E_subset S_r = (a/P^2) S``),
 the tilt is quadratic: ``E |S_r|^2 = |(a/P^2) S|^2 + Var_subset S_r`` with ``Var ~ a^2 (1 - f)/(f P^2) E_x[|y|^2 phi^2]``,
-fed by every Fourier mode of the neuron (memorisation), of relative size about ``3 p (1 - f)/f`` for a neuron with a
-fraction ``p`` of its pair modes learned: order one and independent of P (docs/theory.md section 9). So this is a
+fed by every Fourier mode of the neuron (memorisation), while only the matching pairs feed ``|S|^2``: relative size of
+order ``(1 - f)/f``, independent of P (measured at P = 11, 23: ``1 + C (1 - f)/f`` with C between 1.5 and 2.6;
+docs/theory.md section 9). So this is a
 mean-field theory of the Fourier-structured part only; ``experiments.modular_grokking critical`` measures the neglected
 part on actual training sets (the tilt's and kernel gain's ratio to their annealed values, and the exact map at the
 annealed fixed point).
