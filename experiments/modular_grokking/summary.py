@@ -87,6 +87,8 @@ def summary_main(argv) -> dict:
             entry["hysteresis"] = {f"{row['fraction']:g}": {"gap_last_record": row["gap_last_record"], "prior_trace": row["prior"]["trace"],
                                                            "learned_trace": row["learned"]["trace"], "steps": row["steps"], "width": row["width"],
                                                            "step_size": row["step_size"]} for row in starts}
+            entry["hysteresis_note"] = ("gap between the prior and the learned start at the last record of the two-start networks, as "
+                                        "stored: neither trace is stationary, so this is not an equilibrium hysteresis width")
         if annealed and str(modulus) in annealed["annealed"]:
             _annealed_theory(entry, annealed, str(modulus))
         out["critical_fraction"][str(modulus)] = entry

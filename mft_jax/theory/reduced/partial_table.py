@@ -31,7 +31,7 @@ grokking fraction (``critical_fraction``) is where this unique fixed point leave
 Neglected: the quenched fluctuations of the subset. The first moment self-averages exactly (``E_subset S_r = (a/P^2) S``),
 the tilt is quadratic: ``E |S_r|^2 = |(a/P^2) S|^2 + Var_subset S_r`` with ``Var ~ a^2 (1 - f)/(f P^2) E_x[|y|^2 phi^2]``,
 fed by every Fourier mode of the neuron (memorisation), while only the matching pairs feed ``|S|^2``: relative size of
-order ``(1 - f)/f``, independent of P (measured at P = 11, 23: ``1 + C (1 - f)/f`` with C between 1.5 and 2.6;
+order ``(1 - f)/f``, independent of P (measured at P = 11, 23, 41: roughly ``1 + C (1 - f)/f``, C between 0.8 and 2.8;
 docs/theory.md section 9). So this is a
 mean-field theory of the Fourier-structured part only; ``experiments.modular_grokking critical`` measures the neglected
 part on actual training sets (the tilt's and kernel gain's ratio to their annealed values, and the exact map at the
