@@ -62,3 +62,33 @@ def test_branches_and_summary_write_their_results_files(tmp_path):
                                      "--figures", str(tmp_path)])
     assert summary["inputs"] == ["smoke.json"] and "7" in summary["critical_fraction"]
     assert json.loads((tmp_path / "modular_grokking" / "critical_fraction.json").read_text())["meta"]["argv"][-1] == str(tmp_path)
+
+
+def test_critical_and_summary_annealed_write_the_theory_fraction(tmp_path):
+    """End to end at P = 7 (tiny): ``critical`` writes the annealed f_c (exact and saddle), the quenched check with its
+    crossings and the kinetics at the stored networks' transition, with its command; ``summary --annealed`` makes that f_c
+    the ``theory`` with a non-negative error and its components."""
+    import json
+    import shutil
+
+    from experiments._common import CONFIGS, RESULTS
+
+    (tmp_path / "modular_grokking").mkdir()
+    main = json.loads((RESULTS / "modular_grokking" / "main.json").read_text())
+    main["networks"]["7"] = main["networks"]["11"]  # a stored transition for P = 7's kinetics
+    (tmp_path / "modular_grokking" / "main.json").write_text(json.dumps(main))
+    argv = ["critical", "--config", str(CONFIGS / "modular_grokking.toml"), "--moduli", "7", "--quenched", "7", "--fractions", "0.3", "0.6",
+            "0.9", "--splits", "2", "--draws", "300", "--points", "150", "--tol", "1e-2", "--run", "smoke", "--results", str(tmp_path)]
+    out = modular_grokking.main(argv)
+    saved = json.loads((tmp_path / "modular_grokking" / "smoke.json").read_text())
+    assert saved["meta"]["argv"][-len(argv):] == argv
+    annealed = out["annealed"]["7"]
+    assert 0 < annealed["exact"]["gmfl1"] < 1 and 0 < annealed["saddle"]["gmfl1"] < 1
+    rows = out["quenched"]["7"]["rows"]
+    assert [r["fraction"] for r in rows] == [0.3, 0.6, 0.9] and all(r["tilt_ratio"] > 0 and r["map_mismatch"] >= 0 for r in rows)
+    assert out["kinetics"]["7"]["run_length_natural_units"] > 0
+    summary = modular_grokking.main(["summary", str(tmp_path / "modular_grokking" / "smoke.json"), "--annealed",
+                                     str(tmp_path / "modular_grokking" / "smoke.json"), "--results", str(tmp_path), "--figures", str(tmp_path)])
+    entry = summary["critical_fraction"]["7"]
+    assert entry["theory"] == annealed["exact"]["gmfl1"] and entry["theory_err"] >= abs(annealed["exact_minus_saddle"])
+    assert set(entry["theory_err_components"]) >= {"exact_minus_saddle", "quenched_shift", "quenched_se"}

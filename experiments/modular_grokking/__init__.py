@@ -43,6 +43,11 @@ where it falls below 1 (better than f = 0) and where the accuracy rises above 1/
    check (does the generalising branch's kernel generalise?) and networks from two starts; ``summary``: the crossing
    fraction, spinodals and hysteresis from those runs (``results/modular_grokking/critical_fraction.json``).
 
+7. ``critical`` (a subcommand): the theory's grokking fraction f_c(P) from the annealed per-mode theory
+   (``mft_jax.theory.reduced.partial_table``; the infinite-width fixed point on a training set is unique, so there is no
+   free-energy crossing of two branches), its quenched check on actual training sets and the per-mode kinetics at the
+   networks' transition (``results/modular_grokking/annealed.json``; ``summary --annealed`` makes it the ``theory``).
+
 Run: ``python -m experiments.modular_grokking [--quick] [--config experiments/configs/modular_grokking.toml]``;
 ``python -m experiments.modular_grokking branches --help``; ``python -m experiments.modular_grokking summary RUN.json ...``.
 Network points are cached in ``runs/modular_grokking/`` (delete to recompute)."""

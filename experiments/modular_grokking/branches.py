@@ -143,7 +143,8 @@ def two_starts(modulus: int, fractions, steps: int, width: int, step_size: float
 
 
 def critical_fraction(rows: list[dict], stored: dict, modulus: int, full) -> dict:
-    """``f_c`` where ``I_gen - I_mem`` changes sign (linear interpolation; its error from the repeats' s.e. at the two
+    """Of restricted ensembles only (at N = infinity the fixed point on a training set is unique, docs/theory.md section 9;
+    the theory's f_c is ``critical.critical_main``'s): ``f_c`` where ``I_gen - I_mem`` changes sign (linear interpolation; its error from the repeats' s.e. at the two
     bracketing fractions, propagated through the interpolation), spinodals (the generalising branch ceases to exist:
     its learned fraction below half the full table's; the memorising branch: its learned fraction above half), and the
     networks' transition (held-out loss below that of f = 0, prior start) from ``results/modular_grokking/main.json``."""

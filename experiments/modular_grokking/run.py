@@ -1,8 +1,9 @@
 """``python -m experiments.modular_grokking``: every section of the config, the results file and figure.
 
 Subcommands: ``branches`` (both branches of the theory on a partial table, the kernel check, the two-start networks;
-``branches_run.branches_main``, ``--help`` for its options) and ``summary RUN.json ...`` (the crossing fraction from
-those runs; ``summary.summary_main``)."""
+``branches_run.branches_main``, ``--help`` for its options), ``critical`` (the theory's grokking fraction from the annealed
+per-mode theory and its quenched check; ``critical.critical_main``) and ``summary RUN.json ... [--annealed ANNEALED.json]``
+(``critical_fraction.json``; ``summary.summary_main``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def main(argv=None) -> dict:
         from experiments.modular_grokking.summary import summary_main
 
         return summary_main(argv[1:])
+    if argv[:1] == ["critical"]:
+        from experiments.modular_grokking.critical import critical_main
+
+        return critical_main(argv[1:])
     args = parse(NAME, __doc__.splitlines()[0], argv)
     raw = load_toml(args.config, {"grokking", "theory", "width_trend", "full_table_networks", "theory_start", "width_check", "steps_check"})
     g = section(GrokkingSection, raw.get("grokking"), "grokking")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from experiments.report.dynamics import dynamics_headline, dynamics_networks, dynamics_theory
 from experiments.report.format import Results, table
 from experiments.report.tables import clover_beta_sweep, clover_foreground, clover_grid_check, clover_foreground_ratio, clover_networks, deep_composition_erf40, deep_composition_kernels, deep_composition_losses, deep_composition_step, deep_composition_z, deep_digits_layers, deep_digits_widths, deep_mcmc_erf, deep_mcmc_erf_keys, deep_mcmc_gelu, deep_solver_methods, deep_speed, deep_speed_exponent, linear_networks, linear_sweep, modular_grokking_fractions, neuron_throughput, neuron_throughput_ratio, solver_speed
+from experiments.report.grokking import GROKKING_TABLES
 from experiments.report.modular import ma_fig3, ma_fig3_readings, ma_loss_timing, ma_networks, ma_width_sweep, mg_checks, mg_full_table_networks, mg_theory, mg_theory_start, mg_width_trend
 from experiments.report.teacher_student import ts_both_predictions, ts_gibbs_eighth, ts_gibbs_half, ts_half_theory, ts_scale1_f3, ts_scale1_gibbs, ts_scale8_agreement, ts_scale8_components, ts_scale8_first_run_draws, ts_scale8_first_run_mean, ts_scale8_run_length, ts_scale8_starts, ts_scale8_width_sweep, ts_starts, ts_transition
 
@@ -89,6 +90,7 @@ GENERATORS = {
     "mg_full_table_networks": mg_full_table_networks,
     "mg_theory_start": mg_theory_start,
     "mg_checks": mg_checks,
+    **GROKKING_TABLES,
     "ma_networks": ma_networks,
     "ma_width_sweep": ma_width_sweep,
     "ma_loss_timing": ma_loss_timing,

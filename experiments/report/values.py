@@ -11,6 +11,7 @@ from typing import Callable
 
 from experiments.report.dynamics import DYNAMICS_VALUES
 from experiments.report.format import Derived, Results, Value, span as _span
+from experiments.report.grokking import GROKKING_VALUES
 from experiments.report.modular import MODULAR_VALUES
 from experiments.report.teacher_student import TS_VALUES
 
@@ -230,5 +231,6 @@ VALUES: dict[str, Callable[[Results], str]] = {
     "nt_blocks": lambda r: ", ".join(f"{b}: {v:.2g}" for b, v in r("neuron_throughput/main")["gradient_evaluations_per_second_by_block"].items()),
 }
 VALUES.update(MODULAR_VALUES)
+VALUES.update(GROKKING_VALUES)
 VALUES.update(TS_VALUES)
 VALUES.update(DYNAMICS_VALUES)
