@@ -6,8 +6,9 @@ Mean-field scaling with an output scale ``alpha`` (1: the repository's mean-fiel
 
     d theta = [ (1/alpha) grad_theta sum_mu q_mu r_t(mu) . a phi(w . x_mu) - T theta / s2 ] dt + sqrt(2 T) dB
 
-(``s2 = sa2`` for ``a``, ``sw2`` for ``w``), i.e. Langevin in ``V(a, w; r_t) / alpha`` plus the prior at temperature
-``T``, with ``V(a, w; r) = -sum_mu q_mu r_mu . a phi(w . x_mu)`` (docs/theory.md section 4). Neurons are i.i.d.
+(``s2 = sa2`` for ``a``, ``sw2`` for ``w``; a weight penalty ``Gamma(w)`` adds ``- T grad Gamma(w)`` to ``w``'s drift,
+tamed as the networks' Langevin tames it, ``mft_jax.train.langevin.tamed_penalty_force``), i.e. Langevin in
+``V(a, w; r_t) / alpha`` plus the prior at temperature ``T``, with ``V(a, w; r) = -sum_mu q_mu r_mu . a phi(w . x_mu)`` (docs/theory.md section 4). Neurons are i.i.d.
 given ``r(.)``; the trajectory closes on itself, ``r_t = y - f(., t)``: the self-consistent ``r(.)`` is the fixed
 point of ``G: r(.) -> neurons driven by r(.) -> their average -> y - f``.
 
@@ -66,6 +67,7 @@ from mft_jax.errors import ConfigError, NoFixedPointError
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.theory.fixed_point import Anderson, Damped, Evaluation, Iterate, Problem, Result, fixed_point
+from mft_jax.train.langevin import tamed_penalty_force
 
 HIGHEST = jax.lax.Precision.HIGHEST
 INITS = ("prior", "antithetic", "quadrature")
@@ -140,9 +142,13 @@ def network_output(model: TwoLayer, dynamics: Dynamics, particles: Particles, x)
 
 
 def langevin_step(model: TwoLayer, dynamics: Dynamics, particles: Particles, data: Dataset, residual, key) -> Particles:
-    """One Euler-Maruyama step of every particle: ``theta + h (force - T theta / s2) + sqrt(2 h T) xi``."""
+    """One Euler-Maruyama step of every particle: ``theta + h (force - T theta / s2) + sqrt(2 h T) xi``; with a weight
+    penalty ``Gamma`` the networks' tamed force ``T grad Gamma / (1 + h |T grad Gamma|)`` is also subtracted from ``w``'s
+    drift (``mft_jax.train.langevin.tamed_penalty_force``, the one both steps call)."""
     h, temperature = dynamics.step_size, dynamics.temperature
     force_a, force_w = _forces(model, dynamics, particles.a, particles.w, data, residual)
+    if model.penalty is not None:
+        force_w = force_w - tamed_penalty_force(model.penalty, particles.w, temperature, h)
     outputs = particles.a.shape[1]
     noise = jax.random.normal(key, (particles.a.shape[0], outputs + particles.w.shape[1]), particles.a.dtype)
     noise_a, noise_w = noise[:, :outputs], noise[:, outputs:]
@@ -290,8 +296,6 @@ def solve_dynamics(
         raise ConfigError(f"init must be one of {INITS}, got {init!r}")
     if init == "antithetic" and num_neurons % 2:
         raise ConfigError(f"init='antithetic' pairs particles: num_neurons must be even, got {num_neurons}")
-    if model.penalty is not None:
-        raise ConfigError("solve_dynamics supports the Gaussian prior only; this model has a weight penalty")
     if model.scaling != "mean_field":
         raise ConfigError("solve_dynamics takes a mean-field model; for standard scaling at width N use output_scale = sqrt(N)")
     if test is not None and (not isinstance(test, Dataset) or test.input_dim != data.input_dim or test.output_dim != data.output_dim):
