@@ -272,3 +272,43 @@ def test_penalty_stationary_law_matches_quadrature():
     z, twin = (mean - quadrature(1.0)) / error, (mean - quadrature(1.1)) / error
     assert abs(z) < 4, (mean, error, quadrature(1.0))
     assert abs(twin) > 8, (mean, error, quadrature(1.1))
+
+
+# ---------------------------------------------------------------------------------------- checkpoints and resume
+def test_checkpoint_resume_is_bit_identical(clover, tmp_path, monkeypatch):
+    """A run interrupted right after its first window was checkpointed resumes from the file and gives bit-identical
+    output to an uninterrupted run; a checkpoint written with other settings is refused, naming them."""
+    from mft_jax.theory import dynamics
+
+    model = TwoLayer("gelu", sa2=4.0, sw2=1.0, beta=1.0, penalty=sextic(1.0))
+    options = dict(key=jax.random.key(0), steps=60, step_size=0.05, num_neurons=128, windows=3, save_every=20, tol=1e-6)
+    whole = solve_dynamics(clover, model, **options)
+    path = tmp_path / "run.npz"
+    save = dynamics._save_checkpoint
+
+    class Interrupted(Exception):
+        pass
+
+    def save_then_stop(*args):
+        save(*args)
+        raise Interrupted
+
+    monkeypatch.setattr(dynamics, "_save_checkpoint", save_then_stop)
+    with pytest.raises(Interrupted):
+        solve_dynamics(clover, model, **options, checkpoint=path)
+    monkeypatch.setattr(dynamics, "_save_checkpoint", save)
+    assert len(np.load(path)["solved"]) == 20  # the first window only
+    resumed = solve_dynamics(clover, model, **options, checkpoint=path)
+    assert resumed.converged, resumed.message
+    assert np.array_equal(resumed.residual, whole.residual) and np.array_equal(resumed.loss, whole.loss)
+    assert resumed.history == whole.history and resumed.message == whole.message
+    for mine, theirs in zip(resumed.laws, whole.laws):
+        assert np.array_equal(mine.w, theirs.w) and np.array_equal(mine.a, theirs.a)
+    assert not np.array_equal(solve_dynamics(clover, model, **{**options, "key": jax.random.key(1)}).residual, whole.residual)
+    with pytest.raises(ConfigError, match="different run: settings.step_size"):
+        solve_dynamics(clover, model, **{**options, "step_size": 0.04}, checkpoint=path)
+    with pytest.raises(ConfigError, match="different run: model.penalty.gamma"):
+        solve_dynamics(clover, model.replace(penalty=sextic(2.0)), **options, checkpoint=path)
+    (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="checkpoint"):
+        solve_dynamics(clover, model, **options, checkpoint=tmp_path / "junk.npz")
