@@ -312,3 +312,18 @@ def test_checkpoint_resume_is_bit_identical(clover, tmp_path, monkeypatch):
     (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="checkpoint"):
         solve_dynamics(clover, model, **options, checkpoint=tmp_path / "junk.npz")
+
+
+@pytest.mark.slow
+def test_grokking_quick_run(tmp_path):
+    """``python -m experiments.dynamics grokking --quick``: theory and networks on modular addition (sextic penalty) end to
+    end; writes its JSON (with the command) and figure, the theory converged, one grokking time per level and seed."""
+    from experiments import dynamics
+
+    results = dynamics.main(["grokking", "--quick", "--results", str(tmp_path), "--figures", str(tmp_path)])
+    assert (tmp_path / "grokking_quick.json").exists() and (tmp_path / "dynamics_grokking_quick.png").exists()
+    assert results["meta"]["command"].startswith("python -m experiments.dynamics grokking --quick")
+    for out in results["fractions"]:
+        assert all(th["converged"] for th in out["theory"])
+        for net in out["networks"]:
+            assert all(len(c["per_seed"]) == results["config"]["seeds"] for c in net["grokking_time"].values())

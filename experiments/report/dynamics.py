@@ -6,11 +6,13 @@ distance in (a, w) of the networks' pooled neurons to the theory's particles aga
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from experiments.report.format import Derived, Results, Value, table
 
 RUN = "dynamics/default"
+GROKKING = "dynamics/grokking"
 LAW_SPREADS = 2.0
 """A law distance counts as "at the floor" when it lies within this many floor spreads above the floor."""
 
@@ -105,6 +107,49 @@ def _line_z(r: Results, setting: str) -> float:
     first, last = nets[0], nets[-1]
     line = first["late_gap"]["mean"] * first["width"] / last["width"]
     return abs(last["late_gap"]["mean"] - line) / last["late_gap"]["se"]
+
+
+def dynamics_extrapolated(r: Results) -> str:
+    """Per setting and quantity: the width-extrapolated network curve ``f_inf`` (fit ``f_N = f_inf + b/N``) against the theory."""
+    rows = []
+    for name, out in _settings(r).items():
+        for quantity, fit in out.get("extrapolated", {}).items():
+            bias = max(abs(v) for v in fit["theory_bias"])
+            rows.append([name, quantity.replace("_", " "), ", ".join(str(w) for w in fit["widths"]), f"{fit['max_abs_z']:.2f}",
+                         f"{fit['fraction_within_2se']:.0%}", f"{fit['median_chi2']:.2f}", f"{max(fit['se']):.5f}",
+                         f"{max(fit['theory_se']):.5f}", f"{bias:.5f}"])
+    return table(["setting", "quantity", "widths fitted", "max abs z", "times within 2 s.e.", "median chi^2 (1 dof)",
+                  "largest s.e. of f_inf", "largest theory s.e.", "largest b / M"], rows)
+
+
+def _crossing(c) -> str:
+    if isinstance(c, dict):
+        if not c["reached"]:
+            return f"never (0/{c['of']})"
+        spread = "" if c["reached"] < 2 else f" ± {c['se']:.1f}"
+        return f"{c['mean']:.1f}{spread} ({c['reached']}/{c['of']})"
+    return "never" if c is None or not math.isfinite(c) else f"{c:.1f}"
+
+
+def dynamics_grokking(r: Results) -> str:
+    """Per fraction: the theory (per M) and the networks (per width, over seeds): relative held-out loss at the end and its
+    minimum, and the grokking times (first time below 1 and below 1/2)."""
+    d = r(GROKKING)
+    levels = [f"{level:g}" for level in d["config"]["levels"]]
+    rows = []
+    for out in d["fractions"]:
+        where = f"{out['fraction']:g} ({out['n_train']})"
+        for th in out["theory"]:
+            curve = th["test_loss_relative"]
+            rows.append([where, f"theory, M = {th['particles']}", f"{curve[-1]:.3f}", f"{min(curve):.3f}"]
+                        + [_crossing(th["grokking_time"][level]) for level in levels])
+        for net in out["networks"]:
+            curve = net["test_loss_relative_mean"]
+            seeds = len(net["test_loss_relative"][0])
+            rows.append([where, f"networks, N = {net['width']} ({seeds} seeds)", f"{curve[-1]:.3f} ± {net['test_loss_relative_se'][-1]:.3f}",
+                         f"{min(curve):.3f}"] + [_crossing(net["grokking_time"][level]) for level in levels])
+    return table(["fraction (pairs)", "run", "relative test loss at the end", "its minimum (mean curve)"]
+                 + [f"time below {level} (mean ± s.e., seeds reaching it)" for level in levels], rows)
 
 
 def dynamics_headline(r: Results) -> str:
