@@ -41,7 +41,7 @@ from mft_jax.train.joint import langevin_optimizer, train
 from mft_jax.train.joint import loss as network_loss
 
 DEFAULT = {
-    "step_size": 0.05, "steps": 400, "record_every": 10, "particles": 32768, "widths": [64, 256, 1024, 4096], "seeds": 16,
+    "step_size": 0.05, "steps": 400, "record_every": 10, "particles": 131072, "widths": [64, 256, 1024, 4096], "seeds": 16,
     "extrapolate_widths": [256, 1024, 4096],
     "law_times": [2.5, 10.0, 20.0], "law_sample": 2048, "floor_repeats": 10, "seed": 0,
     "settings": {
