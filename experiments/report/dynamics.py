@@ -207,6 +207,21 @@ def _grokking_ends(r: Results) -> str:
     return "; ".join(parts)
 
 
+def _grokking_theory_gap(r: Results) -> str:
+    """Per fraction: theory (largest M) minus the widest networks at the end, in units of both errors: the seed mean's s.e.
+    and the theory's own, estimated (as on the rest of this page) as one width-N network's spread times sqrt(N / M)."""
+    parts = []
+    for out in r(GROKKING)["fractions"]:
+        th, net = out["theory"][-1], out["networks"][-1]
+        se = net["test_loss_relative_se"][-1]
+        spread = se * math.sqrt(len(net["test_loss_relative"][0]))
+        theory_se = spread * math.sqrt(net["width"] / th["particles"])
+        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
+        parts.append(f"{gap:+.3f} ({abs(gap) / math.hypot(se, theory_se):.1f} combined s.e.; theory's own s.e. {theory_se:.3f}) "
+                     f"at fraction {out['fraction']:g}")
+    return ", ".join(parts)
+
+
 def _grokking_order(r: Results) -> str:
     """Whether the end level rises with the width at every fraction: networks at each width in order, then the theory."""
     bad = []
@@ -308,6 +323,7 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dg_window": Value(GROKKING, "config.window", "d"),
     "dg_ends": _grokking_ends,
     "dg_order": _grokking_order,
+    "dg_theory_gap": _grokking_theory_gap,
     "dg_theory_times": _grokking_theory_times,
     "dg_network_times": _grokking_network_times,
     "dg_half_step": _checks_half_step,
