@@ -43,7 +43,7 @@ from mft_jax.train.joint import loss as network_loss
 DEFAULT = {
     "step_size": 0.05, "steps": 400, "record_every": 10, "particles": 131072, "widths": [64, 256, 1024, 4096], "seeds": 16,
     "extrapolate_widths": [256, 1024, 4096],
-    "law_times": [2.5, 10.0, 20.0], "law_sample": 2048, "floor_repeats": 10, "seed": 0,
+    "law_times": [2.5, 10.0, 20.0], "law_sample": 2048, "law_reference": 8192, "floor_repeats": 10, "seed": 0,
     "settings": {
         "clover": {"task": {"name": "continuous_xor", "quadrature": 4},
                    "model": {"activation": "gelu", "sa2": 4.0, "sw2": 1.0, "beta": 4.0}},
@@ -162,7 +162,9 @@ def run_setting(name: str, setting: dict, config: dict, key) -> dict:
         point["laws"] = []
         for t, k in zip(config["law_times"], law_steps):
             record = k // every
-            law = theory.laws[record]
+            law = theory.laws[record]  # the energy distance is quadratic in the sample sizes: the theory's law resampled
+            if law.num_particles > config["law_reference"]:
+                law = compare.resample(jax.random.fold_in(key, 5000 + k), law, config["law_reference"])
             point["laws"].append({"time": t, **law_distance(jax.random.fold_in(key, 1000 * index + k), law, net["a"][record],
                                                             net["w"][record], config["law_sample"], config["floor_repeats"])})
         out["networks"].append(point)
