@@ -8,8 +8,8 @@ Mean-field scaling with an output scale ``alpha`` (1: the repository's mean-fiel
 
 (``s2 = sa2`` for ``a``, ``sw2`` for ``w``; a weight penalty ``Gamma(w)`` adds ``- T grad Gamma(w)`` to ``w``'s drift,
 tamed as the networks' Langevin tames it, ``mft_jax.train.langevin.tamed_penalty_force``), i.e. Langevin in
-``V(a, w; r_t) / alpha`` plus the prior at temperature ``T``, with ``V(a, w; r) = -sum_mu q_mu r_mu . a phi(w . x_mu)`` (docs/theory.md section 4). Neurons are i.i.d.
-given ``r(.)``; the trajectory closes on itself, ``r_t = y - f(., t)``: the self-consistent ``r(.)`` is the fixed
+``V(a, w; r_t) / alpha`` plus the prior at temperature ``T``, with ``V(a, w; r) = -sum_mu q_mu r_mu . a phi(w . x_mu)``
+(docs/theory.md section 4). Neurons are i.i.d. given ``r(.)``; the trajectory closes on itself, ``r_t = y - f(., t)``: the self-consistent ``r(.)`` is the fixed
 point of ``G: r(.) -> neurons driven by r(.) -> their average -> y - f``.
 
 Time: the same Euler-Maruyama step as ``mft_jax.train.joint``'s Langevin (``theta <- theta - h (grad U + T theta /
