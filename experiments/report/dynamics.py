@@ -284,6 +284,7 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dy_record_every": Value(RUN, "config.record_every", "d"),
     "dy_law_times": lambda r: ", ".join(f"{t:g}" for t in r(RUN)["config"]["law_times"]),
     "dy_law_sample": Value(RUN, "config.law_sample", "d"),
+    "dy_law_reference": Value(RUN, "config.law_reference", "d"),
     "dy_commit": lambda r: r(RUN)["meta"]["git_commit"][:7],
     "dy_devices": lambda r: ", ".join(r(RUN)["meta"]["devices"]),
     "dy_largest_width": Derived(lambda r: _point(r, "clover")["width"], "d"),

@@ -37,7 +37,7 @@ EXPERIMENTS = [
     ("deep_mcmc", "Can resample-move MCMC reach the deep feature-learning regime?", "python -m experiments.deep_mcmc", "~12 min",
      lambda r: "erf, beta = 40: min ESS {:.0f} of 8192".format(min(min(row[k]["ess"]) for row in r("deep_mcmc/main")["erf"] if row["beta"] == 40.0
                                                                      for k in row if k.startswith("mcmc key")))),
-    ("dynamics", "Does the theory of the whole training run (loss curves, neuron laws in time) match Langevin networks?", "python -m experiments.dynamics", "~5 min",
+    ("dynamics", "Does the theory of the whole training run (loss curves, neuron laws in time) match Langevin networks?", "python -m experiments.dynamics", "~10 min",
      dynamics_headline),
 ]
 
