@@ -39,10 +39,11 @@ DEFAULT = {"modulus": 11, "beta_full": 3000.0, "kappa": 10.0, "gamma": 10.0, "fr
            "steps": 3000, "record_every": 50, "window": 10, "particles": [1024, 4096], "widths": [256, 1024], "seeds": 8,
            "levels": [1.0, 0.5], "seed": 0}
 QUICK = {**DEFAULT, "fractions": [0.98], "steps": 300, "particles": [256], "widths": [64], "seeds": 2}
-CHECKS = ("theory_prior_start", "theory_half_step", "networks_half_step")
+CHECKS = ("theory_prior_start", "theory_half_step", "networks_half_step", "networks_at_largest_m")
 """``--checks`` (written to ``grokking_checks.json``): what moves the grokking time, per fraction of the run, at the smallest
 M and width of the config: the theory from i.i.d. prior draws (the networks' start: ``f(., 0) != 0``) instead of antithetic
-pairs, the theory and the networks at half the step size (twice the steps, same times)."""
+pairs, the theory and the networks at half the step size (twice the steps, same times); and networks as wide as the
+theory's largest M (the theory is the M-particle system: the same size, another start)."""
 
 
 def grokking_times(times, curves, levels) -> dict:
@@ -163,7 +164,8 @@ def main(argv=None) -> dict:
                 "fraction": f,
                 "theory_prior_start": theory_run(f, config, jax.random.fold_in(k, m), m, init="prior"),
                 "theory_half_step": theory_run(f, config, jax.random.fold_in(k, m), m, step_size=half),
-                "networks_half_step": network_runs(f, config, jax.random.fold_in(k, 10_000), width, step_size=half)})
+                "networks_half_step": network_runs(f, config, jax.random.fold_in(k, 10_000), width, step_size=half),
+                "networks_at_largest_m": network_runs(f, config, jax.random.fold_in(k, 20_000), config["particles"][-1])})
     else:
         results["fractions"] = [run_fraction(f, config, jax.random.fold_in(key, i)) for i, f in enumerate(config["fractions"])]
     command = "python -m experiments.dynamics grokking " + " ".join(sys.argv[2:] if argv is None else argv)
