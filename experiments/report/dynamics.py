@@ -172,6 +172,10 @@ def dynamics_grokking_checks(r: Results) -> str:
         net = out["networks_half_step"]
         rows.append(_network_row(where, f"networks, N = {net['width']} ({len(net['test_loss_relative'][0])} seeds), h = {net['step_size']:g}",
                                  net, levels))
+        if "networks_at_largest_m" in out:
+            net = out["networks_at_largest_m"]
+            rows.append(_network_row(where, f"networks, N = {net['width']} ({len(net['test_loss_relative'][0])} seeds), h = {net['step_size']:g}",
+                                     net, levels))
     return table(["fraction", "run", "relative test loss at the end", "its minimum (mean curve)"]
                  + [f"time below {level} (mean ± s.e., seeds reaching it)" for level in levels], rows)
 
@@ -261,6 +265,22 @@ def _checks_prior_start(r: Results) -> str:
                      for out in r(GROKKING_CHECKS)["fractions"])
 
 
+def _checks_same_size(r: Results) -> str:
+    """Per fraction: the theory at its largest M against networks of width M (end level; both errors as in
+    ``_grokking_theory_gap``)."""
+    main = {out["fraction"]: out for out in r(GROKKING)["fractions"]}
+    parts = []
+    for out in r(GROKKING_CHECKS)["fractions"]:
+        net, th = out["networks_at_largest_m"], main[out["fraction"]]["theory"][-1]
+        se = net["test_loss_relative_se"][-1]
+        theory_se = se * math.sqrt(len(net["test_loss_relative"][0])) * math.sqrt(net["width"] / th["particles"])
+        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
+        parts.append(f"fraction {out['fraction']:g}: theory (M = {th['particles']}) {th['test_loss_relative'][-1]:.3f}, networks "
+                     f"(N = {net['width']}) {net['test_loss_relative_mean'][-1]:.3f} ± {se:.3f}, {abs(gap) / math.hypot(se, theory_se):.1f} combined s.e. apart; "
+                     f"first time below 1: theory {_crossing(th['grokking_time']['1'])}, networks {_crossing(net['grokking_time']['1'])}")
+    return "; ".join(parts)
+
+
 def _grokking_network_times(r: Results) -> str:
     return "; ".join(f"fraction {out['fraction']:g}: " + ", ".join(f"N = {n['width']} {_crossing(n['grokking_time']['1'])}"
                                                                  for n in out["networks"]) for out in r(GROKKING)["fractions"])
@@ -329,4 +349,5 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dg_network_times": _grokking_network_times,
     "dg_half_step": _checks_half_step,
     "dg_prior_start": _checks_prior_start,
+    "dg_same_size": _checks_same_size,
 }
