@@ -10,6 +10,9 @@ s.e.`` at each time (s.e. of the seed mean and of the theory's own M particles, 
 theory's particles at an early, middle and late time with its noise floor (``mft_jax.analysis.compare.noise_floor``, same
 sample size); the width trend of the late-time loss gap (expected O(1/N)).
 
+Grokking in time (modular addition, theory and networks): ``python -m experiments.dynamics grokking [--quick]``
+(``experiments/dynamics_grokking.py``).
+
 Run: ``python -m experiments.dynamics [--quick] [--results results/dynamics] [--figures figures]``; writes
 ``results/dynamics/<run>.json`` (``run`` = ``default`` or ``quick``; the command, config, commit and versions in
 ``meta``) and ``figures/dynamics.png`` (``dynamics_quick.png``).
@@ -38,8 +41,9 @@ from mft_jax.train.joint import langevin_optimizer, train
 from mft_jax.train.joint import loss as network_loss
 
 DEFAULT = {
-    "step_size": 0.05, "steps": 400, "record_every": 10, "particles": 8192, "widths": [64, 256, 1024], "seeds": 16,
-    "law_times": [2.5, 10.0, 20.0], "law_sample": 2048, "floor_repeats": 10, "seed": 0,
+    "step_size": 0.05, "steps": 400, "record_every": 10, "particles": 131072, "widths": [64, 256, 1024, 4096], "seeds": 16,
+    "extrapolate_widths": [256, 1024, 4096],
+    "law_times": [2.5, 10.0, 20.0], "law_sample": 2048, "law_reference": 8192, "floor_repeats": 10, "seed": 0,
     "settings": {
         "clover": {"task": {"name": "continuous_xor", "quadrature": 4},
                    "model": {"activation": "gelu", "sa2": 4.0, "sw2": 1.0, "beta": 4.0}},
@@ -47,7 +51,7 @@ DEFAULT = {
                             "model": {"activation": "erf", "sa2": 4.0, "sw2": 1.0, "beta": 4.0}},
     },
 }
-QUICK = {**DEFAULT, "steps": 40, "particles": 256, "widths": [32, 128], "seeds": 4, "law_times": [0.5, 1.0, 2.0],
+QUICK = {**DEFAULT, "steps": 40, "particles": 256, "widths": [32, 128], "extrapolate_widths": [32, 128], "seeds": 4, "law_times": [0.5, 1.0, 2.0],
          "law_sample": 128, "floor_repeats": 2}
 
 
@@ -88,6 +92,32 @@ def summary(curves: np.ndarray, theory: np.ndarray, width: int, particles: int) 
     z = (mean - theory) / np.maximum(np.hypot(error, theory_error), 1e-300)
     return {"mean": mean, "se": error, "theory_se": theory_error, "z": z, "max_abs_z": float(np.abs(z).max()),
             "fraction_within_2se": float(np.mean(np.abs(z) < 2))}
+
+
+def extrapolate(points: list[dict], quantity: str, theory: np.ndarray, particles: int) -> dict:
+    """Per recorded time, the weighted least-squares fit ``f_N = f_inf + b / N`` of the seed means over ``points``' widths
+    (weights 1 / s.e.^2): ``f_inf`` and its s.e., ``b``, the fit's chi^2 (``len(points) - 2`` degrees of freedom), and
+    ``z = (f_inf - theory) / hypot(s.e., theory's own error)``, the theory's error estimated as in ``summary`` from the
+    largest width (``spread sqrt(N / M)``). ``theory_bias`` = ``b / M``: the O(1/M) offset a width-M network would have
+    (the theory is the M-particle system), for scale."""
+    inverse = np.array([1.0 / p["width"] for p in points])
+    means = np.stack([np.asarray(p[quantity]["mean"]) for p in points])  # (widths, times)
+    errors = np.stack([np.asarray(p[quantity]["se"]) for p in points])
+    design = np.stack([np.ones_like(inverse), inverse], axis=1)
+    f_inf, slope, f_se, chi2 = (np.empty(means.shape[1]) for _ in range(4))
+    for k in range(means.shape[1]):
+        weights = 1.0 / np.maximum(errors[:, k], 1e-300) ** 2
+        normal = design.T @ (weights[:, None] * design)
+        coefficients = np.linalg.solve(normal, design.T @ (weights * means[:, k]))
+        f_inf[k], slope[k] = coefficients
+        f_se[k] = np.sqrt(np.linalg.inv(normal)[0, 0])
+        chi2[k] = float(np.sum(weights * (means[:, k] - design @ coefficients) ** 2))
+    largest = points[-1]
+    theory_error = np.asarray(largest[quantity]["theory_se"])  # spread sqrt(N / M) at the largest N
+    z = (f_inf - theory) / np.maximum(np.hypot(f_se, theory_error), 1e-300)
+    return {"widths": [p["width"] for p in points], "f_inf": f_inf, "se": f_se, "slope": slope, "chi2": chi2,
+            "theory_se": theory_error, "theory_bias": slope / particles, "z": z, "max_abs_z": float(np.abs(z).max()),
+            "fraction_within_2se": float(np.mean(np.abs(z) < 2)), "median_chi2": float(np.median(chi2))}
 
 
 def law_distance(key, theory: NeuronLaw, a, w, n: int, repeats: int) -> dict:
@@ -132,10 +162,21 @@ def run_setting(name: str, setting: dict, config: dict, key) -> dict:
         point["laws"] = []
         for t, k in zip(config["law_times"], law_steps):
             record = k // every
-            law = theory.laws[record]
+            law = theory.laws[record]  # the energy distance is quadratic in the sample sizes: the theory's law resampled
+            if law.num_particles > config["law_reference"]:
+                law = compare.resample(jax.random.fold_in(key, 5000 + k), law, config["law_reference"])
             point["laws"].append({"time": t, **law_distance(jax.random.fold_in(key, 1000 * index + k), law, net["a"][record],
                                                             net["w"][record], config["law_sample"], config["floor_repeats"])})
         out["networks"].append(point)
+        if width == config["widths"][-1]:
+            fitted = [p for p in out["networks"] if p["width"] in config["extrapolate_widths"]]
+            m = theory.settings["num_neurons"]
+            out["extrapolated"] = {"loss": extrapolate(fitted, "loss", theory.loss[recorded], m)}
+            if test is not None:
+                out["extrapolated"]["test_loss"] = extrapolate(fitted, "test_loss", theory.test_loss[recorded], m)
+            for quantity, fit in out["extrapolated"].items():
+                print(f"[{name}] {quantity} extrapolated over N = {fit['widths']}: max |z| {fit['max_abs_z']:.2f}, within 2 s.e. "
+                      f"at {100 * fit['fraction_within_2se']:.0f}% of times; median chi2 {fit['median_chi2']:.2f}", flush=True)
         laws = ", ".join(f"t={p['time']:g}: {p['distance']:.4f} (floor {p['floor']:.4f} +- {p['floor_std']:.4f})" for p in point["laws"])
         print(f"[{name}] N = {width}: loss max |z| {point['loss']['max_abs_z']:.2f}, within 2 s.e. at "
               f"{100 * point['loss']['fraction_within_2se']:.0f}% of times; late gap {point['late_gap']['mean']:+.5f} +- "
@@ -162,6 +203,10 @@ def plot(results: dict, path) -> Path:
             row[1].plot(times, point["loss"]["z"], lw=1, color=line.get_color(), label=f"N = {point['width']}")
         row[0].set(title=f"{name}: loss vs time (t = step x h)", xlabel="t", ylabel="loss")
         row[0].legend(fontsize=8)
+        if "extrapolated" in out:
+            fit = out["extrapolated"]["loss"]
+            row[1].plot(times, fit["z"], "k-", lw=2, label=f"f_inf (fit over N = {fit['widths']})")
+            row[1].legend(fontsize=8)
         row[1].axhspan(-2, 2, color="0.85")
         row[1].set(title="(network mean - theory) / s.e. over seeds", xlabel="t", ylabel="z")
         inverse = [1.0 / p["width"] for p in out["networks"]]
@@ -187,6 +232,9 @@ def summarise(results: dict) -> str:
             lines.append(f"| {name} | {point['width']} | {point['loss']['max_abs_z']:.2f} | "
                          f"{100 * point['loss']['fraction_within_2se']:.0f}% | {test_z} | "
                          f"{point['late_gap']['mean']:+.5f} +- {point['late_gap']['se']:.5f} | {laws} |")
+        for quantity, fit in out.get("extrapolated", {}).items():
+            lines.append(f"| {name} {quantity} f_inf (N = {fit['widths']}) | 1/N fit | {fit['max_abs_z']:.2f} | "
+                         f"{100 * fit['fraction_within_2se']:.0f}% | | | median chi2 {fit['median_chi2']:.2f} |")
         theory = out["theory"]
         lines.append(f"| {name} theory | M = {theory['settings']['num_neurons']} | loss {theory['loss'][0]:.4f} -> "
                      f"{theory['loss'][-1]:.4f} | | | | {theory['message'].split('.')[0]} |")
@@ -194,6 +242,11 @@ def summarise(results: dict) -> str:
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["grokking"]:  # modular addition in time: experiments/dynamics_grokking.py
+        from experiments import dynamics_grokking
+
+        return dynamics_grokking.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a CPU smoke run (well under a minute)")
     parser.add_argument("--results", default="results/dynamics")
@@ -213,7 +266,7 @@ def main(argv=None) -> dict:
     results = {"run": run, "quick": args.quick, "config": config, "settings": {}}
     for index, (name, setting) in enumerate(config["settings"].items()):
         results["settings"][name] = run_setting(name, setting, config, jax.random.fold_in(key, index))
-    command = "python -m experiments.dynamics " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m experiments.dynamics " + " ".join(argv)
     results["meta"] = {**run_metadata(config, config["seed"]), "command": command.strip()}
     write_json(Path(args.results) / f"{run}.json", results)
     figure = plot(results, Path(args.figures) / ("dynamics_quick.png" if args.quick else "dynamics.png"))

@@ -157,3 +157,21 @@ def test_a_changed_dynamics_result_makes_its_page_and_the_index_stale(copy, caps
     assert report.main(["--root", str(copy), "--check"]) == 1
     err = capsys.readouterr().err
     assert "dynamics.md: generated tables are stale" in err and "README.md" not in err
+
+
+def test_a_changed_grokking_dynamics_result_makes_its_page_stale(copy, capsys):
+    """Wrong twin for the grokking-in-time section: the theory's end level at the largest M 10% off, or one network
+    seed's grokking time 10% off, makes docs/results/dynamics.md stale."""
+    path = copy / "results" / "dynamics" / "grokking.json"
+    original = path.read_text()
+    for change in ("theory", "networks"):
+        data = json.loads(original)
+        fraction = data["fractions"][-1]
+        if change == "theory":
+            fraction["theory"][-1]["test_loss_relative"][-1] *= 1.1
+        else:
+            crossing = fraction["networks"][0]["grokking_time"]["1"]
+            crossing["mean"] *= 1.1
+        path.write_text(json.dumps(data))
+        assert report.main(["--root", str(copy), "--check"]) == 1
+        assert "dynamics.md: generated tables are stale" in capsys.readouterr().err

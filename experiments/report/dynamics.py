@@ -6,11 +6,14 @@ distance in (a, w) of the networks' pooled neurons to the theory's particles aga
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from experiments.report.format import Derived, Results, Value, table
 
 RUN = "dynamics/default"
+GROKKING = "dynamics/grokking"
+GROKKING_CHECKS = "dynamics/grokking_checks"
 LAW_SPREADS = 2.0
 """A law distance counts as "at the floor" when it lies within this many floor spreads above the floor."""
 
@@ -107,6 +110,182 @@ def _line_z(r: Results, setting: str) -> float:
     return abs(last["late_gap"]["mean"] - line) / last["late_gap"]["se"]
 
 
+def dynamics_extrapolated(r: Results) -> str:
+    """Per setting and quantity: the width-extrapolated network curve ``f_inf`` (fit ``f_N = f_inf + b/N``) against the theory."""
+    rows = []
+    for name, out in _settings(r).items():
+        for quantity, fit in out.get("extrapolated", {}).items():
+            bias = max(abs(v) for v in fit["theory_bias"])
+            rows.append([name, quantity.replace("_", " "), ", ".join(str(w) for w in fit["widths"]), f"{fit['max_abs_z']:.2f}",
+                         f"{fit['fraction_within_2se']:.0%}", f"{fit['median_chi2']:.2f}", f"{max(fit['se']):.5f}",
+                         f"{max(fit['theory_se']):.5f}", f"{bias:.5f}"])
+    return table(["setting", "quantity", "widths fitted", "max abs z", "times within 2 s.e.", "median chi^2 (1 dof)",
+                  "largest s.e. of f_inf", "largest theory s.e.", "largest b / M"], rows)
+
+
+def _crossing(c) -> str:
+    if isinstance(c, dict):
+        if not c["reached"]:
+            return f"never (0/{c['of']})"
+        spread = "" if c["reached"] < 2 else f" ± {c['se']:.1f}"
+        return f"{c['mean']:.1f}{spread} ({c['reached']}/{c['of']})"
+    return "never" if c is None or not math.isfinite(c) else f"{c:.1f}"
+
+
+def dynamics_grokking(r: Results) -> str:
+    """Per fraction: the theory (per M) and the networks (per width, over seeds): relative held-out loss at the end and its
+    minimum, and the grokking times (first time below 1 and below 1/2)."""
+    d = r(GROKKING)
+    levels = [f"{level:g}" for level in d["config"]["levels"]]
+    rows = []
+    for out in d["fractions"]:
+        where = f"{out['fraction']:g} ({out['n_train']})"
+        rows += [_theory_row(where, f"theory, M = {th['particles']}", th, levels) for th in out["theory"]]
+        rows += [_network_row(where, f"networks, N = {net['width']} ({len(net['test_loss_relative'][0])} seeds)", net, levels)
+                 for net in out["networks"]]
+    return table(["fraction (pairs)", "run", "relative test loss at the end", "its minimum (mean curve)"]
+                 + [f"time below {level} (mean ± s.e., seeds reaching it)" for level in levels], rows)
+
+
+def _theory_row(where: str, label: str, th: dict, levels: list[str]) -> list[str]:
+    curve = th["test_loss_relative"]
+    return [where, label, f"{curve[-1]:.3f}", f"{min(curve):.3f}"] + [_crossing(th["grokking_time"][level]) for level in levels]
+
+
+def _network_row(where: str, label: str, net: dict, levels: list[str]) -> list[str]:
+    curve = net["test_loss_relative_mean"]
+    return [where, label, f"{curve[-1]:.3f} ± {net['test_loss_relative_se'][-1]:.3f}", f"{min(curve):.3f}"] + [
+        _crossing(net["grokking_time"][level]) for level in levels]
+
+
+def dynamics_grokking_checks(r: Results) -> str:
+    """The checks run (``--checks``): the theory from prior draws and at half the step, the networks at half the step."""
+    d = r(GROKKING_CHECKS)
+    levels = [f"{level:g}" for level in d["config"]["levels"]]
+    rows = []
+    for out in d["fractions"]:
+        where = f"{out['fraction']:g}"
+        th = out["theory_prior_start"]
+        rows.append(_theory_row(where, f"theory, M = {th['particles']}, prior draws, h = {th['step_size']:g}", th, levels))
+        th = out["theory_half_step"]
+        rows.append(_theory_row(where, f"theory, M = {th['particles']}, antithetic, h = {th['step_size']:g}", th, levels))
+        net = out["networks_half_step"]
+        rows.append(_network_row(where, f"networks, N = {net['width']} ({len(net['test_loss_relative'][0])} seeds), h = {net['step_size']:g}",
+                                 net, levels))
+        if "networks_at_largest_m" in out:
+            net = out["networks_at_largest_m"]
+            rows.append(_network_row(where, f"networks, N = {net['width']} ({len(net['test_loss_relative'][0])} seeds), h = {net['step_size']:g}",
+                                     net, levels))
+    return table(["fraction", "run", "relative test loss at the end", "its minimum (mean curve)"]
+                 + [f"time below {level} (mean ± s.e., seeds reaching it)" for level in levels], rows)
+
+
+def _fits(r: Results) -> list[tuple[str, str, dict]]:
+    return [(name, quantity, fit) for name, out in _settings(r).items() for quantity, fit in out.get("extrapolated", {}).items()]
+
+
+def _extrapolated_summary(r: Results) -> str:
+    """Per setting and quantity: the share of times at which f_inf is within 2 s.e. of the theory, and the max |z|."""
+    return "; ".join(f"{name} {quantity.replace('_', ' ')} {fit['fraction_within_2se']:.0%} (max |z| {fit['max_abs_z']:.2f})"
+                     for name, quantity, fit in _fits(r))
+
+
+def _extrapolated_misses(r: Results) -> str:
+    """The recorded times at which f_inf misses the theory by more than 2 s.e., per setting and quantity."""
+    parts = []
+    for name, quantity, fit in _fits(r):
+        times = [t for t, z in zip(_settings(r)[name]["times"], fit["z"]) if abs(z) >= 2]
+        if times:
+            parts.append(f"{name} {quantity.replace('_', ' ')} at t = {', '.join(f'{t:g}' for t in times)}")
+    return "; ".join(parts) if parts else "none"
+
+
+def _grokking_ends(r: Results) -> str:
+    """Per fraction: the relative test loss at the end of the run, theory (largest M) and networks (each width)."""
+    parts = []
+    for out in r(GROKKING)["fractions"]:
+        th = out["theory"][-1]
+        nets = ", ".join(f"N = {n['width']} {n['test_loss_relative_mean'][-1]:.3f} ± {n['test_loss_relative_se'][-1]:.3f}"
+                         for n in out["networks"])
+        parts.append(f"at fraction {out['fraction']:g}, theory (M = {th['particles']}) {th['test_loss_relative'][-1]:.3f}, networks {nets}")
+    return "; ".join(parts)
+
+
+def _grokking_theory_gap(r: Results) -> str:
+    """Per fraction: theory (largest M) minus the widest networks at the end, in units of both errors: the seed mean's s.e.
+    and the theory's own, estimated (as on the rest of this page) as one width-N network's spread times sqrt(N / M)."""
+    parts = []
+    for out in r(GROKKING)["fractions"]:
+        th, net = out["theory"][-1], out["networks"][-1]
+        se = net["test_loss_relative_se"][-1]
+        spread = se * math.sqrt(len(net["test_loss_relative"][0]))
+        theory_se = spread * math.sqrt(net["width"] / th["particles"])
+        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
+        parts.append(f"{gap:+.3f} ({abs(gap) / math.hypot(se, theory_se):.1f} combined s.e.; theory's own s.e. {theory_se:.3f}) "
+                     f"at fraction {out['fraction']:g}")
+    return ", ".join(parts)
+
+
+def _grokking_order(r: Results) -> str:
+    """Whether the end level rises with the width at every fraction: networks at each width in order, then the theory."""
+    bad = []
+    for out in r(GROKKING)["fractions"]:
+        levels = [n["test_loss_relative_mean"][-1] for n in out["networks"]] + [out["theory"][-1]["test_loss_relative"][-1]]
+        if any(b <= a for a, b in zip(levels, levels[1:])):
+            bad.append(f"{out['fraction']:g}")
+    return "at every fraction" if not bad else f"except at fraction {', '.join(bad)}"
+
+
+def _grokking_theory_times(r: Results) -> str:
+    """Per fraction, the theory's first time below 1 at each M."""
+    return "; ".join(f"fraction {out['fraction']:g}: " + ", ".join(f"M = {th['particles']} {_crossing(th['grokking_time']['1'])}"
+                                                                 for th in out["theory"]) for out in r(GROKKING)["fractions"])
+
+
+def _checks_half_step(r: Results) -> str:
+    """Per fraction, the end level at half the step against the main run's (theory at the smallest M, networks at the
+    smallest width)."""
+    main = {out["fraction"]: out for out in r(GROKKING)["fractions"]}
+    parts = []
+    for out in r(GROKKING_CHECKS)["fractions"]:
+        ref = main[out["fraction"]]
+        th, th0 = out["theory_half_step"], ref["theory"][0]
+        net, net0 = out["networks_half_step"], ref["networks"][0]
+        parts.append(f"fraction {out['fraction']:g}: theory (M = {th['particles']}) {th0['test_loss_relative'][-1]:.3f} at h = "
+                     f"{th0.get('step_size', r(GROKKING)['config']['step_size']):g} -> {th['test_loss_relative'][-1]:.3f} at h = {th['step_size']:g}, "
+                     f"networks (N = {net['width']}) {net0['test_loss_relative_mean'][-1]:.3f} -> {net['test_loss_relative_mean'][-1]:.3f}")
+    return "; ".join(parts)
+
+
+def _checks_prior_start(r: Results) -> str:
+    """Per fraction, the theory's first time below 1 from antithetic pairs (main run) and from prior draws (checks)."""
+    main = {out["fraction"]: out for out in r(GROKKING)["fractions"]}
+    return "; ".join(f"fraction {out['fraction']:g}: {_crossing(main[out['fraction']]['theory'][0]['grokking_time']['1'])} from "
+                     f"antithetic pairs, {_crossing(out['theory_prior_start']['grokking_time']['1'])} from prior draws"
+                     for out in r(GROKKING_CHECKS)["fractions"])
+
+
+def _checks_same_size(r: Results) -> str:
+    """Per fraction: the theory at its largest M against networks of width M (end level; both errors as in
+    ``_grokking_theory_gap``)."""
+    main = {out["fraction"]: out for out in r(GROKKING)["fractions"]}
+    parts = []
+    for out in r(GROKKING_CHECKS)["fractions"]:
+        net, th = out["networks_at_largest_m"], main[out["fraction"]]["theory"][-1]
+        se = net["test_loss_relative_se"][-1]
+        theory_se = se * math.sqrt(len(net["test_loss_relative"][0])) * math.sqrt(net["width"] / th["particles"])
+        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
+        parts.append(f"fraction {out['fraction']:g}: theory (M = {th['particles']}) {th['test_loss_relative'][-1]:.3f}, networks "
+                     f"(N = {net['width']}) {net['test_loss_relative_mean'][-1]:.3f} ± {se:.3f}, {abs(gap) / math.hypot(se, theory_se):.1f} combined s.e. apart; "
+                     f"first time below 1: theory {_crossing(th['grokking_time']['1'])}, networks {_crossing(net['grokking_time']['1'])}")
+    return "; ".join(parts)
+
+
+def _grokking_network_times(r: Results) -> str:
+    return "; ".join(f"fraction {out['fraction']:g}: " + ", ".join(f"N = {n['width']} {_crossing(n['grokking_time']['1'])}"
+                                                                 for n in out["networks"]) for out in r(GROKKING)["fractions"])
+
+
 def dynamics_headline(r: Results) -> str:
     """The README index's headline: clover at the largest width."""
     p = _point(r, "clover")
@@ -125,6 +304,7 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dy_record_every": Value(RUN, "config.record_every", "d"),
     "dy_law_times": lambda r: ", ".join(f"{t:g}" for t in r(RUN)["config"]["law_times"]),
     "dy_law_sample": Value(RUN, "config.law_sample", "d"),
+    "dy_law_reference": Value(RUN, "config.law_reference", "d"),
     "dy_commit": lambda r: r(RUN)["meta"]["git_commit"][:7],
     "dy_devices": lambda r: ", ".join(r(RUN)["meta"]["devices"]),
     "dy_largest_width": Derived(lambda r: _point(r, "clover")["width"], "d"),
@@ -146,4 +326,28 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dy_law_miss_times": _law_miss_times,
     "dy_all_within": _all_within,
     "dy_law_spreads": lambda r: f"{LAW_SPREADS:g}",
+    "dy_ex_widths": lambda r: ", ".join(str(w) for w in r(RUN)["config"]["extrapolate_widths"]),
+    "dy_ex_summary": _extrapolated_summary,
+    "dy_ex_misses": _extrapolated_misses,
+    "dg_command": lambda r: f"`{r(GROKKING)['meta']['command'].strip()}`",
+    "dg_checks_command": lambda r: f"`{r(GROKKING_CHECKS)['meta']['command'].strip()}`",
+    "dg_commit": lambda r: r(GROKKING)["meta"]["git_commit"][:7],
+    "dg_setting": lambda r: (lambda c: f"P = {c['modulus']}, beta_full = {c['beta_full']:g}, kappa = {c['kappa']:g}, gamma = {c['gamma']:g}")(r(GROKKING)["config"]),
+    "dg_fractions": lambda r: ", ".join(f"{f:g}" for f in r(GROKKING)["config"]["fractions"]),
+    "dg_particles": lambda r: ", ".join(str(m) for m in r(GROKKING)["config"]["particles"]),
+    "dg_widths": lambda r: ", ".join(str(w) for w in r(GROKKING)["config"]["widths"]),
+    "dg_seeds": Value(GROKKING, "config.seeds", "d"),
+    "dg_steps": Value(GROKKING, "config.steps", "d"),
+    "dg_step_size": Value(GROKKING, "config.step_size", "g"),
+    "dg_end_time": Derived(lambda r: r(GROKKING)["config"]["steps"] * r(GROKKING)["config"]["step_size"], "g"),
+    "dg_record_time": Derived(lambda r: r(GROKKING)["config"]["record_every"] * r(GROKKING)["config"]["step_size"], "g"),
+    "dg_window": Value(GROKKING, "config.window", "d"),
+    "dg_ends": _grokking_ends,
+    "dg_order": _grokking_order,
+    "dg_theory_gap": _grokking_theory_gap,
+    "dg_theory_times": _grokking_theory_times,
+    "dg_network_times": _grokking_network_times,
+    "dg_half_step": _checks_half_step,
+    "dg_prior_start": _checks_prior_start,
+    "dg_same_size": _checks_same_size,
 }

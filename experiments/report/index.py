@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments.report.dynamics import dynamics_headline, dynamics_networks, dynamics_theory
+from experiments.report.dynamics import dynamics_extrapolated, dynamics_grokking, dynamics_grokking_checks, dynamics_headline, dynamics_networks, dynamics_theory
 from experiments.report.format import Results, table
 from experiments.report.tables import clover_beta_sweep, clover_foreground, clover_grid_check, clover_foreground_ratio, clover_networks, deep_composition_erf40, deep_composition_kernels, deep_composition_losses, deep_composition_step, deep_composition_z, deep_digits_layers, deep_digits_widths, deep_mcmc_erf, deep_mcmc_erf_keys, deep_mcmc_gelu, deep_solver_methods, deep_speed, deep_speed_exponent, linear_networks, linear_sweep, modular_grokking_fractions, neuron_throughput, neuron_throughput_ratio, solver_speed
 from experiments.report.grokking import GROKKING_TABLES
@@ -38,7 +38,7 @@ EXPERIMENTS = [
     ("deep_mcmc", "Can resample-move MCMC reach the deep feature-learning regime?", "python -m experiments.deep_mcmc", "~12 min",
      lambda r: "erf, beta = 40: min ESS {:.0f} of 8192".format(min(min(row[k]["ess"]) for row in r("deep_mcmc/main")["erf"] if row["beta"] == 40.0
                                                                      for k in row if k.startswith("mcmc key")))),
-    ("dynamics", "Does the theory of the whole training run (loss curves, neuron laws in time) match Langevin networks?", "python -m experiments.dynamics", "~5 min",
+    ("dynamics", "Does the theory of the whole training run (loss curves, neuron laws in time) match Langevin networks?", "python -m experiments.dynamics", "~10 min",
      dynamics_headline),
 ]
 
@@ -111,4 +111,7 @@ GENERATORS = {
     "ts_transition": ts_transition,
     "dynamics_networks": dynamics_networks,
     "dynamics_theory": dynamics_theory,
+    "dynamics_extrapolated": dynamics_extrapolated,
+    "dynamics_grokking": dynamics_grokking,
+    "dynamics_grokking_checks": dynamics_grokking_checks,
 }

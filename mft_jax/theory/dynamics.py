@@ -6,9 +6,10 @@ Mean-field scaling with an output scale ``alpha`` (1: the repository's mean-fiel
 
     d theta = [ (1/alpha) grad_theta sum_mu q_mu r_t(mu) . a phi(w . x_mu) - T theta / s2 ] dt + sqrt(2 T) dB
 
-(``s2 = sa2`` for ``a``, ``sw2`` for ``w``), i.e. Langevin in ``V(a, w; r_t) / alpha`` plus the prior at temperature
-``T``, with ``V(a, w; r) = -sum_mu q_mu r_mu . a phi(w . x_mu)`` (docs/theory.md section 4). Neurons are i.i.d.
-given ``r(.)``; the trajectory closes on itself, ``r_t = y - f(., t)``: the self-consistent ``r(.)`` is the fixed
+(``s2 = sa2`` for ``a``, ``sw2`` for ``w``; a weight penalty ``Gamma(w)`` adds ``- T grad Gamma(w)`` to ``w``'s drift,
+tamed as the networks' Langevin tames it, ``mft_jax.train.langevin.tamed_penalty_force``), i.e. Langevin in
+``V(a, w; r_t) / alpha`` plus the prior at temperature ``T``, with ``V(a, w; r) = -sum_mu q_mu r_mu . a phi(w . x_mu)``
+(docs/theory.md section 4). Neurons are i.i.d. given ``r(.)``; the trajectory closes on itself, ``r_t = y - f(., t)``: the self-consistent ``r(.)`` is the fixed
 point of ``G: r(.) -> neurons driven by r(.) -> their average -> y - f``.
 
 Time: the same Euler-Maruyama step as ``mft_jax.train.joint``'s Langevin (``theta <- theta - h (grad U + T theta /
@@ -53,7 +54,10 @@ Closed forms:
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
+from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -63,9 +67,12 @@ from tqdm.auto import tqdm
 
 from mft_jax.data import Dataset, gauss_hermite_normal
 from mft_jax.errors import ConfigError, NoFixedPointError
+from mft_jax.io import read_npz, save_npz
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.theory.fixed_point import Anderson, Damped, Evaluation, Iterate, Problem, Result, fixed_point
+from mft_jax.train.langevin import tamed_penalty_force
+from mft_jax.train.loop import changed_keys, data_fingerprint, fingerprint, library_versions
 
 HIGHEST = jax.lax.Precision.HIGHEST
 INITS = ("prior", "antithetic", "quadrature")
@@ -140,9 +147,13 @@ def network_output(model: TwoLayer, dynamics: Dynamics, particles: Particles, x)
 
 
 def langevin_step(model: TwoLayer, dynamics: Dynamics, particles: Particles, data: Dataset, residual, key) -> Particles:
-    """One Euler-Maruyama step of every particle: ``theta + h (force - T theta / s2) + sqrt(2 h T) xi``."""
+    """One Euler-Maruyama step of every particle: ``theta + h (force - T theta / s2) + sqrt(2 h T) xi``; with a weight
+    penalty ``Gamma`` the networks' tamed force ``T grad Gamma / (1 + h |T grad Gamma|)`` is also subtracted from ``w``'s
+    drift (``mft_jax.train.langevin.tamed_penalty_force``, the one both steps call)."""
     h, temperature = dynamics.step_size, dynamics.temperature
     force_a, force_w = _forces(model, dynamics, particles.a, particles.w, data, residual)
+    if model.penalty is not None:
+        force_w = force_w - tamed_penalty_force(model.penalty, particles.w, temperature, h)
     outputs = particles.a.shape[1]
     noise = jax.random.normal(key, (particles.a.shape[0], outputs + particles.w.shape[1]), particles.a.dtype)
     noise_a, noise_w = noise[:, :outputs], noise[:, outputs:]
@@ -216,6 +227,35 @@ def initial_particles(key, model: TwoLayer, num_neurons: int, input_dim: int, ou
     return Particles(a, w, jnp.full((a.shape[0],), 1.0 / a.shape[0], dtype))
 
 
+# ------------------------------------------------------------------------------------------ checkpoints
+def _save_checkpoint(path: Path, run: dict, solved, particles: Particles, history: dict, queue: list, verdicts: list,
+                     diverged: list) -> None:
+    """The windows solved so far (``r`` on steps ``0..len(solved)-1``), the particles at their end, the engine's history and
+    the windows still to solve, atomically (``mft_jax.io.save_npz``), with the run's fingerprint."""
+    save_npz(path, fingerprint=np.asarray(json.dumps(run)), solved=np.asarray(solved), a=particles.a, w=particles.w,
+             p=particles.p, change=np.asarray(history["change"], dtype=float), window=np.asarray(history["window"], dtype=int),
+             notes=np.asarray(json.dumps({"kind": history["kind"], "queue": queue, "verdicts": verdicts, "diverged": diverged})))
+
+
+def _load_checkpoint(path: Path, run: dict, start: Particles, shape: tuple):
+    """``(solved, particles, history, queue, verdicts, diverged)`` from a checkpoint of the same run, else ``ConfigError``."""
+    archive = read_npz(path, "solve_dynamics checkpoint")
+    needed = {"fingerprint", "solved", "a", "w", "p", "change", "window", "notes"}
+    if not needed <= set(archive):
+        raise ConfigError(f"solve_dynamics checkpoint {str(path)!r} lacks {sorted(needed - set(archive))}: not a checkpoint of solve_dynamics")
+    changed = changed_keys(json.loads(str(archive["fingerprint"])), run)
+    if changed:
+        raise ConfigError(f"solve_dynamics checkpoint {str(path)!r} was written by a different run: {'; '.join(changed)}. "
+                          "Resuming needs the same arguments; give another checkpoint path (or delete this one) for a new run")
+    particles = Particles(*(jnp.asarray(archive[k], start.a.dtype) for k in ("a", "w", "p")))
+    if archive["solved"].shape[1:] != shape or particles.a.shape != start.a.shape or particles.w.shape != start.w.shape:
+        raise ConfigError(f"solve_dynamics checkpoint {str(path)!r} holds arrays of other shapes than this run's; it is corrupt")
+    notes = json.loads(str(archive["notes"]))
+    history = {"change": [float(v) for v in archive["change"]], "window": [int(v) for v in archive["window"]], "kind": notes["kind"]}
+    queue = [tuple(entry) for entry in notes["queue"]]
+    return archive["solved"], particles, history, queue, notes["verdicts"], notes["diverged"]
+
+
 # ------------------------------------------------------------------------------------------ the solver
 def _check(name, value, kind, low=None, strict=True, allowed=""):
     ok = isinstance(value, kind) and not isinstance(value, bool)
@@ -263,6 +303,7 @@ def solve_dynamics(
     max_iter: int = 100,
     throw: bool = False,
     progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
 ) -> DynamicsSolution:
     """The self-consistent trajectory ``r(t_0..t_K)`` of mean-field training from the prior (module docstring).
 
@@ -277,6 +318,11 @@ def solve_dynamics(
     whole run, each halving a window that does not converge in ``max_iter`` sweeps, at most 6 times.
     Convergence: ``|G(r) - r|_q <= tol |G(r)|_q`` on every window.
     ``throw=True`` raises ``NoFixedPointError`` instead of returning an unconverged solution.
+    ``checkpoint``: a file path (``.npz``); after every converged window the trajectory solved so far and the particles
+    at its end are written there atomically, and a call with the same arguments that finds the file resumes after its
+    last window, bit-identical to an uninterrupted run (the file is kept at the end: a rerun then only recomputes the
+    final pass). A checkpoint written with other arguments (data, model, key, step, windows, solver, ...) is refused
+    with ``ConfigError`` naming what differs.
     """
     _check("steps", steps, (int, np.integer), 0)
     _check("step_size", step_size, (int, float), 0.0)
@@ -290,8 +336,6 @@ def solve_dynamics(
         raise ConfigError(f"init must be one of {INITS}, got {init!r}")
     if init == "antithetic" and num_neurons % 2:
         raise ConfigError(f"init='antithetic' pairs particles: num_neurons must be even, got {num_neurons}")
-    if model.penalty is not None:
-        raise ConfigError("solve_dynamics supports the Gaussian prior only; this model has a weight penalty")
     if model.scaling != "mean_field":
         raise ConfigError("solve_dynamics takes a mean-field model; for standard scaling at width N use output_scale = sqrt(N)")
     if test is not None and (not isinstance(test, Dataset) or test.input_dim != data.input_dim or test.output_dim != data.output_dim):
@@ -305,6 +349,9 @@ def solve_dynamics(
     if not (hasattr(solver, "init") and hasattr(solver, "step")):
         raise ConfigError(f"solver must be a fixed-point solver object (Damped, Anderson, ...), got {solver!r}")
 
+    settings = {"steps": steps, "step_size": float(step_size), "temperature": float(temperature), "num_neurons": int(num_neurons),
+                "init": init, "output_scale": float(output_scale), "save_every": save_every, "tol": tol, "max_iter": max_iter,
+                "windows": windows if windows is None or isinstance(windows, (str, int)) else list(windows), "solver": repr(solver)}
     dtype = data.y.dtype
     init_key, noise_key = jax.random.split(key)
     dynamics = Dynamics(float(step_size), float(temperature), float(output_scale))
@@ -316,8 +363,14 @@ def solve_dynamics(
     particles = start
     result, message, verdicts, diverged = Result.SUCCESSFUL, "", [], []
 
-    bar = tqdm(total=steps, disable=not progress, desc="solve_dynamics", leave=False)
     queue = [(0 if i == 0 else ends[i - 1], end, 0) for i, end in enumerate(ends)]
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        run_print = fingerprint(solver="solve_dynamics", model=model.settings(), data=data_fingerprint(data), key=key,
+                                test=None if test is None else data_fingerprint(test), settings=settings, versions=library_versions())
+        if checkpoint.exists():
+            solved, particles, history, queue, verdicts, diverged = _load_checkpoint(checkpoint, run_print, start, y.shape)
+    bar = tqdm(total=steps, initial=len(solved), disable=not progress, desc="solve_dynamics", leave=False)
     while queue:
         first, last, depth = queue.pop(0)
         here = particles
@@ -355,6 +408,8 @@ def solve_dynamics(
             break
         solved = np.concatenate([solved, run.value])
         _, particles = _window(model, dynamics, here, data, jnp.asarray(run.value, dtype), first, noise_key)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, run_print, solved, particles, history, queue, verdicts, diverged)
         bar.update(last - first)
     bar.close()
     if len(solved) < steps:  # a failed window: the rest of the run is left unsolved (driven by its last residual)
@@ -387,9 +442,7 @@ def solve_dynamics(
         message = "the particles diverged (NaN/inf) along the final trajectory: lower step_size. " + message
     if throw and not converged:
         raise NoFixedPointError(message)
-    settings = {"steps": steps, "step_size": float(step_size), "temperature": float(temperature), "num_neurons": int(start.a.shape[0]),
-                "init": init, "output_scale": float(output_scale), "save_every": save_every, "tol": tol, "max_iter": max_iter,
-                "windows": windows if windows is None or isinstance(windows, (str, int)) else list(windows), "solver": repr(solver)}
+    settings["num_neurons"] = int(start.a.shape[0])
     times = step_size * np.arange(steps + 1)
     return DynamicsSolution(times, residual, loss, test_loss, times[::save_every], laws, model, data, converged,
                             result, message, sweeps, history, settings)

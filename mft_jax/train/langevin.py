@@ -21,6 +21,14 @@ import optax
 from mft_jax.errors import ConfigError
 
 
+def tamed_penalty_force(gamma, theta: jax.Array, temperature, step_size) -> jax.Array:
+    """The penalty's force on ``theta`` as both Langevin steps apply it (the networks' ``langevin`` and the mean-field
+    particles' ``mft_jax.theory.dynamics.langevin_step``): ``F / (1 + h |F|)`` elementwise, ``F = T grad Gamma(theta)``
+    (``Gamma`` maps (rows, d) to one value per row; tamed unadjusted Langevin, Brosse et al. 2019, see ``langevin``)."""
+    force = temperature * jax.grad(lambda value: jnp.sum(gamma(value)))(theta)
+    return force / (1.0 + step_size * jnp.abs(force))
+
+
 class LangevinState(NamedTuple):
     key: jax.Array
     count: jax.Array
@@ -51,8 +59,7 @@ def langevin(step_size: float, temperature: float, prior_variance, key: jax.Arra
         if penalty:
             grads = dict(grads)
             for name, gamma in penalty.items():
-                force = temperature * jax.grad(lambda theta: jnp.sum(gamma(theta)))(params[name])
-                grads[name] = grads[name] + force / (1.0 + step_size * jnp.abs(force))  # tamed: see the docstring
+                grads[name] = grads[name] + tamed_penalty_force(gamma, params[name], temperature, step_size)
         variances = jax.tree.broadcast(prior_variance, params)
         leaves, treedef = jax.tree.flatten(params)
         noise_keys = jax.tree.unflatten(treedef, list(jax.random.split(jax.random.fold_in(state.key, state.count), len(leaves))))

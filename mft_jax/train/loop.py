@@ -108,13 +108,13 @@ def _history(archive) -> dict[str, list]:
     return {key[len(HISTORY):]: list(archive[key]) for key in archive.files if key.startswith(HISTORY)}
 
 
-def _changed(stored: dict, current: dict, prefix: str = "") -> list[str]:
+def changed_keys(stored: dict, current: dict, prefix: str = "") -> list[str]:
     """The keys (dotted paths) whose values differ between two fingerprints."""
     keys = []
     for key in sorted(set(stored) | set(current)):
         a, b = stored.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed(a, b, f"{prefix}{key}.")
+            keys += changed_keys(a, b, f"{prefix}{key}.")
         elif a != b:
             keys.append(f"{prefix}{key} ({a!r} in the checkpoint, {b!r} now)")
     return keys
@@ -140,7 +140,7 @@ def load_checkpoint(directory: str | os.PathLike, template, run: dict | None = N
             stored = None
         if not isinstance(stored, dict):
             raise ConfigError(f"--resume: {str(path)!r} has an unreadable run fingerprint; it is corrupt")
-        changed = _changed(stored, run)
+        changed = changed_keys(stored, run)
         if changed:
             raise ConfigError(
                 f"--resume: {str(path)!r} was written by a different run: {'; '.join(changed)}. A resume continues the "
