@@ -39,6 +39,10 @@ DEFAULT = {"modulus": 11, "beta_full": 3000.0, "kappa": 10.0, "gamma": 10.0, "fr
            "steps": 3000, "record_every": 50, "window": 10, "particles": [1024, 4096], "widths": [256, 1024], "seeds": 8,
            "levels": [1.0, 0.5], "seed": 0}
 QUICK = {**DEFAULT, "fractions": [0.98], "steps": 300, "particles": [256], "widths": [64], "seeds": 2}
+P23 = {**DEFAULT, "modulus": 23, "fractions": [0.7, 0.9], "particles": [2048], "widths": [256, 1024]}
+"""``--modulus 23``: held-out sets of 159 / 53 pairs (P = 11 leaves 6 and 2 at 0.95 / 0.98), at the fractions around
+the networks' 3000-step transition there (0.729, ``results/modular_grokking/main.json``) and above the annealed theory's
+f_c (``results/modular_grokking/critical_fraction.json``)."""
 CHECKS = ("theory_prior_start", "theory_half_step", "networks_half_step", "networks_at_largest_m")
 """``--checks`` (written to ``grokking_checks.json``): what moves the grokking time, per fraction of the run, at the smallest
 M and width of the config: the theory from i.i.d. prior draws (the networks' start: ``f(., 0) != 0``) instead of antithetic
@@ -121,6 +125,25 @@ def run_fraction(fraction: float, config: dict, key) -> dict:
     return out
 
 
+def end_level_transition(results: dict, level: float = 1.0) -> dict:
+    """The fraction at which the relative held-out loss at the end of the run (its mean over the last tenth of the records,
+    which smooths the discrete step's spikes) first falls below ``level`` (``transition``:
+    linear interpolation on the fraction grid; NaN if never): the theory (largest M) and, per width, each seed's
+    crossing (mean and s.e. over the seeds that cross). What ``experiments.modular_grokking`` calls the networks'
+    transition fraction, at this run length, predicted by the theory of the training run."""
+    fractions = [out["fraction"] for out in results["fractions"]]
+    tail = max(1, len(results["fractions"][0]["times"]) // 10)
+    end = lambda curve: np.mean(np.asarray(curve)[-tail:], axis=0)  # noqa: E731
+    theory = transition(fractions, [float(end(out["theory"][-1]["test_loss_relative"])) for out in results["fractions"]], level)
+    networks = []
+    for i, first in enumerate(results["fractions"][0]["networks"]):
+        ends = np.asarray([end(out["networks"][i]["test_loss_relative"]) for out in results["fractions"]])  # (fractions, seeds)
+        per_seed = [transition(fractions, list(ends[:, s]), level) for s in range(ends.shape[1])]
+        networks.append({"width": first["width"], **_stats(per_seed),
+                         "mean_curve": transition(fractions, list(ends.mean(1)), level)})
+    return {"level": level, "fractions": fractions, "tail_records": tail, "theory": theory, "networks": networks}
+
+
 def plot(results: dict, path) -> Path:
     plt = pyplot()
     fractions = results["fractions"]
@@ -147,10 +170,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="a CPU smoke run (under a minute)")
     parser.add_argument("--results", default="results/dynamics")
     parser.add_argument("--figures", default="figures")
+    parser.add_argument("--modulus", type=int, choices=(11, 23), default=11, help="P: 11 (default) or 23 (larger held-out sets)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=None, help="override the preset's fractions of the table")
+    parser.add_argument("--sweep", action="store_true",
+                        help="name the run grokking[_P23]_sweep and add the fraction at which the end-of-run held-out loss falls below 1")
     parser.add_argument("--checks", action="store_true", help="the step-size and start checks (CHECKS) instead of the main run")
     args = parser.parse_args(argv)
-    config = QUICK if args.quick else DEFAULT
-    run = ("grokking_quick" if args.quick else "grokking") + ("_checks" if args.checks else "")
+    config = QUICK if args.quick else (P23 if args.modulus == 23 else DEFAULT)
+    if args.quick and args.modulus == 23:
+        config = {**QUICK, "modulus": 23, "fractions": [0.7]}
+    if args.fractions:
+        bad = [f for f in args.fractions if not 0 < f < 1]
+        if bad:
+            parser.error(f"--fractions must lie in (0, 1) (a part of the table, the rest held out); got {bad}")
+        config = {**config, "fractions": list(args.fractions)}
+    run = ("grokking_quick" if args.quick else "grokking") + ("_P23" if args.modulus == 23 else "") + ("_sweep" if args.sweep else "") + ("_checks" if args.checks else "")
     key = jax.random.key(config["seed"])
     results = {"run": run, "quick": args.quick, "config": config}
     if args.checks:
@@ -168,6 +202,11 @@ def main(argv=None) -> dict:
                 "networks_at_largest_m": network_runs(f, config, jax.random.fold_in(k, 20_000), config["particles"][-1])})
     else:
         results["fractions"] = [run_fraction(f, config, jax.random.fold_in(key, i)) for i, f in enumerate(config["fractions"])]
+        if args.sweep:
+            results["transition"] = end_level_transition(results)
+            t = results["transition"]
+            print(f"end-of-run transition (relative held-out loss below 1): theory {t['theory']:.3f}; " + "; ".join(
+                f"networks N = {n['width']} {n['mean']:.3f} +- {n['se']:.3f} ({n['reached']}/{n['of']})" for n in t["networks"]), flush=True)
     command = "python -m experiments.dynamics grokking " + " ".join(sys.argv[2:] if argv is None else argv)
     results["meta"] = {**run_metadata(config, config["seed"]), "command": command.strip()}
     write_json(Path(args.results) / f"{run}.json", results)

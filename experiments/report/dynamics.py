@@ -14,6 +14,8 @@ from experiments.report.format import Derived, Results, Value, table
 RUN = "dynamics/default"
 GROKKING = "dynamics/grokking"
 GROKKING_CHECKS = "dynamics/grokking_checks"
+GROKKING_P23 = "dynamics/grokking_P23"
+GROKKING_P23_CHECKS = "dynamics/grokking_P23_checks"
 LAW_SPREADS = 2.0
 """A law distance counts as "at the floor" when it lies within this many floor spreads above the floor."""
 
@@ -132,18 +134,18 @@ def _crossing(c) -> str:
     return "never" if c is None or not math.isfinite(c) else f"{c:.1f}"
 
 
-def dynamics_grokking(r: Results) -> str:
+def dynamics_grokking(r: Results, name: str = GROKKING) -> str:
     """Per fraction: the theory (per M) and the networks (per width, over seeds): relative held-out loss at the end and its
     minimum, and the grokking times (first time below 1 and below 1/2)."""
-    d = r(GROKKING)
+    d = r(name)
     levels = [f"{level:g}" for level in d["config"]["levels"]]
     rows = []
     for out in d["fractions"]:
-        where = f"{out['fraction']:g} ({out['n_train']})"
+        where = f"{out['fraction']:g} ({out['n_train']} / {out['n_test']})"
         rows += [_theory_row(where, f"theory, M = {th['particles']}", th, levels) for th in out["theory"]]
         rows += [_network_row(where, f"networks, N = {net['width']} ({len(net['test_loss_relative'][0])} seeds)", net, levels)
                  for net in out["networks"]]
-    return table(["fraction (pairs)", "run", "relative test loss at the end", "its minimum (mean curve)"]
+    return table(["fraction (pairs trained / held out)", "run", "relative test loss at the end", "its minimum (mean curve)"]
                  + [f"time below {level} (mean ± s.e., seeds reaching it)" for level in levels], rows)
 
 
@@ -158,9 +160,9 @@ def _network_row(where: str, label: str, net: dict, levels: list[str]) -> list[s
         _crossing(net["grokking_time"][level]) for level in levels]
 
 
-def dynamics_grokking_checks(r: Results) -> str:
+def dynamics_grokking_checks(r: Results, name: str = GROKKING_CHECKS) -> str:
     """The checks run (``--checks``): the theory from prior draws and at half the step, the networks at half the step."""
-    d = r(GROKKING_CHECKS)
+    d = r(name)
     levels = [f"{level:g}" for level in d["config"]["levels"]]
     rows = []
     for out in d["fractions"]:
@@ -281,6 +283,26 @@ def _checks_same_size(r: Results) -> str:
     return "; ".join(parts)
 
 
+def _same_run_length(r: Results, name: str = GROKKING_P23) -> str:
+    """Per fraction: the theory (largest M) against the widest networks: first time below 1 and the end level, each gap in
+    units of the combined error (the seed mean's s.e.; the theory's own estimated as in ``_grokking_theory_gap``)."""
+    parts = []
+    for out in r(name)["fractions"]:
+        th, net = out["theory"][-1], out["networks"][-1]
+        se = net["test_loss_relative_se"][-1]
+        theory_se = se * math.sqrt(len(net["test_loss_relative"][0])) * math.sqrt(net["width"] / th["particles"])
+        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
+        time_th, time_net = th["grokking_time"]["1"], net["grokking_time"]["1"]
+        if math.isfinite(time_th) and time_net["reached"] > 1:
+            times = f"first time below 1: theory {time_th:.1f}, networks {_crossing(time_net)}"
+        else:
+            times = f"first time below 1: theory {_crossing(time_th)}, networks {_crossing(time_net)}"
+        parts.append(f"fraction {out['fraction']:g}: end level theory (M = {th['particles']}) {th['test_loss_relative'][-1]:.3f}, networks "
+                     f"(N = {net['width']}) {net['test_loss_relative_mean'][-1]:.3f} ± {se:.3f} ({abs(gap) / math.hypot(se, theory_se):.1f} "
+                     f"combined s.e.); {times}")
+    return "; ".join(parts)
+
+
 def _grokking_network_times(r: Results) -> str:
     return "; ".join(f"fraction {out['fraction']:g}: " + ", ".join(f"N = {n['width']} {_crossing(n['grokking_time']['1'])}"
                                                                  for n in out["networks"]) for out in r(GROKKING)["fractions"])
@@ -347,6 +369,11 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dg_theory_gap": _grokking_theory_gap,
     "dg_theory_times": _grokking_theory_times,
     "dg_network_times": _grokking_network_times,
+    "dg23_command": lambda r: f"`{r(GROKKING_P23)['meta']['command'].strip()}`",
+    "dg23_commit": lambda r: r(GROKKING_P23)["meta"]["git_commit"][:7],
+    "dg23_particles": lambda r: ", ".join(str(m) for m in r(GROKKING_P23)["config"]["particles"]),
+    "dg23_widths": lambda r: ", ".join(str(w) for w in r(GROKKING_P23)["config"]["widths"]),
+    "dg23_compare": _same_run_length,
     "dg_half_step": _checks_half_step,
     "dg_prior_start": _checks_prior_start,
     "dg_same_size": _checks_same_size,
