@@ -75,6 +75,20 @@ def make_dataset(x, y, q=None, *, name: str = "dataset") -> Dataset:
     return Dataset(jnp.asarray(x, dtype), jnp.asarray(q, dtype), jnp.asarray(y, dtype))
 
 
+def minibatch_indices(key: jax.Array, num_points: int, batch_size: int) -> jax.Array:
+    """The points of one minibatch: ``batch_size`` distinct indices of ``range(num_points)``, uniformly drawn
+    (without replacement) from ``key`` and sorted (so ``batch_size = num_points`` gives ``arange(num_points)``)."""
+    return jnp.sort(jax.random.choice(key, num_points, (batch_size,), replace=False))
+
+
+def minibatch(data: Dataset, indices: jax.Array) -> Dataset:
+    """``data`` restricted to the points ``indices`` with its weights renormalised to the whole data's total:
+    ``q_B(mu) = q_mu sum_nu q_nu / sum_{nu in B} q_nu``, so the loss on the batch ``1/2 sum_{mu in B} q_B(mu) |r_mu|^2``
+    is the whole data's loss on average over batches when q is uniform (and equals it, bit for bit, for the whole data)."""
+    q = data.q[indices]
+    return Dataset(data.x[indices], q * (jnp.sum(data.q) / jnp.sum(q)), data.y[indices])
+
+
 def gauss_hermite_normal(points_per_dim: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Tensor-product Gauss-Hermite rule for ``x ~ N(0, I_dim)``: nodes (n^d, d), weights summing to 1.
 

@@ -65,12 +65,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from mft_jax.data import Dataset, gauss_hermite_normal
+from mft_jax.data import Dataset, gauss_hermite_normal, minibatch, minibatch_indices
 from mft_jax.errors import ConfigError, NoFixedPointError
 from mft_jax.io import read_npz, save_npz
 from mft_jax.model import TwoLayer
 from mft_jax.neurons import NeuronLaw
 from mft_jax.theory.fixed_point import Anderson, Damped, Evaluation, Iterate, Problem, Result, fixed_point
+from mft_jax.train.joint import batch_key as network_batch_key
 from mft_jax.train.langevin import tamed_penalty_force
 from mft_jax.train.loop import changed_keys, data_fingerprint, fingerprint, library_versions
 
@@ -106,7 +107,8 @@ class DynamicsSolution(NamedTuple):
     ``1/2 sum_mu q_mu |r_k(mu)|^2``; ``test_loss`` (K+1,) on ``test`` data (None without); ``saved_times`` (S+1,)
     and ``laws``: the neuron law (``NeuronLaw`` with readouts) at each, the first the initial law;
     ``converged``, ``result`` (``fixed_point.Result``), ``message``, ``iterations`` (sweeps in all) and ``history``
-    (per iteration: ``change``, ``window`` (its last step), ``kind``) as the static ``Solution``.
+    (per iteration: ``change``, ``window`` (its last step), ``kind``) as the static ``Solution``; ``batches`` (K, b):
+    the minibatch of each step (indices into the data; None: full batch).
     """
 
     times: np.ndarray
@@ -123,6 +125,7 @@ class DynamicsSolution(NamedTuple):
     iterations: int
     history: dict
     settings: dict
+    batches: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------------------ the particle step
@@ -163,31 +166,53 @@ def langevin_step(model: TwoLayer, dynamics: Dynamics, particles: Particles, dat
     return particles._replace(a=a, w=w)
 
 
+def _driven_step(model, dynamics, particles, data, residual, key, batch):
+    """``langevin_step`` on the whole data (``batch`` None) or on the minibatch ``batch`` (indices): the residual and
+    the data restricted to it, the weights renormalised (``mft_jax.data.minibatch``), as the network's batch loss."""
+    if batch is None:
+        return langevin_step(model, dynamics, particles, data, residual, key)
+    return langevin_step(model, dynamics, particles, minibatch(data, batch), residual[batch], key)
+
+
+@functools.partial(jax.jit, static_argnames=("num_points", "batch_size", "steps"))
+def _batch_sequence(key, num_points: int, batch_size: int, steps: int):
+    return jax.vmap(lambda k: minibatch_indices(jax.random.fold_in(key, k), num_points, batch_size))(jnp.arange(steps))
+
+
+def batch_sequence(key: jax.Array, num_points: int, batch_size: int, steps: int) -> np.ndarray:
+    """The minibatches of steps ``0..steps-1`` (steps, batch_size): step k's is
+    ``minibatch_indices(fold_in(key, k), num_points, batch_size)``, the rule of ``mft_jax.train.joint.train`` on a
+    ``Dataset``, so with ``key = mft_jax.train.joint.batch_key(train_key, s)`` these are network seed s's batches."""
+    return np.asarray(_batch_sequence(key, int(num_points), int(batch_size), int(steps)))
+
+
 @jax.jit
-def _window(model, dynamics, particles, data, residuals, first_step, noise_key):
-    """Drive ``particles`` with ``residuals`` (L, P, C) from step ``first_step``: ``f`` at each step before it moves
-    (L, P, C) and the particles after the window."""
+def _window(model, dynamics, particles, data, residuals, first_step, noise_key, batches=None):
+    """Drive ``particles`` with ``residuals`` (L, P, C) from step ``first_step`` (on the minibatches ``batches``
+    (L, b), None: full batch): ``f`` at each step before it moves (L, P, C) and the particles after the window."""
 
     def step(state, inputs):
-        residual, k = inputs
+        residual, k, batch = inputs
         f = network_output(model, dynamics, state, data.x)
-        return langevin_step(model, dynamics, state, data, residual, jax.random.fold_in(noise_key, k)), f
+        return _driven_step(model, dynamics, state, data, residual, jax.random.fold_in(noise_key, k), batch), f
 
     steps = first_step + jnp.arange(residuals.shape[0])
-    particles, f = jax.lax.scan(step, particles, (residuals, steps))
+    particles, f = jax.lax.scan(step, particles, (residuals, steps, batches))
     return f, particles
 
 
 @functools.partial(jax.jit, static_argnames=("save_every",))
-def _trajectory(model, dynamics, particles, data, test_x, residuals, noise_key, save_every: int):
-    """The whole run driven by ``residuals`` (K, P, C): ``f`` on the data and on ``test_x`` at every step
-    (K, ., C), the particles every ``save_every`` steps (stacked, the initial ones not included) and at the end."""
+def _trajectory(model, dynamics, particles, data, test_x, residuals, noise_key, save_every: int, batches=None):
+    """The whole run driven by ``residuals`` (K, P, C) (on the minibatches ``batches`` (K, b), None: full batch):
+    ``f`` on the data and on ``test_x`` at every step (K, ., C), the particles every ``save_every`` steps (stacked,
+    the initial ones not included) and at the end."""
 
     def step(state, inputs):
-        residual, k = inputs
+        residual, k, batch = inputs
         f = network_output(model, dynamics, state, data.x)
         f_test = network_output(model, dynamics, state, test_x)
-        return langevin_step(model, dynamics, state, data, residual, jax.random.fold_in(noise_key, k)), (f, f_test)
+        step_key = jax.random.fold_in(noise_key, k)
+        return _driven_step(model, dynamics, state, data, residual, step_key, batch), (f, f_test)
 
     def block(state, inputs):
         state, outputs = jax.lax.scan(step, state, inputs)
@@ -195,7 +220,7 @@ def _trajectory(model, dynamics, particles, data, test_x, residuals, noise_key, 
 
     total = residuals.shape[0]
     steps = jnp.arange(total)
-    shaped = jax.tree.map(lambda v: v.reshape((total // save_every, save_every) + v.shape[1:]), (residuals, steps))
+    shaped = jax.tree.map(lambda v: v.reshape((total // save_every, save_every) + v.shape[1:]), (residuals, steps, batches))
     final, ((f, f_test), saved) = jax.lax.scan(block, particles, shaped)
     f, f_test = (v.reshape((total,) + v.shape[2:]) for v in (f, f_test))
     end = network_output(model, dynamics, final, data.x), network_output(model, dynamics, final, test_x)
@@ -268,6 +293,18 @@ def _check(name, value, kind, low=None, strict=True, allowed=""):
         raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}{bound}{allowed}, got {value!r}")
 
 
+def _check_batches(batch_size, batch_key, key, data: Dataset):
+    """The batch sequence's key (``mft_jax.train.joint.batch_key(key, 0)`` by default); ``ConfigError`` for a batch
+    size that is not an integer in [1, P] or a ``batch_key`` without ``batch_size``."""
+    if batch_size is None:
+        if batch_key is not None:
+            raise ConfigError("batch_key draws the minibatch sequence: it needs batch_size (an integer in [1, P])")
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= data.num_points:
+        raise ConfigError(f"batch_size must be None (full batch) or an integer in [1, P = {data.num_points}], got {batch_size!r}")
+    return network_batch_key(key, 0) if batch_key is None else batch_key
+
+
 def _window_ends(steps: int, windows) -> list[int]:
     if windows is None:
         windows = math.ceil(steps / WINDOW_STEPS)
@@ -304,6 +341,8 @@ def solve_dynamics(
     throw: bool = False,
     progress: bool = False,
     checkpoint: str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    batch_key: jax.Array | None = None,
 ) -> DynamicsSolution:
     """The self-consistent trajectory ``r(t_0..t_K)`` of mean-field training from the prior (module docstring).
 
@@ -323,6 +362,17 @@ def solve_dynamics(
     last window, bit-identical to an uninterrupted run (the file is kept at the end: a rerun then only recomputes the
     final pass). A checkpoint written with other arguments (data, model, key, step, windows, solver, ...) is refused
     with ``ConfigError`` naming what differs.
+
+    ``batch_size`` b (None: full batch): minibatch gradient noise, as in a network trained on minibatches of b
+    distinct points. Step k's force uses the residual on the batch ``B_k`` only, with the weights restricted to it and
+    renormalised (``q_B(mu) = q_mu / sum_{nu in B_k} q_nu``): ``S_k(w) = sum_{mu in B_k} q_B(mu) r_k(mu) phi(w.x_mu)``.
+    Every neuron of a network sees the same batch, so the batch sequence does not average out as M grows: the
+    theory is that of the given sequence, a random trajectory (average over ``batch_key`` for the mean over
+    sequences). ``B_k = minibatch_indices(fold_in(batch_key, k), P, b)`` (``batch_sequence``), drawn once (common
+    random numbers: the map stays deterministic and causal) and returned as ``batches``. ``batch_key`` defaults to
+    ``mft_jax.train.joint.batch_key(key, 0)``: the theory with key k runs on the batch sequence of seed 0 of
+    ``train(k, ..., data, ..., batch_size=b)``; seed s's is ``batch_key=batch_key(k, s)``. ``batch_size = P`` is the
+    full-batch run, bit for bit.
     """
     _check("steps", steps, (int, np.integer), 0)
     _check("step_size", step_size, (int, float), 0.0)
@@ -345,17 +395,21 @@ def solve_dynamics(
     if steps % save_every:
         raise ConfigError(f"save_every = {save_every} must divide steps = {steps}")
     ends = _window_ends(steps, windows)
+    batch_key = _check_batches(batch_size, batch_key, key, data)
     solver = Damped(1.0) if solver is None else solver
     if not (hasattr(solver, "init") and hasattr(solver, "step")):
         raise ConfigError(f"solver must be a fixed-point solver object (Damped, Anderson, ...), got {solver!r}")
 
     settings = {"steps": steps, "step_size": float(step_size), "temperature": float(temperature), "num_neurons": int(num_neurons),
                 "init": init, "output_scale": float(output_scale), "save_every": save_every, "tol": tol, "max_iter": max_iter,
-                "windows": windows if windows is None or isinstance(windows, (str, int)) else list(windows), "solver": repr(solver)}
+                "windows": windows if windows is None or isinstance(windows, (str, int)) else list(windows), "solver": repr(solver),
+                "batch_size": None if batch_size is None else int(batch_size)}
     dtype = data.y.dtype
     init_key, noise_key = jax.random.split(key)
     dynamics = Dynamics(float(step_size), float(temperature), float(output_scale))
     start = initial_particles(init_key, model, num_neurons, data.input_dim, data.output_dim, init, dtype)
+    batches = None if batch_size is None else batch_sequence(batch_key, data.num_points, batch_size, steps)
+    window_batches = (lambda first, last: None) if batches is None else (lambda first, last: jnp.asarray(batches[first:last]))
     y = np.asarray(data.y, dtype=float)
     q = np.asarray(data.q, dtype=float)
     history = {"change": [], "window": [], "kind": []}
@@ -367,7 +421,8 @@ def solve_dynamics(
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         run_print = fingerprint(solver="solve_dynamics", model=model.settings(), data=data_fingerprint(data), key=key,
-                                test=None if test is None else data_fingerprint(test), settings=settings, versions=library_versions())
+                                test=None if test is None else data_fingerprint(test), settings=settings, versions=library_versions(),
+                                **({} if batch_size is None else {"batch_key": batch_key}))
         if checkpoint.exists():
             solved, particles, history, queue, verdicts, diverged = _load_checkpoint(checkpoint, run_print, start, y.shape)
     bar = tqdm(total=steps, initial=len(solved), disable=not progress, desc="solve_dynamics", leave=False)
@@ -375,8 +430,8 @@ def solve_dynamics(
         first, last, depth = queue.pop(0)
         here = particles
 
-        def evaluate(point, first=first, here=here):
-            f, _ = _window(model, dynamics, here, data, jnp.asarray(point, dtype), first, noise_key)
+        def evaluate(point, first=first, last=last, here=here):
+            f, _ = _window(model, dynamics, here, data, jnp.asarray(point, dtype), first, noise_key, window_batches(first, last))
             image = y[None] - np.asarray(f, dtype=float)
             finite = np.isfinite(image).reshape(len(image), -1).all(axis=1)
             if not finite.all():  # an iterate that drives the particles to overflow: the map is kept finite by holding
@@ -407,7 +462,7 @@ def solve_dynamics(
             queue = []
             break
         solved = np.concatenate([solved, run.value])
-        _, particles = _window(model, dynamics, here, data, jnp.asarray(run.value, dtype), first, noise_key)
+        _, particles = _window(model, dynamics, here, data, jnp.asarray(run.value, dtype), first, noise_key, window_batches(first, last))
         if checkpoint is not None:
             _save_checkpoint(checkpoint, run_print, solved, particles, history, queue, verdicts, diverged)
         bar.update(last - first)
@@ -416,7 +471,8 @@ def solve_dynamics(
         solved = np.concatenate([solved, np.broadcast_to(solved[-1], (steps - len(solved),) + y.shape)])
 
     test_x = data.x if test is None else test.x
-    f, f_test, saved, end = _trajectory(model, dynamics, start, data, test_x, jnp.asarray(solved, dtype), noise_key, save_every)
+    f, f_test, saved, end = _trajectory(model, dynamics, start, data, test_x, jnp.asarray(solved, dtype), noise_key, save_every,
+                                        window_batches(0, steps))
     f = np.concatenate([np.asarray(f, dtype=float), np.asarray(end[0], dtype=float)[None]])
     residual = y[None] - f
     loss = 0.5 * np.einsum("p,kpc->k", q, residual**2)
@@ -445,28 +501,33 @@ def solve_dynamics(
     settings["num_neurons"] = int(start.a.shape[0])
     times = step_size * np.arange(steps + 1)
     return DynamicsSolution(times, residual, loss, test_loss, times[::save_every], laws, model, data, converged,
-                            result, message, sweeps, history, settings)
+                            result, message, sweeps, history, settings, batches)
 
 
 def simulate(data: Dataset, model: TwoLayer, *, key, steps: int, step_size: float, temperature: float | None = None,
-             num_neurons: int = 4096, init: str = "prior", output_scale: float = 1.0) -> np.ndarray:
+             num_neurons: int = 4096, init: str = "prior", output_scale: float = 1.0, batch_size: int | None = None,
+             batch_key: jax.Array | None = None) -> np.ndarray:
     """The M-particle interacting system stepped forward directly (each step's residual from the particles
-    themselves): ``r`` (K+1, P, C). Same keys as ``solve_dynamics``, so its fixed point must equal this."""
+    themselves): ``r`` (K+1, P, C). Same keys (and minibatches: ``batch_size``, ``batch_key`` as ``solve_dynamics``)
+    as ``solve_dynamics``, so its fixed point must equal this."""
     temperature = model.temperature if temperature is None else temperature
+    batch_key = _check_batches(batch_size, batch_key, key, data)
     init_key, noise_key = jax.random.split(key)
     dynamics = Dynamics(float(step_size), float(temperature), float(output_scale))
     start = initial_particles(init_key, model, num_neurons, data.input_dim, data.output_dim, init, data.y.dtype)
+    batches = None if batch_size is None else jnp.asarray(batch_sequence(batch_key, data.num_points, batch_size, steps))
+    return np.asarray(_simulate(model, dynamics, start, data, noise_key, jnp.arange(steps), batches), dtype=float)
 
-    @jax.jit
-    def run(particles):
-        def step(state, k):
-            r = data.y - network_output(model, dynamics, state, data.x)
-            return langevin_step(model, dynamics, state, data, r, jax.random.fold_in(noise_key, k)), r
 
-        final, r = jax.lax.scan(step, particles, jnp.arange(steps))
-        return jnp.concatenate([r, (data.y - network_output(model, dynamics, final, data.x))[None]])
+@jax.jit
+def _simulate(model, dynamics, particles, data, noise_key, steps, batches):
+    def step(state, inputs):
+        k, batch = inputs
+        r = data.y - network_output(model, dynamics, state, data.x)
+        return _driven_step(model, dynamics, state, data, r, jax.random.fold_in(noise_key, k), batch), r
 
-    return np.asarray(run(start), dtype=float)
+    final, r = jax.lax.scan(step, particles, (steps, batches))
+    return jnp.concatenate([r, (data.y - network_output(model, dynamics, final, data.x))[None]])
 
 
 # ------------------------------------------------------------------------------------------ closed forms
@@ -479,13 +540,16 @@ class Moments(NamedTuple):
 
 
 def linear_moments(data: Dataset, model: TwoLayer, *, steps: int, step_size: float, temperature: float | None = None,
-                   output_scale: float = 1.0) -> Moments:
+                   output_scale: float = 1.0, batches=None) -> Moments:
     """Exact second moments of the Euler-Maruyama particle dynamics for ``phi(z) = z`` (module docstring):
     ``Sigma_{k+1} = B_k Sigma_k B_k^T + 2 h T I``, ``f_k(x) = alpha M_k x``, ``M_k`` the (a, w) block of ``Sigma_k``.
 
     Deterministic (no particles): the ``M -> infinity`` limit of ``solve_dynamics`` at the same step; as ``h -> 0``
     the moment ODEs (``dM/dt = (R W + A R)/alpha - T (1/sa2 + 1/sw2) M``, ``dA/dt = (R M^T + M R^T)/alpha - 2 T A /
     sa2 + 2 T``, ``dW/dt = (R^T M + M^T R)/alpha - 2 T W / sw2 + 2 T``).
+
+    ``batches`` (K, b): the minibatch of each step (``DynamicsSolution.batches``): ``R_k`` is then the sum over
+    ``B_k`` with the renormalised weights ``q_B`` (``solve_dynamics``'s ``batch_size``); the loss stays on all the data.
     """
     if model.activation.name != "linear":
         raise ConfigError(f"linear_moments is the closed form of the linear activation; this model's is {model.activation.name!r}")
@@ -495,13 +559,22 @@ def linear_moments(data: Dataset, model: TwoLayer, *, steps: int, step_size: flo
     h, alpha = float(step_size), float(output_scale)
     sigma = np.diag(np.concatenate([np.full(c, model.sa2), np.full(d, model.sw2)]))
     decay = np.diag(np.concatenate([np.full(c, 1 - h * temperature / model.sa2), np.full(d, 1 - h * temperature / model.sw2)]))
+    if batches is not None:
+        batches = np.asarray(batches)
+        if batches.ndim != 2 or len(batches) != steps or not np.issubdtype(batches.dtype, np.integer) \
+                or batches.min() < 0 or batches.max() >= len(q):
+            raise ConfigError(f"batches must be (steps = {steps}, b) indices into the {len(q)} data points, got shape {batches.shape}")
     residuals, readouts = [], []
-    for _ in range(steps + 1):
+    for k in range(steps + 1):
         readout = sigma[:c, c:]
         r = y - alpha * x @ readout.T
         residuals.append(r)
         readouts.append(readout)
-        coupling = (q[:, None] * r).T @ x  # R (C, d)
+        if batches is None or k == steps:
+            coupling = (q[:, None] * r).T @ x  # R (C, d)
+        else:
+            batch = batches[k]
+            coupling = (q[batch, None] * q.sum() / q[batch].sum() * r[batch]).T @ x[batch]
         b = decay.copy()
         b[:c, c:] += h / alpha * coupling
         b[c:, :c] += h / alpha * coupling.T

@@ -18,10 +18,13 @@ SGD / Adam (``optax_optimizer``): descend ``U + sum_theta lambda_theta |theta|^2
 decay). ``weight_decay="prior"`` sets ``lambda_a = T/sa2``, ``lambda_w = T/sw2``: the minimiser is
 then the MAP point of the tempered posterior (Langevin at T -> 0 with the same prior).
 
-Data: a ``Dataset`` (full batch: a training set or a quadrature of the population), or a ``Task``
+Data: a ``Dataset`` (full batch: a training set or a quadrature of the population; with ``batch_size``,
+step t of seed s uses the minibatch ``minibatch(data, minibatch_indices(fold_in(batch_key_s, t), P, batch_size))``
+of ``mft_jax.data``: distinct points, weights renormalised), or a ``Task``
 with ``batch_size`` (infinite data: step t of seed s uses the fresh minibatch
 ``task.sample(fold_in(batch_key_s, t), batch_size)``; for Langevin this adds gradient noise, i.e.
-stochastic-gradient Langevin). Seeds run in one ``vmap``; seed s draws all its randomness from
+stochastic-gradient Langevin). ``batch_key_s = batch_key(key, s)``: ``mft_jax.theory.dynamics`` draws the same
+batch sequence from it. Seeds run in one ``vmap``; seed s draws all its randomness from
 ``fold_in(key, s)``, so adding seeds leaves the earlier ones unchanged.
 """
 
@@ -34,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mft_jax.data import Dataset
+from mft_jax.data import Dataset, minibatch, minibatch_indices
 from mft_jax.distributed import to_host
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
@@ -61,6 +64,11 @@ class TrainResult(NamedTuple):
 
     params: dict
     history: dict
+
+
+def batch_key(key: jax.Array, seed: int = 0) -> jax.Array:
+    """The key of seed ``seed``'s minibatch sequence in ``train(key, ..., batch_size=b)`` (step t: ``fold_in(it, t)``)."""
+    return jax.random.split(jax.random.fold_in(key, seed), 3)[2]
 
 
 def residual(params: dict, model: Model, data: Dataset) -> jax.Array:
@@ -150,7 +158,8 @@ def train(
     (``init_params``), computes ``f`` (``apply``) and sets the prior force (``prior_variances``,
     ``prior_penalties``): a ``TwoLayer`` (params ``a``, ``w``) or a ``Deep`` prior (also the stacked hidden weights ``W``).
 
-    Full batch on a ``Dataset``; fresh minibatches of ``batch_size`` from a ``Task``. Runs through
+    Full batch on a ``Dataset`` (or minibatches of ``batch_size`` of its points, module docstring); fresh minibatches
+    of ``batch_size`` from a ``Task``. Runs through
     ``run_loop`` (checkpoints in ``out_dir``, exact ``resume``, ``NonFiniteError`` naming the step).
     ``history`` records, once per ``chunk`` steps, the loss of each seed and each array of
     ``observables(params_of_one_network) -> dict`` (shapes (records, seeds, ...)): the time series a
@@ -172,8 +181,9 @@ def train(
         raise ConfigError(f"data must be a Dataset or a Task, got {type(data).__name__}")
     if isinstance(data, Task) and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"training on a task (infinite data) needs batch_size, a positive integer; got {batch_size!r}")
-    if isinstance(data, Dataset) and batch_size is not None:
-        raise ConfigError("batch_size is for infinite-data runs on a Task; a Dataset trains full batch")
+    if isinstance(data, Dataset) and batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= data.num_points):
+        raise ConfigError(f"batch_size on a Dataset must be None (full batch) or an integer in [1, P = {data.num_points}], got {batch_size!r}")
 
     if readout_gibbs_every is not None:
         if isinstance(readout_gibbs_every, bool) or not isinstance(readout_gibbs_every, int) or readout_gibbs_every < 1:
@@ -181,20 +191,25 @@ def train(
         name = getattr(optimizer, "settings", {}).get("name")
         if name != "langevin":
             raise ConfigError(f"readout_gibbs_every samples the posterior: it needs the langevin optimizer, got {name!r}")
-        if not isinstance(data, Dataset):
-            raise ConfigError("readout_gibbs_every needs the whole likelihood: a Dataset (full batch), not a Task's minibatches")
+        if not isinstance(data, Dataset) or batch_size is not None:
+            raise ConfigError("readout_gibbs_every needs the whole likelihood: a Dataset (full batch), not minibatches")
         if "a" in (model.prior_penalties() or {}):
             raise ConfigError("readout_gibbs_every needs a Gaussian readout prior; this model puts a penalty on 'a'")
 
     if isinstance(width, int) and not isinstance(width, bool) and width > 0:
-        points = batch_size if isinstance(data, Task) else data.num_points
+        points = batch_size if batch_size is not None else data.num_points
         hidden = (model.hidden_layers - 1) * width * (width + 2 * points)  # W, its gradient, h
         require(4.0 * num_seeds * width * points * data.output_dim * 4 + 8.0 * num_seeds * (width * (data.input_dim + data.output_dim) + hidden) * 4,
                 f"training {num_seeds} network(s) of width {width} on {points} points per step",
                 "[train] num_seeds, width or batch_size")
 
     def batch_at(batch_key, t):
-        return data.sample(jax.random.fold_in(batch_key, t), batch_size) if isinstance(data, Task) else data
+        if batch_size is None:
+            return data
+        key = jax.random.fold_in(batch_key, t)
+        if isinstance(data, Task):
+            return data.sample(key, batch_size)
+        return minibatch(data, minibatch_indices(key, data.num_points, batch_size))
 
     def init_seed(seed_key):
         init_key, noise_key, _ = jax.random.split(seed_key, 3)
