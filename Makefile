@@ -28,7 +28,7 @@ ISA_TESTS := tests/test_solver.py tests/test_ascent.py tests/test_fixed_point.py
 	tests/test_foreground.py tests/test_joint.py tests/test_langevin.py tests/test_background.py tests/test_gp.py \
 	tests/test_compare.py tests/test_model_config.py tests/test_deep.py tests/test_deep_foreground.py tests/test_modular.py \
 	tests/test_deep_mcmc.py tests/test_tempered.py tests/test_gibbs.py tests/test_stats.py tests/test_vouch.py \
-	tests/test_dynamics.py tests/test_partial_table.py tests/test_modular_fig3.py
+	tests/test_dynamics.py tests/test_partial_table.py tests/test_modular_fig3.py tests/test_dynamics_minibatch.py
 test-isa: $(STAMP)
 	XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX" $(BIN)/python -m pytest -q $(wildcard $(ISA_TESTS))
 

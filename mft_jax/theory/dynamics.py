@@ -34,6 +34,11 @@ windows before it left (by default windows of at most 100 steps; one that does n
 halved). An iterate that drives the particles to overflow is held finite from its first bad step (the map is causal,
 so the fixed point is unchanged).
 
+Minibatches (``batch_size = b``): step k's force uses the batch ``B_k`` only, ``S_k(w) = sum_{mu in B_k} q_B(mu) r_k(mu)
+phi(w.x_mu)`` with ``q_B = q / sum_{B_k} q`` (the network's loss on the batch). All neurons see the same batch, so the
+sequence does not average out: this is the theory of one batch sequence, drawn as ``mft_jax.train.joint.train`` draws a
+seed's (``batch_sequence``; ``batch_key`` defaults to seed 0's for the same key) and fixed across iterations.
+
 Time-discretisation error: Euler-Maruyama is weakly first order, ``O(h)``. Measured for the linear activation,
 where ``linear_moments`` gives the discrete dynamics exactly (tests/test_dynamics.py::test_time_step_error_is_first_order):
 halving ``h`` halves the loss-curve error.

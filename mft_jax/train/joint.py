@@ -60,7 +60,7 @@ GIBBS_STREAM = 0x61  # fold_in tag of the readout draws' keys (distinct from the
 
 class TrainResult(NamedTuple):
     """``params`` with a leading seed axis (``a`` (S, N, C), ``w`` (S, N, d)); ``history``: ``step`` (R,),
-    ``loss`` (R, S), the loss L of each seed at the step (on its minibatch for infinite-data runs)."""
+    ``loss`` (R, S), the loss L of each seed at the step (on its minibatch for minibatch runs)."""
 
     params: dict
     history: dict
