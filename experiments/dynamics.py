@@ -13,6 +13,8 @@ sample size); the width trend of the late-time loss gap (expected O(1/N)).
 Grokking in time (modular addition, theory and networks): ``python -m experiments.dynamics grokking [--quick]``
 (``experiments/dynamics_grokking.py``).
 
+Minibatch (SGD) noise in time: ``python -m experiments.dynamics --minibatch [--quick]`` (``experiments/dynamics_minibatch.py``).
+
 Run: ``python -m experiments.dynamics [--quick] [--results results/dynamics] [--figures figures]``; writes
 ``results/dynamics/<run>.json`` (``run`` = ``default`` or ``quick``; the command, config, commit and versions in
 ``meta``) and ``figures/dynamics.png`` (``dynamics_quick.png``).
@@ -247,6 +249,10 @@ def main(argv=None) -> dict:
         from experiments import dynamics_grokking
 
         return dynamics_grokking.main(argv[1:])
+    if "--minibatch" in argv:  # SGD on minibatches against the theory of their batch sequences: experiments/dynamics_minibatch.py
+        from experiments import dynamics_minibatch
+
+        return dynamics_minibatch.main([a for a in argv if a != "--minibatch"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a CPU smoke run (well under a minute)")
     parser.add_argument("--results", default="results/dynamics")

@@ -163,3 +163,16 @@ def test_trainer_refuses_a_bad_batch_size(clover):
         train(jax.random.key(0), GELU, 8, clover, optax_optimizer("sgd", 0.1), 2, batch_size=40, progress=False)
     with pytest.raises(ConfigError, match="linear_moments|batches must be"):
         linear_moments(clover, TwoLayer("linear"), steps=3, step_size=0.1, batches=np.zeros((2, 4), int))
+
+
+@pytest.mark.slow
+def test_minibatch_experiment_quick_run(tmp_path):
+    """``python -m experiments.dynamics --minibatch --quick`` (about 30 s): runs end to end, writes its JSON (with the
+    command) and figure; the theory converged for every sequence."""
+    from experiments import dynamics
+
+    out = dynamics.main(["--minibatch", "--quick", "--results", str(tmp_path), "--figures", str(tmp_path)])
+    assert (tmp_path / "minibatch_quick.json").exists() and (tmp_path / "dynamics_minibatch_quick.png").exists()
+    assert out["meta"]["command"].startswith("python -m experiments.dynamics --minibatch --quick")
+    assert out["theory"]["converged"] and len(out["networks"]) == 2
+    assert np.asarray(out["theory"]["loss"]).shape == (9, 4)
