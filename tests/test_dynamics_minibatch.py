@@ -145,6 +145,20 @@ def test_minibatch_noise_has_the_size_of_the_exact_law(x64):
     assert abs(exact.loss[-1] - _loss_after(x, y, solution.batches, renormalise=False)) > 1e-3  # twin
 
 
+def test_checkpoint_records_the_batches(clover, tmp_path):
+    """The batch size and the batch key are in the checkpoint's fingerprint: the same run resumes bit-identically,
+    another batch size or batch key is refused in words."""
+    options = dict(key=jax.random.key(0), steps=40, step_size=0.05, num_neurons=64, windows=2, tol=1e-6, batch_size=4,
+                   checkpoint=tmp_path / "run.npz")
+    first = solve_dynamics(clover, GELU, **options)
+    again = solve_dynamics(clover, GELU, **options)
+    assert np.array_equal(first.residual, again.residual) and np.array_equal(first.batches, again.batches)
+    with pytest.raises(ConfigError, match="batch_size"):
+        solve_dynamics(clover, GELU, **{**options, "batch_size": 8})
+    with pytest.raises(ConfigError, match="batch_key"):
+        solve_dynamics(clover, GELU, **options, batch_key=jax.random.key(3))
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(batch_size=0), r"batch_size must be None \(full batch\) or an integer in \[1, P = 16\]"),
     (dict(batch_size=17), r"integer in \[1, P = 16\], got 17"), (dict(batch_size=2.0), "batch_size"),
