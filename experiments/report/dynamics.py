@@ -16,6 +16,7 @@ GROKKING = "dynamics/grokking"
 GROKKING_CHECKS = "dynamics/grokking_checks"
 GROKKING_P23 = "dynamics/grokking_P23"
 GROKKING_P23_CHECKS = "dynamics/grokking_P23_checks"
+MINIBATCH = "dynamics/minibatch"
 LAW_SPREADS = 2.0
 """A law distance counts as "at the floor" when it lies within this many floor spreads above the floor."""
 
@@ -47,6 +48,26 @@ def dynamics_networks(r: Results) -> str:
                          f"{p['late_gap']['mean']:+.5f} ± {p['late_gap']['se']:.5f}", " / ".join(_law_cell(x) for x in p["laws"])])
     return table(["setting", "N (seeds)", "loss: max abs z", "loss: times within 2 s.e.", "test loss: max abs z",
                   "late loss gap (networks - theory)", f"law distance (floor ± spread) at {times}"], rows)
+
+
+def dynamics_minibatch(r: Results) -> str:
+    """SGD on minibatches (``python -m experiments.dynamics --minibatch``): per width, the paired comparison (network
+    seed s against the theory of its batch sequence), the seed mean against the theory averaged over sequences, and
+    the spread over sequences; a last row for the theory (sequence average and full batch at the end)."""
+    d = r(MINIBATCH)
+    c = d["config"]
+    rows = []
+    for p in d["networks"]:
+        paired = p["paired"]
+        rows.append([f"{p['width']} ({c['seeds']})", f"{paired['max_abs_z']:.2f}", f"{paired['fraction_within_2se']:.0%}",
+                     f"{paired['mean'][-1]:+.4f} ± {paired['se'][-1]:.4f}", f"{p['averaged']['max_abs_z']:.2f}",
+                     f"{p['spread']['ratio_to_theory_late']:.2f}"])
+    th = d["theory"]
+    rows.append([f"theory, M = {c['particles']}", "-", "-", f"end: {th['mean'][-1]:.4f} ± {th['se'][-1]:.4f} (full batch "
+                 f"{th['full_batch_loss'][-1]:.4f}, max abs z {max(abs(z) for z in th['full_batch_z']):.1f})",
+                 "converged" if th["converged"] else "**not converged**", "-"])
+    return table(["N (seeds)", "paired: max abs z", "paired: times within 2 s.e.", "paired gap at the end",
+                  "averaged: max abs z", "late spread, networks / theory"], rows)
 
 
 def dynamics_theory(r: Results) -> str:
@@ -315,6 +336,7 @@ def dynamics_headline(r: Results) -> str:
 
 
 DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
+    "dm_command": lambda r: f"`{r(MINIBATCH)['meta']['command'].strip()}`",
     "dy_command": lambda r: f"`{r(RUN)['meta']['command'].strip()}`",
     "dy_tasks": _tasks,
     "dy_widths": lambda r: ", ".join(str(w) for w in r(RUN)["config"]["widths"]),
