@@ -265,35 +265,37 @@ def _grokking_theory_times(r: Results) -> str:
                                                                  for th in out["theory"]) for out in r(GROKKING)["fractions"])
 
 
-def _checks_half_step(r: Results) -> str:
+def _checks_half_step(r: Results, name: str = GROKKING, checks: str = GROKKING_CHECKS) -> str:
     """Per fraction, the end level at half the step against the main run's (theory at the smallest M, networks at the
     smallest width)."""
-    main = {out["fraction"]: out for out in r(GROKKING)["fractions"]}
+    main = {out["fraction"]: out for out in r(name)["fractions"]}
     parts = []
-    for out in r(GROKKING_CHECKS)["fractions"]:
+    for out in r(checks)["fractions"]:
         ref = main[out["fraction"]]
         th, th0 = out["theory_half_step"], ref["theory"][0]
         net, net0 = out["networks_half_step"], ref["networks"][0]
         parts.append(f"fraction {out['fraction']:g}: theory (M = {th['particles']}) {th0['test_loss_relative'][-1]:.3f} at h = "
-                     f"{th0.get('step_size', r(GROKKING)['config']['step_size']):g} -> {th['test_loss_relative'][-1]:.3f} at h = {th['step_size']:g}, "
-                     f"networks (N = {net['width']}) {net0['test_loss_relative_mean'][-1]:.3f} -> {net['test_loss_relative_mean'][-1]:.3f}")
+                     f"{th0.get('step_size', r(name)['config']['step_size']):g} -> {th['test_loss_relative'][-1]:.3f} at h = {th['step_size']:g}, "
+                     f"networks (N = {net['width']}) {net0['test_loss_relative_mean'][-1]:.3f} -> {net['test_loss_relative_mean'][-1]:.3f}; "
+                     f"first time below 1: theory {_crossing(th0['grokking_time']['1'])} -> {_crossing(th['grokking_time']['1'])}, networks "
+                     f"{_crossing(net0['grokking_time']['1'])} -> {_crossing(net['grokking_time']['1'])}")
     return "; ".join(parts)
 
 
-def _checks_prior_start(r: Results) -> str:
+def _checks_prior_start(r: Results, name: str = GROKKING, checks: str = GROKKING_CHECKS) -> str:
     """Per fraction, the theory's first time below 1 from antithetic pairs (main run) and from prior draws (checks)."""
-    main = {out["fraction"]: out for out in r(GROKKING)["fractions"]}
+    main = {out["fraction"]: out for out in r(name)["fractions"]}
     return "; ".join(f"fraction {out['fraction']:g}: {_crossing(main[out['fraction']]['theory'][0]['grokking_time']['1'])} from "
                      f"antithetic pairs, {_crossing(out['theory_prior_start']['grokking_time']['1'])} from prior draws"
-                     for out in r(GROKKING_CHECKS)["fractions"])
+                     for out in r(checks)["fractions"])
 
 
-def _checks_same_size(r: Results) -> str:
+def _checks_same_size(r: Results, name: str = GROKKING, checks: str = GROKKING_CHECKS) -> str:
     """Per fraction: the theory at its largest M against networks of width M (end level; both errors as in
     ``_grokking_theory_gap``)."""
-    main = {out["fraction"]: out for out in r(GROKKING)["fractions"]}
+    main = {out["fraction"]: out for out in r(name)["fractions"]}
     parts = []
-    for out in r(GROKKING_CHECKS)["fractions"]:
+    for out in r(checks)["fractions"]:
         net, th = out["networks_at_largest_m"], main[out["fraction"]]["theory"][-1]
         se = net["test_loss_relative_se"][-1]
         theory_se = se * math.sqrt(len(net["test_loss_relative"][0])) * math.sqrt(net["width"] / th["particles"])
@@ -396,6 +398,10 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dg23_particles": lambda r: ", ".join(str(m) for m in r(GROKKING_P23)["config"]["particles"]),
     "dg23_widths": lambda r: ", ".join(str(w) for w in r(GROKKING_P23)["config"]["widths"]),
     "dg23_compare": _same_run_length,
+    "dg23_checks_command": lambda r: f"`{r(GROKKING_P23_CHECKS)['meta']['command'].strip()}`",
+    "dg23_half_step": lambda r: _checks_half_step(r, GROKKING_P23, GROKKING_P23_CHECKS),
+    "dg23_prior_start": lambda r: _checks_prior_start(r, GROKKING_P23, GROKKING_P23_CHECKS),
+    "dg23_same_size": lambda r: _checks_same_size(r, GROKKING_P23, GROKKING_P23_CHECKS),
     "dg_half_step": _checks_half_step,
     "dg_prior_start": _checks_prior_start,
     "dg_same_size": _checks_same_size,

@@ -115,5 +115,6 @@ GENERATORS = {
     "dynamics_grokking": dynamics_grokking,
     "dynamics_grokking_checks": dynamics_grokking_checks,
     "dynamics_grokking_p23": lambda r: dynamics_grokking(r, GROKKING_P23),
+    "dynamics_grokking_p23_checks": lambda r: dynamics_grokking_checks(r, GROKKING_P23_CHECKS),
     "dynamics_minibatch": dynamics_minibatch,
 }
