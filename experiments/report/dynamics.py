@@ -16,6 +16,7 @@ GROKKING = "dynamics/grokking"
 GROKKING_CHECKS = "dynamics/grokking_checks"
 GROKKING_P23 = "dynamics/grokking_P23"
 GROKKING_P23_CHECKS = "dynamics/grokking_P23_checks"
+GROKKING_P23_SWEEP = "dynamics/grokking_P23_sweep"
 MINIBATCH = "dynamics/minibatch"
 LAW_SPREADS = 2.0
 """A law distance counts as "at the floor" when it lies within this many floor spreads above the floor."""
@@ -326,6 +327,24 @@ def _same_run_length(r: Results, name: str = GROKKING_P23) -> str:
     return "; ".join(parts)
 
 
+def _sweep_transition(r: Results) -> str:
+    """The fraction at which the end-of-run relative held-out loss falls below 1: theory and networks per width."""
+    t = r(GROKKING_P23_SWEEP)["transition"]
+    nets = ", ".join(f"N = {n['width']} {n['mean']:.3f} ± {n['se']:.3f} ({n['reached']}/{n['of']} seeds cross)" for n in t["networks"])
+    return f"theory {t['theory']:.3f}, networks {nets}"
+
+
+def _sweep_times(r: Results) -> str:
+    """Per fraction: the theory's first time below 1 against the widest networks', and their difference in s.e."""
+    parts = []
+    for out in r(GROKKING_P23_SWEEP)["fractions"]:
+        th, net = out["theory"][-1]["grokking_time"]["1"], out["networks"][-1]["grokking_time"]["1"]
+        if not math.isfinite(th) or net["reached"] < 2:
+            continue
+        parts.append(f"{out['fraction']:g}: {th:.1f} against {net['mean']:.1f} ± {net['se']:.1f} ({abs(th - net['mean']) / net['se']:.1f} s.e.)")
+    return "; ".join(parts)
+
+
 def _grokking_network_times(r: Results) -> str:
     return "; ".join(f"fraction {out['fraction']:g}: " + ", ".join(f"N = {n['width']} {_crossing(n['grokking_time']['1'])}"
                                                                  for n in out["networks"]) for out in r(GROKKING)["fractions"])
@@ -398,6 +417,13 @@ DYNAMICS_VALUES: dict[str, Callable[[Results], str]] = {
     "dg23_particles": lambda r: ", ".join(str(m) for m in r(GROKKING_P23)["config"]["particles"]),
     "dg23_widths": lambda r: ", ".join(str(w) for w in r(GROKKING_P23)["config"]["widths"]),
     "dg23_compare": _same_run_length,
+    "dg23s_command": lambda r: f"`{r(GROKKING_P23_SWEEP)['meta']['command'].strip()}`",
+    "dg23s_transition": _sweep_transition,
+    "dg23s_times": _sweep_times,
+    "dg23s_tail": Value(GROKKING_P23_SWEEP, "transition.tail_records", "d"),
+    "dg23s_widest": lambda r: str(r(GROKKING_P23_SWEEP)["fractions"][0]["networks"][-1]["width"]),
+    "mg23_networks_transition": lambda r: (lambda t: f"{t['mean']:.3f} ± {t['se']:.3f}")(r("modular_grokking/main")["networks"]["23"]["transition_loss_below_1"]),
+    "mg23_theory_fc": lambda r: (lambda c: f"{c['theory']:.3f} ± {c['theory_err']:.3f}")(r("modular_grokking/critical_fraction")["critical_fraction"]["23"]),
     "dg23_checks_command": lambda r: f"`{r(GROKKING_P23_CHECKS)['meta']['command'].strip()}`",
     "dg23_half_step": lambda r: _checks_half_step(r, GROKKING_P23, GROKKING_P23_CHECKS),
     "dg23_prior_start": lambda r: _checks_prior_start(r, GROKKING_P23, GROKKING_P23_CHECKS),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments.report.dynamics import GROKKING_P23, GROKKING_P23_CHECKS, dynamics_extrapolated, dynamics_grokking, dynamics_grokking_checks, dynamics_headline, dynamics_minibatch, dynamics_networks, dynamics_theory
+from experiments.report.dynamics import GROKKING_P23, GROKKING_P23_CHECKS, GROKKING_P23_SWEEP, dynamics_extrapolated, dynamics_grokking, dynamics_grokking_checks, dynamics_headline, dynamics_minibatch, dynamics_networks, dynamics_theory
 from experiments.report.format import Results, table
 from experiments.report.tables import clover_beta_sweep, clover_foreground, clover_grid_check, clover_foreground_ratio, clover_networks, deep_composition_erf40, deep_composition_kernels, deep_composition_losses, deep_composition_step, deep_composition_z, deep_digits_layers, deep_digits_widths, deep_mcmc_erf, deep_mcmc_erf_keys, deep_mcmc_gelu, deep_solver_methods, deep_speed, deep_speed_exponent, linear_networks, linear_sweep, modular_grokking_fractions, neuron_throughput, neuron_throughput_ratio, solver_speed
 from experiments.report.grokking import GROKKING_TABLES
@@ -116,5 +116,6 @@ GENERATORS = {
     "dynamics_grokking_checks": dynamics_grokking_checks,
     "dynamics_grokking_p23": lambda r: dynamics_grokking(r, GROKKING_P23),
     "dynamics_grokking_p23_checks": lambda r: dynamics_grokking_checks(r, GROKKING_P23_CHECKS),
+    "dynamics_grokking_p23_sweep": lambda r: dynamics_grokking(r, GROKKING_P23_SWEEP),
     "dynamics_minibatch": dynamics_minibatch,
 }
