@@ -73,13 +73,19 @@ def setting(fraction: float, config: dict):
     return data, test, model_at(p, n_train, config["beta_full"], g), 0.5 * (p - 1) / p  # the held-out loss of f = 0
 
 
-def theory_run(fraction: float, config: dict, key, particles: int, init: str = "antithetic", step_size=None) -> dict:
-    """``solve_dynamics`` on the training set: the relative held-out loss at the networks' record times and its crossings."""
-    data, test, model, null = setting(fraction, config)
+def clock_at(config: dict, step_size=None) -> tuple[float, int, int, np.ndarray]:
+    """``(h, steps, every, times)`` of a run at step ``h`` (default the config's) over the config's time span: the steps
+    and the record interval scaled by ``config["step_size"] / h``, and the record times ``every h, 2 every h, ..``."""
     h = step_size or config["step_size"]
     scale = int(round(config["step_size"] / h))  # steps of h per step of the config's step size
     steps, every = config["steps"] * scale, config["record_every"] * scale
-    times = h * np.arange(every, steps + 1, every)
+    return h, steps, every, h * np.arange(every, steps + 1, every)
+
+
+def theory_run(fraction: float, config: dict, key, particles: int, init: str = "antithetic", step_size=None) -> dict:
+    """``solve_dynamics`` on the training set: the relative held-out loss at the networks' record times and its crossings."""
+    data, test, model, null = setting(fraction, config)
+    h, steps, every, times = clock_at(config, step_size)
     clock = time.perf_counter()
     sol = solve_dynamics(data, model, key=key, steps=steps, step_size=h, num_neurons=particles, init=init, test=test,
                          windows=steps // config["window"])
@@ -95,10 +101,7 @@ def theory_run(fraction: float, config: dict, key, particles: int, init: str = "
 def network_runs(fraction: float, config: dict, key, width: int, step_size=None) -> dict:
     """``seeds`` Langevin networks from the prior: relative held-out loss curves (records, seeds), mean, s.e., crossings."""
     data, test, model, null = setting(fraction, config)
-    h = step_size or config["step_size"]
-    scale = int(round(config["step_size"] / h))
-    steps, every = config["steps"] * scale, config["record_every"] * scale
-    times = h * np.arange(every, steps + 1, every)
+    h, steps, every, times = clock_at(config, step_size)
     clock = time.perf_counter()
     observe = lambda params: {"test_loss": 0.5 * jnp.mean(jnp.sum((model.apply(params, test.x) - test.y) ** 2, axis=1))}  # noqa: E731
     run = train(key, model, width, data, langevin_optimizer(model, h), steps, num_seeds=config["seeds"], chunk=every,
@@ -117,9 +120,8 @@ def network_runs(fraction: float, config: dict, key, width: int, step_size=None)
 
 def run_fraction(fraction: float, config: dict, key) -> dict:
     data, _, _, _ = setting(fraction, config)
-    h, steps, every = config["step_size"], config["steps"], config["record_every"]
     out = {"fraction": fraction, "n_train": data.num_points, "n_test": config["modulus"] ** 2 - data.num_points,
-           "times": h * np.arange(every, steps + 1, every)}  # the networks' records: after steps every, 2 every, ..
+           "times": clock_at(config)[3]}  # the networks' records: after steps every, 2 every, ..
     out["theory"] = [theory_run(fraction, config, jax.random.fold_in(key, m), m) for m in config["particles"]]
     out["networks"] = [network_runs(fraction, config, jax.random.fold_in(key, 10_000 + i), width) for i, width in enumerate(config["widths"])]
     return out

@@ -75,6 +75,15 @@ def make_dataset(x, y, q=None, *, name: str = "dataset") -> Dataset:
     return Dataset(jnp.asarray(x, dtype), jnp.asarray(q, dtype), jnp.asarray(y, dtype))
 
 
+def check_batch_size(batch_size, num_points: int, where: str = "") -> None:
+    """``ConfigError`` unless ``batch_size`` is None (full batch) or an integer in ``[1, num_points]``: a minibatch of
+    distinct points of the data (``minibatch_indices``). ``where`` is said after ``batch_size`` in the message."""
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= num_points:
+        raise ConfigError(f"batch_size{where} must be None (full batch) or an integer in [1, P = {num_points}], got {batch_size!r}")
+
+
 def minibatch_indices(key: jax.Array, num_points: int, batch_size: int) -> jax.Array:
     """The points of one minibatch: ``batch_size`` distinct indices of ``range(num_points)``, uniformly drawn
     (without replacement) from ``key`` and sorted (so ``batch_size = num_points`` gives ``arange(num_points)``)."""

@@ -51,9 +51,8 @@ def quenched_point(modulus: int, fraction: float, split: int, g: GrokkingSection
     wj = jax.numpy.asarray(w)
     tilt = float(np.mean(np.asarray(model.log_tilt(wj, data, jax.numpy.asarray(r)))))
     tilt_full = float(np.mean(np.asarray(full_model.log_tilt(wj, full_data, fixed.a * full_data.y))))
-    features = np.asarray(model.features(wj, data.x), float)
     y = np.asarray(data.y, float)
-    kqy = features.T @ (features @ (q * y)) / len(w)
+    kqy = np.asarray(background.matvec(jax.numpy.asarray(q * y, data.y.dtype)), float)  # K Q y over the draws (equal weights)
     gain = model.gain * float(np.sum(q * y * kqy)) / float(np.sum(q * y * y))
     return {"fraction": fraction, "n_train": n_train, "split": split, "a": fixed.a, "g": fixed.g, "phase": fixed.phase,
             "learned": fixed.learned, "map_mismatch": norm(imposed - r) / norm(r),

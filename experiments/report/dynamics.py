@@ -235,16 +235,21 @@ def _grokking_ends(r: Results) -> str:
     return "; ".join(parts)
 
 
+def _end_gap(th: dict, net: dict) -> tuple[float, float, float]:
+    """Theory minus networks in the relative held-out loss at the end of the run, the seed mean's s.e. and the theory's
+    own s.e., estimated (as on the rest of this page) as one width-N network's spread times sqrt(N / M)."""
+    se = net["test_loss_relative_se"][-1]
+    theory_se = se * math.sqrt(len(net["test_loss_relative"][0])) * math.sqrt(net["width"] / th["particles"])
+    return th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1], se, theory_se
+
+
 def _grokking_theory_gap(r: Results) -> str:
     """Per fraction: theory (largest M) minus the widest networks at the end, in units of both errors: the seed mean's s.e.
     and the theory's own, estimated (as on the rest of this page) as one width-N network's spread times sqrt(N / M)."""
     parts = []
     for out in r(GROKKING)["fractions"]:
         th, net = out["theory"][-1], out["networks"][-1]
-        se = net["test_loss_relative_se"][-1]
-        spread = se * math.sqrt(len(net["test_loss_relative"][0]))
-        theory_se = spread * math.sqrt(net["width"] / th["particles"])
-        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
+        gap, se, theory_se = _end_gap(th, net)
         parts.append(f"{gap:+.3f} ({abs(gap) / math.hypot(se, theory_se):.1f} combined s.e.; theory's own s.e. {theory_se:.3f}) "
                      f"at fraction {out['fraction']:g}")
     return ", ".join(parts)
@@ -298,9 +303,7 @@ def _checks_same_size(r: Results, name: str = GROKKING, checks: str = GROKKING_C
     parts = []
     for out in r(checks)["fractions"]:
         net, th = out["networks_at_largest_m"], main[out["fraction"]]["theory"][-1]
-        se = net["test_loss_relative_se"][-1]
-        theory_se = se * math.sqrt(len(net["test_loss_relative"][0])) * math.sqrt(net["width"] / th["particles"])
-        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
+        gap, se, theory_se = _end_gap(th, net)
         parts.append(f"fraction {out['fraction']:g}: theory (M = {th['particles']}) {th['test_loss_relative'][-1]:.3f}, networks "
                      f"(N = {net['width']}) {net['test_loss_relative_mean'][-1]:.3f} ± {se:.3f}, {abs(gap) / math.hypot(se, theory_se):.1f} combined s.e. apart; "
                      f"first time below 1: theory {_crossing(th['grokking_time']['1'])}, networks {_crossing(net['grokking_time']['1'])}")
@@ -313,14 +316,8 @@ def _same_run_length(r: Results, name: str = GROKKING_P23) -> str:
     parts = []
     for out in r(name)["fractions"]:
         th, net = out["theory"][-1], out["networks"][-1]
-        se = net["test_loss_relative_se"][-1]
-        theory_se = se * math.sqrt(len(net["test_loss_relative"][0])) * math.sqrt(net["width"] / th["particles"])
-        gap = th["test_loss_relative"][-1] - net["test_loss_relative_mean"][-1]
-        time_th, time_net = th["grokking_time"]["1"], net["grokking_time"]["1"]
-        if math.isfinite(time_th) and time_net["reached"] > 1:
-            times = f"first time below 1: theory {time_th:.1f}, networks {_crossing(time_net)}"
-        else:
-            times = f"first time below 1: theory {_crossing(time_th)}, networks {_crossing(time_net)}"
+        gap, se, theory_se = _end_gap(th, net)
+        times = f"first time below 1: theory {_crossing(th['grokking_time']['1'])}, networks {_crossing(net['grokking_time']['1'])}"
         parts.append(f"fraction {out['fraction']:g}: end level theory (M = {th['particles']}) {th['test_loss_relative'][-1]:.3f}, networks "
                      f"(N = {net['width']}) {net['test_loss_relative_mean'][-1]:.3f} ± {se:.3f} ({abs(gap) / math.hypot(se, theory_se):.1f} "
                      f"combined s.e.); {times}")

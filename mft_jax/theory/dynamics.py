@@ -70,7 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from mft_jax.data import Dataset, gauss_hermite_normal, minibatch, minibatch_indices
+from mft_jax.data import Dataset, check_batch_size, gauss_hermite_normal, minibatch, minibatch_indices
 from mft_jax.errors import ConfigError, NoFixedPointError
 from mft_jax.io import read_npz, save_npz
 from mft_jax.model import TwoLayer
@@ -305,8 +305,7 @@ def _check_batches(batch_size, batch_key, key, data: Dataset):
         if batch_key is not None:
             raise ConfigError("batch_key draws the minibatch sequence: it needs batch_size (an integer in [1, P])")
         return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= data.num_points:
-        raise ConfigError(f"batch_size must be None (full batch) or an integer in [1, P = {data.num_points}], got {batch_size!r}")
+    check_batch_size(batch_size, data.num_points)
     return network_batch_key(key, 0) if batch_key is None else batch_key
 
 

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mft_jax.data import Dataset, minibatch, minibatch_indices
+from mft_jax.data import Dataset, check_batch_size, minibatch, minibatch_indices
 from mft_jax.distributed import to_host
 from mft_jax.errors import ConfigError
 from mft_jax.model import TwoLayer
@@ -181,9 +181,8 @@ def train(
         raise ConfigError(f"data must be a Dataset or a Task, got {type(data).__name__}")
     if isinstance(data, Task) and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"training on a task (infinite data) needs batch_size, a positive integer; got {batch_size!r}")
-    if isinstance(data, Dataset) and batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= data.num_points):
-        raise ConfigError(f"batch_size on a Dataset must be None (full batch) or an integer in [1, P = {data.num_points}], got {batch_size!r}")
+    if isinstance(data, Dataset):
+        check_batch_size(batch_size, data.num_points, " on a Dataset")
 
     if readout_gibbs_every is not None:
         if isinstance(readout_gibbs_every, bool) or not isinstance(readout_gibbs_every, int) or readout_gibbs_every < 1:

@@ -404,7 +404,7 @@ def mixture_discrepancy(modulus: int, width: int, sa2: float, gamma: float, sigm
     if modulus < 3 or width < 1 or sa2 <= 0 or gamma <= 0 or sigma2 <= 0:
         raise ConfigError(f"mixture_discrepancy needs modulus >= 3, width >= 1 and positive sa2, gamma, sigma2; got "
                           f"modulus={modulus}, width={width}, sa2={sa2}, gamma={gamma}, sigma2={sigma2}")
-    u = 2 * sa2 * modulus**2 / (width * sigma2**2)
+    u, _ = paper_couplings(modulus, width, sa2, sigma2)
     scale = 4.0 * modulus**2 if convention == "kernel" else 1.0
     low, high = 0.0, 1.0
     for _ in range(120):
